@@ -1,0 +1,245 @@
+//! Dreamina 4.0 text-to-image input: the Rust types the tool schema is derived from, the rules
+//! they must meet, and the mapping to RunComfy's wire form.
+//!
+//! The upstream names the size field `width×height` (with U+00D7). Anthropic's API rejects a tool
+//! whose property keys are not `[a-zA-Z0-9_.-]`, so the tool exposes it as `size` and the
+//! mapping to the wire restores the upstream name.
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{json, Value};
+
+pub const MAX_PROMPT_CHARS: usize = 800;
+pub const DEFAULT_SCALE: f64 = 0.5;
+/// The upstream's name for the size field.
+pub const WIRE_SIZE_KEY: &str = "width\u{d7}height";
+
+/// The 11 documented output sizes, in the vendor's order.
+const SIZES: [(&str, u32, u32); 11] = [
+    ("1024x1024(1:1)", 1024, 1024),
+    ("2048x2048(1:1)", 2048, 2048),
+    ("2304x1728(4:3)", 2304, 1728),
+    ("2496x1664(3:2)", 2496, 1664),
+    ("2560x1440(16:9)", 2560, 1440),
+    ("3024x1296(21:9)", 3024, 1296),
+    ("4096x4096(1:1)", 4096, 4096),
+    ("4694x3520(4:3)", 4694, 3520),
+    ("4992x3328(3:2)", 4992, 3328),
+    ("5404x3040(16:9)", 5404, 3040),
+    ("6198x2656(21:9)", 6198, 2656),
+];
+const DEFAULT_SIZE: usize = 1;
+
+/// One of the documented sizes. Accepts the documented spelling (`2560x1440(16:9)`) and the bare
+/// `WIDTHxHEIGHT` form (`2560x1440`, `2560×1440`, `2560 X 1440`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(usize);
+
+impl Size {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let compact: String = raw
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let compact = compact.replace('\u{d7}', "x");
+        let dims = compact.split('(').next().unwrap_or_default();
+        let (w, h) = dims.split_once('x')?;
+        let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
+        let index = SIZES.iter().position(|&(_, sw, sh)| sw == w && sh == h)?;
+        // A ratio that contradicts the dimensions ("1024x1024(16:9)") is a mistake, not a size.
+        if compact.contains('(') && compact != SIZES[index].0 {
+            return None;
+        }
+        Some(Self(index))
+    }
+
+    pub fn all() -> impl Iterator<Item = Size> {
+        (0..SIZES.len()).map(Size)
+    }
+
+    /// The documented spelling, as RunComfy expects it.
+    pub fn as_str(self) -> &'static str {
+        SIZES[self.0].0
+    }
+
+    pub fn width(self) -> u32 {
+        SIZES[self.0].1
+    }
+
+    pub fn height(self) -> u32 {
+        SIZES[self.0].2
+    }
+
+    fn valid_values() -> String {
+        SIZES.map(|s| s.0).join(", ")
+    }
+}
+
+impl Default for Size {
+    fn default() -> Self {
+        Self(DEFAULT_SIZE)
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Size::parse(&raw).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{raw:?} is not a supported size. Use one of: {} (the bare form WIDTHxHEIGHT, e.g. 2560x1440, is accepted too)",
+                Size::valid_values()
+            ))
+        })
+    }
+}
+
+impl JsonSchema for Size {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+
+    // Inlined: several clients mishandle `$ref`.
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let values: Vec<&str> = SIZES.iter().map(|s| s.0).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "enum": values,
+        })
+    }
+}
+
+fn default_scale() -> f64 {
+    DEFAULT_SCALE
+}
+
+/// The arguments of a Dreamina 4.0 text-to-image generation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ImageRequest {
+    /// What the image should show, in plain language (1 to 800 characters). Dreamina 4.0 renders
+    /// text in images well: put any words that must appear in quotes. Describe subject, setting,
+    /// style, lighting and composition.
+    #[schemars(length(min = 1, max = 800))]
+    pub prompt: String,
+
+    /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the
+    /// user wants; larger sizes take longer. The bare form (e.g. 2560x1440) is accepted too.
+    #[serde(default)]
+    pub size: Size,
+
+    /// How strongly the prompt steers the result, from 0 to 1. Higher follows the text more
+    /// literally; lower gives the model more freedom.
+    #[serde(default = "default_scale")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub scale: f64,
+
+    /// Set true to get exactly one image. When false the model may return a set of several
+    /// related images, which takes longer.
+    #[serde(default)]
+    pub force_single: bool,
+}
+
+/// A rule an argument broke: which field, and what would be accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("Invalid argument `{field}`: {message}")]
+pub struct InvalidArgument {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidArgument {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl ImageRequest {
+    /// The rules serde cannot express. Called after deserialising, before any HTTP call.
+    pub fn validate(&self) -> Result<(), InvalidArgument> {
+        let chars = self.prompt.chars().count();
+        if self.prompt.trim().is_empty() {
+            return Err(InvalidArgument::new(
+                "prompt",
+                "must not be empty: describe the image to generate (1 to 800 characters)",
+            ));
+        }
+        if chars > MAX_PROMPT_CHARS {
+            return Err(InvalidArgument::new(
+                "prompt",
+                format!("is {chars} characters long; the limit is {MAX_PROMPT_CHARS} characters. Shorten it and call again."),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.scale) {
+            return Err(InvalidArgument::new(
+                "scale",
+                format!("is {}; it must be a number from 0 to 1 (default 0.5)", self.scale),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The model input exactly as RunComfy expects it.
+    pub fn to_wire(&self) -> Value {
+        json!({
+            "prompt": self.prompt,
+            WIRE_SIZE_KEY: self.size.as_str(),
+            "scale": self.scale,
+            "force_single": self.force_single,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(prompt: &str) -> ImageRequest {
+        serde_json::from_value(json!({ "prompt": prompt })).unwrap()
+    }
+
+    #[test]
+    fn sizes_parse_in_both_forms_and_reject_the_rest() {
+        assert_eq!(Size::parse("2560x1440(16:9)").unwrap().as_str(), "2560x1440(16:9)");
+        assert_eq!(Size::parse("2560x1440").unwrap().as_str(), "2560x1440(16:9)");
+        assert_eq!(Size::parse(" 6198 × 2656 ").unwrap().height(), 2656);
+        assert_eq!(Size::parse("1024X1024").unwrap().width(), 1024);
+        for bad in ["3000x3000", "1024x1024(16:9)", "big", "", "2560x", "x1440"] {
+            assert!(Size::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(Size::all().count(), 11);
+        assert_eq!(Size::default().as_str(), "2048x2048(1:1)");
+    }
+
+    #[test]
+    fn prompt_limit_counts_characters_not_bytes() {
+        assert!(request(&"é".repeat(800)).validate().is_ok());
+        let err = request(&"a".repeat(801)).validate().unwrap_err();
+        assert_eq!(err.field, "prompt");
+        assert!(err.message.contains("801 characters"));
+        assert!(request("   ").validate().is_err());
+    }
+
+    #[test]
+    fn wire_form_uses_the_upstream_key_and_defaults() {
+        let wire = request("a cat").to_wire();
+        assert_eq!(
+            wire,
+            json!({"prompt": "a cat", "width×height": "2048x2048(1:1)", "scale": 0.5, "force_single": false})
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The MCP face of the server: tools, their schemas, argument checking and result rendering.
+//! It knows MCP content, not HTTP: every upstream call goes through [`crate::runcomfy::Client`].
+
+mod args;
+mod render;
+mod schema;
+mod server;
+mod tools;
+
+pub use server::RunComfyServer;

@@ -1,0 +1,97 @@
+//! The tool surface: names, titles, descriptions, annotations and schemas, and the thin handlers
+//! (parse → one call → render). The descriptions teach a model the submit → poll → result flow.
+
+use rmcp::{
+    model::{CallToolResult, JsonObject},
+    tool, tool_router,
+};
+
+use super::{
+    args::{self, JobArgs},
+    render::{self, Cancellation, JobResult, JobState, Submitted},
+    schema::{output_schema_for, schema_for},
+    RunComfyServer,
+};
+use crate::dreamina::ImageRequest;
+
+#[tool_router(vis = "pub(super)")]
+impl RunComfyServer {
+    #[tool(
+        name = "generate_image",
+        title = "Generate image (Dreamina 4.0)",
+        description = "Start a ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image job on RunComfy and return its request_id at once; the image itself takes from several seconds to a few minutes. Then call check_status with the request_id every few seconds until status is succeeded, and call get_result for the image URLs. Each call starts a new paid job: do not call it again for the same image just because it is still running.",
+        input_schema = schema_for::<ImageRequest>(),
+        output_schema = output_schema_for::<Submitted>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn generate_image(&self, arguments: JsonObject) -> CallToolResult {
+        let request: ImageRequest = match args::parse(arguments) {
+            Ok(request) => request,
+            Err(e) => return render::invalid_argument(&e),
+        };
+        match self.client.submit(&request.to_wire()).await {
+            Ok(id) => Submitted::new(&id, &request).render(),
+            Err(e) => render::submit_error(&e),
+        }
+    }
+
+    #[tool(
+        name = "check_status",
+        title = "Check job status",
+        description = "Read the status of a job started with generate_image: in_queue (with its queue position), in_progress, succeeded, failed or cancelled. Poll it every few seconds; once it says succeeded, call get_result. Does not change the job.",
+        input_schema = schema_for::<JobArgs>(),
+        output_schema = output_schema_for::<JobState>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn check_status(&self, arguments: JsonObject) -> CallToolResult {
+        let JobArgs { request_id } = match args::parse(arguments) {
+            Ok(a) => a,
+            Err(e) => return render::invalid_argument(&e),
+        };
+        match self.client.status(&request_id).await {
+            Ok(answer) => JobState::new(&request_id, &answer).render(),
+            Err(e) => render::api_error(&request_id, &e),
+        }
+    }
+
+    #[tool(
+        name = "get_result",
+        title = "Get job result",
+        description = "Get the outcome of a job started with generate_image: the image URLs once it has succeeded, the current status while it is still queued or running (call again later), or RunComfy's error if it failed. Does not change the job.",
+        input_schema = schema_for::<JobArgs>(),
+        output_schema = output_schema_for::<JobResult>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn get_result(&self, arguments: JsonObject) -> CallToolResult {
+        let JobArgs { request_id } = match args::parse(arguments) {
+            Ok(a) => a,
+            Err(e) => return render::invalid_argument(&e),
+        };
+        match self.client.result(&request_id).await {
+            Ok(answer) => match JobResult::new(&request_id, answer) {
+                Ok(result) => result.render(),
+                Err(failed) => failed,
+            },
+            Err(e) => render::api_error(&request_id, &e),
+        }
+    }
+
+    #[tool(
+        name = "cancel_request",
+        title = "Cancel job",
+        description = "Cancel a job started with generate_image. Only a job that is still in_queue can be cancelled; a job already in_progress runs to the end and the answer says not_cancellable. Use it when the user no longer wants the image.",
+        input_schema = schema_for::<JobArgs>(),
+        output_schema = output_schema_for::<Cancellation>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn cancel_request(&self, arguments: JsonObject) -> CallToolResult {
+        let JobArgs { request_id } = match args::parse(arguments) {
+            Ok(a) => a,
+            Err(e) => return render::invalid_argument(&e),
+        };
+        match self.client.cancel(&request_id).await {
+            Ok(answer) => Cancellation::new(&request_id, &answer).render(),
+            Err(e) => render::api_error(&request_id, &e),
+        }
+    }
+}

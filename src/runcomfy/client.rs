@@ -1,0 +1,169 @@
+//! The HTTP client for the four RunComfy calls. One shared `reqwest::Client` (connection pool,
+//! rustls), a timeout on every call, and every answer classified into [`ApiError`] in one place.
+
+use std::time::Duration;
+
+use reqwest::{header, Method};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{ApiError, ApiToken, CancelResponse, RequestId, ResultResponse, StatusResponse, SubmitResponse};
+
+/// API answers are small JSON documents; anything larger is not an answer we can use.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// e.g. `https://model-api.runcomfy.net`, without a trailing slash.
+    pub base_url: String,
+    pub token: ApiToken,
+    /// e.g. `bytedance/dreamina-4-0/text-to-image`.
+    pub model: String,
+    /// Bound on each HTTP call, connect to last byte.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: ClientConfig,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("runcomfy-mcp/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let mut config = config;
+        config.base_url = config.base_url.trim_end_matches('/').to_owned();
+        Ok(Self { http, config })
+    }
+
+    /// The shared HTTP client, for downloading results with the same pool and TLS setup.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// Submits a job. The body is the model input exactly as RunComfy expects it.
+    ///
+    /// Never retried here: there is no idempotency key, so only the caller can decide whether a
+    /// failure proves the job was not created ([`ApiError::provably_not_sent`]).
+    pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
+        let url = format!("{}/v1/models/{}", self.config.base_url, self.config.model);
+        let answer: SubmitResponse = self.call(Method::POST, &url, Some(input)).await?;
+        RequestId::parse(&answer.request_id).map_err(|e| ApiError::InvalidResponse {
+            status: 200,
+            detail: format!("the submit answer carried an unusable request_id: {e}"),
+        })
+    }
+
+    pub async fn status(&self, id: &RequestId) -> Result<StatusResponse, ApiError> {
+        self.call(Method::GET, &self.request_url(id, "status"), None).await
+    }
+
+    pub async fn result(&self, id: &RequestId) -> Result<ResultResponse, ApiError> {
+        self.call(Method::GET, &self.request_url(id, "result"), None).await
+    }
+
+    pub async fn cancel(&self, id: &RequestId) -> Result<CancelResponse, ApiError> {
+        self.call(Method::POST, &self.request_url(id, "cancel"), None).await
+    }
+
+    /// URLs are always built from our base URL and a checked id, never taken from an answer.
+    fn request_url(&self, id: &RequestId, action: &str) -> String {
+        format!("{}/v1/requests/{}/{action}", self.config.base_url, id.as_str())
+    }
+
+    async fn call<T: DeserializeOwned>(&self, method: Method, url: &str, body: Option<&Value>) -> Result<T, ApiError> {
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(self.config.token.expose())
+            .header(header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let started = std::time::Instant::now();
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = read_capped(response).await.map_err(|e| match e {
+            ReadError::Transport(e) => self.transport_error(&e),
+            ReadError::TooLarge => ApiError::InvalidResponse {
+                status: status.as_u16(),
+                detail: format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
+            },
+        })?;
+        tracing::debug!(%method, url, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "runcomfy call");
+        if let Some(error) = ApiError::from_answer(status.as_u16(), retry_after, &bytes) {
+            tracing::debug!(kind = error.kind(), %error, "runcomfy error answer");
+            return Err(error);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidResponse {
+            status: status.as_u16(),
+            detail: if bytes.is_empty() {
+                "empty body".to_owned()
+            } else {
+                format!("not the expected JSON ({e})")
+            },
+        })
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> ApiError {
+        // A connect error means nothing was sent; anything later (timeout, reset) is ambiguous.
+        if e.is_connect() {
+            ApiError::Unreachable { detail: describe(e) }
+        } else if e.is_timeout() {
+            ApiError::Timeout(self.config.timeout)
+        } else {
+            ApiError::ConnectionLost { detail: describe(e) }
+        }
+    }
+}
+
+enum ReadError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is ignored).
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause chain says what
+/// actually happened ("Connection refused"). Headers, and so the token, are never part of it.
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,235 @@
+//! The RunComfy wire types. Lenient on purpose: unknown fields are ignored and an unknown status
+//! string becomes [`JobStatus::Unknown`], because a new upstream field or state must never turn a
+//! paid job into a parse failure.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// The state of a job, folded from the spellings the API and RunComfy's own clients use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    InQueue,
+    InProgress,
+    /// `completed` on the status endpoint, `succeeded` on the result endpoint.
+    Succeeded,
+    Failed,
+    /// `cancelled` or `canceled`.
+    Cancelled,
+    /// Any other string, kept as sent.
+    Unknown(String),
+}
+
+impl JobStatus {
+    pub fn from_wire(raw: &str) -> Self {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "in_queue" | "queued" | "pending" => Self::InQueue,
+            "in_progress" | "running" | "processing" => Self::InProgress,
+            "completed" | "succeeded" | "success" => Self::Succeeded,
+            "failed" | "error" => Self::Failed,
+            "cancelled" | "canceled" => Self::Cancelled,
+            _ => Self::Unknown(raw.to_owned()),
+        }
+    }
+
+    /// The name we show to models and people: one spelling per state.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InQueue => "in_queue",
+            Self::InProgress => "in_progress",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Unknown(raw) => raw,
+        }
+    }
+
+    /// True when the job will not change any more.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Accept any JSON value: a number or null for a status must not fail the whole answer.
+        let value = Value::deserialize(deserializer)?;
+        Ok(match value {
+            Value::String(s) => Self::from_wire(&s),
+            other => Self::Unknown(other.to_string()),
+        })
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubmitResponse {
+    pub request_id: String,
+    // The URLs are informative only: we always build them from the request id, so a missing or
+    // odd URL in an answer cannot send our next call somewhere else.
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StatusResponse {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub status: JobStatus,
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub queue_position: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResultResponse {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub status: JobStatus,
+    #[serde(default)]
+    pub output: Option<Output>,
+    /// Free-form: whatever the upstream said went wrong.
+    #[serde(default)]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub created_at: Option<Value>,
+    #[serde(default)]
+    pub finished_at: Option<Value>,
+}
+
+/// A job's outputs. The vendor schema allows any of the four fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Output {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub image: Option<String>,
+    #[serde(default, deserialize_with = "lenient_strings")]
+    pub images: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub video: Option<String>,
+    #[serde(default, deserialize_with = "lenient_strings")]
+    pub videos: Vec<String>,
+}
+
+impl Output {
+    /// Image URLs: `images` first, then `image` (RunComfy's own clients read them in that order),
+    /// without duplicates.
+    pub fn image_urls(&self) -> Vec<String> {
+        merge(&self.images, self.image.as_ref())
+    }
+
+    pub fn video_urls(&self) -> Vec<String> {
+        merge(&self.videos, self.video.as_ref())
+    }
+}
+
+fn merge(many: &[String], one: Option<&String>) -> Vec<String> {
+    let mut urls: Vec<String> = many.to_vec();
+    if let Some(one) = one {
+        if !urls.contains(one) {
+            urls.push(one.clone());
+        }
+    }
+    urls
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CancelResponse {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub status: Option<JobStatus>,
+    #[serde(default)]
+    pub outcome: Option<CancelOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    NotCancellable,
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for CancelOutcome {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(match value.as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("cancelled" | "canceled") => Self::Cancelled,
+            Some("not_cancellable" | "not_cancelable") => Self::NotCancellable,
+            _ => Self::Unknown(value.to_string()),
+        })
+    }
+}
+
+fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }))
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|s| !s.is_empty()))
+}
+
+fn lenient_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(match value {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s],
+        _ => Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_spellings_fold_and_unknown_is_kept() {
+        for (raw, want) in [
+            ("completed", JobStatus::Succeeded),
+            ("succeeded", JobStatus::Succeeded),
+            ("cancelled", JobStatus::Cancelled),
+            ("canceled", JobStatus::Cancelled),
+            ("failed", JobStatus::Failed),
+            ("in_queue", JobStatus::InQueue),
+            ("in_progress", JobStatus::InProgress),
+            ("warming_up", JobStatus::Unknown("warming_up".into())),
+        ] {
+            let parsed: StatusResponse = serde_json::from_value(json!({"status": raw})).unwrap();
+            assert_eq!(parsed.status, want, "{raw}");
+        }
+        let odd: StatusResponse = serde_json::from_value(json!({"status": 7, "queue_position": "3", "x": 1})).unwrap();
+        assert_eq!(odd.status, JobStatus::Unknown("7".into()));
+        assert_eq!(odd.queue_position, Some(3));
+    }
+
+    #[test]
+    fn output_reads_images_then_image_and_ignores_extras() {
+        let r: ResultResponse = serde_json::from_value(json!({
+            "request_id": "r", "status": "succeeded",
+            "output": {"images": ["a", "b"], "image": "c", "seed": 42, "videos": null}
+        }))
+        .unwrap();
+        let out = r.output.unwrap();
+        assert_eq!(out.image_urls(), ["a", "b", "c"]);
+        assert!(out.video_urls().is_empty());
+    }
+}
