@@ -18,4 +18,5 @@ pub mod config;
 pub mod dreamina;
 pub mod mcp;
 pub mod runcomfy;
+pub mod simulator;
 pub mod transport;

@@ -1,0 +1,277 @@
+//! Fault injection: rules that make the next matching requests misbehave.
+//!
+//! Tests of the client need the failures the real API and the network produce — 429 with
+//! Retry-After, 5xx, slow answers, dropped connections, garbage bodies, unknown statuses — on
+//! demand and a known number of times. Rules are checked in order, first match wins, and each
+//! is used up after `times` hits.
+//!
+//! Only a `respond` rule with a status or body *replaces* the endpoint: the request is never
+//! handled, so a faulted submit creates no job. Every other kind lets the endpoint run and then
+//! mangles or drops its answer — the server did the work, the client cannot know it — which is
+//! exactly the "submit sent, fate unknown" case a client must never retry automatically.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Which endpoint a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultEndpoint {
+    Submit,
+    Status,
+    Result,
+    Cancel,
+    Image,
+    /// Every API endpoint above (never the `/__sim/` control API).
+    Any,
+}
+
+/// What a rule does to a matching request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer with `status` and `body` instead of the endpoint (with neither: only `delay_ms`).
+    #[default]
+    Respond,
+    /// Handle the request, then drop the connection without an answer.
+    Reset,
+    /// Handle the request, then answer 200 with a body that is not JSON.
+    Malformed,
+    /// Handle the request, then answer 200 with the first half of the real body.
+    Truncated,
+    /// Handle the request, then answer 200 with an empty body.
+    Empty,
+    /// The real answer with its `status` string replaced by `"warming_up"`.
+    UnknownStatus,
+}
+
+/// One fault rule, as posted to `POST /__sim/faults`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    pub endpoint: FaultEndpoint,
+    /// How many matching requests this rule hits before it is used up.
+    #[serde(default = "one")]
+    pub times: u32,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// Seconds, sent as a `Retry-After` header.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    #[serde(default)]
+    pub kind: FaultKind,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The ordered list of live rules.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+}
+
+impl Faults {
+    pub(crate) fn add(&self, rule: FaultRule) -> usize {
+        let mut rules = self.lock();
+        rules.push(rule);
+        rules.len()
+    }
+
+    pub(crate) fn list(&self) -> Vec<FaultRule> {
+        self.lock().clone()
+    }
+
+    pub(crate) fn clear(&self) -> usize {
+        std::mem::take(&mut *self.lock()).len()
+    }
+
+    /// Takes one hit of the first rule matching `endpoint`, dropping the rule when used up.
+    pub(crate) fn take(&self, endpoint: FaultEndpoint) -> Option<FaultRule> {
+        let mut rules = self.lock();
+        let index = rules.iter().position(|r| {
+            r.times > 0 && (r.endpoint == endpoint || r.endpoint == FaultEndpoint::Any)
+        })?;
+        rules[index].times -= 1;
+        let hit = rules[index].clone();
+        if rules[index].times == 0 {
+            rules.remove(index);
+        }
+        Some(hit)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FaultRule>> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Answers a request through `rule` (if any); `handle` is the real endpoint and is only run
+/// when the rule does not replace it.
+pub(crate) async fn apply<F>(rule: Option<FaultRule>, handle: F) -> Response
+where
+    F: Future<Output = Response>,
+{
+    let Some(rule) = rule else {
+        return handle.await;
+    };
+    tracing::warn!(?rule, "simulator: injecting fault");
+    if let Some(ms) = rule.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut response = match rule.kind {
+        FaultKind::Respond if rule.status.is_none() && rule.body.is_none() => handle.await,
+        FaultKind::Respond => respond(&rule),
+        FaultKind::Reset => {
+            drop(handle.await);
+            Response::new(Body::new(ResetBody))
+        }
+        FaultKind::Malformed => {
+            drop(handle.await);
+            json_response(StatusCode::OK, Body::from("{not json"))
+        }
+        FaultKind::Truncated => {
+            let full = match &rule.body {
+                Some(body) => Bytes::from(body.to_string()),
+                None => body_bytes(handle.await).await,
+            };
+            json_response(StatusCode::OK, Body::from(full.slice(..full.len() / 2)))
+        }
+        FaultKind::Empty => {
+            drop(handle.await);
+            json_response(StatusCode::OK, Body::empty())
+        }
+        FaultKind::UnknownStatus => unknown_status(handle.await).await,
+    };
+    if let Some(seconds) = rule.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn respond(rule: &FaultRule) -> Response {
+    let status = rule
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = match &rule.body {
+        Some(body) => body.clone(),
+        // The upstream's error shape, so a rule can be as short as {"endpoint", "status"}.
+        None if status.is_client_error() || status.is_server_error() => json!({
+            "error_code": u32::from(status.as_u16()) * 1000 + 1,
+            "error_message": format!(
+                "simulated {}",
+                status.canonical_reason().unwrap_or("error")
+            ),
+        }),
+        None => json!({}),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn unknown_status(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let mut value: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    if let Some(status) = value.get_mut("status").filter(|s| s.is_string()) {
+        *status = Value::from("warming_up");
+    }
+    json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn body_bytes(response: Response) -> Bytes {
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A body that fails at once. hyper aborts the connection on a body error, and since the head
+/// is still in its write buffer at that point the client sees the connection close with no
+/// answer at all — the closest an axum handler gets to a reset.
+struct ResetBody;
+
+impl HttpBody for ResetBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated connection reset",
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(endpoint: FaultEndpoint, times: u32) -> FaultRule {
+        FaultRule {
+            endpoint,
+            times,
+            delay_ms: None,
+            status: Some(500),
+            body: None,
+            retry_after: None,
+            kind: FaultKind::Respond,
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_rules_get_used_up() {
+        let faults = Faults::default();
+        faults.add(rule(FaultEndpoint::Status, 2));
+        faults.add(rule(FaultEndpoint::Any, 1));
+        assert_eq!(
+            faults.take(FaultEndpoint::Status).unwrap().endpoint,
+            FaultEndpoint::Status
+        );
+        assert_eq!(
+            faults.take(FaultEndpoint::Submit).unwrap().endpoint,
+            FaultEndpoint::Any
+        );
+        assert_eq!(
+            faults.take(FaultEndpoint::Status).unwrap().endpoint,
+            FaultEndpoint::Status
+        );
+        assert!(faults.take(FaultEndpoint::Status).is_none());
+    }
+
+    #[test]
+    fn rule_defaults() {
+        let rule: FaultRule = serde_json::from_str(r#"{"endpoint":"any"}"#).unwrap();
+        assert_eq!(rule.times, 1);
+        assert_eq!(rule.kind, FaultKind::Respond);
+    }
+}

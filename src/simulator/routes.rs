@@ -1,0 +1,287 @@
+//! URLs and handlers: the RunComfy API endpoints and the `/__sim/` control API.
+//!
+//! Each API handler counts the call, lets [`faults::apply`] decide whether the real endpoint
+//! runs, and keeps the endpoint itself a plain function of the shared state. Order inside an
+//! endpoint follows the upstream: authentication, then the model id, then input validation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::faults::{self, FaultEndpoint, FaultRule};
+use super::input::{self, MODEL_ID};
+use super::state::{CancelOutcome, Job, Phase};
+use super::wire::{self, CancelResponse, Output, ResultResponse, StatusResponse, SubmitResponse};
+use super::{Shared, SimConfig};
+
+type Sim = State<Arc<Shared>>;
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/models/{*model}", post(submit))
+        .route("/v1/requests/{id}/status", get(status))
+        .route("/v1/requests/{id}/result", get(result))
+        .route("/v1/requests/{id}/cancel", post(cancel))
+        .route("/files/{id}/{file}", get(image))
+        .route("/__sim/config", put(put_config).get(get_config))
+        .route("/__sim/stats", get(get_stats))
+        .route("/__sim/jobs/{id}", get(get_job))
+        .route(
+            "/__sim/faults",
+            post(add_fault).delete(clear_faults).get(list_faults),
+        )
+        .with_state(shared)
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+// ---- RunComfy API ----
+
+async fn submit(
+    State(sim): Sim,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    count(&sim.counters.submissions);
+    let fault = sim.faults.take(FaultEndpoint::Submit);
+    faults::apply(fault, async { submit_now(&sim, &model, &headers, &body) }).await
+}
+
+fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    if !authorized(sim, headers) {
+        return wire::unauthorized();
+    }
+    let model = model.trim_start_matches('/');
+    if model != MODEL_ID {
+        tracing::debug!(model, "simulator: unknown model");
+        return wire::error(
+            StatusCode::BAD_REQUEST,
+            400001,
+            &format!("Model '{model}' not found; this simulator serves only {MODEL_ID}"),
+        );
+    }
+    let (request, valid) = match input::validate(body) {
+        Ok(ok) => ok,
+        Err(detail) => {
+            tracing::debug!(?detail, "simulator: submit rejected");
+            return wire::validation_failed(detail);
+        }
+    };
+    let config = sim.config();
+    let images = if valid.force_single {
+        1
+    } else {
+        config.images_per_job
+    };
+    let id = wire::new_request_id();
+    let job = Job::new(request, valid.width, valid.height, images, &config);
+    sim.jobs.insert(id.clone(), job);
+    tracing::info!(request_id = %id, "simulator: job submitted");
+    let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url);
+    Json(SubmitResponse {
+        status_url: url("status"),
+        result_url: url("result"),
+        cancel_url: url("cancel"),
+        request_id: id,
+    })
+    .into_response()
+}
+
+async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    count(&sim.counters.status_calls);
+    let fault = sim.faults.take(FaultEndpoint::Status);
+    faults::apply(fault, async {
+        if !authorized(&sim, &headers) {
+            return wire::unauthorized();
+        }
+        let Some(phase) = sim.jobs.status(&id) else {
+            return wire::not_found();
+        };
+        let queue_position = match phase {
+            Phase::InQueue { position } => Some(position),
+            _ => None,
+        };
+        Json(StatusResponse {
+            request_id: id.clone(),
+            status: phase.status_str(),
+            queue_position,
+        })
+        .into_response()
+    })
+    .await
+}
+
+async fn result(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    count(&sim.counters.result_calls);
+    let fault = sim.faults.take(FaultEndpoint::Result);
+    faults::apply(fault, async {
+        if !authorized(&sim, &headers) {
+            return wire::unauthorized();
+        }
+        let Some(job) = sim.jobs.get(&id) else {
+            return wire::not_found();
+        };
+        let mut answer = ResultResponse {
+            request_id: id.clone(),
+            status: job.phase().status_str(),
+            output: None,
+            created_at: None,
+            finished_at: None,
+        };
+        if let Phase::Completed { finished_at } = job.phase() {
+            // `/status` says "completed"; `/result` says "succeeded", as upstream does.
+            answer.status = "succeeded";
+            answer.output = Some(Output {
+                images: (0..job.images)
+                    .map(|n| format!("{}/files/{id}/{n}.png", sim.base_url))
+                    .collect(),
+            });
+            answer.created_at = Some(wire::rfc3339(job.created_at));
+            answer.finished_at = Some(wire::rfc3339(finished_at));
+        }
+        Json(answer).into_response()
+    })
+    .await
+}
+
+async fn cancel(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    count(&sim.counters.cancel_calls);
+    let fault = sim.faults.take(FaultEndpoint::Cancel);
+    faults::apply(fault, async {
+        if !authorized(&sim, &headers) {
+            return wire::unauthorized();
+        }
+        let (status, outcome) = match sim.jobs.cancel(&id) {
+            None => return wire::not_found(),
+            Some(CancelOutcome::Cancelled) => ("cancelled", "cancelled"),
+            Some(CancelOutcome::NotCancellable(phase)) => (phase.status_str(), "not_cancellable"),
+        };
+        tracing::info!(request_id = %id, outcome, "simulator: cancel");
+        let body = CancelResponse {
+            request_id: id.clone(),
+            status,
+            outcome,
+        };
+        (StatusCode::ACCEPTED, Json(body)).into_response()
+    })
+    .await
+}
+
+/// Result images; no token needed, like upstream's hosted result URLs.
+async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Response {
+    count(&sim.counters.image_calls);
+    let fault = sim.faults.take(FaultEndpoint::Image);
+    faults::apply(fault, async {
+        let index = file
+            .strip_suffix(".png")
+            .and_then(|n| n.parse::<u32>().ok());
+        let Some((index, job)) = index.zip(sim.jobs.get(&id)) else {
+            return wire::not_found();
+        };
+        // Images exist only once the job has succeeded.
+        if index >= job.images || !matches!(job.phase(), Phase::Completed { .. }) {
+            return wire::not_found();
+        }
+        match sim.images.get(job.width, job.height).await {
+            Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+            Err(error) => {
+                tracing::error!(%error, "simulator: cannot render image");
+                wire::error(StatusCode::INTERNAL_SERVER_ERROR, 500001, "render failed")
+            }
+        }
+    })
+    .await
+}
+
+/// Bearer token check: any non-empty token, or exactly `required_token` when set.
+fn authorized(sim: &Shared, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match (token, sim.config().required_token) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(given), Some(required)) => given == required,
+    }
+}
+
+// ---- control API (no auth: tests only, on loopback) ----
+
+/// Merges a partial config into the current one, so `{"run_ms": 50}` changes only `run_ms`.
+async fn put_config(State(sim): Sim, Json(patch): Json<Value>) -> Response {
+    let mut merged = match serde_json::to_value(sim.config()) {
+        Ok(Value::Object(map)) => map,
+        _ => return control_error("cannot serialize config"),
+    };
+    let Value::Object(patch) = patch else {
+        return control_error("expected a JSON object");
+    };
+    for (key, value) in patch {
+        if !merged.contains_key(&key) {
+            return control_error(&format!("unknown config field '{key}'"));
+        }
+        merged.insert(key, value);
+    }
+    match serde_json::from_value::<SimConfig>(Value::Object(merged)) {
+        Ok(config) => {
+            tracing::info!(?config, "simulator: config changed");
+            sim.set_config(config.clone());
+            Json(config).into_response()
+        }
+        Err(error) => control_error(&error.to_string()),
+    }
+}
+
+async fn get_config(State(sim): Sim) -> Response {
+    Json(sim.config()).into_response()
+}
+
+async fn get_stats(State(sim): Sim) -> Response {
+    Json(sim.counters.snapshot()).into_response()
+}
+
+async fn get_job(State(sim): Sim, Path(id): Path<String>) -> Response {
+    match sim.jobs.get(&id) {
+        Some(job) => Json(json!({
+            "status": job.phase().status_str(),
+            "request": job.request,
+            "status_calls": job.status_calls,
+        }))
+        .into_response(),
+        None => wire::not_found(),
+    }
+}
+
+async fn add_fault(State(sim): Sim, Json(rule): Json<FaultRule>) -> Response {
+    if rule.times == 0 {
+        return control_error("times must be at least 1");
+    }
+    tracing::info!(?rule, "simulator: fault added");
+    let count = sim.faults.add(rule);
+    Json(json!({ "faults": count })).into_response()
+}
+
+async fn clear_faults(State(sim): Sim) -> Response {
+    Json(json!({ "cleared": sim.faults.clear() })).into_response()
+}
+
+async fn list_faults(State(sim): Sim) -> Response {
+    Json(json!({ "faults": sim.faults.list() })).into_response()
+}
+
+fn control_error(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
