@@ -128,25 +128,20 @@ fn default_scale() -> f64 {
 /// The arguments of a Dreamina 4.0 text-to-image generation.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ImageRequest {
-    /// What the image should show, in plain language (1 to 800 characters). Dreamina 4.0 renders
-    /// text in images well: put any words that must appear in quotes. Describe subject, setting,
-    /// style, lighting and composition.
+    /// What the image should show, in plain language (1 to 800 characters). Dreamina 4.0 renders text in images well: put any words that must appear in quotes. Describe subject, setting, style, lighting and composition.
     #[schemars(length(min = 1, max = 800))]
     pub prompt: String,
 
-    /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the
-    /// user wants; larger sizes take longer. The bare form (e.g. 2560x1440) is accepted too.
+    /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the user wants; larger sizes take longer. The bare form (e.g. 2560x1440) is accepted too.
     #[serde(default)]
     pub size: Size,
 
-    /// How strongly the prompt steers the result, from 0 to 1. Higher follows the text more
-    /// literally; lower gives the model more freedom.
+    /// How strongly the prompt steers the result, from 0 to 1. Higher follows the text more literally; lower gives the model more freedom.
     #[serde(default = "default_scale")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub scale: f64,
 
-    /// Set true to get exactly one image. When false the model may return a set of several
-    /// related images, which takes longer.
+    /// Set true to get exactly one image. When false the model may return a set of several related images, which takes longer.
     #[serde(default)]
     pub force_single: bool,
 }

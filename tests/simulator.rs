@@ -37,16 +37,8 @@ impl Api {
         }
     }
 
-    async fn submit_raw(
-        &self,
-        model: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}/v1/models/{model}", self.base))
-            .json(&body);
+    async fn submit_raw(&self, model: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}/v1/models/{model}", self.base)).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -99,17 +91,12 @@ impl Api {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
+        assert!(response.status().is_success(), "{path}: {}", response.status());
         response.json().await.unwrap()
     }
 
     async fn add_fault(&self, rule: Value) {
-        self.control(reqwest::Method::POST, "/__sim/faults", Some(rule))
-            .await;
+        self.control(reqwest::Method::POST, "/__sim/faults", Some(rule)).await;
     }
 }
 
@@ -171,10 +158,7 @@ async fn happy_path_queues_runs_completes_and_serves_png() {
     let mut phases: Vec<&str> = seen.iter().map(|s| s["status"].as_str().unwrap()).collect();
     phases.dedup();
     assert_eq!(phases, ["in_queue", "in_progress", "completed"]);
-    let positions: Vec<u64> = seen
-        .iter()
-        .filter_map(|s| s["queue_position"].as_u64())
-        .collect();
+    let positions: Vec<u64> = seen.iter().filter_map(|s| s["queue_position"].as_u64()).collect();
     assert_eq!(positions.first(), Some(&2));
     assert!(positions.contains(&1), "{positions:?}");
     assert!(positions.windows(2).all(|w| w[0] >= w[1]), "{positions:?}");
@@ -307,11 +291,7 @@ async fn unknown_ids_are_404() {
     let sim = start(fast()).await;
     let api = Api::new(&sim);
     let id = "00000000-0000-4000-8000-000000000000";
-    for (code, body) in [
-        api.status(id).await,
-        api.result(id).await,
-        api.cancel(id).await,
-    ] {
+    for (code, body) in [api.status(id).await, api.result(id).await, api.cancel(id).await] {
         assert_eq!(code, StatusCode::NOT_FOUND);
         assert_eq!(body["error_code"], 404001);
         assert!(body["error_message"].is_string());
@@ -335,9 +315,7 @@ async fn validation_matches_the_upstream_schema() {
     assert_eq!(body["detail"][0]["type"], "string_too_long");
     assert!(body["detail"][0]["msg"].is_string());
 
-    let (code, body) = api
-        .submit(json!({"prompt": "ok", SIZE_KEY: "1000x1000(1:1)"}))
-        .await;
+    let (code, body) = api.submit(json!({"prompt": "ok", SIZE_KEY: "1000x1000(1:1)"})).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["detail"][0]["loc"], json!(["body", SIZE_KEY]));
 
@@ -355,10 +333,7 @@ async fn validation_matches_the_upstream_schema() {
         .iter()
         .map(|d| &d["loc"][1])
         .collect();
-    assert_eq!(
-        fields,
-        [&json!("prompt"), &json!("scale"), &json!("force_single")]
-    );
+    assert_eq!(fields, [&json!("prompt"), &json!("scale"), &json!("force_single")]);
 
     let (code, body) = api.submit(json!(["not", "an", "object"])).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
@@ -373,10 +348,7 @@ async fn validation_matches_the_upstream_schema() {
     let job = api
         .control(reqwest::Method::GET, &format!("/__sim/jobs/{id}"), None)
         .await;
-    assert_eq!(
-        job["request"]["prompt"].as_str().unwrap().chars().count(),
-        800
-    );
+    assert_eq!(job["request"]["prompt"].as_str().unwrap().chars().count(), 800);
 
     assert_eq!(sim.stats().submissions, 6);
 }
@@ -400,11 +372,7 @@ async fn auth_and_model_id() {
     let id = answer_id(&answer);
 
     let (code, answer) = api
-        .submit_raw(
-            "bytedance/dreamina-9/text-to-image",
-            Some("s3cret"),
-            body.clone(),
-        )
+        .submit_raw("bytedance/dreamina-9/text-to-image", Some("s3cret"), body.clone())
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error_code"], 400001);
@@ -453,26 +421,17 @@ async fn fault_kinds_mangle_answers() {
     let id = api.submit_ok(json!({"prompt": "hi"})).await;
     let status_url = format!("{}/v1/requests/{id}/status", sim.base_url());
     let get_text = || async {
-        let response = api
-            .http
-            .get(&status_url)
-            .bearer_auth("t")
-            .send()
-            .await
-            .unwrap();
+        let response = api.http.get(&status_url).bearer_auth("t").send().await.unwrap();
         (response.status(), response.text().await.unwrap())
     };
 
-    api.add_fault(json!({"endpoint": "status", "kind": "malformed"}))
-        .await;
+    api.add_fault(json!({"endpoint": "status", "kind": "malformed"})).await;
     assert_eq!(get_text().await, (StatusCode::OK, "{not json".to_string()));
 
-    api.add_fault(json!({"endpoint": "status", "kind": "empty"}))
-        .await;
+    api.add_fault(json!({"endpoint": "status", "kind": "empty"})).await;
     assert_eq!(get_text().await, (StatusCode::OK, String::new()));
 
-    api.add_fault(json!({"endpoint": "status", "kind": "truncated"}))
-        .await;
+    api.add_fault(json!({"endpoint": "status", "kind": "truncated"})).await;
     let (code, text) = get_text().await;
     assert_eq!(code, StatusCode::OK);
     assert!(text.starts_with("{\"request_id\""), "{text}");
@@ -489,17 +448,12 @@ async fn fault_kinds_mangle_answers() {
         .await;
     let sent = api.http.get(&status_url).bearer_auth("t").send().await;
     assert!(sent.is_err(), "reset must not answer: {sent:?}");
-    let listed = api
-        .control(reqwest::Method::GET, "/__sim/faults", None)
-        .await;
+    let listed = api.control(reqwest::Method::GET, "/__sim/faults", None).await;
     assert_eq!(listed["faults"][0]["times"], 1);
-    let cleared = api
-        .control(reqwest::Method::DELETE, "/__sim/faults", None)
-        .await;
+    let cleared = api.control(reqwest::Method::DELETE, "/__sim/faults", None).await;
     assert_eq!(cleared, json!({"cleared": 1}));
 
-    api.add_fault(json!({"endpoint": "status", "delay_ms": 200}))
-        .await;
+    api.add_fault(json!({"endpoint": "status", "delay_ms": 200})).await;
     let started = Instant::now();
     let (code, answer) = api.status(&id).await;
     assert!(started.elapsed() >= Duration::from_millis(200));
@@ -521,8 +475,7 @@ async fn fault_kinds_mangle_answers() {
 async fn reset_on_submit_still_creates_the_job() {
     let sim = start(fast()).await;
     let api = Api::new(&sim);
-    api.add_fault(json!({"endpoint": "submit", "kind": "reset"}))
-        .await;
+    api.add_fault(json!({"endpoint": "submit", "kind": "reset"})).await;
     let sent = api
         .http
         .post(format!("{}/v1/models/{MODEL}", sim.base_url()))
@@ -557,9 +510,7 @@ async fn config_changes_apply_to_new_jobs_only() {
     assert_eq!(api.status(&old).await.1["queue_position"], 5);
     assert_eq!(api.status(&new).await.1["status"], "completed");
 
-    let stats = api
-        .control(reqwest::Method::GET, "/__sim/stats", None)
-        .await;
+    let stats = api.control(reqwest::Method::GET, "/__sim/stats", None).await;
     assert_eq!(
         stats,
         json!({"submissions": 2, "status_calls": 2, "result_calls": 0,

@@ -123,10 +123,12 @@ pub struct JobResult {
     pub images: Vec<String>,
     /// Video URLs, if the model produced any.
     pub videos: Vec<String>,
+    /// When RunComfy accepted the job, as RunComfy wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Value>,
+    pub created_at: Option<String>,
+    /// When the job finished, as RunComfy wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<Value>,
+    pub finished_at: Option<String>,
     /// What to do next, or how long the URLs live.
     pub next_step: String,
 }
@@ -152,8 +154,8 @@ impl JobResult {
             status: status.as_str().to_owned(),
             images,
             videos,
-            created_at: answer.created_at,
-            finished_at: answer.finished_at,
+            created_at: answer.created_at.map(plain),
+            finished_at: answer.finished_at.map(plain),
             next_step,
         })
     }
@@ -210,6 +212,14 @@ impl Cancellation {
 
     pub fn render(&self) -> CallToolResult {
         success(self, format!("Job {}: {}", self.request_id, self.message))
+    }
+}
+
+/// A timestamp as text, whether RunComfy sent a string or a number.
+fn plain(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
     }
 }
 

@@ -102,9 +102,9 @@ impl Faults {
     /// Takes one hit of the first rule matching `endpoint`, dropping the rule when used up.
     pub(crate) fn take(&self, endpoint: FaultEndpoint) -> Option<FaultRule> {
         let mut rules = self.lock();
-        let index = rules.iter().position(|r| {
-            r.times > 0 && (r.endpoint == endpoint || r.endpoint == FaultEndpoint::Any)
-        })?;
+        let index = rules
+            .iter()
+            .position(|r| r.times > 0 && (r.endpoint == endpoint || r.endpoint == FaultEndpoint::Any))?;
         rules[index].times -= 1;
         let hit = rules[index].clone();
         if rules[index].times == 0 {
@@ -205,10 +205,9 @@ async fn body_bytes(response: Response) -> Bytes {
 fn json_response(status: StatusCode, body: Body) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -257,10 +256,7 @@ mod tests {
             faults.take(FaultEndpoint::Status).unwrap().endpoint,
             FaultEndpoint::Status
         );
-        assert_eq!(
-            faults.take(FaultEndpoint::Submit).unwrap().endpoint,
-            FaultEndpoint::Any
-        );
+        assert_eq!(faults.take(FaultEndpoint::Submit).unwrap().endpoint, FaultEndpoint::Any);
         assert_eq!(
             faults.take(FaultEndpoint::Status).unwrap().endpoint,
             FaultEndpoint::Status

@@ -62,13 +62,8 @@ pub(crate) struct ValidInput {
 
 /// Parses and validates a submit body; unknown extra fields are ignored, as upstream does.
 pub(crate) fn validate(body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation>> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        vec![Violation::new(
-            None,
-            format!("JSON decode error: {e}"),
-            "json_invalid",
-        )]
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| vec![Violation::new(None, format!("JSON decode error: {e}"), "json_invalid")])?;
     let Some(object) = value.as_object() else {
         return Err(vec![Violation::new(
             None,
@@ -116,11 +111,7 @@ fn check_prompt(object: &Map<String, Value>, out: &mut Vec<Violation>) {
                 ));
             }
         }
-        Some(_) => out.push(Violation::new(
-            field,
-            "Input should be a valid string",
-            "string_type",
-        )),
+        Some(_) => out.push(Violation::new(field, "Input should be a valid string", "string_type")),
     }
 }
 
@@ -129,11 +120,7 @@ fn check_size<'a>(object: &'a Map<String, Value>, out: &mut Vec<Violation>) -> O
         None => Some(DEFAULT_SIZE),
         Some(Value::String(s)) if SIZES.contains(&s.as_str()) => Some(s.as_str()),
         Some(_) => {
-            let expected = SIZES
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let expected = SIZES.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
             out.push(Violation::new(
                 Some(SIZE_KEY),
                 format!("Input should be {expected}"),
@@ -160,17 +147,9 @@ fn check_scale(object: &Map<String, Value>, out: &mut Vec<Violation>) {
                 "less_than_equal",
             )),
             Some(_) => {}
-            None => out.push(Violation::new(
-                field,
-                "Input should be a valid number",
-                "float_type",
-            )),
+            None => out.push(Violation::new(field, "Input should be a valid number", "float_type")),
         },
-        Some(_) => out.push(Violation::new(
-            field,
-            "Input should be a valid number",
-            "float_type",
-        )),
+        Some(_) => out.push(Violation::new(field, "Input should be a valid number", "float_type")),
     }
 }
 

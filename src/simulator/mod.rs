@@ -102,10 +102,7 @@ struct Shared {
 
 impl Shared {
     fn config(&self) -> SimConfig {
-        self.config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.config.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set_config(&self, config: SimConfig) {
@@ -218,10 +215,7 @@ impl Simulator {
         if let Some(mut task) = self.task.take() {
             // Graceful shutdown waits for in-flight requests; a fault with a long delay must
             // not hold the caller hostage.
-            if tokio::time::timeout(Duration::from_secs(2), &mut task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
                 task.abort();
             }
         }

@@ -33,10 +33,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/__sim/config", put(put_config).get(get_config))
         .route("/__sim/stats", get(get_stats))
         .route("/__sim/jobs/{id}", get(get_job))
-        .route(
-            "/__sim/faults",
-            post(add_fault).delete(clear_faults).get(list_faults),
-        )
+        .route("/__sim/faults", post(add_fault).delete(clear_faults).get(list_faults))
         .with_state(shared)
 }
 
@@ -46,12 +43,7 @@ fn count(counter: &AtomicU64) {
 
 // ---- RunComfy API ----
 
-async fn submit(
-    State(sim): Sim,
-    Path(model): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn submit(State(sim): Sim, Path(model): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     count(&sim.counters.submissions);
     let fault = sim.faults.take(FaultEndpoint::Submit);
     faults::apply(fault, async { submit_now(&sim, &model, &headers, &body) }).await
@@ -78,11 +70,7 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
         }
     };
     let config = sim.config();
-    let images = if valid.force_single {
-        1
-    } else {
-        config.images_per_job
-    };
+    let images = if valid.force_single { 1 } else { config.images_per_job };
     let id = wire::new_request_id();
     let job = Job::new(request, valid.width, valid.height, images, &config);
     sim.jobs.insert(id.clone(), job);
@@ -182,9 +170,7 @@ async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Res
     count(&sim.counters.image_calls);
     let fault = sim.faults.take(FaultEndpoint::Image);
     faults::apply(fault, async {
-        let index = file
-            .strip_suffix(".png")
-            .and_then(|n| n.parse::<u32>().ok());
+        let index = file.strip_suffix(".png").and_then(|n| n.parse::<u32>().ok());
         let Some((index, job)) = index.zip(sim.jobs.get(&id)) else {
             return wire::not_found();
         };

@@ -59,13 +59,7 @@ pub(crate) struct Job {
 
 impl Job {
     /// Captures the timings of `config` so later config changes leave this job alone.
-    pub(crate) fn new(
-        request: Value,
-        width: u32,
-        height: u32,
-        images: u32,
-        config: &SimConfig,
-    ) -> Job {
+    pub(crate) fn new(request: Value, width: u32, height: u32, images: u32, config: &SimConfig) -> Job {
         Job {
             request,
             width,
@@ -156,9 +150,7 @@ impl Jobs {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
         // A panic while holding this lock cannot leave a map half-updated: recover it.
-        self.map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -55,27 +55,15 @@ pub(crate) struct CancelResponse {
 
 /// An upstream-shaped error: `{"error_code", "error_message"}` with the given HTTP status.
 pub(crate) fn error(status: StatusCode, code: u32, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error_code": code, "error_message": message })),
-    )
-        .into_response()
+    (status, Json(json!({ "error_code": code, "error_message": message }))).into_response()
 }
 
 pub(crate) fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        404001,
-        "Request not found or expired",
-    )
+    error(StatusCode::NOT_FOUND, 404001, "Request not found or expired")
 }
 
 pub(crate) fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        400004,
-        "Invalid or missing API token",
-    )
+    error(StatusCode::UNAUTHORIZED, 400004, "Invalid or missing API token")
 }
 
 pub(crate) fn validation_failed(detail: Vec<Violation>) -> Response {

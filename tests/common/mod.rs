@@ -1,0 +1,166 @@
+//! Shared test helpers: a simulator on 127.0.0.1 per test, the real `runcomfy-mcp` binary started
+//! over stdio against it, and an rmcp client driving it.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::{net::SocketAddr, time::Duration};
+
+use rmcp::{
+    model::{CallToolRequestParams, CallToolResult, JsonObject},
+    service::RunningService,
+    transport::{ConfigureCommandExt, TokioChildProcess},
+    RoleClient, ServiceExt,
+};
+use runcomfy_mcp::simulator::{SimConfig, Simulator};
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_runcomfy-mcp");
+pub const TOKEN: &str = "test-token-5f3c9a";
+
+/// Short timings so a whole job takes well under a second.
+pub fn fast_config() -> SimConfig {
+    SimConfig {
+        initial_queue_position: 2,
+        queue_step_ms: 100,
+        run_ms: 200,
+        ..SimConfig::default()
+    }
+}
+
+pub async fn simulator(config: SimConfig) -> Simulator {
+    Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+        .await
+        .expect("simulator starts")
+}
+
+pub type Client = RunningService<RoleClient, ()>;
+
+/// Starts the binary over stdio pointed at `base_url`, with extra environment.
+pub async fn connect(base_url: &str, env: &[(&str, &str)]) -> Client {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let base_url = base_url.to_owned();
+    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
+        cmd.arg("serve")
+            .env_remove("RUNCOMFY_API_TOKEN")
+            .env_remove("RUNCOMFY_SIMULATE")
+            .env("RUNCOMFY_API_KEY", TOKEN)
+            .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+    });
+    let transport = TokioChildProcess::new(command).expect("binary starts");
+    ().serve(transport).await.expect("initialize succeeds")
+}
+
+pub fn args(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("arguments must be an object, got {other}"),
+    }
+}
+
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool} call failed at the protocol level: {e}"))
+}
+
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn structured(result: &CallToolResult) -> &Value {
+    result
+        .structured_content
+        .as_ref()
+        .unwrap_or_else(|| panic!("no structuredContent in {}", text(result)))
+}
+
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}
+
+pub async fn submit(client: &Client, arguments: Value) -> String {
+    let result = call(client, "generate_image", arguments).await;
+    assert!(!is_error(&result), "submit failed: {}", text(&result));
+    structured(&result)["request_id"]
+        .as_str()
+        .expect("request_id")
+        .to_owned()
+}
+
+/// Polls check_status until the job is finished; returns every status seen, in order.
+pub async fn poll_until_finished(client: &Client, id: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let result = call(client, "check_status", json!({ "request_id": id })).await;
+        assert!(!is_error(&result), "check_status failed: {}", text(&result));
+        let state = structured(&result).clone();
+        let finished = state["finished"].as_bool().unwrap();
+        seen.push(state);
+        if finished {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    panic!("job {id} did not finish; saw {seen:?}");
+}
+
+/// The simulator's control API, for faults and inspection.
+pub struct Control {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Control {
+    pub fn new(sim: &Simulator) -> Self {
+        Self {
+            base: sim.base_url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn fault(&self, rule: Value) {
+        let response = self
+            .http
+            .post(format!("{}/__sim/faults", self.base))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "fault rule refused: {}",
+            response.status()
+        );
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/__sim/jobs/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn config(&self, partial: Value) {
+        let response = self
+            .http
+            .put(format!("{}/__sim/config", self.base))
+            .json(&partial)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+}

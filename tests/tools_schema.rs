@@ -1,0 +1,83 @@
+//! The tool surface is a reviewed artifact: the whole `tools/list` answer is snapshot-tested, and
+//! every schema is checked against what strict clients (Anthropic, Bedrock, Gemini) accept.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+async fn tools_list() -> Value {
+    let sim = simulator(fast_config()).await;
+    let client = connect(&sim.base_url(), &[]).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    client.cancel().await.unwrap();
+    serde_json::to_value(tools).unwrap()
+}
+
+#[tokio::test]
+async fn tools_list_snapshot() {
+    insta::assert_json_snapshot!("tools_list", tools_list().await);
+}
+
+#[tokio::test]
+async fn schemas_are_portable_across_clients() {
+    let tools = tools_list().await;
+    let key = regex_lite_key;
+    for tool in tools.as_array().unwrap() {
+        let name = tool["name"].as_str().unwrap();
+        assert!(
+            name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{name}"
+        );
+        assert!(
+            tool["description"].as_str().is_some_and(|d| d.len() > 40),
+            "{name} needs a description"
+        );
+        assert!(tool["title"].is_string() && tool["annotations"].is_object(), "{name}");
+        for schema_name in ["inputSchema", "outputSchema"] {
+            let schema = &tool[schema_name];
+            assert_eq!(schema["type"], "object", "{name}.{schema_name}");
+            walk(schema, &mut |k, v| {
+                assert!(
+                    !["$ref", "$defs", "$schema", "definitions"].contains(&k),
+                    "{name}.{schema_name} holds {k}"
+                );
+                if k == "properties" {
+                    for (property, spec) in v.as_object().unwrap() {
+                        assert!(
+                            key(property),
+                            "{name}.{schema_name}: property key {property:?} is not portable"
+                        );
+                        if schema_name == "inputSchema" {
+                            assert!(
+                                spec["description"].as_str().is_some_and(|d| !d.is_empty()),
+                                "{name}.{property} has no description"
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// `^[a-zA-Z0-9_.-]{1,64}$`, the rule Anthropic's API and Bedrock apply to property keys.
+fn regex_lite_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+fn walk(value: &Value, f: &mut impl FnMut(&str, &Value)) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                f(k, v);
+                walk(v, f);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| walk(v, f)),
+        _ => {}
+    }
+}
