@@ -6,7 +6,7 @@ use std::{io::IsTerminal, net::SocketAddr, sync::Arc};
 use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
     config::{self, UpstreamArgs},
-    mcp::RunComfyServer,
+    mcp::{RunComfyServer, ServerOptions},
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
     transport,
@@ -97,7 +97,7 @@ fn init_logging() {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Keep the in-process simulator alive for as long as the server runs.
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client)).await
+    transport::stdio::serve(RunComfyServer::new(client, ServerOptions::default())).await
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

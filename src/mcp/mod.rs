@@ -7,4 +7,4 @@ mod schema;
 mod server;
 mod tools;
 
-pub use server::RunComfyServer;
+pub use server::{RunComfyServer, ServerOptions};

@@ -1,6 +1,6 @@
 //! The MCP server handler: what the server says about itself at `initialize`, and the tool router.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use rmcp::{
     handler::server::router::tool::ToolRouter,
@@ -8,24 +8,49 @@ use rmcp::{
     tool_handler, ServerHandler,
 };
 
-use crate::runcomfy::Client;
+use crate::{jobs::Backoff, runcomfy::Client};
 
 const INSTRUCTIONS: &str = "Generates images with ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on RunComfy. \
 Jobs are asynchronous: generate_image returns a request_id at once; poll check_status every few seconds until it is \
 succeeded, then get_result returns the image URLs. cancel_request stops a job that is still queued. Each generate_image \
 call is a new paid job.";
 
+/// Server-wide settings the tools need beyond the upstream client. Each capability adds its own
+/// field here, with a default that suits a desktop client.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How long generate_image_and_wait waits when the call does not say: well inside the ~60 s
+    /// after which Claude Desktop abandons a tool call.
+    pub default_wait: Duration,
+    /// The most a call may ask to wait.
+    pub max_wait: Duration,
+    /// How often a waiting call polls the upstream.
+    pub backoff: Backoff,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            default_wait: Duration::from_secs(40),
+            max_wait: Duration::from_secs(300),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
 /// One instance per MCP session; the upstream client (and its connection pool) is shared.
 #[derive(Clone)]
 pub struct RunComfyServer {
     pub(super) client: Arc<Client>,
+    pub(super) options: Arc<ServerOptions>,
     tool_router: ToolRouter<Self>,
 }
 
 impl RunComfyServer {
-    pub fn new(client: Arc<Client>) -> Self {
+    pub fn new(client: Arc<Client>, options: ServerOptions) -> Self {
         Self {
             client,
+            options: Arc::new(options),
             tool_router: Self::tool_router(),
         }
     }
