@@ -5,8 +5,8 @@ use std::{io::IsTerminal, net::SocketAddr, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
-    config::{self, UpstreamArgs},
-    mcp::{RunComfyServer, ServerOptions},
+    config::{self, UpstreamArgs, WaitSettings},
+    mcp::RunComfyServer,
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
     transport,
@@ -36,6 +36,8 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
+    #[command(flatten)]
+    wait: WaitSettings,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,6 +48,9 @@ struct SimulateArgs {
     /// Port to listen on (0 picks a free one and prints it).
     #[arg(long, default_value_t = 8787)]
     port: u16,
+    /// Queue position a new job starts at.
+    #[arg(long, default_value_t = SimConfig::default().initial_queue_position)]
+    initial_queue_position: u32,
     /// Milliseconds for a job to move up one place in the queue.
     #[arg(long, default_value_t = SimConfig::default().queue_step_ms)]
     queue_step_ms: u64,
@@ -97,7 +102,7 @@ fn init_logging() {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Keep the in-process simulator alive for as long as the server runs.
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client, ServerOptions::default())).await
+    transport::stdio::serve(RunComfyServer::new(client, args.wait.server_options())).await
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

@@ -2,9 +2,11 @@
 //! It knows MCP content, not HTTP: every upstream call goes through [`crate::runcomfy::Client`].
 
 mod args;
+mod progress;
 mod render;
 mod schema;
 mod server;
 mod tools;
+mod wait;
 
 pub use server::{RunComfyServer, ServerOptions};
