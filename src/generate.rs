@@ -34,7 +34,15 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
     ));
 
     let id = client.submit(&request.to_wire()).await?;
-    bar.println(format!("request_id {id}"));
+    // Without a terminal the spinner is hidden; plain lines tell a log what happened instead.
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}")
+        } else {
+            bar.println(line)
+        }
+    };
+    say(format!("request_id {id}"));
 
     let cancel = CancellationToken::new();
     let ctrl_c = tokio::spawn({
@@ -49,7 +57,13 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         backoff: options.backoff,
         ..WaitOptions::for_duration(options.max_wait)
     };
-    let outcome = jobs::wait(client, &id, &wait, &cancel, |event| bar.set_message(event.phase())).await;
+    let outcome = jobs::wait(client, &id, &wait, &cancel, |event| {
+        if bar.is_hidden() && event.changed {
+            say(event.phase());
+        }
+        bar.set_message(event.phase());
+    })
+    .await;
     ctrl_c.abort();
     bar.finish_and_clear();
 
