@@ -18,6 +18,7 @@ pub mod config;
 pub mod dreamina;
 pub mod jobs;
 pub mod mcp;
+pub mod media;
 pub mod runcomfy;
 pub mod simulator;
 pub mod transport;

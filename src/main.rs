@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
     config::{self, UpstreamArgs},
     mcp::{RunComfyServer, ServerOptions},
+    media::MediaArgs,
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
     transport,
@@ -36,6 +37,8 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
+    #[command(flatten)]
+    media: MediaArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,8 +99,12 @@ fn init_logging() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Keep the in-process simulator alive for as long as the server runs.
+    let options = ServerOptions {
+        media: args.media.options().map_err(anyhow::Error::msg)?,
+        ..ServerOptions::default()
+    };
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client, ServerOptions::default())).await
+    transport::stdio::serve(RunComfyServer::new(client, options)).await
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

@@ -8,7 +8,7 @@ use rmcp::{
     tool_handler, ServerHandler,
 };
 
-use crate::{jobs::Backoff, runcomfy::Client};
+use crate::{jobs::Backoff, media::MediaOptions, runcomfy::Client};
 
 const INSTRUCTIONS: &str = "Generates images with ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on RunComfy. \
 Jobs are asynchronous: generate_image returns a request_id at once; poll check_status every few seconds until it is \
@@ -26,6 +26,8 @@ pub struct ServerOptions {
     pub max_wait: Duration,
     /// How often a waiting call polls the upstream.
     pub backoff: Backoff,
+    /// Previews, saved files and download bounds for finished results.
+    pub media: MediaOptions,
 }
 
 impl Default for ServerOptions {
@@ -34,6 +36,7 @@ impl Default for ServerOptions {
             default_wait: Duration::from_secs(40),
             max_wait: Duration::from_secs(300),
             backoff: Backoff::default(),
+            media: MediaOptions::default(),
         }
     }
 }

@@ -3,11 +3,12 @@
 
 use rmcp::{
     model::{CallToolResult, JsonObject},
-    tool, tool_router,
+    tool, tool_router, Peer, RoleServer,
 };
 
 use super::{
     args::{self, JobArgs},
+    delivery::ResultArgs,
     render::{self, Cancellation, JobResult, JobState, Submitted},
     schema::{output_schema_for, schema_for},
     RunComfyServer,
@@ -57,19 +58,19 @@ impl RunComfyServer {
     #[tool(
         name = "get_result",
         title = "Get job result",
-        description = "Get the outcome of a job started with generate_image: the image URLs once it has succeeded, the current status while it is still queued or running (call again later), or RunComfy's error if it failed. Does not change the job.",
-        input_schema = schema_for::<JobArgs>(),
+        description = "Get the outcome of a job started with generate_image: once it has succeeded, the image URLs with their size and type, small inline previews, a link per image, and the saved file paths when the server saves images; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
+        input_schema = schema_for::<ResultArgs>(),
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn get_result(&self, arguments: JsonObject) -> CallToolResult {
-        let JobArgs { request_id } = match args::parse(arguments) {
+    async fn get_result(&self, arguments: JsonObject, peer: Peer<RoleServer>) -> CallToolResult {
+        let ResultArgs { request_id, delivery } = match args::parse(arguments) {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
         match self.client.result(&request_id).await {
             Ok(answer) => match JobResult::new(&request_id, answer) {
-                Ok(result) => result.render(),
+                Ok(result) => self.deliver(result, &delivery, &peer).await,
                 Err(failed) => failed,
             },
             Err(e) => render::api_error(&request_id, &e),
