@@ -50,7 +50,7 @@ pub enum DownloadError {
     Status(u16),
     #[error("the server sent {0:?} instead of an image")]
     WrongType(String),
-    #[error("it is larger than the {} MB download limit", .0 / 1_000_000)]
+    #[error("it is larger than the {} MB download limit", .0 / (1024 * 1024))]
     TooLarge(u64),
     #[error("it did not finish downloading within {} s", .0.as_secs())]
     Timeout(Duration),

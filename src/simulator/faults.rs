@@ -52,6 +52,9 @@ pub enum FaultKind {
     Empty,
     /// The real answer with its `status` string replaced by `"warming_up"`.
     UnknownStatus,
+    /// The real answer sent in small chunks without a `Content-Length`, so that a client learns
+    /// the size only by reading (for download size caps).
+    Chunked,
 }
 
 /// One fault rule, as posted to `POST /__sim/faults`.
@@ -72,6 +75,9 @@ pub struct FaultRule {
     pub retry_after: Option<u64>,
     #[serde(default)]
     pub kind: FaultKind,
+    /// Replaces the answer's `Content-Type` (e.g. `text/html` on an image).
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 fn one() -> u32 {
@@ -154,7 +160,11 @@ where
             json_response(StatusCode::OK, Body::empty())
         }
         FaultKind::UnknownStatus => unknown_status(handle.await).await,
+        FaultKind::Chunked => chunked(handle.await).await,
     };
+    if let Some(value) = rule.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
     if let Some(seconds) = rule.retry_after {
         response
             .headers_mut()
@@ -194,6 +204,18 @@ async fn unknown_status(response: Response) -> Response {
         *status = Value::from("warming_up");
     }
     json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn chunked(response: Response) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|at| Ok(bytes.slice(at..(at + CHUNK).min(bytes.len()))))
+        .collect();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 async fn body_bytes(response: Response) -> Bytes {
@@ -244,6 +266,7 @@ mod tests {
             body: None,
             retry_after: None,
             kind: FaultKind::Respond,
+            content_type: None,
         }
     }
 
