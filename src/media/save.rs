@@ -34,6 +34,12 @@ impl OutputDir {
             tracing::warn!(dir = raw, cwd = %cwd.display(), "relative --output-dir: resolved against the working directory the client started the server in");
             cwd.join(expanded)
         };
+        if absolute.exists() && !absolute.is_dir() {
+            return Err(format!(
+                "--output-dir {} exists and is not a directory",
+                absolute.display()
+            ));
+        }
         fs::create_dir_all(&absolute)
             .map_err(|e| format!("--output-dir {}: cannot create it: {e}", absolute.display()))?;
         // dunce: on Windows, a plain `C:\...` path rather than the `\\?\C:\...` form.
@@ -224,6 +230,8 @@ mod tests {
         if let Some(home) = std::env::var_os("HOME") {
             assert_eq!(expand_home("~/pics"), PathBuf::from(&home).join("pics"));
             assert_eq!(expand_home("~"), PathBuf::from(&home));
+            // A Windows-style separator after `~` (as typed in a Windows config) works too.
+            assert_eq!(expand_home("~\\pics"), PathBuf::from(&home).join("pics"));
         }
         assert_eq!(expand_home("~bob/x"), PathBuf::from("~bob/x"));
         assert_eq!(expand_home("/abs"), PathBuf::from("/abs"));
