@@ -19,6 +19,7 @@ pub mod dreamina;
 pub mod generate;
 pub mod jobs;
 pub mod mcp;
+pub mod media;
 pub mod runcomfy;
 pub mod simulator;
 pub mod transport;

@@ -8,7 +8,8 @@ use runcomfy_mcp::{
     config::{self, UpstreamArgs, WaitSettings},
     dreamina::ImageRequest,
     generate::GenerateOptions,
-    mcp::RunComfyServer,
+    mcp::{RunComfyServer, ServerOptions},
+    media::MediaArgs,
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
     transport,
@@ -64,6 +65,8 @@ struct ServeArgs {
     upstream: UpstreamArgs,
     #[command(flatten)]
     wait: WaitSettings,
+    #[command(flatten)]
+    media: MediaArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -130,8 +133,12 @@ fn init_logging(default_filter: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Keep the in-process simulator alive for as long as the server runs.
+    let options = ServerOptions {
+        media: args.media.options().map_err(anyhow::Error::msg)?,
+        ..args.wait.server_options()
+    };
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client, args.wait.server_options())).await
+    transport::stdio::serve(RunComfyServer::new(client, options)).await
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

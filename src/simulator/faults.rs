@@ -55,6 +55,9 @@ pub enum FaultKind {
     /// The real answer, its body sent in four pieces `delay_ms` apart (headers at once): a
     /// slow upstream that answers, but slowly, mid-body.
     SlowBody,
+    /// The real answer sent in small chunks without a `Content-Length`, so that a client learns
+    /// the size only by reading (for download size caps).
+    Chunked,
 }
 
 /// One fault rule, as posted to `POST /__sim/faults`.
@@ -75,6 +78,9 @@ pub struct FaultRule {
     pub retry_after: Option<u64>,
     #[serde(default)]
     pub kind: FaultKind,
+    /// Replaces the answer's `Content-Type` (e.g. `text/html` on an image).
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 fn one() -> u32 {
@@ -159,7 +165,11 @@ where
         }
         FaultKind::UnknownStatus => unknown_status(handle.await).await,
         FaultKind::SlowBody => slow_body(handle.await, delay).await,
+        FaultKind::Chunked => chunked(handle.await).await,
     };
+    if let Some(value) = rule.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
     if let Some(seconds) = rule.retry_after {
         response
             .headers_mut()
@@ -196,7 +206,7 @@ async fn slow_body(response: Response, gap: Duration) -> Response {
         .step_by(piece)
         .map(|i| bytes.slice(i..(i + piece).min(bytes.len())))
         .collect();
-    let stream = futures_util::stream::unfold(pieces.into_iter(), move |mut rest| async move {
+    let stream = futures::stream::unfold(pieces.into_iter(), move |mut rest| async move {
         let next = rest.next()?;
         tokio::time::sleep(gap).await;
         Some((Ok::<Bytes, std::convert::Infallible>(next), rest))
@@ -215,6 +225,18 @@ async fn unknown_status(response: Response) -> Response {
         *status = Value::from("warming_up");
     }
     json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn chunked(response: Response) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|at| Ok(bytes.slice(at..(at + CHUNK).min(bytes.len()))))
+        .collect();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 async fn body_bytes(response: Response) -> Bytes {
@@ -265,6 +287,7 @@ mod tests {
             body: None,
             retry_after: None,
             kind: FaultKind::Respond,
+            content_type: None,
         }
     }
 
