@@ -4,26 +4,25 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     dreamina::ImageRequest,
     jobs::{self, Backoff, WaitOptions, WaitOutcome},
+    media::{self, MediaOptions, OutputDir},
     runcomfy::{CancelOutcome, Client, JobStatus},
 };
 
 pub struct GenerateOptions {
-    pub out_dir: PathBuf,
+    pub out_dir: OutputDir,
     pub max_wait: Duration,
     pub backoff: Backoff,
 }
 
 /// Runs one generation to the end and returns the saved files.
 pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOptions) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(&options.out_dir)
-        .with_context(|| format!("cannot create the output directory {}", options.out_dir.display()))?;
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
     bar.enable_steady_tick(Duration::from_millis(120));
@@ -96,32 +95,39 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
     }
 
     let result = client.result(&id).await?;
-    let urls = result.output.map(|o| o.image_urls()).unwrap_or_default();
-    if urls.is_empty() {
-        bail!("job {id} succeeded but returned no image URLs");
+    let output = result.output.unwrap_or_default();
+    let (images, videos) = (output.image_urls(), output.video_urls());
+    if images.is_empty() && videos.is_empty() {
+        bail!("job {id} succeeded but returned no output URLs");
     }
+    // The same bounded download and safe atomic save as the MCP tools, without previews.
+    let media = MediaOptions {
+        output_dir: Some(options.out_dir.clone()),
+        previews: false,
+        ..MediaOptions::default()
+    };
+    let request = media::Request {
+        name_stem: id.as_str(),
+        images: &images,
+        videos: &videos,
+        full_size: false,
+    };
+    let collected = media::collect(client.http(), &media, request).await;
     let mut saved = Vec::new();
-    for (index, url) in urls.iter().enumerate() {
-        let path = options.out_dir.join(format!("{id}-{}.png", index + 1));
-        download(client, url, &path)
-            .await
-            .with_context(|| format!("downloading {url}"))?;
-        saved.push(path);
+    for output in collected.outputs {
+        match (output.saved_path, output.problem) {
+            (Some(path), _) => saved.push(PathBuf::from(path)),
+            (None, problem) => eprintln!(
+                "{} {} not saved ({}): {}",
+                output.kind,
+                output.index,
+                problem.unwrap_or_else(|| "no file".into()),
+                output.url
+            ),
+        }
+    }
+    if saved.is_empty() {
+        bail!("job {id} succeeded but no output could be saved");
     }
     Ok(saved)
-}
-
-/// Streams a result to a temporary file beside its target and renames it into place, so a
-/// failed download never leaves a half-written image under the final name.
-async fn download(client: &Client, url: &str, path: &std::path::Path) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut response = client.http().get(url).send().await?.error_for_status()?;
-    let partial = path.with_extension("part");
-    let mut file = tokio::fs::File::create(&partial).await?;
-    while let Some(chunk) = response.chunk().await? {
-        file.write_all(&chunk).await?;
-    }
-    file.sync_all().await?;
-    tokio::fs::rename(&partial, path).await?;
-    Ok(())
 }

@@ -167,7 +167,7 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     request.validate()?;
     let (client, _simulator) = upstream_client(&args.upstream).await?;
     let options = GenerateOptions {
-        out_dir: args.out,
+        out_dir: runcomfy_mcp::media::OutputDir::prepare(&args.out.to_string_lossy()).map_err(anyhow::Error::msg)?,
         // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
         max_wait: std::time::Duration::from_secs(args.wait.max_wait_secs),
         backoff: args.wait.backoff(),

@@ -21,6 +21,7 @@ use serde::Serialize;
 use tempfile::NamedTempFile;
 use tokio::sync::Semaphore;
 
+pub use save::OutputDir;
 pub use settings::{MediaArgs, MediaOptions, StructuredMode};
 
 use download::{Downloaded, Limits};
