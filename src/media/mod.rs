@@ -106,10 +106,12 @@ pub struct Request<'a> {
 /// their URL only.
 pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Request<'_>) -> Collected {
     let downloads = Semaphore::new(PARALLEL_DOWNLOADS);
-    // Decoding a 6K image takes ~100 MB: one at a time keeps a multi-image result's peak there.
-    let decodes = Semaphore::new(1);
+    // Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
+    // a thousand results finishing together must not hold a thousand decoded images at once.
+    static DECODES: Semaphore = Semaphore::const_new(1);
+    let decodes = &DECODES;
     let work = request.images.iter().enumerate().map(|(i, url)| {
-        let (downloads, decodes) = (&downloads, &decodes);
+        let downloads = &downloads;
         async move { one_image(http, options, request, i + 1, url, downloads, decodes).await }
     });
     let done = futures::future::join_all(work).await;
