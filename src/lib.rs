@@ -17,6 +17,7 @@
 pub mod config;
 pub mod dreamina;
 pub mod jobs;
+pub mod journal;
 pub mod mcp;
 pub mod runcomfy;
 pub mod simulator;

@@ -6,6 +6,7 @@ use std::{io::IsTerminal, net::SocketAddr, sync::Arc};
 use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
     config::{self, UpstreamArgs},
+    journal::JournalArgs,
     mcp::{RunComfyServer, ServerOptions},
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
@@ -36,6 +37,8 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
+    #[command(flatten)]
+    journal: JournalArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,7 +100,11 @@ fn init_logging() {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Keep the in-process simulator alive for as long as the server runs.
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client, ServerOptions::default())).await
+    let options = ServerOptions {
+        journal: args.journal.open().await,
+        ..ServerOptions::default()
+    };
+    transport::stdio::serve(RunComfyServer::new(client, options)).await
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

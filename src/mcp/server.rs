@@ -8,12 +8,13 @@ use rmcp::{
     tool_handler, ServerHandler,
 };
 
-use crate::{jobs::Backoff, runcomfy::Client};
+use crate::{jobs::Backoff, journal::Journal, runcomfy::Client};
 
 const INSTRUCTIONS: &str = "Generates images with ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on RunComfy. \
 Jobs are asynchronous: generate_image returns a request_id at once; poll check_status every few seconds until it is \
 succeeded, then get_result returns the image URLs. cancel_request stops a job that is still queued. Each generate_image \
-call is a new paid job.";
+call is a new paid job. list_jobs lists the jobs recorded on this machine, to find a lost request_id again instead \
+of paying for a new job.";
 
 /// Server-wide settings the tools need beyond the upstream client. Each capability adds its own
 /// field here, with a default that suits a desktop client.
@@ -26,6 +27,9 @@ pub struct ServerOptions {
     pub max_wait: Duration,
     /// How often a waiting call polls the upstream.
     pub backoff: Backoff,
+    /// Where submitted jobs are recorded, so that a lost request id can be found again (off by
+    /// default: the binary opens one from its flags).
+    pub journal: Journal,
 }
 
 impl Default for ServerOptions {
@@ -34,6 +38,7 @@ impl Default for ServerOptions {
             default_wait: Duration::from_secs(40),
             max_wait: Duration::from_secs(300),
             backoff: Backoff::default(),
+            journal: Journal::default(),
         }
     }
 }

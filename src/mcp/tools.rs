@@ -8,6 +8,7 @@ use rmcp::{
 
 use super::{
     args::{self, JobArgs},
+    list::{self, JobList, ListJobsArgs},
     render::{self, Cancellation, JobResult, JobState, Submitted},
     schema::{output_schema_for, schema_for},
     RunComfyServer,
@@ -29,7 +30,11 @@ impl RunComfyServer {
             Ok(request) => request,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.submit(&request.to_wire()).await {
+        let wire = request.to_wire();
+        match (self.options.journal)
+            .track_submit(&request, self.client.model(), self.client.submit(&wire))
+            .await
+        {
             Ok(id) => Submitted::new(&id, &request).render(),
             Err(e) => render::submit_error(&e),
         }
@@ -48,7 +53,12 @@ impl RunComfyServer {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.status(&request_id).await {
+        match self
+            .options
+            .journal
+            .track_status(&request_id, self.client.status(&request_id))
+            .await
+        {
             Ok(answer) => JobState::new(&request_id, &answer).render(),
             Err(e) => render::api_error(&request_id, &e),
         }
@@ -67,7 +77,12 @@ impl RunComfyServer {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.result(&request_id).await {
+        match self
+            .options
+            .journal
+            .track_result(&request_id, self.client.result(&request_id))
+            .await
+        {
             Ok(answer) => match JobResult::new(&request_id, answer) {
                 Ok(result) => result.render(),
                 Err(failed) => failed,
@@ -89,9 +104,33 @@ impl RunComfyServer {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.cancel(&request_id).await {
+        match self
+            .options
+            .journal
+            .track_cancel(&request_id, self.client.cancel(&request_id))
+            .await
+        {
             Ok(answer) => Cancellation::new(&request_id, &answer).render(),
             Err(e) => render::api_error(&request_id, &e),
+        }
+    }
+
+    #[tool(
+        name = "list_jobs",
+        title = "List recent jobs",
+        description = "List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, and image URLs or saved files once known. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it. Statuses are as last seen here. Filter by status; limit defaults to 10. Reads only this machine's journal: does not contact RunComfy.",
+        input_schema = schema_for::<ListJobsArgs>(),
+        output_schema = output_schema_for::<JobList>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn list_jobs(&self, arguments: JsonObject) -> CallToolResult {
+        let query = match args::parse::<ListJobsArgs>(arguments) {
+            Ok(a) => a.query(),
+            Err(e) => return render::invalid_argument(&e),
+        };
+        match self.options.journal.list(query).await {
+            Ok(jobs) => JobList::new(jobs).render(),
+            Err(reason) => list::unavailable(&reason),
         }
     }
 }
