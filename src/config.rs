@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::runcomfy::{ApiToken, ClientConfig};
+use crate::{
+    jobs::Backoff,
+    mcp::ServerOptions,
+    runcomfy::{ApiToken, ClientConfig},
+};
 
 pub const DEFAULT_BASE_URL: &str = "https://model-api.runcomfy.net";
 pub const DEFAULT_MODEL: &str = "bytedance/dreamina-4-0/text-to-image";
@@ -31,6 +35,46 @@ pub struct UpstreamArgs {
     /// Run against the built-in simulator on 127.0.0.1 instead of RunComfy: no token, no network.
     #[arg(long, env = "RUNCOMFY_SIMULATE")]
     pub simulate: bool,
+}
+
+/// How long waiting calls wait and how often they poll.
+#[derive(Args, Debug, Clone)]
+pub struct WaitSettings {
+    /// Seconds generate_image_and_wait waits when the call does not say (keep it under the ~60 s
+    /// after which Claude Desktop abandons a call).
+    #[arg(long, env = "RUNCOMFY_WAIT_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_secs: u64,
+
+    /// The most seconds a call may ask generate_image_and_wait to wait.
+    #[arg(long, env = "RUNCOMFY_MAX_WAIT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_wait_secs: u64,
+
+    /// First delay between status polls, in milliseconds; later delays grow by half each time.
+    #[arg(long, env = "RUNCOMFY_POLL_FIRST_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub poll_first_ms: u64,
+
+    /// Longest delay between status polls, in milliseconds.
+    #[arg(long, env = "RUNCOMFY_POLL_MAX_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=300_000))]
+    pub poll_max_ms: u64,
+}
+
+impl WaitSettings {
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: Duration::from_millis(self.poll_first_ms),
+            max: Duration::from_millis(self.poll_max_ms.max(self.poll_first_ms)),
+            ..Backoff::default()
+        }
+    }
+
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            default_wait: Duration::from_secs(self.wait_secs.min(self.max_wait_secs)),
+            max_wait: Duration::from_secs(self.max_wait_secs),
+            backoff: self.backoff(),
+            ..ServerOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod dreamina;
+pub mod generate;
 pub mod jobs;
 pub mod journal;
 pub mod mcp;

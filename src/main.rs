@@ -5,7 +5,9 @@ use std::{io::IsTerminal, net::SocketAddr, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
-    config::{self, UpstreamArgs},
+    config::{self, UpstreamArgs, WaitSettings},
+    dreamina::ImageRequest,
+    generate::GenerateOptions,
     journal::JournalArgs,
     mcp::{RunComfyServer, ServerOptions},
     runcomfy::{ApiToken, Client},
@@ -29,14 +31,42 @@ struct Cli {
 enum Command {
     /// Serve MCP over stdio (what MCP clients start). The default command.
     Serve(ServeArgs),
+    /// Generate an image from a shell: progress on stderr, saved file paths on stdout.
+    Generate(GenerateArgs),
     /// Run the fake RunComfy API alone, for trying clients and tests against it.
     Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GenerateArgs {
+    /// What the image should show (1 to 800 characters).
+    prompt: String,
+    /// Size, e.g. 2560x1440 or 2560x1440(16:9).
+    #[arg(long, default_value = "2048x2048(1:1)")]
+    size: String,
+    /// How strongly the prompt steers the result, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    scale: f64,
+    /// Ask for exactly one image.
+    #[arg(long)]
+    force_single: bool,
+    /// Directory to save the images in.
+    #[arg(long, default_value = ".")]
+    out: std::path::PathBuf,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    wait: WaitSettings,
+    #[command(flatten)]
+    journal: JournalArgs,
 }
 
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     #[command(flatten)]
     upstream: UpstreamArgs,
+    #[command(flatten)]
+    wait: WaitSettings,
     #[command(flatten)]
     journal: JournalArgs,
 }
@@ -49,6 +79,9 @@ struct SimulateArgs {
     /// Port to listen on (0 picks a free one and prints it).
     #[arg(long, default_value_t = 8787)]
     port: u16,
+    /// Queue position a new job starts at.
+    #[arg(long, default_value_t = SimConfig::default().initial_queue_position)]
+    initial_queue_position: u32,
     /// Milliseconds for a job to move up one place in the queue.
     #[arg(long, default_value_t = SimConfig::default().queue_step_ms)]
     queue_step_ms: u64,
@@ -59,10 +92,13 @@ struct SimulateArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // At a shell, info lines would scroll the progress spinner away: only warnings by default.
+    let quiet = matches!(cli.command, Some(Command::Generate(_)));
+    init_logging(if quiet { "warn" } else { "runcomfy_mcp=info,warn" });
     let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::parse_default())) {
         Command::Serve(args) => serve(args).await,
+        Command::Generate(args) => generate(args).await,
         Command::Simulate(args) => simulate(args).await,
     };
     match outcome {
@@ -88,8 +124,8 @@ impl ServeArgs {
 }
 
 /// Logs go to stderr only: in stdio mode stdout belongs to JSON-RPC.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("runcomfy_mcp=info,warn"));
+fn init_logging(default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -102,7 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (client, _simulator) = upstream_client(&args.upstream).await?;
     let options = ServerOptions {
         journal: args.journal.open().await,
-        ..ServerOptions::default()
+        ..args.wait.server_options()
     };
     transport::stdio::serve(RunComfyServer::new(client, options)).await
 }
@@ -124,6 +160,27 @@ async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Op
     Ok((Arc::new(client), simulator))
 }
 
+async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    // The same parsing and rules as the MCP tool, so the shell and the model see the same errors.
+    let arguments = serde_json::json!({
+        "prompt": args.prompt, "size": args.size, "scale": args.scale, "force_single": args.force_single,
+    });
+    let request: ImageRequest = serde_json::from_value(arguments).map_err(|e| anyhow::anyhow!("{e}"))?;
+    request.validate()?;
+    let (client, _simulator) = upstream_client(&args.upstream).await?;
+    let options = GenerateOptions {
+        out_dir: args.out,
+        // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
+        max_wait: std::time::Duration::from_secs(args.wait.max_wait_secs),
+        backoff: args.wait.backoff(),
+        journal: args.journal.open().await,
+    };
+    for path in runcomfy_mcp::generate::run(&client, &request, &options).await? {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let config = SimConfig {
         queue_step_ms: args.queue_step_ms,
@@ -136,4 +193,14 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     tracing::info!(url = %simulator.base_url(), "simulator listening; Ctrl-C to stop");
     simulator.run_until_ctrl_c().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use super::{JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome};
 use crate::{
     dreamina::ImageRequest,
-    runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, StatusResponse},
+    runcomfy::{ApiError, CancelResponse, RequestId, ResultResponse, StatusResponse},
 };
 
 #[derive(Clone)]
@@ -146,15 +146,7 @@ impl Journal {
     ) -> Result<CancelResponse, ApiError> {
         let answer = cancel.await;
         if let Ok(response) = &answer {
-            let status = match (&response.outcome, &response.status) {
-                (Some(CancelOutcome::Cancelled), _) => Some(JobStatus::Cancelled),
-                (_, status) => status.clone(),
-            };
-            let update = JobUpdate {
-                status: status.map(|s| s.as_str().to_owned()),
-                ..JobUpdate::default()
-            };
-            self.record(id, update).await;
+            self.record(id, JobUpdate::from_cancel(response)).await;
         }
         answer
     }

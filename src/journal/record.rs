@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::runcomfy::{JobStatus, ResultResponse, StatusResponse};
+use crate::runcomfy::{CancelOutcome, CancelResponse, JobStatus, ResultResponse, StatusResponse};
 
 /// The journal's own states, besides the upstream's (`in_queue`, `in_progress`, `succeeded`,
 /// `failed`, `cancelled`), for a submit whose answer this machine did not (yet) see.
@@ -86,6 +86,18 @@ impl JobUpdate {
             images: output.map(|o| o.image_urls()).unwrap_or_default(),
             videos: output.map(|o| o.video_urls()).unwrap_or_default(),
             error: answer.error.as_ref().filter(|e| !e.is_null()).map(describe_error),
+            ..Self::default()
+        }
+    }
+
+    /// A cancel that worked makes the job cancelled; otherwise the status it reported, if any.
+    pub fn from_cancel(answer: &CancelResponse) -> Self {
+        let status = match (&answer.outcome, &answer.status) {
+            (Some(CancelOutcome::Cancelled), _) => Some(JobStatus::Cancelled),
+            (_, status) => status.clone(),
+        };
+        Self {
+            status: status.map(|s| s.as_str().to_owned()),
             ..Self::default()
         }
     }

@@ -3,9 +3,11 @@
 
 mod args;
 mod list;
+mod progress;
 mod render;
 mod schema;
 mod server;
 mod tools;
+mod wait;
 
 pub use server::{RunComfyServer, ServerOptions};

@@ -119,6 +119,9 @@ pub struct JobResult {
     pub status: String,
     /// True when the status will not change any more.
     pub finished: bool,
+    /// Jobs ahead of this one, while it is queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
     /// Image URLs, in RunComfy's order. Empty until the job succeeds.
     pub images: Vec<String>,
     /// Video URLs, if the model produced any.
@@ -150,6 +153,7 @@ impl JobResult {
         };
         Ok(Self {
             request_id: id.to_string(),
+            queue_position: None,
             finished: status.is_terminal(),
             status: status.as_str().to_owned(),
             images,
@@ -158,6 +162,32 @@ impl JobResult {
             finished_at: answer.finished_at.map(plain),
             next_step,
         })
+    }
+
+    /// The wait ended before the job did: not an error, a handle to come back with.
+    pub fn pending(
+        id: &RequestId,
+        status: &JobStatus,
+        queue_position: Option<u32>,
+        waited: std::time::Duration,
+    ) -> Self {
+        let position = queue_position
+            .map(|p| format!(" at queue position {p}"))
+            .unwrap_or_default();
+        Self {
+            request_id: id.to_string(),
+            status: status.as_str().to_owned(),
+            finished: false,
+            queue_position,
+            images: Vec::new(),
+            videos: Vec::new(),
+            created_at: None,
+            finished_at: None,
+            next_step: format!(
+                "Still {status}{position} after waiting {} s; the job goes on at RunComfy. Call get_result with request_id \"{id}\" in a few seconds to collect the images. Do not call generate_image_and_wait again for this image: that would start a new paid job.",
+                waited.as_secs()
+            ),
+        }
     }
 
     pub fn render(&self) -> CallToolResult {
@@ -259,6 +289,15 @@ pub fn submit_error(e: &ApiError) -> CallToolResult {
         "No job was created."
     };
     error(format!("{e}\n{consequence}"))
+}
+
+/// The client cancelled a waiting call: say what became of the job.
+pub fn wait_cancelled(id: &RequestId, cancel: &Result<CancelResponse, ApiError>) -> CallToolResult {
+    let what = match cancel {
+        Ok(answer) => Cancellation::new(id, answer).message,
+        Err(e) => format!("Cancelling the job at RunComfy failed: {e} It may still run; check it with check_status."),
+    };
+    error(format!("The wait for job {id} was cancelled. {what}"))
 }
 
 fn job_failed(id: &RequestId, upstream: Option<&Value>) -> CallToolResult {

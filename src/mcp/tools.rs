@@ -2,15 +2,18 @@
 //! (parse → one call → render). The descriptions teach a model the submit → poll → result flow.
 
 use rmcp::{
-    model::{CallToolResult, JsonObject},
-    tool, tool_router,
+    model::{CallToolResult, JsonObject, RequestMetaObject},
+    tool, tool_router, Peer, RoleServer,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::{
     args::{self, JobArgs},
     list::{self, JobList, ListJobsArgs},
+    progress::ProgressReporter,
     render::{self, Cancellation, JobResult, JobState, Submitted},
     schema::{output_schema_for, schema_for},
+    wait::{self, WaitArgs},
     RunComfyServer,
 };
 use crate::dreamina::ImageRequest;
@@ -113,6 +116,49 @@ impl RunComfyServer {
             Ok(answer) => Cancellation::new(&request_id, &answer).render(),
             Err(e) => render::api_error(&request_id, &e),
         }
+    }
+
+    #[tool(
+        name = "generate_image_and_wait",
+        title = "Generate image and wait (Dreamina 4.0)",
+        description = "Start a Dreamina 4.0 text-to-image job on RunComfy and wait for it, reporting progress, then return the image URLs as get_result does. If the image is not ready within max_wait_seconds (default 40 s), it returns the request_id and status instead, not an error: then call get_result with that request_id a few seconds later. Do not call this tool again for the same image; that starts a new paid job. Cancelling the call cancels the job if it is still queued.",
+        input_schema = schema_for::<WaitArgs>(),
+        output_schema = output_schema_for::<JobResult>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn generate_image_and_wait(
+        &self,
+        arguments: JsonObject,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        cancel: CancellationToken,
+    ) -> CallToolResult {
+        let args: WaitArgs = match args::parse(arguments) {
+            Ok(a) => a,
+            Err(e) => return render::invalid_argument(&e),
+        };
+        let mut progress = meta
+            .get_progress_token()
+            .map(|token| ProgressReporter::new(peer, token));
+        let max_wait = self.wait_for(args.max_wait_seconds);
+        let result = wait::submit_and_wait(
+            &self.client,
+            &self.options.journal,
+            &args.request,
+            max_wait,
+            self.options.backoff,
+            &cancel,
+            |elapsed, message| {
+                if let Some(progress) = progress.as_mut() {
+                    progress.report(elapsed, message);
+                }
+            },
+        )
+        .await;
+        if let Some(progress) = progress {
+            progress.finish().await;
+        }
+        result
     }
 
     #[tool(

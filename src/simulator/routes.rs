@@ -32,6 +32,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/files/{id}/{file}", get(image))
         .route("/__sim/config", put(put_config).get(get_config))
         .route("/__sim/stats", get(get_stats))
+        .route("/__sim/jobs", get(list_jobs))
         .route("/__sim/jobs/{id}", get(get_job))
         .route("/__sim/faults", post(add_fault).delete(clear_faults).get(list_faults))
         .with_state(shared)
@@ -237,6 +238,16 @@ async fn get_config(State(sim): Sim) -> Response {
 
 async fn get_stats(State(sim): Sim) -> Response {
     Json(sim.counters.snapshot()).into_response()
+}
+
+async fn list_jobs(State(sim): Sim) -> Response {
+    let jobs: Vec<Value> = sim
+        .jobs
+        .list()
+        .into_iter()
+        .map(|(id, status)| json!({ "request_id": id, "status": status }))
+        .collect();
+    Json(jobs).into_response()
 }
 
 async fn get_job(State(sim): Sim, Path(id): Path<String>) -> Response {

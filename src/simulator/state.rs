@@ -127,6 +127,16 @@ impl Jobs {
         self.lock().get(id).cloned()
     }
 
+    /// Every job's id and status string, oldest first (for the control API).
+    pub(crate) fn list(&self) -> Vec<(String, &'static str)> {
+        let map = self.lock();
+        let mut jobs: Vec<(&String, &Job)> = map.iter().collect();
+        jobs.sort_by_key(|(_, job)| job.submitted);
+        jobs.into_iter()
+            .map(|(id, job)| (id.clone(), job.phase().status_str()))
+            .collect()
+    }
+
     /// Counts a status call on the job and returns its phase, if the job exists.
     pub(crate) fn status(&self, id: &str) -> Option<Phase> {
         let mut map = self.lock();

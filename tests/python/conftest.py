@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import subprocess
 
 import pytest
 from mcp import StdioServerParameters
@@ -16,8 +17,44 @@ def anyio_backend():
 
 
 @pytest.fixture
-def server_params():
+def state_dir(tmp_path):
+    """The job journal's directory: a fresh one per test, never the real home."""
+    return str(tmp_path / "state")
+
+
+@pytest.fixture
+def server_params(state_dir):
     """`serve --simulate`: the offline product path, no token and no network."""
     assert os.path.exists(BIN), f"{BIN} is missing: run `cargo build` first (scripts/test does)"
-    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}
+    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn", "RUNCOMFY_STATE_DIR": state_dir}
     return StdioServerParameters(command=BIN, args=["serve", "--simulate"], env=env)
+
+
+@pytest.fixture
+def simulator():
+    """A standalone simulator (`runcomfy-mcp simulate --port 0`); yields its base URL.
+
+    Tests change its timings per job through its control API (`PUT /__sim/config`)."""
+    proc = subprocess.Popen([BIN, "simulate", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), f"simulator printed {url!r}"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server_on(simulator, state_dir):
+    """Server parameters for the binary pointed at the standalone simulator, polling fast."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "RUST_LOG": "warn",
+        "RUNCOMFY_API_KEY": "python-test-token",
+        "RUNCOMFY_BASE_URL": simulator,
+        "RUNCOMFY_POLL_FIRST_MS": "50",
+        "RUNCOMFY_POLL_MAX_MS": "200",
+        "RUNCOMFY_STATE_DIR": state_dir,
+    }
+    return StdioServerParameters(command=BIN, args=["serve"], env=env)

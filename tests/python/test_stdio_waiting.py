@@ -1,0 +1,61 @@
+"""generate_image_and_wait through the official Python client: progress and cancellation."""
+
+import anyio
+import httpx2 as httpx
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.stdio import stdio_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def set_sim(simulator, **config):
+    async with httpx.AsyncClient() as http:
+        (await http.put(f"{simulator}/__sim/config", json=config)).raise_for_status()
+
+
+async def sim_jobs(simulator):
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"{simulator}/__sim/jobs")).json()
+
+
+async def test_progress_reaches_the_python_client(simulator, server_on):
+    await set_sim(simulator, initial_queue_position=2, queue_step_ms=300, run_ms=500)
+    updates = []
+
+    async def on_progress(progress, total, message):
+        updates.append((progress, message))
+
+    async with stdio_client(server_on) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool(
+                "generate_image_and_wait", {"prompt": "a patient heron"}, progress_callback=on_progress
+            )
+    assert not result.is_error, result
+    assert result.structured_content["status"] == "succeeded"
+    assert len(result.structured_content["images"]) == 1
+    values = [p for p, _ in updates]
+    assert values == sorted(values) and len(set(values)) == len(values), updates
+    messages = " | ".join(m for _, m in updates)
+    for phase in ("Submitted", "Queued at position", "Generating", "Finished"):
+        assert phase in messages, messages
+
+
+async def test_cancelling_the_call_cancels_the_queued_job(simulator, server_on):
+    await set_sim(simulator, initial_queue_position=100, queue_step_ms=1000)
+    async with stdio_client(server_on) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            with anyio.move_on_after(1.5) as scope:
+                await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
+            assert scope.cancelled_caught
+            with anyio.fail_after(10):
+                while True:
+                    jobs = await sim_jobs(simulator)
+                    if jobs and jobs[0]["status"] == "cancelled":
+                        break
+                    await anyio.sleep(0.05)
+            # The session keeps serving after the cancelled call.
+            status = await session.call_tool("check_status", {"request_id": jobs[0]["request_id"]})
+            assert status.structured_content["status"] == "cancelled"

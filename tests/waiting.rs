@@ -1,0 +1,428 @@
+//! generate_image_and_wait and the tasks extension against slow simulator jobs: progress in
+//! order, cancellation while queued and while running, the deadline handle, the poll schedule.
+
+mod common;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::*;
+use rmcp::{
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities, ClientConfig,
+        ClientRequest, GetTaskParams, Implementation, ProgressNotificationParam, Request, ServerResult, TaskPayload,
+    },
+    service::{NotificationContext, PeerRequestOptions, RunningService},
+    transport::{ConfigureCommandExt, TokioChildProcess},
+    ClientHandler, RoleClient, ServiceExt,
+};
+use runcomfy_mcp::jobs::Backoff;
+use serde_json::{json, Value};
+
+/// A client that records every progress notification it receives.
+#[derive(Clone, Default)]
+struct Recorder {
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+async fn spawn_binary<H: ClientHandler>(handler: H, base_url: &str, extra: &[&str]) -> RunningService<RoleClient, H> {
+    let (base_url, extra): (String, Vec<String>) = (base_url.to_owned(), extra.iter().map(|s| s.to_string()).collect());
+    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
+        cmd.arg("serve")
+            .args(&extra)
+            .env("RUNCOMFY_API_KEY", TOKEN)
+            .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUNCOMFY_NO_JOURNAL", "true")
+            .env("RUST_LOG", "warn");
+    });
+    handler
+        .serve(TokioChildProcess::new(command).unwrap())
+        .await
+        .expect("initialize")
+}
+
+/// Like `spawn_binary`, with the server's stderr (at info level) collected for inspection.
+async fn spawn_binary_with_log(base_url: &str) -> (RunningService<RoleClient, Recorder>, Arc<Mutex<String>>) {
+    let base_url = base_url.to_owned();
+    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
+        cmd.args(["serve", "--poll-first-ms", "50"])
+            .env("RUNCOMFY_API_KEY", TOKEN)
+            .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUNCOMFY_NO_JOURNAL", "true")
+            .env("RUST_LOG", "runcomfy_mcp=info");
+    });
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    tokio::spawn({
+        let log = log.clone();
+        async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr.unwrap()).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        }
+    });
+    (Recorder::default().serve(transport).await.expect("initialize"), log)
+}
+
+fn wait_call(arguments: Value) -> ClientRequest {
+    ClientRequest::CallToolRequest(Request::new(
+        CallToolRequestParams::new("generate_image_and_wait").with_arguments(args(arguments)),
+    ))
+}
+
+fn tool_result(response: ServerResult) -> CallToolResult {
+    match response {
+        ServerResult::CallToolResult(r) => r,
+        other => panic!("expected a tool result, got {other:?}"),
+    }
+}
+
+const FAST_POLL: [&str; 4] = ["--poll-first-ms", "50", "--poll-max-ms", "200"];
+
+#[tokio::test]
+async fn progress_arrives_in_order_with_meaningful_messages() {
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        initial_queue_position: 3,
+        queue_step_ms: 300,
+        run_ms: 600,
+        ..fast_config()
+    })
+    .await;
+    let recorder = Recorder::default();
+    let client = spawn_binary(recorder.clone(), &sim.base_url(), &FAST_POLL).await;
+    let handle = client
+        .send_cancellable_request(
+            wait_call(json!({"prompt": "a slow cat", "size": "1024x1024"})),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let result = tool_result(handle.await_response().await.unwrap());
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let out = structured(&result);
+    assert_eq!(out["status"], "succeeded");
+    assert_eq!(out["images"].as_array().unwrap().len(), 1);
+
+    let progress = recorder.progress.lock().unwrap().clone();
+    let messages: Vec<String> = progress.iter().map(|p| p.message.clone().unwrap_or_default()).collect();
+    assert!(
+        progress.windows(2).all(|w| w[0].progress < w[1].progress),
+        "progress must increase: {progress:?}"
+    );
+    let id = out["request_id"].as_str().unwrap();
+    assert!(
+        messages[0].contains("Submitted") && messages[0].contains(id),
+        "{messages:?}"
+    );
+    let first = |needle: &str| messages.iter().position(|m| m.contains(needle));
+    let (queued, generating, finished) = (first("Queued at position"), first("Generating"), first("Finished"));
+    assert!(
+        queued.is_some() && generating.is_some() && finished.is_some(),
+        "{messages:?}"
+    );
+    assert!(
+        queued < generating && generating < finished,
+        "phases out of order: {messages:?}"
+    );
+    // The queue position falls as the job moves up.
+    let positions: Vec<u32> = messages
+        .iter()
+        .filter_map(|m| m.split("Queued at position ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] >= w[1]) && positions.len() >= 2,
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_queued_wait_cancels_the_job() {
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        initial_queue_position: 100,
+        queue_step_ms: 1000,
+        ..fast_config()
+    })
+    .await;
+    let client = spawn_binary(Recorder::default(), &sim.base_url(), &FAST_POLL).await;
+    let handle = client
+        .send_cancellable_request(
+            wait_call(json!({"prompt": "never mind"})),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let id = wait_for_job(&sim).await;
+    handle.cancel(Some("user changed their mind".into())).await.unwrap();
+    let control = Control::new(&sim);
+    let status = eventually(
+        || async { control.job(&id).await["status"].as_str().unwrap().to_owned() },
+        "cancelled",
+    )
+    .await;
+    assert_eq!(status, "cancelled");
+    assert_eq!(sim.stats().cancel_calls, 1);
+}
+
+#[tokio::test]
+async fn cancelling_a_running_wait_leaves_the_job_running() {
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        initial_queue_position: 0,
+        run_ms: 60_000,
+        ..fast_config()
+    })
+    .await;
+    let (client, log) = spawn_binary_with_log(&sim.base_url()).await;
+    let handle = client
+        .send_cancellable_request(
+            wait_call(json!({"prompt": "too late"})),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    let id = wait_for_job(&sim).await;
+    handle.cancel(None).await.unwrap();
+    // The server asks RunComfy to cancel; RunComfy answers not_cancellable and the job runs on.
+    eventually(|| async { sim.stats().cancel_calls.to_string() }, "1").await;
+    assert_eq!(Control::new(&sim).job(&id).await["status"], "in_progress");
+    let logged = eventually(
+        || async { log.lock().unwrap().contains("NotCancellable").to_string() },
+        "true",
+    )
+    .await;
+    assert_eq!(logged, "true", "the outcome is logged: {}", log.lock().unwrap());
+    // The server keeps serving after the cancelled call.
+    let result = call_on(&client, "cancel_request", json!({"request_id": id})).await;
+    assert_eq!(structured(&result)["outcome"], "not_cancellable");
+}
+
+#[tokio::test]
+async fn a_deadline_returns_the_handle_and_get_result_collects_later() {
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        initial_queue_position: 1,
+        queue_step_ms: 1000,
+        run_ms: 1500,
+        ..fast_config()
+    })
+    .await;
+    let client = spawn_binary(Recorder::default(), &sim.base_url(), &FAST_POLL).await;
+    let result = call_on(
+        &client,
+        "generate_image_and_wait",
+        json!({"prompt": "patience", "max_wait_seconds": 1}),
+    )
+    .await;
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "a deadline is not an error: {}",
+        text(&result)
+    );
+    let out = structured(&result).clone();
+    assert_eq!(out["finished"], false);
+    assert!(out["images"].as_array().unwrap().is_empty());
+    let id = out["request_id"].as_str().unwrap().to_owned();
+    assert!(
+        out["next_step"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("get_result with request_id \"{id}\"")),
+        "{out}"
+    );
+
+    let images = eventually(
+        || async {
+            let r = call_on(&client, "get_result", json!({"request_id": id})).await;
+            structured(&r)["images"]
+                .as_array()
+                .map(|a| a.len())
+                .unwrap_or(0)
+                .to_string()
+        },
+        "1",
+    )
+    .await;
+    assert_eq!(images, "1");
+}
+
+#[tokio::test]
+async fn polling_follows_the_backoff_schedule() {
+    // A job of 2 s in all; polls every 50 ms at first, growing by half to at most 400 ms.
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        initial_queue_position: 2,
+        queue_step_ms: 500,
+        run_ms: 1000,
+        ..fast_config()
+    })
+    .await;
+    let client = spawn_binary(
+        Recorder::default(),
+        &sim.base_url(),
+        &["--poll-first-ms", "50", "--poll-max-ms", "400"],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let result = call_on(&client, "generate_image_and_wait", json!({"prompt": "count my polls"})).await;
+    let elapsed = started.elapsed();
+    let id = structured(&result)["request_id"].as_str().unwrap().to_owned();
+    let polls = Control::new(&sim).job(&id).await["status_calls"].as_u64().unwrap() as usize;
+    let schedule = Backoff {
+        first: Duration::from_millis(50),
+        factor: 1.5,
+        max: Duration::from_millis(400),
+    };
+    let most = schedule.polls_within(elapsed);
+    // At least one poll per phase change; never more than the schedule allows in the time taken.
+    assert!(
+        polls >= 3 && polls <= most,
+        "{polls} polls in {elapsed:?}; the schedule allows {most}"
+    );
+}
+
+#[tokio::test]
+async fn tasks_run_to_completion_and_cancel_upstream() {
+    let sim = simulator(fast_config()).await;
+    let info = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::new("tasks-test", "0"),
+    );
+    let client = spawn_binary(info, &sim.base_url(), &FAST_POLL).await;
+
+    let created = match client
+        .call_tool_once(CallToolRequestParams::new("generate_image").with_arguments(args(json!({"prompt": "a task"}))))
+        .await
+        .unwrap()
+    {
+        CallToolResponse::Task(created) => created,
+        other => panic!("expected a task, got {other:?}"),
+    };
+    let task_id = created.task.task_id.clone();
+    let done = loop {
+        let info = client
+            .peer()
+            .get_task(GetTaskParams::new(task_id.clone()))
+            .await
+            .unwrap();
+        if info.task.status().is_terminal() {
+            break info.task;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let result: CallToolResult = match done.payload {
+        TaskPayload::Completed { result } => serde_json::from_value(Value::Object(result)).unwrap(),
+        other => panic!("expected a completed task, got {other:?}"),
+    };
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    assert_eq!(structured(&result)["status"], "succeeded");
+    assert_eq!(structured(&result)["images"].as_array().unwrap().len(), 1);
+
+    // A cancelled task cancels the queued upstream job.
+    Control::new(&sim)
+        .config(json!({"initial_queue_position": 100, "queue_step_ms": 1000}))
+        .await;
+    let created = match client
+        .call_tool_once(
+            CallToolRequestParams::new("generate_image_and_wait").with_arguments(args(json!({"prompt": "cancel me"}))),
+        )
+        .await
+        .unwrap()
+    {
+        CallToolResponse::Task(created) => created,
+        other => panic!("expected a task, got {other:?}"),
+    };
+    let id = wait_for_jobs(&sim, 2).await;
+    client
+        .peer()
+        .cancel_task(CancelTaskParams::new(created.task.task_id.clone()))
+        .await
+        .unwrap();
+    let control = Control::new(&sim);
+    eventually(
+        || async { control.job(&id).await["status"].as_str().unwrap().to_owned() },
+        "cancelled",
+    )
+    .await;
+    let task = client
+        .peer()
+        .get_task(GetTaskParams::new(created.task.task_id.clone()))
+        .await
+        .unwrap()
+        .task;
+    assert!(task.status().is_terminal(), "{task:?}");
+
+    // Invalid arguments are refused at once, not turned into a task.
+    match client
+        .call_tool_once(CallToolRequestParams::new("generate_image").with_arguments(args(json!({"prompt": ""}))))
+        .await
+        .unwrap()
+    {
+        CallToolResponse::Complete(r) => assert_eq!(r.is_error, Some(true)),
+        other => panic!("expected an error result, got {other:?}"),
+    }
+}
+
+async fn call_on<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap()
+}
+
+/// The id of the simulator's first job, once it exists.
+async fn wait_for_job(sim: &runcomfy_mcp::simulator::Simulator) -> String {
+    wait_for_jobs(sim, 1).await
+}
+
+/// The id of the simulator's `n`-th job, once it exists (read from the simulator's job list).
+async fn wait_for_jobs(sim: &runcomfy_mcp::simulator::Simulator, n: usize) -> String {
+    for _ in 0..200 {
+        let jobs: Value = reqwest::get(format!("{}/__sim/jobs", sim.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = jobs
+            .as_array()
+            .and_then(|a| a.get(n - 1))
+            .and_then(|j| j["request_id"].as_str())
+        {
+            return id.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the simulator never saw job {n}");
+}
+
+/// Re-evaluates `f` until it returns `want` (or gives up after ~10 s) and returns the last value.
+async fn eventually<F, Fut>(f: F, want: &str) -> String
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let mut last = String::new();
+    for _ in 0..200 {
+        last = f().await;
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
