@@ -137,7 +137,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Keep the in-process simulator alive for as long as the server runs.
     let (client, _simulator) = upstream_client(&args.upstream).await?;
     let options = ServerOptions {
-        journal: args.journal.open().await,
+        journal: args.journal.open(args.upstream.simulate).await,
         ..args.wait.server_options()
     };
     transport::stdio::serve(RunComfyServer::new(client, options)).await
@@ -173,7 +173,7 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
         max_wait: std::time::Duration::from_secs(args.wait.max_wait_secs),
         backoff: args.wait.backoff(),
-        journal: args.journal.open().await,
+        journal: args.journal.open(args.upstream.simulate).await,
     };
     for path in runcomfy_mcp::generate::run(&client, &request, &options).await? {
         println!("{}", path.display());

@@ -395,3 +395,18 @@ async fn the_generate_command_records_its_saved_files() {
     assert!(text(&listed).contains(&saved), "{}", text(&listed));
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_jobs_go_to_a_journal_of_their_own() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let (client, _, _) = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_SIMULATE", "true")]).await;
+    let id = submit(&client, json!({"prompt": "a fake fox"})).await;
+    assert_eq!(list_jobs(&client, json!({})).await[0]["request_id"], id.as_str());
+    client.cancel().await.unwrap();
+    assert!(state.path().join("journal-simulated.sqlite3").exists());
+    assert!(
+        !state.path().join(JOURNAL_FILE).exists(),
+        "fake jobs never enter the real journal"
+    );
+}

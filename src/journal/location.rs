@@ -14,6 +14,8 @@ use super::sqlite::{OpenError, SqliteStore};
 
 /// The journal's file name inside the state directory.
 pub const FILE_NAME: &str = "journal.sqlite3";
+/// The journal of runs against the built-in simulator: fake jobs never mix with paid ones.
+pub const SIMULATED_FILE_NAME: &str = "journal-simulated.sqlite3";
 const LOCK_NAME: &str = "journal.lock";
 
 /// The platform's directory for state that should survive restarts but is not a document:
@@ -24,11 +26,11 @@ pub fn default_state_dir() -> Option<PathBuf> {
     Some(dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_path_buf())
 }
 
-/// Opens the journal in `dir`, repairing what can be repaired. `Err` says, for a warning, why
-/// the server runs without a journal.
-pub fn open_in(dir: &Path) -> Result<(SqliteStore, PathBuf), String> {
+/// Opens the journal `file_name` in `dir`, repairing what can be repaired. `Err` says, for a
+/// warning, why the server runs without a journal.
+pub fn open_in(dir: &Path, file_name: &str) -> Result<(SqliteStore, PathBuf), String> {
     create_private_dir(dir).map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
-    let path = dir.join(FILE_NAME);
+    let path = dir.join(file_name);
     let lock_file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -68,7 +70,8 @@ pub fn open_in(dir: &Path) -> Result<(SqliteStore, PathBuf), String> {
 /// Returns the new name of the main file.
 fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-    let aside = path.with_file_name(format!("{FILE_NAME}.corrupt-{stamp}"));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let aside = path.with_file_name(format!("{name}.corrupt-{stamp}"));
     // The companions first: a WAL left next to a fresh database would be replayed into it.
     for suffix in ["-wal", "-shm"] {
         let companion = PathBuf::from(format!("{}{suffix}", path.display()));
@@ -98,7 +101,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let garbage = b"not sqlite at all ".repeat(300);
         fs::write(dir.path().join(FILE_NAME), &garbage).unwrap();
-        let (_store, path) = open_in(dir.path()).unwrap();
+        let (_store, path) = open_in(dir.path(), FILE_NAME).unwrap();
         assert_eq!(path, dir.path().join(FILE_NAME));
         let aside: Vec<PathBuf> = fs::read_dir(dir.path())
             .unwrap()
@@ -117,7 +120,7 @@ mod tests {
             .unwrap()
             .pragma_update(None, "user_version", 7)
             .unwrap();
-        let reason = open_in(dir.path()).err().expect("not opened");
+        let reason = open_in(dir.path(), FILE_NAME).err().expect("not opened");
         assert!(reason.contains("newer"), "{reason}");
         assert!(path.exists());
     }

@@ -38,8 +38,9 @@ impl JournalArgs {
     }
 
     /// Opens the journal these settings describe, or a journal that is off (with a warning when
-    /// that was not asked for). Prunes old jobs on the way.
-    pub async fn open(&self) -> Journal {
+    /// that was not asked for). Prunes old jobs on the way. `simulated`: the server runs on the
+    /// built-in simulator, whose jobs go to a journal of their own.
+    pub async fn open(&self, simulated: bool) -> Journal {
         if self.no_journal {
             tracing::info!("job journal off (--no-journal)");
             return Journal::off("it was turned off with --no-journal (RUNCOMFY_NO_JOURNAL)");
@@ -50,8 +51,13 @@ impl JournalArgs {
             return Journal::off(reason);
         };
         let retention = self.retention();
+        let file_name = if simulated {
+            location::SIMULATED_FILE_NAME
+        } else {
+            location::FILE_NAME
+        };
         let opened = tokio::task::spawn_blocking(move || {
-            let (store, path) = location::open_in(&dir)?;
+            let (store, path) = location::open_in(&dir, file_name)?;
             if let Err(e) = super::JobStore::prune(&store, &retention, chrono::Utc::now()) {
                 tracing::warn!(error = %e, "job journal: pruning old jobs failed");
             }

@@ -176,7 +176,12 @@ impl JobStore for SqliteStore {
             else {
                 return Ok(false);
             };
+            let before = job.clone();
             apply(&mut job, update, now);
+            if job == before {
+                // Nothing new (a poll of a job that did not move): no write, no disk sync.
+                return Ok(true);
+            }
             tx.execute(
                 "UPDATE jobs SET status = ?2, queue_position = ?3, images = ?4, videos = ?5, saved_paths = ?6, \
                  error = ?7, updated_at = ?8, finished_at = ?9 WHERE key = ?1",
