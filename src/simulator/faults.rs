@@ -52,6 +52,9 @@ pub enum FaultKind {
     Empty,
     /// The real answer with its `status` string replaced by `"warming_up"`.
     UnknownStatus,
+    /// The real answer, its body sent in four pieces `delay_ms` apart (headers at once): a
+    /// slow upstream that answers, but slowly, mid-body.
+    SlowBody,
 }
 
 /// One fault rule, as posted to `POST /__sim/faults`.
@@ -128,8 +131,9 @@ where
         return handle.await;
     };
     tracing::warn!(?rule, "simulator: injecting fault");
-    if let Some(ms) = rule.delay_ms {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    let delay = Duration::from_millis(rule.delay_ms.unwrap_or(0));
+    if rule.kind != FaultKind::SlowBody {
+        tokio::time::sleep(delay).await;
     }
     let mut response = match rule.kind {
         FaultKind::Respond if rule.status.is_none() && rule.body.is_none() => handle.await,
@@ -154,6 +158,7 @@ where
             json_response(StatusCode::OK, Body::empty())
         }
         FaultKind::UnknownStatus => unknown_status(handle.await).await,
+        FaultKind::SlowBody => slow_body(handle.await, delay).await,
     };
     if let Some(seconds) = rule.retry_after {
         response
@@ -181,6 +186,22 @@ fn respond(rule: &FaultRule) -> Response {
         None => json!({}),
     };
     (status, axum::Json(body)).into_response()
+}
+
+async fn slow_body(response: Response, gap: Duration) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let piece = bytes.len().div_ceil(4).max(1);
+    let pieces: Vec<Bytes> = (0..bytes.len())
+        .step_by(piece)
+        .map(|i| bytes.slice(i..(i + piece).min(bytes.len())))
+        .collect();
+    let stream = futures_util::stream::unfold(pieces.into_iter(), move |mut rest| async move {
+        let next = rest.next()?;
+        tokio::time::sleep(gap).await;
+        Some((Ok::<Bytes, std::convert::Infallible>(next), rest))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 async fn unknown_status(response: Response) -> Response {
