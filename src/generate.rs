@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     dreamina::ImageRequest,
     jobs::{self, Backoff, WaitOptions, WaitOutcome},
+    journal::{JobUpdate, Journal},
     media::{self, MediaOptions, OutputDir},
     runcomfy::{CancelOutcome, Client, JobStatus},
 };
@@ -19,6 +20,8 @@ pub struct GenerateOptions {
     pub out_dir: OutputDir,
     pub max_wait: Duration,
     pub backoff: Backoff,
+    /// Records the job like the MCP tools do, with the files saved here.
+    pub journal: Journal,
 }
 
 /// Runs one generation to the end and returns the saved files.
@@ -32,7 +35,11 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         request.scale
     ));
 
-    let id = client.submit(&request.to_wire()).await?;
+    let journal = &options.journal;
+    let wire = request.to_wire();
+    let id = journal
+        .track_submit(request, client.model(), client.submit(&wire))
+        .await?;
     // Without a terminal the spinner is hidden; plain lines tell a log what happened instead.
     let say = |line: String| {
         if bar.is_hidden() {
@@ -69,8 +76,8 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
     match outcome? {
         WaitOutcome::Finished(state) if state.status == JobStatus::Succeeded => {}
         WaitOutcome::Finished(state) => {
-            let detail = client
-                .result(&id)
+            let detail = journal
+                .track_result(&id, client.result(&id))
                 .await
                 .ok()
                 .and_then(|r| r.error)
@@ -79,10 +86,16 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
             bail!("job {id} ended {}{detail}", state.status);
         }
         WaitOutcome::DeadlinePassed { last } => {
+            if let Some(state) = &last {
+                journal.record(&id, JobUpdate::from_status(state)).await;
+            }
             let status = last.map(|s| s.status.to_string()).unwrap_or_else(|| "in_queue".into());
             bail!("job {id} is still {status} after {:?}; it goes on at RunComfy (check it with an MCP client's get_result)", options.max_wait);
         }
         WaitOutcome::Cancelled { cancel, .. } => {
+            if let Ok(answer) = &cancel {
+                journal.record(&id, JobUpdate::from_cancel(answer)).await;
+            }
             let what = match cancel {
                 Ok(answer) if answer.outcome == Some(CancelOutcome::Cancelled) => "the job was cancelled".to_owned(),
                 Ok(_) => {
@@ -94,7 +107,7 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         }
     }
 
-    let result = client.result(&id).await?;
+    let result = journal.track_result(&id, client.result(&id)).await?;
     let output = result.output.unwrap_or_default();
     let (images, videos) = (output.image_urls(), output.video_urls());
     if images.is_empty() && videos.is_empty() {
@@ -129,5 +142,7 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
     if saved.is_empty() {
         bail!("job {id} succeeded but no output could be saved");
     }
+    let paths = saved.iter().map(|p| p.display().to_string()).collect();
+    journal.record(&id, JobUpdate::saved(paths)).await;
     Ok(saved)
 }

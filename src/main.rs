@@ -8,6 +8,7 @@ use runcomfy_mcp::{
     config::{self, UpstreamArgs, WaitSettings},
     dreamina::ImageRequest,
     generate::GenerateOptions,
+    journal::JournalArgs,
     mcp::{RunComfyServer, ServerOptions},
     media::MediaArgs,
     runcomfy::{ApiToken, Client},
@@ -57,6 +58,8 @@ struct GenerateArgs {
     upstream: UpstreamArgs,
     #[command(flatten)]
     wait: WaitSettings,
+    #[command(flatten)]
+    journal: JournalArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,6 +70,8 @@ struct ServeArgs {
     wait: WaitSettings,
     #[command(flatten)]
     media: MediaArgs,
+    #[command(flatten)]
+    journal: JournalArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,11 +137,12 @@ fn init_logging(default_filter: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // Keep the in-process simulator alive for as long as the server runs.
     let options = ServerOptions {
         media: args.media.options().map_err(anyhow::Error::msg)?,
+        journal: args.journal.open(args.upstream.simulate).await,
         ..args.wait.server_options()
     };
+    // Keep the in-process simulator alive for as long as the server runs.
     let (client, _simulator) = upstream_client(&args.upstream).await?;
     transport::stdio::serve(RunComfyServer::new(client, options)).await
 }
@@ -171,6 +177,7 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
         max_wait: std::time::Duration::from_secs(args.wait.max_wait_secs),
         backoff: args.wait.backoff(),
+        journal: args.journal.open(args.upstream.simulate).await,
     };
     for path in runcomfy_mcp::generate::run(&client, &request, &options).await? {
         println!("{}", path.display());

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 fn generate_with_the_simulator_saves_real_pngs() {
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(BIN)
+        .env("RUNCOMFY_NO_JOURNAL", "true")
         .args([
             "generate",
             "a lighthouse, 'HELLO' painted on it",
@@ -49,6 +50,7 @@ fn generate_with_the_simulator_saves_real_pngs() {
 #[test]
 fn generate_refuses_bad_input_before_submitting() {
     let output = Command::new(BIN)
+        .env("RUNCOMFY_NO_JOURNAL", "true")
         .args(["generate", "x", "--size", "3000x3000", "--simulate"])
         .output()
         .unwrap();
@@ -70,6 +72,7 @@ async fn ctrl_c_cancels_a_queued_job() {
     .await;
     let out = tempfile::tempdir().unwrap();
     let child = Command::new(BIN)
+        .env("RUNCOMFY_NO_JOURNAL", "true")
         .args(["generate", "a cat", "--poll-first-ms", "50", "--out"])
         .arg(out.path())
         .env("RUNCOMFY_API_KEY", TOKEN)

@@ -40,6 +40,7 @@ async fn spawn_binary<H: ClientHandler>(handler: H, base_url: &str, extra: &[&st
             .args(&extra)
             .env("RUNCOMFY_API_KEY", TOKEN)
             .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUNCOMFY_NO_JOURNAL", "true")
             .env("RUST_LOG", "warn");
     });
     handler
@@ -55,6 +56,7 @@ async fn spawn_binary_with_log(base_url: &str) -> (RunningService<RoleClient, Re
         cmd.args(["serve", "--poll-first-ms", "50"])
             .env("RUNCOMFY_API_KEY", TOKEN)
             .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUNCOMFY_NO_JOURNAL", "true")
             .env("RUST_LOG", "runcomfy_mcp=info");
     });
     let (transport, stderr) = TokioChildProcess::builder(command)

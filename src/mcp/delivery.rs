@@ -14,6 +14,7 @@ use base64::Engine as _;
 
 use super::{args::Validate, render::JobResult, RunComfyServer};
 use crate::dreamina::InvalidArgument;
+use crate::journal::JobUpdate;
 use crate::media::{self, Collected, OutputReport, StructuredMode};
 use crate::runcomfy::RequestId;
 
@@ -61,6 +62,13 @@ impl RunComfyServer {
             full_size: delivery.inline_full_size,
         };
         let collected = media::collect(self.client.http(), &self.options.media, request).await;
+        let saved: Vec<String> = collected.outputs.iter().filter_map(|o| o.saved_path.clone()).collect();
+        if !saved.is_empty() {
+            // The journal keeps where the files went, so list_jobs can point at them later.
+            if let Ok(id) = RequestId::parse(&result.request_id) {
+                self.options.journal.record(&id, JobUpdate::saved(saved)).await;
+            }
+        }
         let client = peer.peer_info().map(|info| info.client_info.name.clone());
         render(result, collected, self.options.media.structured, client.as_deref())
     }

@@ -3,6 +3,7 @@
 
 mod args;
 mod delivery;
+mod list;
 mod progress;
 mod render;
 mod schema;

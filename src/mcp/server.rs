@@ -22,13 +22,14 @@ use super::{
     render,
     wait::{self, WaitArgs},
 };
-use crate::{dreamina::ImageRequest, jobs::Backoff, media::MediaOptions, runcomfy::Client};
+use crate::{dreamina::ImageRequest, jobs::Backoff, journal::Journal, media::MediaOptions, runcomfy::Client};
 
 const INSTRUCTIONS: &str = "Generates images with ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on RunComfy. \
 The simplest way is generate_image_and_wait: it returns the image URLs, or, if the image takes longer than the wait, \
 a request_id to pass to get_result later. For full control, generate_image returns a request_id at once; poll \
 check_status every few seconds until it is succeeded, then get_result returns the image URLs. cancel_request stops a \
-job that is still queued. Each generate_image or generate_image_and_wait call is a new paid job.";
+job that is still queued. Each generate_image or generate_image_and_wait call is a new paid job. list_jobs lists \
+the jobs recorded on this machine, to find a lost request_id again instead of paying for a new job.";
 
 /// The tools a tasks-capable client may run as tasks: both start a job worth following.
 const TASK_TOOLS: [&str; 2] = ["generate_image", "generate_image_and_wait"];
@@ -48,6 +49,9 @@ pub struct ServerOptions {
     pub backoff: Backoff,
     /// Previews, saved files and download bounds for finished results.
     pub media: MediaOptions,
+    /// Where submitted jobs are recorded, so that a lost request id can be found again (off by
+    /// default: the binary opens one from its flags).
+    pub journal: Journal,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +62,7 @@ impl Default for ServerOptions {
             task_wait: Duration::from_secs(30 * 60),
             backoff: Backoff::default(),
             media: MediaOptions::default(),
+            journal: Journal::default(),
         }
     }
 }
@@ -118,11 +123,16 @@ impl RunComfyServer {
                         cancel.cancel();
                     }
                 });
-                let outcome =
-                    wait::submit_and_wait(&server.client, &image, max_wait, backoff, &cancel, |_, message| {
-                        ctx.set_status_message(message)
-                    })
-                    .await;
+                let outcome = wait::submit_and_wait(
+                    &server.client,
+                    &server.options.journal,
+                    &image,
+                    max_wait,
+                    backoff,
+                    &cancel,
+                    |_, message| ctx.set_status_message(message),
+                )
+                .await;
                 watcher.abort();
                 if cancel.is_cancelled() {
                     return Err(TaskExit::Cancelled);

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     args::{self, JobArgs},
     delivery::ResultArgs,
+    list::{self, JobList, ListJobsArgs},
     progress::ProgressReporter,
     render::{self, Cancellation, JobResult, JobState, Submitted},
     schema::{output_schema_for, schema_for},
@@ -33,7 +34,11 @@ impl RunComfyServer {
             Ok(request) => request,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.submit(&request.to_wire()).await {
+        let wire = request.to_wire();
+        match (self.options.journal)
+            .track_submit(&request, self.client.model(), self.client.submit(&wire))
+            .await
+        {
             Ok(id) => Submitted::new(&id, &request).render(),
             Err(e) => render::submit_error(&e),
         }
@@ -52,7 +57,12 @@ impl RunComfyServer {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.status(&request_id).await {
+        match self
+            .options
+            .journal
+            .track_status(&request_id, self.client.status(&request_id))
+            .await
+        {
             Ok(answer) => JobState::new(&request_id, &answer).render(),
             Err(e) => render::api_error(&request_id, &e),
         }
@@ -71,7 +81,12 @@ impl RunComfyServer {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.result(&request_id).await {
+        match self
+            .options
+            .journal
+            .track_result(&request_id, self.client.result(&request_id))
+            .await
+        {
             Ok(answer) => match JobResult::new(&request_id, answer) {
                 Ok(result) => self.deliver(result, &delivery, &peer).await,
                 Err(failed) => failed,
@@ -93,7 +108,12 @@ impl RunComfyServer {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
-        match self.client.cancel(&request_id).await {
+        match self
+            .options
+            .journal
+            .track_cancel(&request_id, self.client.cancel(&request_id))
+            .await
+        {
             Ok(answer) => Cancellation::new(&request_id, &answer).render(),
             Err(e) => render::api_error(&request_id, &e),
         }
@@ -124,6 +144,7 @@ impl RunComfyServer {
         let max_wait = self.wait_for(args.max_wait_seconds);
         let outcome = wait::submit_and_wait(
             &self.client,
+            &self.options.journal,
             &args.request,
             max_wait,
             self.options.backoff,
@@ -141,6 +162,25 @@ impl RunComfyServer {
         match outcome {
             Ok(result) => self.deliver(result, &args.delivery, &peer).await,
             Err(error) => error,
+        }
+    }
+
+    #[tool(
+        name = "list_jobs",
+        title = "List recent jobs",
+        description = "List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, and image URLs or saved files once known. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it. Statuses are as last seen here. Filter by status; limit defaults to 10. Reads only this machine's journal: does not contact RunComfy.",
+        input_schema = schema_for::<ListJobsArgs>(),
+        output_schema = output_schema_for::<JobList>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn list_jobs(&self, arguments: JsonObject) -> CallToolResult {
+        let query = match args::parse::<ListJobsArgs>(arguments) {
+            Ok(a) => a.query(),
+            Err(e) => return render::invalid_argument(&e),
+        };
+        match self.options.journal.list(query).await {
+            Ok(jobs) => JobList::new(jobs).render(),
+            Err(reason) => list::unavailable(&reason),
         }
     }
 }

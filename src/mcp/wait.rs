@@ -16,6 +16,7 @@ use super::{
 use crate::{
     dreamina::{ImageRequest, InvalidArgument},
     jobs::{self, Backoff, WaitOptions, WaitOutcome},
+    journal::{JobUpdate, Journal},
     runcomfy::{Client, JobStatus},
 };
 
@@ -46,9 +47,10 @@ impl Validate for WaitArgs {
 
 /// Submits `request` and waits up to `max_wait`: `Ok` with the finished job (or the handle to
 /// poll with when the deadline came first), `Err` with the error result to return. `on_progress` hears about every
-/// phase change and heartbeat.
+/// phase change and heartbeat. The journal records the submit and what the wait learnt.
 pub async fn submit_and_wait(
     client: &Client,
+    journal: &Journal,
     request: &ImageRequest,
     max_wait: Duration,
     backoff: Backoff,
@@ -58,7 +60,11 @@ pub async fn submit_and_wait(
     let started = tokio::time::Instant::now();
     // The submit is never abandoned half-way, even if the call is cancelled meanwhile: its fate
     // would be unknown. A cancellation is acted on right after, by cancelling the job.
-    let id = match client.submit(&request.to_wire()).await {
+    let wire = request.to_wire();
+    let id = match journal
+        .track_submit(request, client.model(), client.submit(&wire))
+        .await
+    {
         Ok(id) => id,
         Err(e) => return Err(render::submit_error(&e)),
     };
@@ -77,16 +83,24 @@ pub async fn submit_and_wait(
     })
     .await;
     match outcome {
-        Ok(WaitOutcome::Finished(_)) => match client.result(&id).await {
+        Ok(WaitOutcome::Finished(_)) => match journal.track_result(&id, client.result(&id)).await {
             Ok(answer) => JobResult::new(&id, answer),
             Err(e) => Err(render::api_error(&id, &e)),
         },
         Ok(WaitOutcome::DeadlinePassed { last }) => {
+            if let Some(state) = &last {
+                journal.record(&id, JobUpdate::from_status(state)).await;
+            }
             let status = last.as_ref().map(|s| s.status.clone()).unwrap_or(JobStatus::InQueue);
             let position = last.and_then(|s| s.queue_position);
             Ok(JobResult::pending(&id, &status, position, started.elapsed()))
         }
-        Ok(WaitOutcome::Cancelled { cancel, .. }) => Err(render::wait_cancelled(&id, &cancel)),
+        Ok(WaitOutcome::Cancelled { cancel, .. }) => {
+            if let Ok(answer) = &cancel {
+                journal.record(&id, JobUpdate::from_cancel(answer)).await;
+            }
+            Err(render::wait_cancelled(&id, &cancel))
+        }
         Err(e) => Err(render::api_error(&id, &e)),
     }
 }

@@ -42,6 +42,9 @@ pub async fn connect(base_url: &str, env: &[(&str, &str)]) -> Client {
         cmd.arg("serve")
             .env_remove("RUNCOMFY_API_TOKEN")
             .env_remove("RUNCOMFY_SIMULATE")
+            // Tests never write to the real home; journal tests pass a temporary --state-dir.
+            .env_remove("RUNCOMFY_STATE_DIR")
+            .env("RUNCOMFY_NO_JOURNAL", "true")
             .env("RUNCOMFY_API_KEY", TOKEN)
             .env("RUNCOMFY_BASE_URL", &base_url)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));

@@ -17,10 +17,16 @@ def anyio_backend():
 
 
 @pytest.fixture
-def server_params():
+def state_dir(tmp_path):
+    """The job journal's directory: a fresh one per test, never the real home."""
+    return str(tmp_path / "state")
+
+
+@pytest.fixture
+def server_params(state_dir):
     """`serve --simulate`: the offline product path, no token and no network."""
     assert os.path.exists(BIN), f"{BIN} is missing: run `cargo build` first (scripts/test does)"
-    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}
+    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn", "RUNCOMFY_STATE_DIR": state_dir}
     return StdioServerParameters(command=BIN, args=["serve", "--simulate"], env=env)
 
 
@@ -40,7 +46,7 @@ def simulator():
 
 
 @pytest.fixture
-def server_on(simulator):
+def server_on(simulator, state_dir):
     """Server parameters for the binary pointed at the standalone simulator, polling fast."""
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -49,5 +55,6 @@ def server_on(simulator):
         "RUNCOMFY_BASE_URL": simulator,
         "RUNCOMFY_POLL_FIRST_MS": "50",
         "RUNCOMFY_POLL_MAX_MS": "200",
+        "RUNCOMFY_STATE_DIR": state_dir,
     }
     return StdioServerParameters(command=BIN, args=["serve"], env=env)

@@ -1,0 +1,68 @@
+//! What the journal costs a tool call: the two transactions of a submit (before and after it is
+//! sent, each synced to disk), a status update, and a `list_jobs` read, on this machine's disk.
+//!
+//! `cargo run --release --example journal_bench [DIR]` (DIR defaults to a temporary directory;
+//! pass one on the disk that will hold the real journal).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use runcomfy_mcp::journal::{sqlite::SqliteStore, JobQuery, JobStore, JobUpdate, NewJob, Retention, SubmitOutcome};
+use serde_json::json;
+
+const JOBS: usize = 300;
+
+fn main() {
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let dir = std::env::args()
+        .nth(1)
+        .map(Into::into)
+        .unwrap_or_else(|| temp.path().to_owned());
+    let path = std::path::Path::new(&dir).join("journal-bench.sqlite3");
+    let _ = std::fs::remove_file(&path);
+    let store = SqliteStore::open(&path).expect("journal opens");
+
+    let started = Instant::now();
+    for i in 0..JOBS {
+        let job = NewJob {
+            model: "bytedance/dreamina-4-0/text-to-image".into(),
+            prompt: format!("benchmark prompt number {i}, a lighthouse at dusk in watercolour"),
+            size: "2048x2048(1:1)".into(),
+            params: json!({"prompt": "x", "scale": 0.5, "force_single": false}),
+            submitted_at: Utc::now(),
+        };
+        let key = store.begin_submit(&job).unwrap();
+        let outcome = SubmitOutcome::Accepted {
+            request_id: format!("bench-{i}"),
+        };
+        store.finish_submit(key, &outcome, Utc::now()).unwrap();
+        store.prune(&Retention::default(), Utc::now()).unwrap();
+    }
+    let submit = started.elapsed() / JOBS as u32;
+
+    let started = Instant::now();
+    for i in 0..JOBS {
+        let update = JobUpdate {
+            status: Some("in_progress".into()),
+            ..JobUpdate::default()
+        };
+        store.update(&format!("bench-{i}"), &update, Utc::now()).unwrap();
+    }
+    let update = started.elapsed() / JOBS as u32;
+
+    let started = Instant::now();
+    for _ in 0..JOBS {
+        store
+            .list(&JobQuery {
+                status: None,
+                limit: 10,
+            })
+            .unwrap();
+    }
+    let list = started.elapsed() / JOBS as u32;
+    println!("journal at {}", path.display());
+    println!("per submit (record before + outcome after + prune): {submit:?}");
+    println!("per status update: {update:?}");
+    println!("per list_jobs read (10 of {JOBS}): {list:?}");
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,0 +1,197 @@
+//! The journal as the tools see it: async, cheap to clone, and unable to fail a tool call. Every
+//! store call runs on tokio's blocking pool (SQLite blocks on the file and on other processes'
+//! locks); a store error is logged as a warning and the call goes on, because a tool that paid for
+//! an image must still hand it over when the safety net is torn.
+
+use std::{future::Future, sync::Arc};
+
+use chrono::Utc;
+
+use super::{JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome};
+use crate::{
+    dreamina::ImageRequest,
+    runcomfy::{ApiError, CancelResponse, RequestId, ResultResponse, StatusResponse},
+};
+
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Option<Arc<dyn JobStore>>,
+    /// Where the journal is, or why there is none, for list_jobs and the logs.
+    whereabouts: Whereabouts,
+    retention: Retention,
+}
+
+enum Whereabouts {
+    At(String),
+    Off(String),
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner.whereabouts {
+            Whereabouts::At(place) => write!(f, "Journal(at {place})"),
+            Whereabouts::Off(reason) => write!(f, "Journal(off: {reason})"),
+        }
+    }
+}
+
+impl Default for Journal {
+    /// Off: a server built without asking for a journal records nothing.
+    fn default() -> Self {
+        Self::off("the server was started without a journal")
+    }
+}
+
+impl Journal {
+    pub fn new(store: Arc<dyn JobStore>, location: impl Into<String>, retention: Retention) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: Some(store),
+                whereabouts: Whereabouts::At(location.into()),
+                retention,
+            }),
+        }
+    }
+
+    pub fn off(reason: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: None,
+                whereabouts: Whereabouts::Off(reason.into()),
+                retention: Retention::default(),
+            }),
+        }
+    }
+
+    /// Why there is no journal, when there is none.
+    pub fn off_reason(&self) -> Option<&str> {
+        match &self.inner.whereabouts {
+            Whereabouts::Off(reason) => Some(reason),
+            Whereabouts::At(_) => None,
+        }
+    }
+
+    /// Sends a submit and records it: a row before the body leaves (so that a crash mid-submit
+    /// leaves a trace), and its outcome after — the request id, or that its fate is unknown, or
+    /// that no job was created. Returns the submit's own result untouched.
+    pub async fn track_submit(
+        &self,
+        request: &ImageRequest,
+        model: &str,
+        submit: impl Future<Output = Result<RequestId, ApiError>>,
+    ) -> Result<RequestId, ApiError> {
+        let job = NewJob {
+            model: model.to_owned(),
+            prompt: request.prompt.clone(),
+            size: request.size.as_str().to_owned(),
+            params: request.to_wire(),
+            submitted_at: Utc::now(),
+        };
+        let key = self.run("recording a submit", move |s| s.begin_submit(&job)).await;
+        let outcome = submit.await;
+        if let Some(key) = key {
+            let recorded = match &outcome {
+                Ok(id) => SubmitOutcome::Accepted {
+                    request_id: id.to_string(),
+                },
+                Err(e) if e.submit_fate_unknown() => SubmitOutcome::FateUnknown { error: e.to_string() },
+                Err(e) => SubmitOutcome::Rejected { error: e.to_string() },
+            };
+            let retention = self.inner.retention;
+            self.run("recording a submit's outcome", move |s| {
+                s.finish_submit(key, &recorded, Utc::now())?;
+                // Pruning rides on submits: the only time the journal grows.
+                s.prune(&retention, Utc::now()).map(drop)
+            })
+            .await;
+        }
+        outcome
+    }
+
+    /// Awaits a status poll and records what it said.
+    pub async fn track_status(
+        &self,
+        id: &RequestId,
+        poll: impl Future<Output = Result<StatusResponse, ApiError>>,
+    ) -> Result<StatusResponse, ApiError> {
+        let answer = poll.await;
+        if let Ok(state) = &answer {
+            self.record(id, JobUpdate::from_status(state)).await;
+        }
+        answer
+    }
+
+    /// Awaits a result fetch and records the status, URLs or error it carried.
+    pub async fn track_result(
+        &self,
+        id: &RequestId,
+        fetch: impl Future<Output = Result<ResultResponse, ApiError>>,
+    ) -> Result<ResultResponse, ApiError> {
+        let answer = fetch.await;
+        if let Ok(result) = &answer {
+            self.record(id, JobUpdate::from_result(result)).await;
+        }
+        answer
+    }
+
+    /// Awaits a cancel and records a job that is now cancelled.
+    pub async fn track_cancel(
+        &self,
+        id: &RequestId,
+        cancel: impl Future<Output = Result<CancelResponse, ApiError>>,
+    ) -> Result<CancelResponse, ApiError> {
+        let answer = cancel.await;
+        if let Ok(response) = &answer {
+            self.record(id, JobUpdate::from_cancel(response)).await;
+        }
+        answer
+    }
+
+    /// Records what was learnt about a job some other way (a waiting call's last poll, files
+    /// saved on this machine).
+    pub async fn record(&self, id: &RequestId, update: JobUpdate) {
+        if update.is_empty() {
+            return;
+        }
+        let request_id = id.to_string();
+        let known = self
+            .run("updating a job", move |s| s.update(&request_id, &update, Utc::now()))
+            .await;
+        if known == Some(false) {
+            tracing::debug!(%id, "job not in the journal (submitted elsewhere or before it existed)");
+        }
+    }
+
+    /// Jobs, newest first. `Err` says why there is nothing to list.
+    pub async fn list(&self, query: JobQuery) -> Result<Vec<JobRecord>, String> {
+        if let Some(reason) = self.off_reason() {
+            return Err(format!("The job journal is off: {reason}."));
+        }
+        self.run("listing jobs", move |s| s.list(&query))
+            .await
+            .ok_or_else(|| "The job journal could not be read; the server's log (stderr) says why.".to_owned())
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&dyn JobStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Option<T> {
+        let store = self.inner.store.clone()?;
+        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "job journal: {what} failed; carrying on without it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "job journal: {what} panicked; carrying on without it");
+                None
+            }
+        }
+    }
+}

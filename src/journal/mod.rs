@@ -1,0 +1,49 @@
+//! The job journal: a durable record, on the user's machine, of every job this server submitted
+//! and of what it learnt about each since. Every job costs money, and RunComfy offers no way to
+//! list past requests: without this, a client timeout or a restart loses the request id and so
+//! the paid image.
+//!
+//! [`JobStore`] is the small storage interface (SQLite today, in [`sqlite`]; a shared database
+//! could back replicas later); [`Journal`] is the async, never-failing front the tools use;
+//! [`location`] finds the file and repairs a broken one; [`settings`] holds the flags.
+
+mod handle;
+pub mod location;
+mod record;
+pub mod settings;
+pub mod sqlite;
+
+pub use handle::Journal;
+pub use record::{is_final, status, JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Retention, SubmitOutcome};
+pub use settings::JournalArgs;
+
+use chrono::{DateTime, Utc};
+
+/// A failure of the store itself. Never shown as a tool failure: the journal is a safety net, so
+/// its errors are logged and the tool call goes on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// Where jobs are kept. Calls block (a file or a network round trip): callers run them off the
+/// async runtime, as [`Journal`] does. Implementations must be safe to share between threads and
+/// between processes on one machine.
+pub trait JobStore: Send + Sync + 'static {
+    /// Records a submit before it is sent, so that a crash mid-submit leaves a trace.
+    fn begin_submit(&self, job: &NewJob) -> Result<JobKey, StoreError>;
+
+    /// Records how the submit ended.
+    fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Applies what was learnt about a job. A terminal status is never overwritten by an older,
+    /// non-terminal one (two servers may poll the same job). Returns false when the journal does
+    /// not know the job (submitted elsewhere, or before the journal existed).
+    fn update(&self, request_id: &str, update: &JobUpdate, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Jobs, newest first.
+    fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Deletes jobs older than the retention age, then the oldest beyond the retention count.
+    /// Returns how many were deleted.
+    fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,79 @@
+//! The journal's flags (and their environment variables), and turning them into a [`Journal`].
+//! Opening never fails the start: without a usable journal the server runs without one and says
+//! so on stderr.
+
+use std::{path::PathBuf, sync::Arc};
+
+use clap::{builder::FalseyValueParser, Args};
+
+use super::{location, Journal, Retention};
+
+#[derive(Args, Debug, Clone)]
+pub struct JournalArgs {
+    /// Directory for the job journal [default: $XDG_STATE_HOME/runcomfy-mcp or ~/.local/state/runcomfy-mcp on Linux, the local application-data directory on macOS and Windows].
+    #[arg(long, env = "RUNCOMFY_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Do not record jobs on this machine (list_jobs then has nothing to show).
+    #[arg(long, env = "RUNCOMFY_NO_JOURNAL", value_parser = FalseyValueParser::new())]
+    pub no_journal: bool,
+
+    /// Forget jobs submitted more than this many days ago.
+    #[arg(long, env = "RUNCOMFY_JOURNAL_MAX_AGE_DAYS", value_name = "DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub journal_max_age_days: u32,
+
+    /// Keep at most this many jobs, the newest.
+    #[arg(long, env = "RUNCOMFY_JOURNAL_MAX_JOBS", value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub journal_max_jobs: u32,
+}
+
+impl JournalArgs {
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_age: chrono::Duration::days(self.journal_max_age_days.into()),
+            max_jobs: self.journal_max_jobs,
+        }
+    }
+
+    /// Opens the journal these settings describe, or a journal that is off (with a warning when
+    /// that was not asked for). Prunes old jobs on the way. `simulated`: the server runs on the
+    /// built-in simulator, whose jobs go to a journal of their own.
+    pub async fn open(&self, simulated: bool) -> Journal {
+        if self.no_journal {
+            tracing::info!("job journal off (--no-journal)");
+            return Journal::off("it was turned off with --no-journal (RUNCOMFY_NO_JOURNAL)");
+        }
+        let Some(dir) = self.state_dir.clone().or_else(location::default_state_dir) else {
+            let reason = "no home directory was found to keep it in; set --state-dir (RUNCOMFY_STATE_DIR)";
+            tracing::warn!("job journal off: {reason}");
+            return Journal::off(reason);
+        };
+        let retention = self.retention();
+        let file_name = if simulated {
+            location::SIMULATED_FILE_NAME
+        } else {
+            location::FILE_NAME
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            let (store, path) = location::open_in(&dir, file_name)?;
+            if let Err(e) = super::JobStore::prune(&store, &retention, chrono::Utc::now()) {
+                tracing::warn!(error = %e, "job journal: pruning old jobs failed");
+            }
+            Ok::<_, String>((store, path))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("opening it panicked: {e}")));
+        match opened {
+            Ok((store, path)) => {
+                tracing::info!(path = %path.display(), "job journal");
+                Journal::new(Arc::new(store), path.display().to_string(), retention)
+            }
+            Err(reason) => {
+                tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
+                Journal::off(reason)
+            }
+        }
+    }
+}

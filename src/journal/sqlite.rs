@@ -1,0 +1,474 @@
+//! The journal in one SQLite file. WAL mode with full sync: a commit survives a kill -9 (and a
+//! power cut) at any point, readers never wait for writers, and several server processes share
+//! the file through SQLite's own locking. Every write is one short `BEGIN IMMEDIATE` transaction,
+//! so two processes never deadlock upgrading a read to a write; a busy file is waited on.
+
+use std::{path::Path, sync::Mutex, time::Duration};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+
+use super::{
+    record::{is_final, status},
+    JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome,
+};
+
+/// Bumped when the table changes; a file from a newer version is left alone.
+const SCHEMA_VERSION: i64 = 1;
+/// How long a write waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    key            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id     TEXT UNIQUE,
+    model          TEXT NOT NULL,
+    prompt         TEXT NOT NULL,
+    size           TEXT NOT NULL,
+    params         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    queue_position INTEGER,
+    images         TEXT NOT NULL DEFAULT '[]',
+    videos         TEXT NOT NULL DEFAULT '[]',
+    saved_paths    TEXT NOT NULL DEFAULT '[]',
+    error          TEXT,
+    submitted_at   INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    finished_at    INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (submitted_at DESC, key DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at DESC);
+";
+
+const COLUMNS: &str = "key, request_id, model, prompt, size, params, status, queue_position, images, videos, \
+saved_paths, error, submitted_at, updated_at, finished_at";
+
+/// Why a file could not be opened as a journal, which decides what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Not a database, a damaged one, or one with tables we cannot use: safe to move aside.
+    #[error("the journal file is damaged or is not a journal ({0})")]
+    Corrupt(String),
+    /// Written by a newer runcomfy-mcp: leave it for that version.
+    #[error("the journal was written by a newer runcomfy-mcp (schema version {0}, this one knows {SCHEMA_VERSION})")]
+    Newer(i64),
+    /// Busy, read-only, no permission, disk full: not the file's fault, so never moved aside.
+    #[error("the journal cannot be opened ({0})")]
+    Unavailable(String),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Self::Corrupt(e.to_string()),
+            _ => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+pub struct SqliteStore {
+    // One connection per process; SQLite's locks coordinate with the other processes.
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the journal at `path` and checks it. Does not repair anything: see
+    /// [`super::location`] for that.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The first statement that reads the file is where "not a database" shows up.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                mode,
+                "the journal could not switch to WAL mode; it still works, with more waiting"
+            );
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(OpenError::Corrupt(format!("integrity check: {check}")));
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::Newer(version));
+        }
+        tx.execute_batch(SCHEMA).map_err(|e| match OpenError::from(e) {
+            // A `jobs` table of another shape is somebody else's file.
+            OpenError::Unavailable(m) if m.contains("no such column") => OpenError::Corrupt(m),
+            other => other,
+        })?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        // A table of the right name but another shape is not ours either.
+        conn.prepare(&format!("SELECT {COLUMNS} FROM jobs LIMIT 0"))
+            .map_err(|e| OpenError::Corrupt(e.to_string()))?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolled back.
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn).map_err(StoreError::from)
+    }
+}
+
+impl JobStore for SqliteStore {
+    fn begin_submit(&self, job: &NewJob) -> Result<JobKey, StoreError> {
+        self.with(|conn| {
+            let at = millis(job.submitted_at);
+            conn.execute(
+                "INSERT INTO jobs (model, prompt, size, params, status, submitted_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![
+                    job.model,
+                    job.prompt,
+                    job.size,
+                    job.params.to_string(),
+                    status::SUBMITTING,
+                    at
+                ],
+            )?;
+            Ok(JobKey(conn.last_insert_rowid()))
+        })
+    }
+
+    fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let (request_id, state, error) = match outcome {
+            SubmitOutcome::Accepted { request_id } => (Some(request_id.as_str()), "in_queue", None),
+            SubmitOutcome::FateUnknown { error } => (None, status::UNKNOWN, Some(error.as_str())),
+            SubmitOutcome::Rejected { error } => (None, status::REJECTED, Some(error.as_str())),
+        };
+        let finished = (state == status::REJECTED).then(|| millis(now));
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(id) = request_id {
+                // Ids are unique upstream; a stale row holding this one (a journal restored from a
+                // backup) must not block recording the new job.
+                tx.execute("UPDATE jobs SET request_id = NULL WHERE request_id = ?1 AND key <> ?2", params![id, key.0])?;
+            }
+            tx.execute(
+                "UPDATE jobs SET request_id = ?2, status = ?3, error = ?4, updated_at = ?5, finished_at = ?6 WHERE key = ?1",
+                params![key.0, request_id, state, error, millis(now), finished],
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn update(&self, request_id: &str, update: &JobUpdate, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(mut job) = tx
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1"),
+                    [request_id],
+                    read_row,
+                )
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            let before = job.clone();
+            apply(&mut job, update, now);
+            if job == before {
+                // Nothing new (a poll of a job that did not move): no write, no disk sync.
+                return Ok(true);
+            }
+            tx.execute(
+                "UPDATE jobs SET status = ?2, queue_position = ?3, images = ?4, videos = ?5, saved_paths = ?6, \
+                 error = ?7, updated_at = ?8, finished_at = ?9 WHERE key = ?1",
+                params![
+                    job.key.0,
+                    job.status,
+                    job.queue_position,
+                    json_list(&job.images),
+                    json_list(&job.videos),
+                    json_list(&job.saved_paths),
+                    job.error,
+                    millis(now),
+                    job.finished_at.map(millis),
+                ],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        self.with(|conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) \
+                 ORDER BY submitted_at DESC, key DESC LIMIT ?2"
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![query.status, query.limit], read_row)?;
+            rows.collect()
+        })
+    }
+
+    fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let oldest_kept = millis(now - retention.max_age);
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let by_age = tx.execute("DELETE FROM jobs WHERE submitted_at < ?1", [oldest_kept])?;
+            let by_count = tx.execute(
+                "DELETE FROM jobs WHERE key NOT IN \
+                 (SELECT key FROM jobs ORDER BY submitted_at DESC, key DESC LIMIT ?1)",
+                [retention.max_jobs],
+            )?;
+            tx.commit()?;
+            Ok(by_age + by_count)
+        })
+    }
+}
+
+/// Merges what was learnt into the stored row.
+fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>) {
+    if let Some(new) = &update.status {
+        // Polls from two servers can arrive out of order: a finished job stays finished.
+        if !job.is_final() || is_final(new) {
+            job.status = new.clone();
+            job.queue_position = update.queue_position;
+        }
+    }
+    if !update.images.is_empty() {
+        job.images = update.images.clone();
+    }
+    if !update.videos.is_empty() {
+        job.videos = update.videos.clone();
+    }
+    for path in &update.saved_paths {
+        if !job.saved_paths.contains(path) {
+            job.saved_paths.push(path.clone());
+        }
+    }
+    if update.error.is_some() {
+        job.error = update.error.clone();
+    }
+    if job.is_final() && job.finished_at.is_none() {
+        job.finished_at = Some(now);
+    }
+}
+
+fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        key: JobKey(row.get("key")?),
+        request_id: row.get("request_id")?,
+        model: row.get("model")?,
+        prompt: row.get("prompt")?,
+        size: row.get("size")?,
+        // Lenient: a row another version wrote oddly must not hide every other job.
+        params: serde_json::from_str(&row.get::<_, String>("params")?).unwrap_or_default(),
+        status: row.get("status")?,
+        queue_position: row.get("queue_position")?,
+        images: parse_list(row.get("images")?),
+        videos: parse_list(row.get("videos")?),
+        saved_paths: parse_list(row.get("saved_paths")?),
+        error: row.get("error")?,
+        submitted_at: from_millis(row.get("submitted_at")?),
+        updated_at: from_millis(row.get("updated_at")?),
+        finished_at: row.get::<_, Option<i64>>("finished_at")?.map(from_millis),
+    })
+}
+
+fn parse_list(raw: String) -> Vec<String> {
+    serde_json::from_str(&raw).unwrap_or_default()
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("journal.sqlite3")).unwrap();
+        (dir, store)
+    }
+
+    fn job(prompt: &str, at: DateTime<Utc>) -> NewJob {
+        NewJob {
+            model: "m".into(),
+            prompt: prompt.into(),
+            size: "1024x1024(1:1)".into(),
+            params: json!({"prompt": prompt}),
+            submitted_at: at,
+        }
+    }
+
+    fn submitted(store: &SqliteStore, prompt: &str, at: DateTime<Utc>) -> String {
+        let key = store.begin_submit(&job(prompt, at)).unwrap();
+        let id = format!("id-{prompt}");
+        store
+            .finish_submit(key, &SubmitOutcome::Accepted { request_id: id.clone() }, at)
+            .unwrap();
+        id
+    }
+
+    fn all(store: &SqliteStore) -> Vec<JobRecord> {
+        store
+            .list(&JobQuery {
+                status: None,
+                limit: 1000,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_submit_is_recorded_before_and_after_it_is_sent() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let key = store.begin_submit(&job("a fox", now)).unwrap();
+        assert_eq!(all(&store)[0].status, "submitting");
+        store
+            .finish_submit(key, &SubmitOutcome::FateUnknown { error: "reset".into() }, now)
+            .unwrap();
+        let row = &all(&store)[0];
+        assert_eq!((row.status.as_str(), row.request_id.as_deref()), ("unknown", None));
+        assert_eq!(row.error.as_deref(), Some("reset"));
+        assert_eq!(row.params, json!({"prompt": "a fox"}));
+    }
+
+    #[test]
+    fn updates_merge_and_a_finished_job_stays_finished() {
+        let (_dir, store) = store();
+        let id = submitted(&store, "a", Utc::now());
+        let update = |u: JobUpdate| assert!(store.update(&id, &u, Utc::now()).unwrap());
+        update(JobUpdate {
+            status: Some("in_queue".into()),
+            queue_position: Some(3),
+            ..Default::default()
+        });
+        assert_eq!(all(&store)[0].queue_position, Some(3));
+        update(JobUpdate {
+            status: Some("succeeded".into()),
+            images: vec!["http://x/1.png".into()],
+            ..Default::default()
+        });
+        update(JobUpdate::saved(vec!["/tmp/1.png".into()]));
+        update(JobUpdate::saved(vec!["/tmp/1.png".into(), "/tmp/2.png".into()]));
+        // A late poll from another server.
+        update(JobUpdate {
+            status: Some("in_progress".into()),
+            ..Default::default()
+        });
+        let row = &all(&store)[0];
+        assert_eq!(row.status, "succeeded");
+        assert_eq!(row.queue_position, None);
+        assert_eq!(row.images, ["http://x/1.png"]);
+        assert_eq!(row.saved_paths, ["/tmp/1.png", "/tmp/2.png"]);
+        assert!(row.finished_at.is_some());
+        assert!(!store.update("unknown-id", &JobUpdate::default(), Utc::now()).unwrap());
+    }
+
+    #[test]
+    fn newest_first_with_a_status_filter_and_a_limit() {
+        let (_dir, store) = store();
+        let t0 = Utc::now() - chrono::Duration::minutes(10);
+        for (i, p) in ["a", "b", "c"].iter().enumerate() {
+            submitted(&store, p, t0 + chrono::Duration::minutes(i as i64));
+        }
+        store
+            .update(
+                "id-b",
+                &JobUpdate {
+                    status: Some("failed".into()),
+                    ..Default::default()
+                },
+                Utc::now(),
+            )
+            .unwrap();
+        let prompts = |q: JobQuery| {
+            store
+                .list(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.prompt)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            prompts(JobQuery {
+                status: None,
+                limit: 10
+            }),
+            ["c", "b", "a"]
+        );
+        assert_eq!(prompts(JobQuery { status: None, limit: 2 }), ["c", "b"]);
+        assert_eq!(
+            prompts(JobQuery {
+                status: Some("in_queue".into()),
+                limit: 10
+            }),
+            ["c", "a"]
+        );
+    }
+
+    #[test]
+    fn retention_removes_old_rows_only() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        submitted(&store, "ancient", now - chrono::Duration::days(100));
+        submitted(&store, "old", now - chrono::Duration::days(40));
+        submitted(&store, "recent", now - chrono::Duration::days(1));
+        submitted(&store, "new", now);
+        let retention = Retention {
+            max_age: chrono::Duration::days(30),
+            max_jobs: 10,
+        };
+        assert_eq!(store.prune(&retention, now).unwrap(), 2);
+        let left: Vec<String> = all(&store).into_iter().map(|r| r.prompt).collect();
+        assert_eq!(left, ["new", "recent"]);
+        let retention = Retention {
+            max_jobs: 1,
+            ..retention
+        };
+        assert_eq!(store.prune(&retention, now).unwrap(), 1);
+        assert_eq!(all(&store)[0].prompt, "new");
+    }
+
+    #[test]
+    fn garbage_is_reported_as_corrupt_and_a_newer_schema_as_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        std::fs::write(
+            &path,
+            b"this is not a database, it is a shopping list: eggs, milk".repeat(100),
+        )
+        .unwrap();
+        assert!(matches!(SqliteStore::open(&path), Err(OpenError::Corrupt(_))));
+
+        let path = dir.path().join("newer.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(SqliteStore::open(&path), Err(OpenError::Newer(99))));
+
+        let path = dir.path().join("foreign.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE jobs (id TEXT)")
+            .unwrap();
+        assert!(matches!(SqliteStore::open(&path), Err(OpenError::Corrupt(_))));
+    }
+}
