@@ -9,7 +9,10 @@ use runcomfy_mcp::{
     mcp::RunComfyServer,
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
-    transport,
+    transport::{
+        self,
+        settings::{TransportArgs, TransportKind},
+    },
 };
 use tracing_subscriber::EnvFilter;
 
@@ -26,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve MCP over stdio (what MCP clients start). The default command.
+    /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).
     Serve(ServeArgs),
     /// Run the fake RunComfy API alone, for trying clients and tests against it.
     Simulate(SimulateArgs),
@@ -38,6 +41,8 @@ struct ServeArgs {
     upstream: UpstreamArgs,
     #[command(flatten)]
     wait: WaitSettings,
+    #[command(flatten)]
+    transport: TransportArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -100,9 +105,18 @@ fn init_logging() {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Checked before anything starts, so a refused setting costs nothing.
+    let http = match args.transport.transport {
+        TransportKind::Stdio => None,
+        TransportKind::Http => Some(args.transport.http_settings()?),
+    };
     // Keep the in-process simulator alive for as long as the server runs.
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client, args.wait.server_options())).await
+    let server = RunComfyServer::new(client, args.wait.server_options());
+    match http {
+        None => transport::stdio::serve(server).await,
+        Some(settings) => transport::http::serve(server, settings).await,
+    }
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

@@ -5,6 +5,8 @@
 //! `session_budget`, with `shutdown` handling; `settings` holds `serve`'s transport flags.
 
 pub mod guards;
+pub mod http;
+pub mod legacy_sse;
 pub mod session_budget;
 pub mod settings;
 pub mod shutdown;
