@@ -2,6 +2,8 @@
 //! over stdio against it, and an rmcp client driving it.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http;
+
 use std::{net::SocketAddr, time::Duration};
 
 use rmcp::{
