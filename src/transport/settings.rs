@@ -77,8 +77,9 @@ pub struct TransportArgs {
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_sessions: u64,
 
-    /// HTTP: a session with no traffic for this many seconds is closed.
-    #[arg(long, env = "RUNCOMFY_MCP_SESSION_IDLE_SECS", default_value_t = 300,
+    /// HTTP: a session with no traffic for this many seconds is closed. Keep it above
+    /// --max-wait-secs: a waiting call without progress notifications sends nothing.
+    #[arg(long, env = "RUNCOMFY_MCP_SESSION_IDLE_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub session_idle_secs: u64,
 
