@@ -15,6 +15,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
+    serve::ListenerExt,
     Router,
 };
 use futures::StreamExt;
@@ -123,6 +124,13 @@ where
     let in_flight = InFlight::new();
     let app = app(server, &settings, shutdown.clone(), in_flight.clone());
     let stop_accepting = CancellationToken::new();
+    // Without TCP_NODELAY, an SSE answer written in several small pieces waits on Nagle's
+    // algorithm and the client's delayed ACK: ~40 ms per call, measured.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let mut http = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
