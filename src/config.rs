@@ -8,7 +8,7 @@ use clap::Args;
 use crate::{
     jobs::Backoff,
     mcp::ServerOptions,
-    runcomfy::{ApiToken, ClientConfig},
+    runcomfy::{ApiToken, ClientConfig, RetryPolicy},
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://model-api.runcomfy.net";
@@ -104,6 +104,7 @@ impl UpstreamArgs {
             token,
             model: self.model.clone(),
             timeout: Duration::from_secs(self.timeout_secs),
+            retry: RetryPolicy::default(),
         })
     }
 }

@@ -55,7 +55,8 @@ pub struct WaitOptions {
     pub deadline: Instant,
     /// The longest silence between two events.
     pub heartbeat: Duration,
-    /// Consecutive transient poll failures tolerated before giving up.
+    /// Consecutive poll failures tolerated before giving up. Each poll is already retried by
+    /// the client's policy, so this is one more round of patience, not the main defence.
     pub max_poll_failures: u32,
 }
 
@@ -65,7 +66,7 @@ impl WaitOptions {
             backoff: Backoff::default(),
             deadline: Instant::now() + max_wait,
             heartbeat: Duration::from_secs(3),
-            max_poll_failures: 5,
+            max_poll_failures: 1,
         }
     }
 }

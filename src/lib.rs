@@ -16,8 +16,10 @@
 
 pub mod config;
 pub mod dreamina;
+pub mod generate;
 pub mod jobs;
 pub mod mcp;
+pub mod media;
 pub mod runcomfy;
 pub mod simulator;
 pub mod transport;

@@ -6,7 +6,10 @@ use std::{io::IsTerminal, net::SocketAddr, sync::Arc};
 use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
     config::{self, UpstreamArgs, WaitSettings},
-    mcp::RunComfyServer,
+    dreamina::ImageRequest,
+    generate::GenerateOptions,
+    mcp::{RunComfyServer, ServerOptions},
+    media::MediaArgs,
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
     transport::{
@@ -31,8 +34,32 @@ struct Cli {
 enum Command {
     /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).
     Serve(ServeArgs),
+    /// Generate an image from a shell: progress on stderr, saved file paths on stdout.
+    Generate(GenerateArgs),
     /// Run the fake RunComfy API alone, for trying clients and tests against it.
     Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GenerateArgs {
+    /// What the image should show (1 to 800 characters).
+    prompt: String,
+    /// Size, e.g. 2560x1440 or 2560x1440(16:9).
+    #[arg(long, default_value = "2048x2048(1:1)")]
+    size: String,
+    /// How strongly the prompt steers the result, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    scale: f64,
+    /// Ask for exactly one image.
+    #[arg(long)]
+    force_single: bool,
+    /// Directory to save the images in.
+    #[arg(long, default_value = ".")]
+    out: std::path::PathBuf,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    #[command(flatten)]
+    wait: WaitSettings,
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,6 +68,8 @@ struct ServeArgs {
     upstream: UpstreamArgs,
     #[command(flatten)]
     wait: WaitSettings,
+    #[command(flatten)]
+    media: MediaArgs,
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -66,10 +95,13 @@ struct SimulateArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    // At a shell, info lines would scroll the progress spinner away: only warnings by default.
+    let quiet = matches!(cli.command, Some(Command::Generate(_)));
+    init_logging(if quiet { "warn" } else { "runcomfy_mcp=info,warn" });
     let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::parse_default())) {
         Command::Serve(args) => serve(args).await,
+        Command::Generate(args) => generate(args).await,
         Command::Simulate(args) => simulate(args).await,
     };
     match outcome {
@@ -95,8 +127,8 @@ impl ServeArgs {
 }
 
 /// Logs go to stderr only: in stdio mode stdout belongs to JSON-RPC.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("runcomfy_mcp=info,warn"));
+fn init_logging(default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -111,8 +143,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         TransportKind::Http => Some(args.transport.http_settings()?),
     };
     // Keep the in-process simulator alive for as long as the server runs.
+    let options = ServerOptions {
+        media: args.media.options().map_err(anyhow::Error::msg)?,
+        ..args.wait.server_options()
+    };
     let (client, _simulator) = upstream_client(&args.upstream).await?;
-    let server = RunComfyServer::new(client, args.wait.server_options());
+    let server = RunComfyServer::new(client, options);
     match http {
         None => transport::stdio::serve(server).await,
         Some(settings) => transport::http::serve(server, settings).await,
@@ -136,6 +172,26 @@ async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Op
     Ok((Arc::new(client), simulator))
 }
 
+async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    // The same parsing and rules as the MCP tool, so the shell and the model see the same errors.
+    let arguments = serde_json::json!({
+        "prompt": args.prompt, "size": args.size, "scale": args.scale, "force_single": args.force_single,
+    });
+    let request: ImageRequest = serde_json::from_value(arguments).map_err(|e| anyhow::anyhow!("{e}"))?;
+    request.validate()?;
+    let (client, _simulator) = upstream_client(&args.upstream).await?;
+    let options = GenerateOptions {
+        out_dir: args.out,
+        // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
+        max_wait: std::time::Duration::from_secs(args.wait.max_wait_secs),
+        backoff: args.wait.backoff(),
+    };
+    for path in runcomfy_mcp::generate::run(&client, &request, &options).await? {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let config = SimConfig {
         queue_step_ms: args.queue_step_ms,
@@ -148,4 +204,14 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     tracing::info!(url = %simulator.base_url(), "simulator listening; Ctrl-C to stop");
     simulator.run_until_ctrl_c().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -201,6 +201,55 @@ async fn invalid_input_is_refused_before_any_http_call() {
     assert_eq!(sim.stats().submissions, 1);
 }
 
+/// A transient failure is retried and the call succeeds; a submit is retried only when the
+/// upstream provably did not take it (429), never after an ambiguous failure.
+#[tokio::test]
+async fn transient_faults_are_retried_and_nothing_is_submitted_twice() {
+    let sim = simulator(fast_config()).await;
+    let client = connect(&sim.base_url(), &[]).await;
+    let control = Control::new(&sim);
+
+    control
+        .fault(json!({"endpoint": "submit", "status": 429, "retry_after": 1}))
+        .await;
+    let id = submit(&client, json!({"prompt": "after a 429"})).await;
+    let jobs: serde_json::Value = reqwest::get(format!("{}/__sim/jobs", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        1,
+        "the 429 created no job, the retry created one: {jobs}"
+    );
+    assert_eq!(sim.stats().submissions, 2);
+
+    for endpoint in ["status", "result", "cancel"] {
+        control
+            .fault(json!({"endpoint": endpoint, "status": 502, "times": 2}))
+            .await;
+    }
+    control.fault(json!({"endpoint": "status", "kind": "reset"})).await;
+    let state = call(&client, "check_status", json!({"request_id": id})).await;
+    assert!(!is_error(&state), "{}", text(&state));
+    let result = call(&client, "get_result", json!({"request_id": id})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let cancel = call(&client, "cancel_request", json!({"request_id": id})).await;
+    assert!(!is_error(&cancel), "{}", text(&cancel));
+
+    // A reset after the submit was sent: the job exists upstream, the server must not resend it.
+    control.fault(json!({"endpoint": "submit", "kind": "reset"})).await;
+    let lost = call(&client, "generate_image", json!({"prompt": "fate unknown"})).await;
+    assert!(
+        is_error(&lost) && text(&lost).contains("may have reached RunComfy"),
+        "{}",
+        text(&lost)
+    );
+    assert_eq!(sim.stats().submissions, 3, "exactly one more submission");
+}
+
 /// Each upstream error class becomes an isError result whose text tells the user what to do.
 #[tokio::test]
 async fn upstream_error_classes_are_actionable() {
@@ -229,8 +278,8 @@ async fn upstream_error_classes_are_actionable() {
             "prompt: unsafe content",
         ),
         (
-            json!({"endpoint": "submit", "status": 429, "retry_after": 7}),
-            "retry after 7 s",
+            json!({"endpoint": "submit", "status": 429, "retry_after": 60}),
+            "retry after 60 s",
         ),
         (
             json!({"endpoint": "submit", "status": 500, "body": {"error_code": 500001, "error_message": "boom"}}),
@@ -248,7 +297,7 @@ async fn upstream_error_classes_are_actionable() {
     // Read tools keep the request_id in the message so the model can retry.
     let id = submit(&client, json!({"prompt": "a cat"})).await;
     control
-        .fault(json!({"endpoint": "status", "status": 503, "body": {"error_message": "maintenance"}}))
+        .fault(json!({"endpoint": "status", "status": 503, "times": 10, "body": {"error_message": "maintenance"}}))
         .await;
     let result = call(&client, "check_status", json!({"request_id": id})).await;
     assert!(is_error(&result) && text(&result).contains(&id), "{}", text(&result));

@@ -48,6 +48,33 @@ async fn spawn_binary<H: ClientHandler>(handler: H, base_url: &str, extra: &[&st
         .expect("initialize")
 }
 
+/// Like `spawn_binary`, with the server's stderr (at info level) collected for inspection.
+async fn spawn_binary_with_log(base_url: &str) -> (RunningService<RoleClient, Recorder>, Arc<Mutex<String>>) {
+    let base_url = base_url.to_owned();
+    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
+        cmd.args(["serve", "--poll-first-ms", "50"])
+            .env("RUNCOMFY_API_KEY", TOKEN)
+            .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUST_LOG", "runcomfy_mcp=info");
+    });
+    let (transport, stderr) = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    tokio::spawn({
+        let log = log.clone();
+        async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr.unwrap()).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        }
+    });
+    (Recorder::default().serve(transport).await.expect("initialize"), log)
+}
+
 fn wait_call(arguments: Value) -> ClientRequest {
     ClientRequest::CallToolRequest(Request::new(
         CallToolRequestParams::new("generate_image_and_wait").with_arguments(args(arguments)),
@@ -155,7 +182,7 @@ async fn cancelling_a_running_wait_leaves_the_job_running() {
         ..fast_config()
     })
     .await;
-    let client = spawn_binary(Recorder::default(), &sim.base_url(), &FAST_POLL).await;
+    let (client, log) = spawn_binary_with_log(&sim.base_url()).await;
     let handle = client
         .send_cancellable_request(
             wait_call(json!({"prompt": "too late"})),
@@ -168,6 +195,12 @@ async fn cancelling_a_running_wait_leaves_the_job_running() {
     // The server asks RunComfy to cancel; RunComfy answers not_cancellable and the job runs on.
     eventually(|| async { sim.stats().cancel_calls.to_string() }, "1").await;
     assert_eq!(Control::new(&sim).job(&id).await["status"], "in_progress");
+    let logged = eventually(
+        || async { log.lock().unwrap().contains("NotCancellable").to_string() },
+        "true",
+    )
+    .await;
+    assert_eq!(logged, "true", "the outcome is logged: {}", log.lock().unwrap());
     // The server keeps serving after the cancelled call.
     let result = call_on(&client, "cancel_request", json!({"request_id": id})).await;
     assert_eq!(structured(&result)["outcome"], "not_cancellable");

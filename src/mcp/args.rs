@@ -38,7 +38,11 @@ fn reject_unknown<T: JsonSchema + 'static>(args: &JsonObject) -> Result<(), Inva
     match args.keys().find(|k| !known.contains(k)) {
         None => Ok(()),
         Some(unknown) => Err(InvalidArgument::new(
-            unknown.clone(),
+            if unknown.is_empty() {
+                "(an empty name)".to_owned()
+            } else {
+                unknown.clone()
+            },
             format!(
                 "is not an argument of this tool. Accepted arguments: {}",
                 known.join(", ")
@@ -63,5 +67,98 @@ pub struct JobArgs {
 impl Validate for JobArgs {
     fn validate(&self) -> Result<(), InvalidArgument> {
         Ok(()) // RequestId checks itself while deserialising.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::{
+        dreamina::{ImageRequest, Size, MAX_PROMPT_CHARS},
+        mcp::wait::WaitArgs,
+    };
+
+    const CASES: u32 = 2000;
+
+    /// Any JSON at all: scalars, arrays and objects a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            ".{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
+                prop::collection::hash_map(".{0,12}", inner, 0..8).prop_map(|m| json!(m)),
+            ]
+        })
+    }
+
+    fn object_of(keys: &'static [&'static str]) -> impl Strategy<Value = JsonObject> {
+        prop::collection::hash_map(prop::sample::select(keys), any_json(), 0..6)
+            .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        /// Whatever arrives, parsing answers Ok or a named-field error; it never panics, and
+        /// what it accepts meets every rule.
+        #[test]
+        fn image_arguments_never_panic_and_accepted_ones_are_valid(
+            args in object_of(&["prompt", "size", "scale", "force_single", "seed", "width×height", ""]),
+        ) {
+            match parse::<ImageRequest>(args) {
+                Ok(request) => {
+                    prop_assert!(!request.prompt.trim().is_empty());
+                    prop_assert!(request.prompt.chars().count() <= MAX_PROMPT_CHARS);
+                    prop_assert!((0.0..=1.0).contains(&request.scale));
+                    prop_assert!(Size::parse(request.size.as_str()).is_some());
+                }
+                Err(e) => prop_assert!(!e.field.is_empty() && !e.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn wait_arguments_never_panic(args in object_of(&["prompt", "size", "max_wait_seconds", "scale"])) {
+            let _ = parse::<WaitArgs>(args);
+        }
+
+        /// Every well-formed request is accepted, whatever its characters.
+        #[test]
+        fn valid_requests_are_accepted(
+            prompt in "\\PC{1,800}".prop_filter("not blank", |p| !p.trim().is_empty()),
+            size in prop::sample::select(Size::all().collect::<Vec<_>>()),
+            scale in 0.0f64..=1.0,
+            force_single in any::<bool>(),
+        ) {
+            let args = json!({"prompt": prompt, "size": size.as_str(), "scale": scale, "force_single": force_single});
+            let parsed = parse::<ImageRequest>(args.as_object().unwrap().clone());
+            prop_assert!(parsed.is_ok(), "{:?}", parsed);
+        }
+
+        #[test]
+        fn overlong_prompts_are_refused(prompt in "\\PC{801,1200}") {
+            let err = parse::<ImageRequest>(json!({"prompt": prompt}).as_object().unwrap().clone()).unwrap_err();
+            prop_assert_eq!(err.field, "prompt");
+        }
+
+        /// Request ids: any string either fails or yields an id that is safe in a URL path.
+        #[test]
+        fn request_ids_are_safe_in_a_path(raw in prop_oneof![".{0,200}", "[A-Za-z0-9_./%?#-]{0,140}"]) {
+            if let Ok(id) = crate::runcomfy::RequestId::parse(&raw) {
+                let s = id.as_str();
+                prop_assert!(!s.is_empty() && s.len() <= 128);
+                prop_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            }
+        }
     }
 }

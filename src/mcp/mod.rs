@@ -2,6 +2,7 @@
 //! It knows MCP content, not HTTP: every upstream call goes through [`crate::runcomfy::Client`].
 
 mod args;
+mod delivery;
 mod progress;
 mod render;
 mod schema;

@@ -134,6 +134,14 @@ pub struct JobResult {
     pub finished_at: Option<String>,
     /// What to do next, or how long the URLs live.
     pub next_step: String,
+    /// One entry per output (images, then videos): size, type, saved path, inline copy, problems. Empty until the job succeeds.
+    pub outputs: Vec<crate::media::OutputReport>,
+    /// How long RunComfy is expected to keep the URLs, in hours (its own figure: about 7 days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_lifetime_hours: Option<u32>,
+    /// Remarks about the result as a whole (previews left out, limits applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl JobResult {
@@ -161,6 +169,9 @@ impl JobResult {
             created_at: answer.created_at.map(plain),
             finished_at: answer.finished_at.map(plain),
             next_step,
+            outputs: Vec::new(),
+            url_lifetime_hours: None,
+            notes: Vec::new(),
         })
     }
 
@@ -183,6 +194,9 @@ impl JobResult {
             videos: Vec::new(),
             created_at: None,
             finished_at: None,
+            outputs: Vec::new(),
+            url_lifetime_hours: None,
+            notes: Vec::new(),
             next_step: format!(
                 "Still {status}{position} after waiting {} s; the job goes on at RunComfy. Call get_result with request_id \"{id}\" in a few seconds to collect the images. Do not call generate_image_and_wait again for this image: that would start a new paid job.",
                 waited.as_secs()

@@ -12,15 +12,17 @@ use rmcp::{
     },
     service::RequestContext,
     task_manager::{TaskExit, TaskManager, TaskOptions},
-    tool_handler, ErrorData, RoleServer, ServerHandler,
+    tool_handler, ErrorData, Peer, RoleServer, ServerHandler,
 };
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    args, render,
+    args,
+    delivery::DeliveryArgs,
+    render,
     wait::{self, WaitArgs},
 };
-use crate::{dreamina::ImageRequest, jobs::Backoff, runcomfy::Client};
+use crate::{dreamina::ImageRequest, jobs::Backoff, media::MediaOptions, runcomfy::Client};
 
 const INSTRUCTIONS: &str = "Generates images with ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on RunComfy. \
 The simplest way is generate_image_and_wait: it returns the image URLs, or, if the image takes longer than the wait, \
@@ -44,6 +46,8 @@ pub struct ServerOptions {
     pub task_wait: Duration,
     /// How often a waiting call polls the upstream.
     pub backoff: Backoff,
+    /// Previews, saved files and download bounds for finished results.
+    pub media: MediaOptions,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +57,7 @@ impl Default for ServerOptions {
             max_wait: Duration::from_secs(300),
             task_wait: Duration::from_secs(30 * 60),
             backoff: Backoff::default(),
+            media: MediaOptions::default(),
         }
     }
 }
@@ -88,18 +93,18 @@ impl RunComfyServer {
     /// Runs an image tool as a task: submit, follow the job (the task's status message mirrors
     /// its phase), and settle with the same result the waiting tool returns. `tasks/cancel`
     /// cancels the upstream job if it is still queued.
-    fn start_task(&self, request: CallToolRequestParams) -> CallToolResponse {
+    fn start_task(&self, request: CallToolRequestParams, peer: Peer<RoleServer>) -> CallToolResponse {
         let arguments = request.arguments.unwrap_or_default();
         let parsed = if request.name == "generate_image" {
-            args::parse::<ImageRequest>(arguments).map(|request| (request, self.options.task_wait))
+            args::parse::<ImageRequest>(arguments).map(|request| (request, DeliveryArgs::default()))
         } else {
-            args::parse::<WaitArgs>(arguments).map(|a| (a.request, self.options.task_wait))
+            args::parse::<WaitArgs>(arguments).map(|a| (a.request, a.delivery))
         };
-        let (image, max_wait) = match parsed {
+        let (image, delivery) = match parsed {
             Ok(p) => p,
             Err(e) => return CallToolResponse::Complete(render::invalid_argument(&e)),
         };
-        let (client, backoff) = (self.client.clone(), self.options.backoff);
+        let (server, max_wait, backoff) = (self.clone(), self.options.task_wait, self.options.backoff);
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)
             .with_status_message("Submitting");
@@ -113,15 +118,19 @@ impl RunComfyServer {
                         cancel.cancel();
                     }
                 });
-                let result = wait::submit_and_wait(&client, &image, max_wait, backoff, &cancel, |_, message| {
-                    ctx.set_status_message(message)
-                })
-                .await;
+                let outcome =
+                    wait::submit_and_wait(&server.client, &image, max_wait, backoff, &cancel, |_, message| {
+                        ctx.set_status_message(message)
+                    })
+                    .await;
                 watcher.abort();
                 if cancel.is_cancelled() {
                     return Err(TaskExit::Cancelled);
                 }
-                Ok(result)
+                Ok(match outcome {
+                    Ok(result) => server.deliver(result, &delivery, &peer).await,
+                    Err(error) => error,
+                })
             })
         });
         tracing::info!(task_id = %task.task_id, tool = %request.name, "started a task");
@@ -148,7 +157,7 @@ impl ServerHandler for RunComfyServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let client_has_tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
         if client_has_tasks && TASK_TOOLS.contains(&request.name.as_ref()) {
-            return Ok(self.start_task(request));
+            return Ok(self.start_task(request, context.peer.clone()));
         }
         self.tool_router
             .call(ToolCallContext::new(self, request, context))

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     args::{self, JobArgs},
+    delivery::ResultArgs,
     progress::ProgressReporter,
     render::{self, Cancellation, JobResult, JobState, Submitted},
     schema::{output_schema_for, schema_for},
@@ -60,19 +61,19 @@ impl RunComfyServer {
     #[tool(
         name = "get_result",
         title = "Get job result",
-        description = "Get the outcome of a job started with generate_image: the image URLs once it has succeeded, the current status while it is still queued or running (call again later), or RunComfy's error if it failed. Does not change the job.",
-        input_schema = schema_for::<JobArgs>(),
+        description = "Get the outcome of a job started with generate_image: once it has succeeded, the image URLs with their size and type, small inline previews, a link per image, and the saved file paths when the server saves images; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
+        input_schema = schema_for::<ResultArgs>(),
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn get_result(&self, arguments: JsonObject) -> CallToolResult {
-        let JobArgs { request_id } = match args::parse(arguments) {
+    async fn get_result(&self, arguments: JsonObject, peer: Peer<RoleServer>) -> CallToolResult {
+        let ResultArgs { request_id, delivery } = match args::parse(arguments) {
             Ok(a) => a,
             Err(e) => return render::invalid_argument(&e),
         };
         match self.client.result(&request_id).await {
             Ok(answer) => match JobResult::new(&request_id, answer) {
-                Ok(result) => result.render(),
+                Ok(result) => self.deliver(result, &delivery, &peer).await,
                 Err(failed) => failed,
             },
             Err(e) => render::api_error(&request_id, &e),
@@ -119,9 +120,9 @@ impl RunComfyServer {
         };
         let mut progress = meta
             .get_progress_token()
-            .map(|token| ProgressReporter::new(peer, token));
+            .map(|token| ProgressReporter::new(peer.clone(), token));
         let max_wait = self.wait_for(args.max_wait_seconds);
-        let result = wait::submit_and_wait(
+        let outcome = wait::submit_and_wait(
             &self.client,
             &args.request,
             max_wait,
@@ -137,6 +138,9 @@ impl RunComfyServer {
         if let Some(progress) = progress {
             progress.finish().await;
         }
-        result
+        match outcome {
+            Ok(result) => self.deliver(result, &args.delivery, &peer).await,
+            Err(error) => error,
+        }
     }
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     args::Validate,
+    delivery::DeliveryArgs,
     render::{self, JobResult},
 };
 use crate::{
@@ -23,6 +24,9 @@ use crate::{
 pub struct WaitArgs {
     #[serde(flatten)]
     pub request: ImageRequest,
+
+    #[serde(flatten)]
+    pub delivery: DeliveryArgs,
 
     /// Seconds to wait for the image before returning the request_id to poll with instead. Leave it out to use the server's default (40 s, inside the ~60 s after which some clients abandon a call); the server caps it (300 s by default).
     // Described as a plain integer: some clients (Gemini) reject the `["integer", "null"]` type
@@ -40,8 +44,8 @@ impl Validate for WaitArgs {
     }
 }
 
-/// Submits `request`, waits up to `max_wait`, and renders the outcome: the images, the handle
-/// to poll with when the deadline came first, or an error result. `on_progress` hears about every
+/// Submits `request` and waits up to `max_wait`: `Ok` with the finished job (or the handle to
+/// poll with when the deadline came first), `Err` with the error result to return. `on_progress` hears about every
 /// phase change and heartbeat.
 pub async fn submit_and_wait(
     client: &Client,
@@ -50,13 +54,13 @@ pub async fn submit_and_wait(
     backoff: Backoff,
     cancel: &CancellationToken,
     mut on_progress: impl FnMut(Duration, String),
-) -> CallToolResult {
+) -> Result<JobResult, CallToolResult> {
     let started = tokio::time::Instant::now();
     // The submit is never abandoned half-way, even if the call is cancelled meanwhile: its fate
     // would be unknown. A cancellation is acted on right after, by cancelling the job.
     let id = match client.submit(&request.to_wire()).await {
         Ok(id) => id,
-        Err(e) => return render::submit_error(&e),
+        Err(e) => return Err(render::submit_error(&e)),
     };
     on_progress(started.elapsed(), format!("Submitted as request_id {id}"));
     let options = WaitOptions {
@@ -74,19 +78,16 @@ pub async fn submit_and_wait(
     .await;
     match outcome {
         Ok(WaitOutcome::Finished(_)) => match client.result(&id).await {
-            Ok(answer) => match JobResult::new(&id, answer) {
-                Ok(result) => result.render(),
-                Err(failed) => failed,
-            },
-            Err(e) => render::api_error(&id, &e),
+            Ok(answer) => JobResult::new(&id, answer),
+            Err(e) => Err(render::api_error(&id, &e)),
         },
         Ok(WaitOutcome::DeadlinePassed { last }) => {
             let status = last.as_ref().map(|s| s.status.clone()).unwrap_or(JobStatus::InQueue);
             let position = last.and_then(|s| s.queue_position);
-            JobResult::pending(&id, &status, position, started.elapsed()).render()
+            Ok(JobResult::pending(&id, &status, position, started.elapsed()))
         }
-        Ok(WaitOutcome::Cancelled { cancel, .. }) => render::wait_cancelled(&id, &cancel),
-        Err(e) => render::api_error(&id, &e),
+        Ok(WaitOutcome::Cancelled { cancel, .. }) => Err(render::wait_cancelled(&id, &cancel)),
+        Err(e) => Err(render::api_error(&id, &e)),
     }
 }
 

@@ -7,7 +7,10 @@ use reqwest::{header, Method};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ApiError, ApiToken, CancelResponse, RequestId, ResultResponse, StatusResponse, SubmitResponse};
+use super::{
+    ApiError, ApiToken, CallKind, CancelResponse, RequestId, ResultResponse, RetryPolicy, StatusResponse,
+    SubmitResponse,
+};
 
 /// API answers are small JSON documents; anything larger is not an answer we can use.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -21,6 +24,7 @@ pub struct ClientConfig {
     pub model: String,
     /// Bound on each HTTP call, connect to last byte.
     pub timeout: Duration,
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +61,13 @@ impl Client {
     /// failure proves the job was not created ([`ApiError::provably_not_sent`]).
     pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
         let url = format!("{}/v1/models/{}", self.config.base_url, self.config.model);
-        let answer: SubmitResponse = self.call(Method::POST, &url, Some(input)).await?;
+        let answer: SubmitResponse = self
+            .config
+            .retry
+            .run(CallKind::Submit, "submit", || {
+                self.call(Method::POST, &url, Some(input))
+            })
+            .await?;
         RequestId::parse(&answer.request_id).map_err(|e| ApiError::InvalidResponse {
             status: 200,
             detail: format!("the submit answer carried an unusable request_id: {e}"),
@@ -65,15 +75,28 @@ impl Client {
     }
 
     pub async fn status(&self, id: &RequestId) -> Result<StatusResponse, ApiError> {
-        self.call(Method::GET, &self.request_url(id, "status"), None).await
+        let url = self.request_url(id, "status");
+        self.config
+            .retry
+            .run(CallKind::Idempotent, "status", || self.call(Method::GET, &url, None))
+            .await
     }
 
     pub async fn result(&self, id: &RequestId) -> Result<ResultResponse, ApiError> {
-        self.call(Method::GET, &self.request_url(id, "result"), None).await
+        let url = self.request_url(id, "result");
+        self.config
+            .retry
+            .run(CallKind::Idempotent, "result", || self.call(Method::GET, &url, None))
+            .await
     }
 
+    /// Cancelling twice has the effect of cancelling once, so it is retried like a read.
     pub async fn cancel(&self, id: &RequestId) -> Result<CancelResponse, ApiError> {
-        self.call(Method::POST, &self.request_url(id, "cancel"), None).await
+        let url = self.request_url(id, "cancel");
+        self.config
+            .retry
+            .run(CallKind::Idempotent, "cancel", || self.call(Method::POST, &url, None))
+            .await
     }
 
     /// URLs are always built from our base URL and a checked id, never taken from an answer.

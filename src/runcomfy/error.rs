@@ -93,13 +93,16 @@ fn code_suffix(code: &Option<i64>) -> String {
 }
 
 impl ApiError {
-    /// Whether the same call may succeed if made again later. Used by the retry policy for reads;
-    /// a submit additionally needs [`ApiError::provably_not_sent`].
+    /// Whether the same call may succeed if made again later. Used by the retry policy for reads
+    /// (an unreadable answer to a read is worth another look); a submit is retried only on
+    /// [`ApiError::provably_not_sent`].
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::RateLimited { .. } | Self::Timeout(_) | Self::Unreachable { .. } | Self::ConnectionLost { .. } => {
-                true
-            }
+            Self::RateLimited { .. }
+            | Self::Timeout(_)
+            | Self::Unreachable { .. }
+            | Self::ConnectionLost { .. }
+            | Self::InvalidResponse { .. } => true,
             Self::Upstream { status, .. } => *status >= 500 || *status == 0,
             _ => false,
         }

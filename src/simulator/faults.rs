@@ -52,6 +52,12 @@ pub enum FaultKind {
     Empty,
     /// The real answer with its `status` string replaced by `"warming_up"`.
     UnknownStatus,
+    /// The real answer, its body sent in four pieces `delay_ms` apart (headers at once): a
+    /// slow upstream that answers, but slowly, mid-body.
+    SlowBody,
+    /// The real answer sent in small chunks without a `Content-Length`, so that a client learns
+    /// the size only by reading (for download size caps).
+    Chunked,
 }
 
 /// One fault rule, as posted to `POST /__sim/faults`.
@@ -72,6 +78,9 @@ pub struct FaultRule {
     pub retry_after: Option<u64>,
     #[serde(default)]
     pub kind: FaultKind,
+    /// Replaces the answer's `Content-Type` (e.g. `text/html` on an image).
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 fn one() -> u32 {
@@ -128,8 +137,9 @@ where
         return handle.await;
     };
     tracing::warn!(?rule, "simulator: injecting fault");
-    if let Some(ms) = rule.delay_ms {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    let delay = Duration::from_millis(rule.delay_ms.unwrap_or(0));
+    if rule.kind != FaultKind::SlowBody {
+        tokio::time::sleep(delay).await;
     }
     let mut response = match rule.kind {
         FaultKind::Respond if rule.status.is_none() && rule.body.is_none() => handle.await,
@@ -154,7 +164,12 @@ where
             json_response(StatusCode::OK, Body::empty())
         }
         FaultKind::UnknownStatus => unknown_status(handle.await).await,
+        FaultKind::SlowBody => slow_body(handle.await, delay).await,
+        FaultKind::Chunked => chunked(handle.await).await,
     };
+    if let Some(value) = rule.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
     if let Some(seconds) = rule.retry_after {
         response
             .headers_mut()
@@ -183,6 +198,22 @@ fn respond(rule: &FaultRule) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+async fn slow_body(response: Response, gap: Duration) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let piece = bytes.len().div_ceil(4).max(1);
+    let pieces: Vec<Bytes> = (0..bytes.len())
+        .step_by(piece)
+        .map(|i| bytes.slice(i..(i + piece).min(bytes.len())))
+        .collect();
+    let stream = futures::stream::unfold(pieces.into_iter(), move |mut rest| async move {
+        let next = rest.next()?;
+        tokio::time::sleep(gap).await;
+        Some((Ok::<Bytes, std::convert::Infallible>(next), rest))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
 async fn unknown_status(response: Response) -> Response {
     let (parts, body) = response.into_parts();
     let bytes = body_bytes(Response::new(body)).await;
@@ -194,6 +225,18 @@ async fn unknown_status(response: Response) -> Response {
         *status = Value::from("warming_up");
     }
     json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn chunked(response: Response) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|at| Ok(bytes.slice(at..(at + CHUNK).min(bytes.len()))))
+        .collect();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
 }
 
 async fn body_bytes(response: Response) -> Bytes {
@@ -244,6 +287,7 @@ mod tests {
             body: None,
             retry_after: None,
             kind: FaultKind::Respond,
+            content_type: None,
         }
     }
 

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::{FaultEndpoint, FaultKind, FaultRule};
+pub use png::ImageStyle;
 
 /// Timings and behaviour of new jobs. Missing fields take the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,8 @@ pub struct SimConfig {
     pub images_per_job: u32,
     /// `None`: any non-empty bearer token is accepted.
     pub required_token: Option<String>,
+    /// What result images look like; read when an image is served.
+    pub image_style: ImageStyle,
 }
 
 impl Default for SimConfig {
@@ -51,6 +54,7 @@ impl Default for SimConfig {
             run_ms: 800,
             images_per_job: 1,
             required_token: None,
+            image_style: ImageStyle::Gradient,
         }
     }
 }

@@ -179,7 +179,7 @@ async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Res
         if index >= job.images || !matches!(job.phase(), Phase::Completed { .. }) {
             return wire::not_found();
         }
-        match sim.images.get(job.width, job.height).await {
+        match sim.images.get(job.width, job.height, sim.config().image_style).await {
             Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
             Err(error) => {
                 tracing::error!(%error, "simulator: cannot render image");

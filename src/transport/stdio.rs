@@ -6,7 +6,10 @@ use rmcp::{service::ServerInitializeError, ServiceExt};
 use crate::mcp::RunComfyServer;
 
 pub async fn serve(server: RunComfyServer) -> anyhow::Result<()> {
-    let running = match server.serve(rmcp::transport::stdio()).await {
+    // `stdio_pipes` drives the pipes a client launches us with on the IO reactor instead of
+    // tokio's blocking pool: no thread hand-off per message (it falls back to plain stdio when
+    // stdin/stdout are not pipes, e.g. a terminal).
+    let running = match server.serve(rmcp::transport::stdio_pipes()).await {
         Ok(running) => running,
         // A client that probes (`server/discover`) or gives up before `initialize` and then
         // closes stdin has simply left: that is a normal end, not a failure.

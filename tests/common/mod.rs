@@ -166,3 +166,31 @@ impl Control {
         assert!(response.status().is_success());
     }
 }
+
+/// Like [`connect`], but the client introduces itself with `client_name` at `initialize` (the
+/// server adapts some results to known clients, e.g. `claude-code`).
+pub async fn connect_as(
+    base_url: &str,
+    env: &[(&str, &str)],
+    client_name: &str,
+) -> RunningService<RoleClient, rmcp::model::ClientConfig> {
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let base_url = base_url.to_owned();
+    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
+        cmd.arg("serve")
+            .env_remove("RUNCOMFY_API_TOKEN")
+            .env_remove("RUNCOMFY_SIMULATE")
+            .env("RUNCOMFY_API_KEY", TOKEN)
+            .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+    });
+    let transport = TokioChildProcess::new(command).expect("binary starts");
+    let info = rmcp::model::ClientConfig::new(
+        Default::default(),
+        rmcp::model::Implementation::new(client_name, "1.0.0"),
+    );
+    info.serve(transport).await.expect("initialize succeeds")
+}

@@ -1,0 +1,90 @@
+//! Measures how much a result download raises this process's peak RSS: submits one job to a
+//! running simulator, then runs `media::collect` on its image and reports VmHWM (peak resident
+//! set) before and after, with the peak reset first (`/proc/self/clear_refs`). Linux only.
+//!
+//! ```sh
+//! target/debug/runcomfy-mcp simulate --port 8799 &
+//! curl -X PUT -H 'content-type: application/json' -d '{"image_style":"noise"}' http://127.0.0.1:8799/__sim/config
+//! cargo run --example save_peak_rss -- http://127.0.0.1:8799 save      # save only, no preview
+//! cargo run --example save_peak_rss -- http://127.0.0.1:8799 preview   # save and preview
+//! ```
+
+use std::time::Duration;
+
+use runcomfy_mcp::media::{self, save::OutputDir, MediaOptions};
+use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
+use serde_json::json;
+
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("field present")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let base_url = args.next().unwrap_or_else(|| "http://127.0.0.1:8799".into());
+    let previews = args.next().as_deref() == Some("preview");
+    let client = Client::new(ClientConfig {
+        base_url,
+        token: ApiToken::new("measure").expect("non-empty"),
+        model: "bytedance/dreamina-4-0/text-to-image".into(),
+        timeout: Duration::from_secs(120),
+        retry: runcomfy_mcp::runcomfy::RetryPolicy::default(),
+    })
+    .map_err(anyhow::Error::msg)?;
+    let id = client
+        .submit(&json!({"prompt": "noise", "width\u{d7}height": "4096x4096(1:1)", "force_single": true}))
+        .await?;
+    let urls = loop {
+        let answer = client.result(&id).await?;
+        if answer.status == JobStatus::Succeeded {
+            break answer.output.unwrap_or_default().image_urls();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let dir = tempfile::tempdir()?;
+    let options = MediaOptions {
+        output_dir: Some(OutputDir::prepare(dir.path().to_str().unwrap()).map_err(anyhow::Error::msg)?),
+        previews,
+        download_timeout: Duration::from_secs(120),
+        ..MediaOptions::default()
+    };
+
+    std::fs::write("/proc/self/clear_refs", "5")?; // resets VmHWM to the current RSS
+    let before = status_kb("VmHWM:");
+    let collected = media::collect(
+        client.http(),
+        &options,
+        media::Request {
+            name_stem: id.as_str(),
+            images: &urls,
+            videos: &[],
+            full_size: false,
+        },
+    )
+    .await;
+    let after = status_kb("VmHWM:");
+    let output = &collected.outputs[0];
+    let bytes = output.bytes.unwrap_or(0);
+    println!(
+        "mode={} file={:.1} MB ({}x{}) saved={} problem={:?}",
+        if previews { "save+preview" } else { "save" },
+        bytes as f64 / 1e6,
+        output.width.unwrap_or(0),
+        output.height.unwrap_or(0),
+        output.saved_path.is_some(),
+        output.problem
+    );
+    println!(
+        "peak RSS before {:.1} MB, during {:.1} MB: +{:.1} MB",
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        (after - before) as f64 / 1024.0
+    );
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Bounded downloads of result files: a timeout, a size cap, a content-type check, and the body
+//! streamed into a file rather than held in memory.
+//!
+//! A result URL comes from the upstream's answer, so everything about it is checked: only
+//! http(s), an error status is an error, a `Content-Type` that is not an image (an HTML error
+//! page served with 200) is refused before the body is read, and the first bytes must be a PNG,
+//! JPEG or WebP signature — the format we name the file after is the one sniffed, not the one
+//! claimed. The body goes chunk by chunk into the spool file, so a 50 MB image costs a few
+//! kilobytes of buffer, not 50 MB (or twice that).
+
+use std::time::Duration;
+
+use image::ImageFormat;
+use reqwest::header;
+use tempfile::NamedTempFile;
+use tokio::io::AsyncWriteExt;
+
+/// Bounds on one download.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub timeout: Duration,
+}
+
+/// A finished download: the spool file holds exactly the body.
+#[derive(Debug)]
+pub struct Downloaded {
+    pub file: NamedTempFile,
+    pub bytes: u64,
+    /// The sniffed format.
+    pub format: ImageFormat,
+}
+
+impl Downloaded {
+    pub fn mime_type(&self) -> &'static str {
+        self.format.to_mime_type()
+    }
+
+    pub fn extension(&self) -> &'static str {
+        self.format.extensions_str().first().copied().unwrap_or("bin")
+    }
+}
+
+/// Why a download was given up; the message is shown to the user as a note.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("not an http(s) URL")]
+    BadUrl,
+    #[error("the server answered HTTP {0}")]
+    Status(u16),
+    #[error("the server sent {0:?} instead of an image")]
+    WrongType(String),
+    #[error("it is larger than the {} MB download limit", .0 / (1024 * 1024))]
+    TooLarge(u64),
+    #[error("it did not finish downloading within {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error("the content is not a PNG, JPEG or WebP image")]
+    NotAnImage,
+    #[error("the connection failed: {0}")]
+    Transport(String),
+    #[error("cannot write the file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Bytes needed to recognise every supported signature (WebP: `RIFF....WEBP`).
+const SNIFF_LEN: usize = 16;
+
+/// Downloads `url` into `spool` (an empty temporary file), within `limits`.
+pub async fn download(
+    http: &reqwest::Client,
+    url: &str,
+    limits: Limits,
+    spool: NamedTempFile,
+) -> Result<Downloaded, DownloadError> {
+    match tokio::time::timeout(limits.timeout, fetch(http, url, limits, spool)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(DownloadError::Timeout(limits.timeout)),
+    }
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    limits: Limits,
+    spool: NamedTempFile,
+) -> Result<Downloaded, DownloadError> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| DownloadError::BadUrl)?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(DownloadError::BadUrl);
+    }
+    // No token: result URLs are public, and the token must never go to another host.
+    let mut response = http
+        .get(parsed)
+        .header(header::ACCEPT, "image/png, image/jpeg, image/webp, image/*;q=0.8")
+        .timeout(limits.timeout)
+        .send()
+        .await
+        .map_err(|e| transport(&e, limits.timeout))?;
+    if !response.status().is_success() {
+        return Err(DownloadError::Status(response.status().as_u16()));
+    }
+    if let Some(claimed) = response.headers().get(header::CONTENT_TYPE) {
+        let claimed = claimed.to_str().unwrap_or("(unreadable)").to_owned();
+        if !acceptable_type(&claimed) {
+            return Err(DownloadError::WrongType(claimed));
+        }
+    }
+    if response.content_length().is_some_and(|n| n > limits.max_bytes) {
+        return Err(DownloadError::TooLarge(limits.max_bytes));
+    }
+
+    let mut file = tokio::fs::File::from_std(spool.as_file().try_clone()?);
+    let mut written: u64 = 0;
+    let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
+    let mut format = None;
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e, limits.timeout))? {
+        written += chunk.len() as u64;
+        if written > limits.max_bytes {
+            return Err(DownloadError::TooLarge(limits.max_bytes));
+        }
+        if format.is_none() {
+            head.extend(chunk.iter().take(SNIFF_LEN - head.len()));
+            if head.len() == SNIFF_LEN {
+                // Stop at once on an HTML page or anything else that is not an image.
+                format = Some(sniff(&head)?);
+            }
+        }
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    let format = match format {
+        Some(format) => format,
+        None => sniff(&head)?,
+    };
+    Ok(Downloaded {
+        file: spool,
+        bytes: written,
+        format,
+    })
+}
+
+/// Image types, and the generic binary types storage services often send for any file (the
+/// signature check decides then).
+fn acceptable_type(claimed: &str) -> bool {
+    let essence = claimed.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence.starts_with("image/") || essence == "application/octet-stream" || essence == "binary/octet-stream"
+}
+
+fn sniff(head: &[u8]) -> Result<ImageFormat, DownloadError> {
+    match image::guess_format(head) {
+        Ok(format @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP)) => Ok(format),
+        _ => Err(DownloadError::NotAnImage),
+    }
+}
+
+fn transport(e: &reqwest::Error, timeout: Duration) -> DownloadError {
+    if e.is_timeout() {
+        return DownloadError::Timeout(timeout);
+    }
+    // The cause chain says what happened ("Connection refused"); the top level rarely does.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    DownloadError::Transport(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        for ok in [
+            "image/png",
+            "IMAGE/JPEG; charset=x",
+            "application/octet-stream",
+            "image/webp",
+        ] {
+            assert!(acceptable_type(ok), "{ok}");
+        }
+        for bad in ["text/html", "application/json", "", "text/plain; image/png"] {
+            assert!(!acceptable_type(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signatures() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap(), ImageFormat::Png);
+        assert_eq!(
+            sniff(b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0").unwrap(),
+            ImageFormat::Jpeg
+        );
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 ").unwrap(), ImageFormat::WebP);
+        assert!(sniff(b"<!doctype html><html>").is_err());
+        assert!(sniff(b"GIF89a..........").is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The media settings: flags and environment for previews, saving and downloads, checked once at
+//! start (a bad `--output-dir` is a start-up error, not a failure on the first finished job).
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::save::OutputDir;
+
+/// Whether a result that carries inline images also carries `structuredContent`.
+///
+/// Claude Code forwards only `JSON.stringify(structuredContent)` to the model whenever it is
+/// present and drops every content block, images included (anthropics/claude-code#54737,
+/// #55677, #79944). Claude Desktop, claude.ai and the MCP Inspector show both. The MCP spec says
+/// a tool with an output schema should send `structuredContent`, so leaving it out is a
+/// workaround for one client, applied where it helps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum StructuredMode {
+    /// Leave `structuredContent` out of image-carrying results for clients known to drop image
+    /// blocks next to it (`clientInfo.name` = `claude-code`); keep it for every other client.
+    #[default]
+    Auto,
+    /// Always send `structuredContent` (spec-strict; Claude Code then shows no image).
+    Always,
+    /// Never send `structuredContent` on a result that carries inline images.
+    OmitWithImages,
+}
+
+impl StructuredMode {
+    /// Client names (from `initialize`) whose hosts drop image blocks next to `structuredContent`.
+    const DROPS_IMAGES: [&'static str; 1] = ["claude-code"];
+
+    /// Whether a result with inline images should carry `structuredContent` for this client.
+    pub fn keep_with_images(self, client_name: Option<&str>) -> bool {
+        match self {
+            Self::Always => true,
+            Self::OmitWithImages => false,
+            Self::Auto => !client_name.is_some_and(|name| Self::DROPS_IMAGES.contains(&name)),
+        }
+    }
+}
+
+/// Flags of `serve` for result media; flattened into the serve command.
+#[derive(Args, Debug, Clone)]
+pub struct MediaArgs {
+    /// Save every result image into this directory (created if missing). `~` means your home
+    /// directory; Windows paths such as `C:\Users\me\Pictures` work on Windows.
+    #[arg(long, env = "RUNCOMFY_OUTPUT_DIR")]
+    pub output_dir: Option<String>,
+
+    /// Do not put image previews in results (URLs, links and saved files only).
+    #[arg(long, env = "RUNCOMFY_NO_PREVIEW")]
+    pub no_preview: bool,
+
+    /// Longest side of a preview, in pixels.
+    #[arg(long, env = "RUNCOMFY_PREVIEW_MAX_SIDE", default_value_t = MediaOptions::default().preview_max_side,
+          value_parser = clap::value_parser!(u32).range(32..=4096))]
+    pub preview_max_side: u32,
+
+    /// Most bytes one encoded (JPEG) preview may take, in KiB; base64 adds a third.
+    #[arg(long, env = "RUNCOMFY_PREVIEW_MAX_KB", default_value_t = (MediaOptions::default().preview_max_bytes / 1024) as u64,
+          value_parser = clap::value_parser!(u64).range(4..=4096))]
+    pub preview_max_kb: u64,
+
+    /// Hard cap, in KiB, on full-size images put inline in one result (only when a call asks for
+    /// them with `inline_full_size`); images past it come as previews.
+    #[arg(long, env = "RUNCOMFY_FULL_INLINE_MAX_KB", default_value_t = (MediaOptions::default().full_inline_max_bytes / 1024) as u64,
+          value_parser = clap::value_parser!(u64).range(0..=65536))]
+    pub full_inline_max_kb: u64,
+
+    /// Largest result file downloaded, in MiB (RunComfy recommends images of at most 50 MB).
+    #[arg(long, env = "RUNCOMFY_DOWNLOAD_MAX_MB", default_value_t = MediaOptions::default().download_max_bytes / (1024 * 1024),
+          value_parser = clap::value_parser!(u64).range(1..=2048))]
+    pub download_max_mb: u64,
+
+    /// Time allowed for one result download, in seconds.
+    #[arg(long, env = "RUNCOMFY_DOWNLOAD_TIMEOUT_SECS", default_value_t = MediaOptions::default().download_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub download_timeout_secs: u64,
+
+    /// Whether results with inline images also carry structuredContent (see the README).
+    #[arg(long, env = "RUNCOMFY_STRUCTURED_CONTENT", value_enum, default_value_t = StructuredMode::Auto)]
+    pub structured_content: StructuredMode,
+}
+
+/// The checked media settings the tools use.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// Where images are saved; `None`: not saved.
+    pub output_dir: Option<OutputDir>,
+    /// Put downscaled previews in results.
+    pub previews: bool,
+    pub preview_max_side: u32,
+    pub preview_max_bytes: usize,
+    /// Total raw bytes of full-size images one result may carry inline.
+    pub full_inline_max_bytes: usize,
+    pub download_max_bytes: u64,
+    pub download_timeout: Duration,
+    pub structured: StructuredMode,
+}
+
+impl Default for MediaOptions {
+    /// Previews of at most 768 px and 150 KiB: four of them come to about 800 KB of base64, under
+    /// the 1 MiB result limit some clients apply, and 768 px is enough to judge an image.
+    fn default() -> Self {
+        Self {
+            output_dir: None,
+            previews: true,
+            preview_max_side: 768,
+            preview_max_bytes: 150 * 1024,
+            // ~4 MiB of base64: under the 5 MB per-image limit of Anthropic's API.
+            full_inline_max_bytes: 3 * 1024 * 1024,
+            download_max_bytes: 50 * 1024 * 1024,
+            download_timeout: Duration::from_secs(60),
+            structured: StructuredMode::Auto,
+        }
+    }
+}
+
+impl MediaArgs {
+    /// Checks the settings and prepares the output directory.
+    pub fn options(&self) -> Result<MediaOptions, String> {
+        let output_dir = match self.output_dir.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(OutputDir::prepare(raw)?),
+        };
+        Ok(MediaOptions {
+            output_dir,
+            previews: !self.no_preview,
+            preview_max_side: self.preview_max_side,
+            preview_max_bytes: (self.preview_max_kb * 1024) as usize,
+            full_inline_max_bytes: (self.full_inline_max_kb * 1024) as usize,
+            download_max_bytes: self.download_max_mb * 1024 * 1024,
+            download_timeout: Duration::from_secs(self.download_timeout_secs),
+            structured: self.structured_content,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_omits_structured_content_only_for_claude_code() {
+        assert!(!StructuredMode::Auto.keep_with_images(Some("claude-code")));
+        assert!(StructuredMode::Auto.keep_with_images(Some("claude-ai")));
+        assert!(StructuredMode::Auto.keep_with_images(None));
+        assert!(StructuredMode::Always.keep_with_images(Some("claude-code")));
+        assert!(!StructuredMode::OmitWithImages.keep_with_images(Some("mcp")));
+    }
+
+    #[test]
+    fn default_previews_fit_four_in_a_megabyte_of_base64() {
+        let o = MediaOptions::default();
+        assert!(4 * o.preview_max_bytes.div_ceil(3) * 4 < 1_000_000);
+    }
+}

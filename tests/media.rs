@@ -1,0 +1,365 @@
+//! Result media over stdio, with the real binary and the simulator's real PNGs: previews within
+//! their caps for every size, saved files that decode, several images, full-size inline, failed
+//! downloads that degrade the result instead of failing it, files that never land outside the
+//! output directory, and the structuredContent choice for Claude Code.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine as _;
+use common::*;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use runcomfy_mcp::dreamina::Size;
+use serde_json::{json, Value};
+
+const PREVIEW_MAX_BYTES: usize = 150 * 1024;
+const PREVIEW_MAX_SIDE: u32 = 768;
+
+/// Submits, waits until finished, and calls get_result with `extra` arguments.
+async fn finished_result(client: &Client, submit_args: Value, extra: Value) -> (String, CallToolResult) {
+    let id = submit(client, submit_args).await;
+    poll_until_finished(client, &id).await;
+    let mut arguments = json!({ "request_id": id });
+    arguments
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let result = call(client, "get_result", arguments).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    (id, result)
+}
+
+/// The inline images of a result: (mime type, bytes).
+fn inline_images(result: &CallToolResult) -> Vec<(String, Vec<u8>)> {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_image())
+        .map(|img| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&img.data)
+                .expect("valid base64");
+            (img.mime_type.clone(), bytes)
+        })
+        .collect()
+}
+
+fn resource_links(result: &CallToolResult) -> Vec<rmcp::model::Resource> {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_resource_link().cloned())
+        .collect()
+}
+
+fn dimensions_of(bytes: &[u8]) -> (u32, u32) {
+    let image = image::load_from_memory(bytes).expect("decodes as an image");
+    (image.width(), image.height())
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn every_size_gets_a_capped_preview_and_a_saved_file_that_decodes() {
+    let sim = simulator(fast_config()).await;
+    let out = tempfile::tempdir().unwrap();
+    let client = connect(
+        &sim.base_url(),
+        &[("RUNCOMFY_OUTPUT_DIR", out.path().to_str().unwrap())],
+    )
+    .await;
+
+    // All eleven jobs run at once in the simulator.
+    let mut jobs = Vec::new();
+    for size in Size::all() {
+        let id = submit(
+            &client,
+            json!({"prompt": "a lighthouse", "size": size.as_str(), "force_single": true}),
+        )
+        .await;
+        jobs.push((size, id));
+    }
+    for (size, id) in &jobs {
+        poll_until_finished(&client, id).await;
+        let result = call(&client, "get_result", json!({ "request_id": id })).await;
+        assert!(!is_error(&result), "{}", text(&result));
+        let (w, h) = (size.width(), size.height());
+
+        // The preview: one JPEG, longest side and bytes within the caps, aspect ratio kept.
+        let images = inline_images(&result);
+        assert_eq!(images.len(), 1, "{size:?}");
+        let (mime, preview) = &images[0];
+        assert_eq!(mime, "image/jpeg");
+        assert!(preview.len() <= PREVIEW_MAX_BYTES, "{size:?}: {} bytes", preview.len());
+        let (pw, ph) = dimensions_of(preview);
+        assert_eq!(pw.max(ph), PREVIEW_MAX_SIDE.min(w.max(h)), "{size:?}: {pw}×{ph}");
+        let (want, got) = (w as f64 / h as f64, pw as f64 / ph as f64);
+        assert!((want - got).abs() / want < 0.01, "{size:?}: aspect {got} vs {want}");
+
+        // The facts, the saved file, the link.
+        let out_json = structured(&result);
+        let output = &out_json["outputs"][0];
+        assert_eq!(
+            (output["width"].as_u64(), output["height"].as_u64()),
+            (Some(w.into()), Some(h.into()))
+        );
+        assert_eq!(output["mime_type"], "image/png");
+        assert_eq!(output["inline"]["form"], "preview");
+        assert_eq!(output["inline"]["bytes"].as_u64(), Some(preview.len() as u64));
+        assert_eq!(out_json["url_lifetime_hours"], 168);
+        let saved = output["saved_path"].as_str().expect("a saved path");
+        assert_eq!(
+            Path::new(saved),
+            out.path().canonicalize().unwrap().join(format!("{id}-1.png"))
+        );
+        let bytes = std::fs::read(saved).unwrap();
+        assert_eq!(output["bytes"].as_u64(), Some(bytes.len() as u64));
+        assert_eq!(dimensions_of(&bytes), (w, h), "{size:?}");
+        assert!(text(&result).contains(saved) && text(&result).contains(&format!("{w}×{h}")));
+        let links = resource_links(&result);
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].uri, output["url"].as_str().unwrap());
+        assert_eq!(links[0].mime_type.as_deref(), Some("image/png"));
+        assert_eq!(links[0].size, Some(bytes.len() as u64));
+    }
+    // Only the finished files: no temporary files left behind.
+    assert_eq!(files_in(out.path()).len(), 11);
+}
+
+#[tokio::test]
+async fn several_images_each_get_a_preview_a_link_and_a_file() {
+    let sim = simulator(fast_config()).await;
+    Control::new(&sim).config(json!({"images_per_job": 4})).await;
+    let out = tempfile::tempdir().unwrap();
+    let client = connect(
+        &sim.base_url(),
+        &[("RUNCOMFY_OUTPUT_DIR", out.path().to_str().unwrap())],
+    )
+    .await;
+    let (id, result) = finished_result(&client, json!({"prompt": "four cats", "size": "4096x4096"}), json!({})).await;
+
+    let images = inline_images(&result);
+    assert_eq!(images.len(), 4);
+    let base64_total: usize = images.iter().map(|(_, b)| b.len().div_ceil(3) * 4).sum();
+    assert!(base64_total < 1_000_000, "{base64_total} bytes of base64");
+    assert_eq!(resource_links(&result).len(), 4);
+    let outputs = structured(&result)["outputs"].as_array().unwrap().clone();
+    assert_eq!(outputs.len(), 4);
+    for (i, output) in outputs.iter().enumerate() {
+        assert_eq!(output["index"], i + 1);
+        assert!(output.get("problem").is_none(), "{output}");
+    }
+    let want: Vec<String> = (1..=4).map(|i| format!("{id}-{i}.png")).collect();
+    assert_eq!(files_in(out.path()), want);
+    assert!(text(&result).contains("4 images"));
+}
+
+#[tokio::test]
+async fn full_size_inline_when_asked_and_under_the_cap() {
+    let sim = simulator(fast_config()).await;
+    let client = connect(&sim.base_url(), &[]).await;
+    let (_, result) = finished_result(
+        &client,
+        json!({"prompt": "a cat", "size": "1024x1024"}),
+        json!({"inline_full_size": true}),
+    )
+    .await;
+    let images = inline_images(&result);
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].0, "image/png");
+    assert_eq!(dimensions_of(&images[0].1), (1024, 1024));
+    assert_eq!(structured(&result)["outputs"][0]["inline"]["form"], "full_size");
+
+    // Over the hard cap: a preview and a note instead.
+    let capped = connect(&sim.base_url(), &[("RUNCOMFY_FULL_INLINE_MAX_KB", "1")]).await;
+    let (_, result) = finished_result(
+        &capped,
+        json!({"prompt": "a cat", "size": "1024x1024"}),
+        json!({"inline_full_size": true}),
+    )
+    .await;
+    let images = inline_images(&result);
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].0, "image/jpeg");
+    assert!(text(&result).contains("instead of full size"), "{}", text(&result));
+}
+
+#[tokio::test]
+async fn failed_downloads_degrade_the_result_with_a_note() {
+    let sim = simulator(fast_config()).await;
+    let control = Control::new(&sim);
+    let out = tempfile::tempdir().unwrap();
+    let client = connect(
+        &sim.base_url(),
+        &[
+            ("RUNCOMFY_OUTPUT_DIR", out.path().to_str().unwrap()),
+            ("RUNCOMFY_DOWNLOAD_MAX_MB", "1"),
+        ],
+    )
+    .await;
+
+    let cases = [
+        // An HTML error page served with 200.
+        (
+            json!({"endpoint": "image", "status": 200, "body": "<html>oops</html>", "content_type": "text/html"}),
+            "text/html",
+        ),
+        // Claims to be a PNG, is not one.
+        (
+            json!({"endpoint": "image", "status": 200, "body": "<html>oops</html>", "content_type": "image/png"}),
+            "not a PNG, JPEG or WebP",
+        ),
+        (json!({"endpoint": "image", "status": 404}), "HTTP 404"),
+    ];
+    for (rule, expected) in cases {
+        control.fault(rule).await;
+        let (_, result) = finished_result(&client, json!({"prompt": "a cat", "size": "1024x1024"}), json!({})).await;
+        let output = &structured(&result)["outputs"][0];
+        let problem = output["problem"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no problem noted: {output}"));
+        assert!(problem.contains(expected), "{problem}");
+        assert!(output["url"].as_str().unwrap().starts_with("http"));
+        assert!(output.get("saved_path").is_none());
+        assert!(inline_images(&result).is_empty());
+        assert_eq!(resource_links(&result).len(), 1, "the link is still given");
+        assert!(text(&result).contains(problem));
+    }
+
+    // Oversized: a 3 MB noise PNG against a 1 MB cap, announced by Content-Length and not.
+    control.config(json!({"image_style": "noise"})).await;
+    for chunked in [false, true] {
+        if chunked {
+            control.fault(json!({"endpoint": "image", "kind": "chunked"})).await;
+        }
+        let (_, result) = finished_result(&client, json!({"prompt": "static", "size": "1024x1024"}), json!({})).await;
+        let problem = structured(&result)["outputs"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(problem.contains("larger than the 1 MB"), "chunked={chunked}: {problem}");
+    }
+    assert!(
+        files_in(out.path()).is_empty(),
+        "nothing saved, no temporary files left: {:?}",
+        files_in(out.path())
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_never_land_outside_the_output_dir() {
+    let sim = simulator(fast_config()).await;
+    let control = Control::new(&sim);
+    control
+        .config(json!({"initial_queue_position": 5, "queue_step_ms": 100}))
+        .await;
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let outside = root.path().join("precious.png");
+    std::fs::write(&outside, b"keep me").unwrap();
+    let client = connect(&sim.base_url(), &[("RUNCOMFY_OUTPUT_DIR", out.to_str().unwrap())]).await;
+
+    // A symlink planted under the very name the result will be saved as.
+    let id = submit(&client, json!({"prompt": "a cat", "size": "1024x1024"})).await;
+    let planted = out.join(format!("{id}-1.png"));
+    std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    poll_until_finished(&client, &id).await;
+    let result = call(&client, "get_result", json!({"request_id": id})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
+    let meta = std::fs::symlink_metadata(&planted).unwrap();
+    assert!(meta.file_type().is_file(), "the link was replaced by the file");
+    assert_eq!(dimensions_of(&std::fs::read(&planted).unwrap()), (1024, 1024));
+
+    // Hostile request ids never reach the file system (nor the network).
+    for hostile in ["../../etc/x", "/etc/passwd", "..\\..\\x", "C:\\x"] {
+        let result = call(&client, "get_result", json!({"request_id": hostile})).await;
+        assert!(is_error(&result), "{hostile}");
+    }
+    let mut everything: Vec<String> = walk(root.path());
+    everything.sort();
+    assert_eq!(everything, vec![format!("out/{id}-1.png"), "precious.png".to_owned()]);
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            for inner in walk(&path) {
+                found.push(format!("{}/{inner}", path.file_name().unwrap().to_string_lossy()));
+            }
+        } else {
+            found.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn no_preview_means_no_download_without_an_output_dir() {
+    let sim = simulator(fast_config()).await;
+    let client = connect(&sim.base_url(), &[("RUNCOMFY_NO_PREVIEW", "true")]).await;
+    let (_, result) = finished_result(&client, json!({"prompt": "a cat", "size": "1024x1024"}), json!({})).await;
+    assert!(inline_images(&result).is_empty());
+    assert_eq!(resource_links(&result).len(), 1);
+    assert_eq!(sim.stats().image_calls, 0, "nothing needed the bytes");
+    assert!(structured(&result)["outputs"][0]["url"].is_string());
+}
+
+#[tokio::test]
+async fn claude_code_gets_the_images_without_structured_content() {
+    let sim = simulator(fast_config()).await;
+    let get = |client_name: &'static str, env: &'static [(&'static str, &'static str)]| {
+        let base = sim.base_url();
+        async move {
+            let client = connect_as(&base, env, client_name).await;
+            let submitted = client
+                .call_tool(
+                    CallToolRequestParams::new("generate_image")
+                        .with_arguments(args(json!({"prompt": "a cat", "size": "1024x1024"}))),
+                )
+                .await
+                .unwrap();
+            let id = submitted.structured_content.unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            loop {
+                let result = client
+                    .call_tool(CallToolRequestParams::new("get_result").with_arguments(args(json!({"request_id": id}))))
+                    .await
+                    .unwrap();
+                if result.content.iter().any(|c| c.as_image().is_some()) {
+                    return result;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let code = get("claude-code", &[]).await;
+    assert!(
+        code.structured_content.is_none(),
+        "Claude Code would drop the image next to it"
+    );
+    let all = text(&code);
+    assert!(all.contains("Image 1: http") && all.contains("1024×1024"), "{all}");
+
+    let desktop = get("claude-ai", &[]).await;
+    assert!(desktop.structured_content.is_some());
+    assert_eq!(inline_images(&desktop).len(), 1);
+
+    let forced = get("claude-code", &[("RUNCOMFY_STRUCTURED_CONTENT", "always")]).await;
+    assert!(forced.structured_content.is_some());
+    let omitted = get("some-client", &[("RUNCOMFY_STRUCTURED_CONTENT", "omit-with-images")]).await;
+    assert!(omitted.structured_content.is_none());
+}

@@ -1,0 +1,95 @@
+//! Saving a 50 MB image streams it to disk: peak RSS must not grow by anything near the image's
+//! size. Alone in its own test binary so that no other test's allocations share the process.
+//! The figure itself (about +2 MB for a 50.5 MB PNG) is measured by `examples/save_peak_rss.rs`.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use runcomfy_mcp::media::{self, save::OutputDir, MediaOptions};
+use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
+use runcomfy_mcp::simulator::ImageStyle;
+use serde_json::json;
+
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn saving_a_50_mb_image_does_not_hold_it_in_memory() {
+    let sim = simulator(fast_config()).await;
+    sim.set_config(runcomfy_mcp::simulator::SimConfig {
+        image_style: ImageStyle::Noise,
+        ..fast_config()
+    });
+    let client = Client::new(ClientConfig {
+        base_url: sim.base_url(),
+        token: ApiToken::new(TOKEN).unwrap(),
+        model: "bytedance/dreamina-4-0/text-to-image".into(),
+        timeout: Duration::from_secs(60),
+        retry: runcomfy_mcp::runcomfy::RetryPolicy::default(),
+    })
+    .unwrap();
+    let id = client
+        .submit(&json!({"prompt": "noise", "width\u{d7}height": "4096x4096(1:1)", "force_single": true}))
+        .await
+        .unwrap();
+    let urls = loop {
+        let answer = client.result(&id).await.unwrap();
+        if answer.status == JobStatus::Succeeded {
+            break answer.output.unwrap().image_urls();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The simulator renders and caches the PNG in this process on first request: do that
+    // before measuring, so that only the download and save are measured.
+    let size = reqwest::get(&urls[0]).await.unwrap().bytes().await.unwrap().len();
+    assert!(size > 48 * 1024 * 1024, "a ~50 MB PNG, got {size}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = MediaOptions {
+        output_dir: Some(OutputDir::prepare(dir.path().to_str().unwrap()).unwrap()),
+        previews: false,
+        ..MediaOptions::default()
+    };
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("cannot reset the peak RSS here (/proc/self/clear_refs); skipping the measurement");
+        return;
+    }
+    let before = peak_rss_kb();
+    let collected = media::collect(
+        client.http(),
+        &options,
+        media::Request {
+            name_stem: id.as_str(),
+            images: &urls,
+            videos: &[],
+            full_size: false,
+        },
+    )
+    .await;
+    let grew_mb = (peak_rss_kb() - before) / 1024;
+    eprintln!("peak RSS grew by {grew_mb} MB while saving a {size}-byte image");
+    let output = &collected.outputs[0];
+    assert!(output.problem.is_none(), "{:?}", output.problem);
+    assert_eq!(output.bytes, Some(size as u64));
+    assert_eq!(
+        std::fs::metadata(output.saved_path.as_ref().unwrap()).unwrap().len(),
+        size as u64
+    );
+    // Measured: about 2 MB. A quarter of the image leaves room for allocator noise while still
+    // failing at once if the body were ever buffered.
+    assert!(
+        grew_mb < 12,
+        "peak RSS grew by {grew_mb} MB while saving a {} MB image",
+        size / 1_000_000
+    );
+}
