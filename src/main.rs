@@ -13,7 +13,10 @@ use runcomfy_mcp::{
     media::MediaArgs,
     runcomfy::{ApiToken, Client},
     simulator::{SimConfig, Simulator},
-    transport,
+    transport::{
+        self,
+        settings::{TransportArgs, TransportKind},
+    },
 };
 use tracing_subscriber::EnvFilter;
 
@@ -30,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve MCP over stdio (what MCP clients start). The default command.
+    /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).
     Serve(ServeArgs),
     /// Generate an image from a shell: progress on stderr, saved file paths on stdout.
     Generate(GenerateArgs),
@@ -72,6 +75,8 @@ struct ServeArgs {
     media: MediaArgs,
     #[command(flatten)]
     journal: JournalArgs,
+    #[command(flatten)]
+    transport: TransportArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,14 +142,25 @@ fn init_logging(default_filter: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Checked before anything starts, so a refused setting costs nothing.
+    let http = match args.transport.transport {
+        TransportKind::Stdio => None,
+        TransportKind::Http => Some(args.transport.http_settings()?),
+    };
+    let media = args.media.options().map_err(anyhow::Error::msg)?;
+    // Keep the in-process simulator alive for as long as the server runs.
+    let (client, _simulator) = upstream_client(&args.upstream).await?;
+    // Opened last: a start refused for its settings leaves nothing behind on disk.
     let options = ServerOptions {
-        media: args.media.options().map_err(anyhow::Error::msg)?,
+        media,
         journal: args.journal.open(args.upstream.simulate).await,
         ..args.wait.server_options()
     };
-    // Keep the in-process simulator alive for as long as the server runs.
-    let (client, _simulator) = upstream_client(&args.upstream).await?;
-    transport::stdio::serve(RunComfyServer::new(client, options)).await
+    let server = RunComfyServer::new(client, options);
+    match http {
+        None => transport::stdio::serve(server).await,
+        Some(settings) => transport::http::serve(server, settings).await,
+    }
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.

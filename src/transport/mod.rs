@@ -1,3 +1,13 @@
 //! Transports: how MCP messages reach the server. They know MCP framing, not RunComfy.
+//!
+//! `stdio` for clients that start the server; `http` for everything over the network (Streamable
+//! HTTP and, in `legacy_sse`, the 2024-11-05 HTTP+SSE transport), behind `guards` and a
+//! `session_budget`, with `shutdown` handling; `settings` holds `serve`'s transport flags.
 
+pub mod guards;
+pub mod http;
+pub mod legacy_sse;
+pub mod session_budget;
+pub mod settings;
+pub mod shutdown;
 pub mod stdio;

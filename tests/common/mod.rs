@@ -2,6 +2,8 @@
 //! over stdio against it, and an rmcp client driving it.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http;
+
 use std::{net::SocketAddr, time::Duration};
 
 use rmcp::{
@@ -181,6 +183,7 @@ pub async fn connect_as(
         cmd.arg("serve")
             .env_remove("RUNCOMFY_API_TOKEN")
             .env_remove("RUNCOMFY_SIMULATE")
+            .env("RUNCOMFY_NO_JOURNAL", "true")
             .env("RUNCOMFY_API_KEY", TOKEN)
             .env("RUNCOMFY_BASE_URL", &base_url)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));

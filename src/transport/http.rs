@@ -1,0 +1,196 @@
+//! The HTTP server: one axum app on one port with Streamable HTTP at `/mcp` (rmcp's
+//! `StreamableHttpService`, sessions on unless `--stateless`), the legacy 2024-11-05 transport at
+//! `GET /sse` + `POST /message`, and `/healthz`; every route behind the same guards (Host/Origin,
+//! bearer token, body size) and one session cap. It shuts down gracefully on SIGINT/SIGTERM.
+//!
+//! Each MCP session gets its own clone of the server handler; clones share the upstream client.
+
+use std::{future::IntoFuture, io::Write, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    body::Body,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+    serve::ListenerExt,
+    Router,
+};
+use futures::StreamExt;
+use rmcp::{
+    transport::{
+        streamable_http_server::session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+    },
+    ServerHandler,
+};
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::{
+    guards,
+    legacy_sse::{self, LegacySse},
+    session_budget::{too_many_sessions, BudgetedSessions, SessionBudget},
+    settings::HttpSettings,
+    shutdown::{self, InFlight},
+};
+
+/// The header carrying the Streamable HTTP session id.
+const SESSION_HEADER: &str = "mcp-session-id";
+/// After the grace period and closing every session, how long open connections get to wind down.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The whole app. `shutdown` ends every session when cancelled; `in_flight` counts requests
+/// being answered.
+pub fn app<S>(server: S, settings: &HttpSettings, shutdown: CancellationToken, in_flight: InFlight) -> Router
+where
+    S: ServerHandler + Clone + Send + Sync + 'static,
+{
+    let budget = SessionBudget::new(settings.max_sessions);
+
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(settings.session_idle);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(!settings.stateless)
+        .with_cancellation_token(shutdown.child_token())
+        .with_max_request_body_bytes(settings.max_body_bytes)
+        // Host and Origin are checked by our guard for every route, with the same rules.
+        .disable_allowed_hosts();
+    let streamable = {
+        let server = server.clone();
+        StreamableHttpService::new(
+            move || Ok(server.clone()),
+            Arc::new(BudgetedSessions::new(sessions, budget.clone())),
+            config,
+        )
+    };
+    let admission = Admission {
+        budget: budget.clone(),
+        in_flight: in_flight.clone(),
+        stateless: settings.stateless,
+    };
+    let mcp = Router::new()
+        .route_service("/mcp", streamable)
+        .layer(middleware::from_fn_with_state(admission, admit));
+
+    let legacy = legacy_sse::router(LegacySse {
+        server,
+        budget,
+        idle_timeout: settings.session_idle,
+        shutdown,
+        in_flight,
+    });
+
+    // rmcp enforces the body limit on /mcp itself (413, streamed bodies included); wrapping it
+    // in tower-http's limit too would turn a streamed oversized body into rmcp's 500. The other
+    // routes get tower-http's, replacing axum's default (2 MB, extractors only).
+    let others = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(legacy)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes));
+
+    Router::new()
+        .merge(mcp)
+        .merge(others)
+        // Outermost: a request that fails the guards is answered before its body is read.
+        .layer(middleware::from_fn_with_state(
+            Arc::new(settings.guards.clone()),
+            guards::guard,
+        ))
+}
+
+/// Listens, prints the base URL on stdout (stdout is not a protocol channel here), and serves
+/// until SIGINT/SIGTERM, then shuts down gracefully.
+pub async fn serve<S>(server: S, settings: HttpSettings) -> anyhow::Result<()>
+where
+    S: ServerHandler + Clone + Send + Sync + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let _ = writeln!(std::io::stdout(), "{base}");
+    tracing::info!(
+        streamable_http = %format!("{base}/mcp"),
+        legacy_sse = %format!("{base}/sse"),
+        stateless = settings.stateless,
+        auth = settings.guards.token.is_some(),
+        "listening over HTTP; Ctrl-C to stop"
+    );
+
+    let shutdown = CancellationToken::new();
+    let in_flight = InFlight::new();
+    let app = app(server, &settings, shutdown.clone(), in_flight.clone());
+    let stop_accepting = CancellationToken::new();
+    // Without TCP_NODELAY, an SSE answer written in several small pieces waits on Nagle's
+    // algorithm and the client's delayed ACK: ~40 ms per call, measured.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let mut http = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    let signal = tokio::select! {
+        signal = shutdown::signal() => signal,
+        ended = &mut http => return ended.context("HTTP server task")?.context("HTTP server"),
+    };
+    tracing::info!(
+        signal,
+        in_flight = in_flight.count(),
+        grace_secs = settings.shutdown_grace.as_secs(),
+        "shutting down: refusing new connections, letting calls in flight finish"
+    );
+    stop_accepting.cancel();
+    if !in_flight.drain(settings.shutdown_grace).await {
+        tracing::warn!(
+            still_running = in_flight.count(),
+            "grace period over; cutting off the calls still running"
+        );
+    }
+    shutdown.cancel();
+    match tokio::time::timeout(CLOSE_TIMEOUT, http).await {
+        Ok(ended) => ended.context("HTTP server task")?.context("HTTP server")?,
+        Err(_) => tracing::warn!("some connections did not close in time; exiting anyway"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Clone)]
+struct Admission {
+    budget: SessionBudget,
+    in_flight: InFlight,
+    stateless: bool,
+}
+
+/// In front of `/mcp`: turns away a new session when the cap is reached (rmcp alone would answer
+/// 500), and counts each POST as in flight until its response body has been sent.
+async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let opens_session = !admission.stateless && !request.headers().contains_key(SESSION_HEADER);
+    if opens_session && admission.budget.is_full() {
+        return too_many_sessions(admission.budget.max());
+    }
+    let guard = admission.in_flight.start();
+    let response = next.run(request).await;
+    if response.status() == StatusCode::ACCEPTED {
+        return response.into_response();
+    }
+    // The answer to a call may be a stream (progress, then the result): the request is in
+    // flight until that stream is finished or dropped.
+    let (parts, body) = response.into_parts();
+    let body = Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let _ = &guard;
+        chunk
+    }));
+    Response::from_parts(parts, body)
+}

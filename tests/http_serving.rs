@@ -1,0 +1,132 @@
+//! Running the HTTP server for real: stateless replicas behind a load balancer share nothing but
+//! the upstream, so a job submitted through one can be followed through another; and SIGTERM
+//! lets a call in flight finish before the process exits.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    fast_config,
+    http::{answer, call_tool, initialize, post_mcp, HttpServer},
+    simulator,
+};
+use runcomfy_mcp::simulator::SimConfig;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_job_submitted_through_one_stateless_replica_is_read_through_another() {
+    let sim = simulator(fast_config()).await;
+    let a = HttpServer::start(&sim.base_url(), &["--stateless"], &[]).await;
+    let b = HttpServer::start(&sim.base_url(), &["--stateless"], &[]).await;
+    let http = reqwest::Client::new();
+
+    // No session: the initialize answer carries no session id to route by.
+    for replica in [&a, &b] {
+        let init = post_mcp(&http, replica, &initialize(1)).send().await.unwrap();
+        assert!(!init.headers().contains_key("mcp-session-id"));
+        assert_eq!(answer(init, 1).await["result"]["serverInfo"]["name"], "runcomfy-mcp");
+    }
+
+    let submitted = call_tool(
+        &http,
+        &a,
+        2,
+        "generate_image",
+        json!({ "prompt": "two lighthouses", "force_single": true }),
+    )
+    .await;
+    assert_eq!(submitted["isError"], json!(false), "{submitted}");
+    let id = submitted["structuredContent"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut finished = false;
+    for n in 0..200 {
+        let status = call_tool(&http, &b, 10 + n, "check_status", json!({ "request_id": id })).await;
+        assert_eq!(status["isError"], json!(false), "{status}");
+        if status["structuredContent"]["finished"] == json!(true) {
+            assert_eq!(status["structuredContent"]["status"], "succeeded");
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(finished, "the job never finished as seen from replica b");
+    let result = call_tool(&http, &b, 500, "get_result", json!({ "request_id": id })).await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+    let images = result["structuredContent"]["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(sim.stats().submissions, 1, "one job, submitted once");
+
+    assert!(a.stop().await.success());
+    assert!(b.stop().await.success());
+}
+
+#[tokio::test]
+async fn sigterm_stops_new_connections_but_lets_the_call_in_flight_finish() {
+    let sim = simulator(SimConfig {
+        initial_queue_position: 1,
+        queue_step_ms: 200,
+        run_ms: 2500,
+        ..SimConfig::default()
+    })
+    .await;
+    let server = HttpServer::start(
+        &sim.base_url(),
+        &["--stateless", "--shutdown-grace-secs", "60"],
+        &[("RUNCOMFY_POLL_FIRST_MS", "50"), ("RUNCOMFY_POLL_MAX_MS", "200")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let healthz = server.url("/healthz");
+
+    let call = tokio::spawn({
+        let (http, server_url) = (http.clone(), server.url("/mcp"));
+        async move {
+            let body = json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": { "name": "generate_image_and_wait", "arguments": { "prompt": "last light" } }
+            });
+            let response = http
+                .post(server_url)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-06-18")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            answer(response, 1).await
+        }
+    });
+    // Wait until the call has reached the upstream, then ask the server to stop.
+    for _ in 0..200 {
+        if sim.stats().submissions == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.stats().submissions, 1, "the call never reached the upstream");
+    let stopping = tokio::spawn(server.stop());
+
+    // New connections are refused while the call is still running...
+    let mut refused = false;
+    for _ in 0..100 {
+        let fresh = reqwest::Client::new();
+        if fresh.get(&healthz).send().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the server kept accepting connections after SIGTERM");
+    assert!(!call.is_finished(), "the call should still be running");
+
+    // ...and the call still gets its image, then the process exits cleanly.
+    let answer = call.await.unwrap();
+    let result = &answer["result"];
+    assert_eq!(result["isError"], json!(false), "{answer}");
+    assert_eq!(result["structuredContent"]["status"], "succeeded", "{answer}");
+    assert!(stopping.await.unwrap().success());
+}

@@ -1,0 +1,156 @@
+"""The official Python client over HTTP: Streamable HTTP (with and without sessions) and the legacy
+HTTP+SSE transport, the full tool flow, progress and cancellation, and the high-level Client in
+auto mode. The server is the real binary (`serve --transport http --port 0`), pointed at a
+standalone simulator, and is stopped with SIGTERM at the end of each test: it must exit cleanly."""
+
+import os
+import signal
+import subprocess
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2 as httpx
+import pytest
+from conftest import BIN
+from mcp import Client
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from test_stdio_core import TOOLS, run_flow, text_of
+from test_stdio_waiting import set_sim, sim_jobs
+
+pytestmark = pytest.mark.anyio
+
+AUTH_TOKEN = "py-http-test-token-7c1d2e9f"
+AUTH = {"Authorization": f"Bearer {AUTH_TOKEN}"}
+
+
+@pytest.fixture
+def start_server(simulator):
+    """Starts `serve --transport http` on a free port; returns its base URL. Every server started
+    is sent SIGTERM at teardown and must exit with status 0 (graceful shutdown)."""
+    procs = []
+
+    def start(*flags, token=AUTH_TOKEN):
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "RUST_LOG": "warn",
+            "RUNCOMFY_API_KEY": "python-test-token",
+            "RUNCOMFY_BASE_URL": simulator,
+            "RUNCOMFY_POLL_FIRST_MS": "50",
+            "RUNCOMFY_POLL_MAX_MS": "200",
+            "RUNCOMFY_NO_JOURNAL": "true",
+        }
+        if token:
+            env["RUNCOMFY_MCP_AUTH_TOKEN"] = token
+        cmd = [BIN, "serve", "--transport", "http", "--port", "0", "--shutdown-grace-secs", "5", *flags]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+        procs.append(proc)
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), f"server printed {url!r}"
+        return url
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, "the server did not shut down cleanly on SIGTERM"
+
+
+@asynccontextmanager
+async def streamable_session(url):
+    async with httpx.AsyncClient(headers=AUTH, timeout=httpx.Timeout(30, read=60)) as http:
+        async with streamable_http_client(f"{url}/mcp", http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+@asynccontextmanager
+async def sse_session(url):
+    async with sse_client(f"{url}/sse", headers=AUTH) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
+
+
+SESSIONS = {
+    "streamable-http": (streamable_session, ()),
+    "streamable-http-stateless": (streamable_session, ("--stateless",)),
+    "legacy-sse": (sse_session, ()),
+}
+
+
+@pytest.mark.parametrize("transport", SESSIONS)
+async def test_full_tool_flow(start_server, transport):
+    open_session, flags = SESSIONS[transport]
+    async with open_session(start_server(*flags)) as session:
+        tools = await session.list_tools()
+        assert {t.name for t in tools.tools} == TOOLS
+        await run_flow(session.call_tool)
+
+
+@pytest.mark.parametrize("transport", SESSIONS)
+async def test_progress_reaches_the_client(simulator, start_server, transport):
+    await set_sim(simulator, initial_queue_position=2, queue_step_ms=300, run_ms=500)
+    open_session, flags = SESSIONS[transport]
+    updates = []
+
+    async def on_progress(progress, total, message):
+        updates.append((progress, message))
+
+    async with open_session(start_server(*flags)) as session:
+        result = await session.call_tool(
+            "generate_image_and_wait", {"prompt": "a heron over HTTP"}, progress_callback=on_progress
+        )
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["status"] == "succeeded"
+    values = [p for p, _ in updates]
+    assert values == sorted(values) and len(set(values)) == len(values), updates
+    messages = " | ".join(m for _, m in updates)
+    for phase in ("Submitted", "Queued at position", "Generating", "Finished"):
+        assert phase in messages, messages
+
+
+# Stateless Streamable HTTP is left out: a `notifications/cancelled` POST cannot reach a call
+# served by another request (rmcp; REFERENCE.md §3).
+@pytest.mark.parametrize("transport", ["streamable-http", "legacy-sse"])
+async def test_cancelling_the_call_cancels_the_queued_job(simulator, start_server, transport):
+    await set_sim(simulator, initial_queue_position=100, queue_step_ms=1000)
+    open_session, flags = SESSIONS[transport]
+    async with open_session(start_server(*flags)) as session:
+        with anyio.move_on_after(1.5) as scope:
+            await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
+        assert scope.cancelled_caught
+        with anyio.fail_after(10):
+            while True:
+                jobs = await sim_jobs(simulator)
+                if jobs and jobs[0]["status"] == "cancelled":
+                    break
+                await anyio.sleep(0.05)
+        # The session keeps serving after the cancelled call.
+        status = await session.call_tool("check_status", {"request_id": jobs[0]["request_id"]})
+        assert status.structured_content["status"] == "cancelled"
+
+
+async def test_high_level_client_in_auto_mode_over_streamable_http(start_server):
+    url = start_server(token=None)
+    async with Client(f"{url}/mcp", mode="auto") as client:
+        tools = await client.list_tools()
+        assert {t.name for t in tools.tools} == TOOLS
+        await run_flow(client.call_tool)
+
+
+async def test_high_level_client_in_auto_mode_over_legacy_sse(start_server):
+    url = start_server()
+    async with Client(sse_client(f"{url}/sse", headers=AUTH), mode="auto") as client:
+        tools = await client.list_tools()
+        assert {t.name for t in tools.tools} == TOOLS
+        await run_flow(client.call_tool)
+
+
+async def test_the_python_client_is_refused_without_the_token(start_server):
+    url = start_server()
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert response.status_code == 401
+    assert "Authorization: Bearer" in response.text
