@@ -37,7 +37,7 @@ async fn server_with(
             .env("RUNCOMFY_BASE_URL", &base_url)
             .env("RUNCOMFY_NO_JOURNAL", "false")
             .env("RUNCOMFY_STATE_DIR", &dir)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         for (k, v) in &extra {
             cmd.env(k, v);
         }

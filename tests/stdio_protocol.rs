@@ -161,3 +161,87 @@ async fn missing_token_is_a_clear_start_up_error() {
         "{stderr}"
     );
 }
+
+/// Malformed JSON-RPC, wrong types, a huge string and deep nesting: every request gets an answer
+/// with its own id (the client would otherwise wait forever), and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_answers_and_the_server_keeps_serving() {
+    let sim = simulator(fast_config()).await;
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("RUNCOMFY_API_KEY", TOKEN)
+        .env("RUNCOMFY_BASE_URL", sim.base_url())
+        .env("RUNCOMFY_NO_JOURNAL", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let lines = [
+        line(init),
+        line(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        "this is not json\n".to_owned(),
+        line(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "x"})),
+        line(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "generate_image", "arguments": {"prompt": "x".repeat(5_000_000)}}}),
+        ),
+        format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+        line(
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "check_status", "arguments": {"request_id": {"a": [1, {"b": null}]}}}}),
+        ),
+        line(json!({"jsonrpc": "1.0", "id": 5, "method": "tools/list"})),
+        line(
+            json!({"jsonrpc": "2.0", "id": "six", "method": "tools/call", "params": {"name": "generate_image", "arguments": [1, 2]}}),
+        ),
+        line(json!({"jsonrpc": "2.0", "method": "notifications/bogus", "params": 7})),
+        line(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})),
+    ];
+    let writer = std::thread::spawn(move || {
+        for l in lines {
+            stdin.write_all(l.as_bytes()).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+        drop(stdin);
+    });
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    writer.join().unwrap();
+    assert!(output.status.success());
+    let answers: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON on stdout: {l}")))
+        .collect();
+    let mut ids: Vec<String> = answers
+        .iter()
+        .filter(|a| !a["id"].is_null())
+        .map(|a| a["id"].to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["\"six\"", "1", "2", "3", "4", "5", "7"], "{answers:#?}");
+    let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).unwrap();
+    assert_eq!(by_id(json!(2))["error"]["code"], -32600);
+    assert_eq!(by_id(json!(5))["error"]["code"], -32600);
+    assert!(by_id(json!(3))["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("5000000 characters"));
+    assert_eq!(by_id(json!(4))["result"]["isError"], true);
+    assert!(
+        by_id(json!(7))["result"]["tools"].is_array(),
+        "still serving after all that"
+    );
+    // The two lines that are not JSON at all get id-less parse errors.
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a["id"].is_null() && a["error"]["code"] == -32700)
+            .count(),
+        2
+    );
+    assert_eq!(sim.stats().submissions, 0);
+}

@@ -41,7 +41,7 @@ async fn spawn_binary<H: ClientHandler>(handler: H, base_url: &str, extra: &[&st
             .env("RUNCOMFY_API_KEY", TOKEN)
             .env("RUNCOMFY_BASE_URL", &base_url)
             .env("RUNCOMFY_NO_JOURNAL", "true")
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
     });
     handler
         .serve(TokioChildProcess::new(command).unwrap())

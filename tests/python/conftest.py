@@ -26,7 +26,7 @@ def state_dir(tmp_path):
 def server_params(state_dir):
     """`serve --simulate`: the offline product path, no token and no network."""
     assert os.path.exists(BIN), f"{BIN} is missing: run `cargo build` first (scripts/test does)"
-    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn", "RUNCOMFY_STATE_DIR": state_dir}
+    env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": os.environ.get("RUST_LOG", "warn"), "RUNCOMFY_STATE_DIR": state_dir}
     return StdioServerParameters(command=BIN, args=["serve", "--simulate"], env=env)
 
 
@@ -50,7 +50,7 @@ def server_on(simulator, state_dir):
     """Server parameters for the binary pointed at the standalone simulator, polling fast."""
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "RUST_LOG": "warn",
+        "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         "RUNCOMFY_API_KEY": "python-test-token",
         "RUNCOMFY_BASE_URL": simulator,
         "RUNCOMFY_POLL_FIRST_MS": "50",

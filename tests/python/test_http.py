@@ -34,7 +34,7 @@ def start_server(simulator):
     def start(*flags, token=AUTH_TOKEN):
         env = {
             "PATH": os.environ.get("PATH", ""),
-            "RUST_LOG": "warn",
+            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
             "RUNCOMFY_API_KEY": "python-test-token",
             "RUNCOMFY_BASE_URL": simulator,
             "RUNCOMFY_POLL_FIRST_MS": "50",
