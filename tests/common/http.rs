@@ -61,6 +61,10 @@ impl HttpServer {
             .unwrap()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("still running")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
