@@ -137,6 +137,9 @@ fn init_logging(default_filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A client may close our stderr. tracing would then report the failed write with
+        // `eprintln!`, which panics on a broken pipe and would take the server down with it.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -245,3 +245,48 @@ async fn hostile_input_gets_answers_and_the_server_keeps_serving() {
     );
     assert_eq!(sim.stats().submissions, 0);
 }
+
+/// A client that closes our stderr must not bring the server down, even at trace logging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_does_not_stop_the_server() {
+    let sim = simulator(fast_config()).await;
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("RUNCOMFY_API_KEY", TOKEN)
+        .env("RUNCOMFY_BASE_URL", sim.base_url())
+        .env("RUNCOMFY_NO_JOURNAL", "true")
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    for message in [
+        line(init),
+        line(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+        line(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate_image", "arguments": {"prompt": "a cat"}}}),
+        ),
+    ] {
+        stdin.write_all(message.as_bytes()).unwrap();
+    }
+    let output = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", output.status);
+    let answers = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        answers
+            .lines()
+            .any(|l| l.contains("\"id\":2") && l.contains("request_id")),
+        "{answers}"
+    );
+}
