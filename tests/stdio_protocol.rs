@@ -15,6 +15,21 @@ use std::{
 use common::*;
 use serde_json::{json, Value};
 
+/// The binary over raw pipes (`serve`, the default command, against `sim`), journal off.
+fn spawn_raw(sim: &runcomfy_mcp::simulator::Simulator, rust_log: &str, stderr: Stdio) -> std::process::Child {
+    Command::new(BIN)
+        .arg("serve")
+        .env("RUNCOMFY_API_KEY", TOKEN)
+        .env("RUNCOMFY_BASE_URL", sim.base_url())
+        .env("RUNCOMFY_NO_JOURNAL", "true")
+        .env("RUST_LOG", rust_log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 fn line(value: Value) -> String {
     format!("{value}\n")
 }
@@ -22,17 +37,7 @@ fn line(value: Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_is_only_json_rpc_at_trace_level_and_eof_exits_cleanly() {
     let sim = simulator(fast_config()).await;
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("RUNCOMFY_API_KEY", TOKEN)
-        .env("RUNCOMFY_BASE_URL", sim.base_url())
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_raw(&sim, "trace", Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     // Drain stderr as it comes: trace logging fills a pipe buffer fast, and a full pipe would
     // block the server.
@@ -111,15 +116,7 @@ async fn stdout_is_only_json_rpc_at_trace_level_and_eof_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_discover_is_answered_at_once() {
     let sim = simulator(fast_config()).await;
-    let mut child = Command::new(BIN)
-        .env("RUNCOMFY_API_KEY", TOKEN)
-        .env("RUNCOMFY_BASE_URL", sim.base_url())
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_raw(&sim, "warn", Stdio::null());
     let started = Instant::now();
     let mut stdin = child.stdin.take().unwrap();
     stdin
@@ -167,16 +164,7 @@ async fn missing_token_is_a_clear_start_up_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_gets_answers_and_the_server_keeps_serving() {
     let sim = simulator(fast_config()).await;
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("RUNCOMFY_API_KEY", TOKEN)
-        .env("RUNCOMFY_BASE_URL", sim.base_url())
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_raw(&sim, "warn", Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
@@ -250,17 +238,7 @@ async fn hostile_input_gets_answers_and_the_server_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stderr_does_not_stop_the_server() {
     let sim = simulator(fast_config()).await;
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("RUNCOMFY_API_KEY", TOKEN)
-        .env("RUNCOMFY_BASE_URL", sim.base_url())
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_raw(&sim, "trace", Stdio::piped());
     drop(child.stderr.take());
     let mut stdin = child.stdin.take().unwrap();
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

@@ -38,6 +38,15 @@ pub type Client = RunningService<RoleClient, ()>;
 
 /// Starts the binary over stdio pointed at `base_url`, with extra environment.
 pub async fn connect(base_url: &str, env: &[(&str, &str)]) -> Client {
+    connect_with((), base_url, env).await
+}
+
+/// Like [`connect`], with `handler` as the client (its `initialize` info, progress handling…).
+pub async fn connect_with<H: rmcp::ClientHandler>(
+    handler: H,
+    base_url: &str,
+    env: &[(&str, &str)],
+) -> RunningService<RoleClient, H> {
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let base_url = base_url.to_owned();
     let command = tokio::process::Command::new(BIN).configure(move |cmd| {
@@ -55,7 +64,7 @@ pub async fn connect(base_url: &str, env: &[(&str, &str)]) -> Client {
         }
     });
     let transport = TokioChildProcess::new(command).expect("binary starts");
-    ().serve(transport).await.expect("initialize succeeds")
+    handler.serve(transport).await.expect("initialize succeeds")
 }
 
 pub fn args(value: Value) -> JsonObject {
@@ -177,24 +186,9 @@ pub async fn connect_as(
     env: &[(&str, &str)],
     client_name: &str,
 ) -> RunningService<RoleClient, rmcp::model::ClientConfig> {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let base_url = base_url.to_owned();
-    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
-        cmd.arg("serve")
-            .env_remove("RUNCOMFY_API_TOKEN")
-            .env_remove("RUNCOMFY_SIMULATE")
-            .env("RUNCOMFY_NO_JOURNAL", "true")
-            .env("RUNCOMFY_API_KEY", TOKEN)
-            .env("RUNCOMFY_BASE_URL", &base_url)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-    });
-    let transport = TokioChildProcess::new(command).expect("binary starts");
     let info = rmcp::model::ClientConfig::new(
         Default::default(),
         rmcp::model::Implementation::new(client_name, "1.0.0"),
     );
-    info.serve(transport).await.expect("initialize succeeds")
+    connect_with(info, base_url, env).await
 }
