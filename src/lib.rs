@@ -23,5 +23,6 @@ pub mod journal;
 pub mod mcp;
 pub mod media;
 pub mod runcomfy;
+pub mod runtime;
 pub mod simulator;
 pub mod transport;

@@ -12,6 +12,7 @@ use runcomfy_mcp::{
     mcp::{RunComfyServer, ServerOptions},
     media::MediaArgs,
     runcomfy::{ApiToken, Client},
+    runtime::{self, Flavor},
     simulator::{SimConfig, Simulator},
     transport::{
         self,
@@ -98,16 +99,27 @@ struct SimulateArgs {
     run_ms: u64,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // At a shell, info lines would scroll the progress spinner away: only warnings by default.
     let quiet = matches!(cli.command, Some(Command::Generate(_)));
     init_logging(if quiet { "warn" } else { "runcomfy_mcp=info,warn" });
-    let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::parse_default())) {
-        Command::Serve(args) => serve(args).await,
-        Command::Generate(args) => generate(args).await,
-        Command::Simulate(args) => simulate(args).await,
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeArgs::parse_default()));
+    let flavor = match &command {
+        Command::Serve(args) if args.transport.transport == TransportKind::Stdio => Flavor::CurrentThread,
+        _ => Flavor::MultiThread,
+    };
+    let outcome = match runtime::build(flavor) {
+        Ok(runtime) => runtime.block_on(async {
+            match command {
+                Command::Serve(args) => serve(args).await,
+                Command::Generate(args) => generate(args).await,
+                Command::Simulate(args) => simulate(args).await,
+            }
+        }),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -29,6 +29,9 @@ use preview::{Preview, PreviewLimits};
 
 /// Downloads running at once for one result.
 const PARALLEL_DOWNLOADS: usize = 4;
+/// Downloads running at once in the whole process: a thousand results finishing together
+/// (over HTTP, many sessions) must not open a thousand connections and spools at once.
+static PROCESS_DOWNLOADS: Semaphore = Semaphore::const_new(16);
 /// Previews per result, in bytes, are capped at this many previews' worth, so a large image set
 /// cannot push a result past what the per-preview cap was chosen for.
 const PREVIEW_BUDGET_IN_PREVIEWS: usize = 4;
@@ -245,6 +248,7 @@ async fn one_image(
     }
     let downloaded = {
         let _slot = downloads.acquire().await;
+        let _process_slot = PROCESS_DOWNLOADS.acquire().await;
         let spool = match &options.output_dir {
             Some(dir) => dir.spool(),
             None => NamedTempFile::new(),

@@ -1,16 +1,24 @@
 //! The HTTP client for the four RunComfy calls. One shared `reqwest::Client` (connection pool,
 //! rustls), a timeout on every call, and every answer classified into [`ApiError`] in one place.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use reqwest::{header, Method};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::{
     ApiError, ApiToken, CallKind, CancelResponse, RequestId, ResultResponse, RetryPolicy, StatusResponse,
     SubmitResponse,
 };
+
+/// The most API requests in flight at once, over all tool calls of the process. Each one holds an
+/// HTTP/1.1 connection (~40 KB with its buffers and task): without a bound, a thousand waiting
+/// calls polling at the same instant open a thousand connections (measured: 1,500 sockets and
+/// +40 MB). Past the bound, a request waits its turn for a few milliseconds, which also spreads a
+/// burst of polls out for the upstream.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// API answers are small JSON documents; anything larger is not an answer we can use.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -31,6 +39,8 @@ pub struct ClientConfig {
 pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
+    /// Bounds the requests in flight, and so the connections open, to the upstream.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Client {
@@ -43,7 +53,11 @@ impl Client {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let mut config = config;
         config.base_url = config.base_url.trim_end_matches('/').to_owned();
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            config,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        })
     }
 
     /// The shared HTTP client, for downloading results with the same pool and TLS setup.
@@ -113,6 +127,9 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
+        // Held until the answer is read: the connection is busy until then. The semaphore is
+        // never closed, so acquiring cannot fail; without a permit the call would go ahead anyway.
+        let _permit = self.in_flight.acquire().await.ok();
         let started = std::time::Instant::now();
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();

@@ -75,7 +75,8 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let id = wire::new_request_id();
     let job = Job::new(request, valid.width, valid.height, images, &config);
     sim.jobs.insert(id.clone(), job);
-    tracing::info!(request_id = %id, "simulator: job submitted");
+    // Per-request lines are debug: at info, logging would cost more than answering.
+    tracing::debug!(request_id = %id, "simulator: job submitted");
     let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url);
     Json(SubmitResponse {
         status_url: url("status"),
@@ -155,7 +156,7 @@ async fn cancel(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
             Some(CancelOutcome::Cancelled) => ("cancelled", "cancelled"),
             Some(CancelOutcome::NotCancellable(phase)) => (phase.status_str(), "not_cancellable"),
         };
-        tracing::info!(request_id = %id, outcome, "simulator: cancel");
+        tracing::debug!(request_id = %id, outcome, "simulator: cancel");
         let body = CancelResponse {
             request_id: id.clone(),
             status,
@@ -198,7 +199,9 @@ fn authorized(sim: &Shared, headers: &HeaderMap) -> bool {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    match (token, sim.config().required_token) {
+    // Compared under the lock: cloning the whole config on every request is what it would cost.
+    let config = sim.config.lock().unwrap_or_else(|p| p.into_inner());
+    match (token, config.required_token.as_deref()) {
         (None, _) => false,
         (Some(_), None) => true,
         (Some(given), Some(required)) => given == required,
