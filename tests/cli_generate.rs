@@ -9,7 +9,7 @@ use std::{
 };
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[test]
 fn generate_with_the_simulator_saves_real_pngs() {
@@ -82,21 +82,7 @@ async fn ctrl_c_cancels_a_queued_job() {
         .spawn()
         .unwrap();
     // Wait until the job exists, then interrupt as a person would.
-    let mut id = None;
-    for _ in 0..200 {
-        let jobs: Value = reqwest::get(format!("{}/__sim/jobs", sim.base_url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(first) = jobs.as_array().and_then(|a| a.first()) {
-            id = first["request_id"].as_str().map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let id = id.expect("the job was submitted");
+    let id = Control::new(&sim).nth_job(1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -125,12 +125,7 @@ async fn run_cell(fault: &Fault, tool: &'static str, endpoint: &'static str) -> 
     let follow_up = call(&client, "generate_image_and_wait", json!({"prompt": "after"})).await;
     let alive = !is_error(&follow_up) && structured(&follow_up)["status"] == "succeeded";
 
-    let jobs: Value = reqwest::get(format!("{}/__sim/jobs", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jobs = control.jobs().await;
     let expected = if endpoint == "submit" {
         fault.on_submit
     } else {
@@ -143,7 +138,7 @@ async fn run_cell(fault: &Fault, tool: &'static str, endpoint: &'static str) -> 
         got,
         text: text(&result),
         // Jobs made by the call under test: all but the one made before it and the follow-up.
-        jobs: jobs.as_array().unwrap().len() - 1 - usize::from(existing.is_some()),
+        jobs: jobs.len() - 1 - usize::from(existing.is_some()),
         submissions: sim.stats().submissions,
         alive,
     }

@@ -213,17 +213,8 @@ async fn transient_faults_are_retried_and_nothing_is_submitted_twice() {
         .fault(json!({"endpoint": "submit", "status": 429, "retry_after": 1}))
         .await;
     let id = submit(&client, json!({"prompt": "after a 429"})).await;
-    let jobs: serde_json::Value = reqwest::get(format!("{}/__sim/jobs", sim.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        jobs.as_array().unwrap().len(),
-        1,
-        "the 429 created no job, the retry created one: {jobs}"
-    );
+    let jobs = control.jobs().await;
+    assert_eq!(jobs.len(), 1, "the 429 created no job, the retry created one: {jobs:?}");
     assert_eq!(sim.stats().submissions, 2);
 
     for endpoint in ["status", "result", "cancel"] {

@@ -164,7 +164,7 @@ async fn cancelling_a_queued_wait_cancels_the_job() {
         )
         .await
         .unwrap();
-    let id = wait_for_job(&sim).await;
+    let id = Control::new(&sim).nth_job(1).await;
     handle.cancel(Some("user changed their mind".into())).await.unwrap();
     let control = Control::new(&sim);
     let status = eventually(
@@ -192,7 +192,7 @@ async fn cancelling_a_running_wait_leaves_the_job_running() {
         )
         .await
         .unwrap();
-    let id = wait_for_job(&sim).await;
+    let id = Control::new(&sim).nth_job(1).await;
     handle.cancel(None).await.unwrap();
     // The server asks RunComfy to cancel; RunComfy answers not_cancellable and the job runs on.
     eventually(|| async { sim.stats().cancel_calls.to_string() }, "1").await;
@@ -342,7 +342,7 @@ async fn tasks_run_to_completion_and_cancel_upstream() {
         CallToolResponse::Task(created) => created,
         other => panic!("expected a task, got {other:?}"),
     };
-    let id = wait_for_jobs(&sim, 2).await;
+    let id = Control::new(&sim).nth_job(2).await;
     client
         .peer()
         .cancel_task(CancelTaskParams::new(created.task.task_id.clone()))
@@ -382,32 +382,6 @@ async fn call_on<H: ClientHandler>(
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
         .await
         .unwrap()
-}
-
-/// The id of the simulator's first job, once it exists.
-async fn wait_for_job(sim: &runcomfy_mcp::simulator::Simulator) -> String {
-    wait_for_jobs(sim, 1).await
-}
-
-/// The id of the simulator's `n`-th job, once it exists (read from the simulator's job list).
-async fn wait_for_jobs(sim: &runcomfy_mcp::simulator::Simulator, n: usize) -> String {
-    for _ in 0..200 {
-        let jobs: Value = reqwest::get(format!("{}/__sim/jobs", sim.base_url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(id) = jobs
-            .as_array()
-            .and_then(|a| a.get(n - 1))
-            .and_then(|j| j["request_id"].as_str())
-        {
-            return id.to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the simulator never saw job {n}");
 }
 
 /// Re-evaluates `f` until it returns `want` (or gives up after ~10 s) and returns the last value.

@@ -167,6 +167,23 @@ impl Control {
             .unwrap()
     }
 
+    /// Every job the simulator holds, oldest first (`request_id` and `status`).
+    pub async fn jobs(&self) -> Vec<Value> {
+        let url = format!("{}/__sim/jobs", self.base);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// The id of the simulator's `n`-th job (1-based), waiting up to ~4 s for it to be submitted.
+    pub async fn nth_job(&self, n: usize) -> String {
+        for _ in 0..200 {
+            if let Some(id) = self.jobs().await.get(n - 1).and_then(|j| j["request_id"].as_str()) {
+                return id.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the simulator never saw job {n}");
+    }
+
     pub async fn config(&self, partial: Value) {
         let response = self
             .http
