@@ -63,13 +63,16 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         backoff: options.backoff,
         ..WaitOptions::for_duration(options.max_wait)
     };
+    let follower = journal.follow(&id);
     let outcome = jobs::wait(client, &id, &wait, &cancel, |event| {
+        follower.saw(event);
         if bar.is_hidden() && event.changed {
             say(event.phase());
         }
         bar.set_message(event.phase());
     })
     .await;
+    follower.finish().await;
     ctrl_c.abort();
     bar.finish_and_clear();
 
@@ -86,9 +89,6 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
             bail!("job {id} ended {}{detail}", state.status);
         }
         WaitOutcome::DeadlinePassed { last } => {
-            if let Some(state) = &last {
-                journal.record(&id, JobUpdate::from_status(state)).await;
-            }
             let status = last.map(|s| s.status.to_string()).unwrap_or_else(|| "in_queue".into());
             bail!("job {id} is still {status} after {:?}; it goes on at RunComfy (check it with an MCP client's get_result)", options.max_wait);
         }

@@ -153,6 +153,47 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
     second.cancel().await.unwrap();
 }
 
+/// While a call waits, the journal follows the job: another server sharing the journal sees it
+/// leave the queue before the wait ends, so a process that dies mid-wait leaves its last state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_call_keeps_the_journal_current_as_the_job_moves() {
+    let sim = simulator(SimConfig {
+        initial_queue_position: 3,
+        queue_step_ms: 150,
+        run_ms: 30_000,
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let waiter = server(&sim.base_url(), state.path()).await;
+    let reader = server(&sim.base_url(), state.path()).await;
+
+    let peer = waiter.peer().clone();
+    let waiting = tokio::spawn(async move {
+        let params = CallToolRequestParams::new("generate_image_and_wait")
+            .with_arguments(args(json!({ "prompt": "a slow comet", "max_wait_seconds": 60 })));
+        peer.call_tool(params).await
+    });
+    let mut seen = BTreeSet::new();
+    for _ in 0..1000 {
+        if let Some(job) = list_jobs(&reader, json!({})).await.first() {
+            seen.insert(job["status"].as_str().unwrap().to_owned());
+            if job["status"] == "in_progress" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen.contains("in_progress"), "the journal never left {seen:?}");
+    assert!(
+        !waiting.is_finished(),
+        "the 30 s job was seen running while the call still waited"
+    );
+    waiting.abort();
+    waiter.cancel().await.unwrap();
+    reader.cancel().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_submitting_at_once_lose_no_record() {
     const EACH: usize = 12;

@@ -5,14 +5,17 @@
 //!
 //! [`JobStore`] is the small storage interface (SQLite today, in [`sqlite`]; a shared database
 //! could back replicas later); [`Journal`] is the async, never-failing front the tools use;
-//! [`location`] finds the file and repairs a broken one; [`settings`] holds the flags.
+//! [`Follower`] keeps a waited-on job's row current; [`location`] finds the file and repairs a
+//! broken one; [`settings`] holds the flags.
 
+mod follow;
 mod handle;
 pub mod location;
 mod record;
 pub mod settings;
 pub mod sqlite;
 
+pub use follow::Follower;
 pub use handle::Journal;
 pub use record::{is_final, status, JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Retention, SubmitOutcome};
 pub use settings::JournalArgs;

@@ -72,9 +72,13 @@ pub struct JobUpdate {
 
 impl JobUpdate {
     pub fn from_status(answer: &StatusResponse) -> Self {
+        Self::status(&answer.status, answer.queue_position)
+    }
+
+    pub fn status(status: &JobStatus, queue_position: Option<u32>) -> Self {
         Self {
-            status: Some(answer.status.as_str().to_owned()),
-            queue_position: answer.queue_position.filter(|_| answer.status == JobStatus::InQueue),
+            status: Some(status.as_str().to_owned()),
+            queue_position: queue_position.filter(|_| *status == JobStatus::InQueue),
             ..Self::default()
         }
     }

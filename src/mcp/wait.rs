@@ -47,7 +47,7 @@ impl Validate for WaitArgs {
 
 /// Submits `request` and waits up to `max_wait`: `Ok` with the finished job (or the handle to
 /// poll with when the deadline came first), `Err` with the error result to return. `on_progress` hears about every
-/// phase change and heartbeat. The journal records the submit and what the wait learnt.
+/// phase change and heartbeat. The journal records the submit and every change the wait sees.
 pub async fn submit_and_wait(
     client: &Client,
     journal: &Journal,
@@ -73,7 +73,9 @@ pub async fn submit_and_wait(
         backoff,
         ..WaitOptions::for_duration(max_wait.saturating_sub(started.elapsed()))
     };
+    let follower = journal.follow(&id);
     let outcome = jobs::wait(client, &id, &options, cancel, |event| {
+        follower.saw(event);
         let message = format!(
             "{} ({} s) — request_id {id}",
             capital(&event.phase()),
@@ -82,15 +84,13 @@ pub async fn submit_and_wait(
         on_progress(started.elapsed(), message);
     })
     .await;
+    follower.finish().await;
     match outcome {
         Ok(WaitOutcome::Finished(_)) => match journal.track_result(&id, client.result(&id)).await {
             Ok(answer) => JobResult::new(&id, answer),
             Err(e) => Err(render::api_error(&id, &e)),
         },
         Ok(WaitOutcome::DeadlinePassed { last }) => {
-            if let Some(state) = &last {
-                journal.record(&id, JobUpdate::from_status(state)).await;
-            }
             let status = last.as_ref().map(|s| s.status.clone()).unwrap_or(JobStatus::InQueue);
             let position = last.and_then(|s| s.queue_position);
             Ok(JobResult::pending(&id, &status, position, started.elapsed()))

@@ -1,0 +1,57 @@
+//! Keeping a job's row current while a call waits on it. The wait hears of every change of status
+//! and queue position; writing each one inline would hold the wait (and its progress messages)
+//! up behind SQLite and other processes' locks. So changes go to one writer task per wait, which
+//! always writes the newest state and skips states overtaken before it got to them: a row never
+//! goes back in time, and a dead process leaves the last state it saw, not the one at submit.
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{JobUpdate, Journal};
+use crate::{jobs::Event, runcomfy::RequestId};
+
+pub struct Follower {
+    latest: watch::Sender<Option<JobUpdate>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Starts following `id`: feed it the wait's events with [`Follower::saw`], then
+    /// [`Follower::finish`] before recording the outcome, so that the outcome is written last.
+    pub fn follow(&self, id: &RequestId) -> Follower {
+        let (latest, mut seen) = watch::channel(None::<JobUpdate>);
+        let writer = self.off_reason().is_none().then(|| {
+            let (journal, id) = (self.clone(), id.clone());
+            tokio::spawn(async move {
+                // `changed` still reports a value sent just before the sender went away.
+                while seen.changed().await.is_ok() {
+                    let update = seen.borrow_and_update().clone();
+                    if let Some(update) = update {
+                        journal.record(&id, update).await;
+                    }
+                }
+            })
+        });
+        Follower { latest, writer }
+    }
+}
+
+impl Follower {
+    /// Hands a change of status or queue position to the writer; heartbeats carry nothing new.
+    pub fn saw(&self, event: &Event) {
+        if let (true, Some(status)) = (event.changed, &event.status) {
+            self.latest
+                .send_replace(Some(JobUpdate::status(status, event.queue_position)));
+        }
+    }
+
+    /// Waits until the newest state seen is written.
+    pub async fn finish(self) {
+        let Self { latest, writer } = self;
+        drop(latest);
+        if let Some(writer) = writer {
+            if let Err(e) = writer.await {
+                tracing::warn!(error = %e, "the journal's writer for a waiting call failed");
+            }
+        }
+    }
+}
