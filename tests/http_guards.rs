@@ -1,7 +1,7 @@
 //! The HTTP server's guards and session rules, seen from the wire: the status codes a client
 //! gets for a missing or wrong token, a foreign Host or Origin, an oversized body, an unknown or
-//! expired legacy session, and too many sessions; and the refusal to listen on a public address
-//! without authentication.
+//! expired legacy session, and too many sessions; CORS for allowed browser origins only; and the
+//! refusal to listen on a public address without authentication.
 
 mod common;
 
@@ -152,6 +152,77 @@ async fn a_foreign_host_or_origin_gets_403_on_every_endpoint() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{name}: {value}");
     }
+    assert!(server.stop().await.success());
+}
+
+/// A web client: its browser preflights without the token, then sends the call with it, and
+/// may read the answer and the session id only if its origin is allowed.
+#[tokio::test]
+async fn browsers_get_cors_for_allowed_origins_only() {
+    let sim = simulator(SimConfig::default()).await;
+    let server = HttpServer::start(
+        &sim.base_url(),
+        &["--allowed-origin", "https://app.example.com"],
+        &[("RUNCOMFY_MCP_AUTH_TOKEN", AUTH_TOKEN)],
+    )
+    .await;
+    let anonymous = reqwest::Client::new();
+    let preflight = |origin: &str| {
+        anonymous
+            .request(reqwest::Method::OPTIONS, server.url("/mcp"))
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type,mcp-session-id,mcp-protocol-version",
+            )
+            .send()
+    };
+
+    for origin in ["https://app.example.com", "http://localhost:6274"] {
+        let response = preflight(origin).await.unwrap();
+        assert!(response.status().is_success(), "{origin}: {}", response.status());
+        let headers = response.headers();
+        assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], origin);
+        let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap();
+        for name in [
+            "authorization",
+            "content-type",
+            "mcp-session-id",
+            "mcp-protocol-version",
+        ] {
+            assert!(allowed.contains(name), "{origin}: {name} not in {allowed}");
+        }
+        assert!(headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap()
+            .contains("POST"));
+    }
+    let foreign = preflight("http://evil.example").await.unwrap();
+    assert!(!foreign.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+
+    // The call itself still needs the token, and its answer exposes the session id.
+    let response = post_mcp(&authed(), &server, &initialize(1))
+        .header(header::ORIGIN, "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+    assert!(headers[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+        .to_str()
+        .unwrap()
+        .contains("mcp-session-id"));
+    assert!(headers.contains_key("mcp-session-id"));
+    let refused = post_mcp(&anonymous, &server, &initialize(1))
+        .header(header::ORIGIN, "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    // The browser may read why: the 401 carries CORS headers too.
+    assert!(refused.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
     assert!(server.stop().await.success());
 }
 

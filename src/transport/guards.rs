@@ -106,18 +106,23 @@ impl Guards {
         let Some(value) = headers.get(header::ORIGIN) else {
             return Ok(());
         };
-        let raw = value.to_str().unwrap_or("<not text>");
-        let origin = parse_origin(raw).ok_or_else(|| Rejection::OriginNotAllowed(raw.to_owned()))?;
-        let allowed = is_loopback(&origin.host)
+        self.origin_allowed(value)
+            .then_some(())
+            .ok_or_else(|| Rejection::OriginNotAllowed(value.to_str().unwrap_or("<not text>").to_owned()))
+    }
+
+    /// Whether a browser page from `value` may talk to this server (and so gets CORS headers).
+    pub fn origin_allowed(&self, value: &HeaderValue) -> bool {
+        let Some(origin) = value.to_str().ok().and_then(parse_origin) else {
+            return false;
+        };
+        is_loopback(&origin.host)
             || self.origins.iter().any(|rule| match rule {
                 OriginRule::Any => true,
                 OriginRule::Origin { scheme, host, port } => {
                     *scheme == origin.scheme && *host == origin.host && port.is_none_or(|p| p == origin.port)
                 }
-            });
-        allowed
-            .then_some(())
-            .ok_or_else(|| Rejection::OriginNotAllowed(raw.to_owned()))
+            })
     }
 
     fn check_token(&self, headers: &HeaderMap) -> Result<(), Rejection> {

@@ -1,7 +1,8 @@
 //! The HTTP server: one axum app on one port with Streamable HTTP at `/mcp` (rmcp's
 //! `StreamableHttpService`, sessions on unless `--stateless`), the legacy 2024-11-05 transport at
 //! `GET /sse` + `POST /message`, and `/healthz`; every route behind the same guards (Host/Origin,
-//! bearer token, body size) and one session cap. It shuts down gracefully on SIGINT/SIGTERM.
+//! bearer token, body size) and one session cap, with CORS for the origins the guards allow. It
+//! shuts down gracefully on SIGINT/SIGTERM.
 //!
 //! Each MCP session gets its own clone of the server handler; clones share the upstream client.
 
@@ -11,7 +12,7 @@ use anyhow::Context;
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Request, State},
-    http::{Method, StatusCode},
+    http::{header, HeaderName, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -26,7 +27,10 @@ use rmcp::{
     ServerHandler,
 };
 use tokio_util::sync::CancellationToken;
-use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+};
 
 use super::{
     guards,
@@ -91,14 +95,35 @@ where
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes));
 
+    let guards = Arc::new(settings.guards.clone());
     Router::new()
         .merge(mcp)
         .merge(others)
-        // Outermost: a request that fails the guards is answered before its body is read.
-        .layer(middleware::from_fn_with_state(
-            Arc::new(settings.guards.clone()),
-            guards::guard,
-        ))
+        // A request that fails the guards is answered before its body is read.
+        .layer(middleware::from_fn_with_state(guards.clone(), guards::guard))
+        .layer(cors(guards))
+}
+
+/// Web clients (a browser page such as the MCP Inspector connecting directly) can only read an
+/// answer, and the session id header, with CORS; only origins the guards allow get it. Outside
+/// the guards because a browser's preflight never carries the bearer token: it is answered here,
+/// and the request that follows it goes through the guards like any other.
+fn cors(guards: Arc<guards::Guards>) -> CorsLayer {
+    let session = HeaderName::from_static(SESSION_HEADER);
+    let protocol = HeaderName::from_static("mcp-protocol-version");
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| guards.origin_allowed(origin)))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::AUTHORIZATION,
+            HeaderName::from_static("last-event-id"),
+            session.clone(),
+            protocol.clone(),
+        ])
+        .expose_headers([session, protocol, header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Listens, prints the base URL on stdout (stdout is not a protocol channel here), and serves
