@@ -1,6 +1,7 @@
 //! Running the HTTP server for real: stateless replicas behind a load balancer share nothing but
 //! the upstream, so a job submitted through one can be followed through another; and SIGTERM
-//! lets a call in flight finish before the process exits.
+//! lets a call in flight finish before the process exits. Stateless answers are plain JSON
+//! unless the call streams progress.
 
 mod common;
 
@@ -62,6 +63,43 @@ async fn a_job_submitted_through_one_stateless_replica_is_read_through_another()
 
     assert!(a.stop().await.success());
     assert!(b.stop().await.success());
+}
+
+/// Without a session there is no stream to resume: a plain call is answered as plain JSON, and
+/// a call that reports progress as an SSE stream that carries the progress, then the result.
+#[tokio::test]
+async fn stateless_answers_are_json_unless_progress_is_sent_first() {
+    let sim = simulator(fast_config()).await;
+    let server = HttpServer::start(&sim.base_url(), &["--stateless"], &[]).await;
+    let http = reqwest::Client::new();
+    let call = |id: u64, params: serde_json::Value| {
+        post_mcp(&http, &server, &common::http::rpc(id, "tools/call", params))
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+    };
+    let content_type = |r: &reqwest::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
+
+    let plain = call(1, json!({ "name": "list_jobs", "arguments": {} })).await.unwrap();
+    assert_eq!(content_type(&plain), "application/json");
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(body["id"], 1, "{body}");
+
+    let waiting = call(
+        2,
+        json!({
+            "name": "generate_image_and_wait",
+            "arguments": { "prompt": "a streamed kite" },
+            "_meta": { "progressToken": "kite" }
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(content_type(&waiting), "text/event-stream");
+    let body = waiting.text().await.unwrap();
+    let progress = body.find("notifications/progress").expect("progress in the stream");
+    let result = body.find(r#""id":2"#).expect("the result in the stream");
+    assert!(progress < result, "{body}");
+    assert!(server.stop().await.success());
 }
 
 #[tokio::test]

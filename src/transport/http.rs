@@ -57,6 +57,10 @@ where
     sessions.session_config.keep_alive = Some(settings.session_idle);
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!settings.stateless)
+        // Stateless answers have no stream to resume, so a call that sends nothing before its
+        // result is answered as plain JSON (what load balancers and simple clients handle
+        // best); one that reports progress still gets an SSE stream.
+        .with_json_response(settings.stateless)
         .with_cancellation_token(shutdown.child_token())
         .with_max_request_body_bytes(settings.max_body_bytes)
         // Host and Origin are checked by our guard for every route, with the same rules.
