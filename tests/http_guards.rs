@@ -253,6 +253,8 @@ async fn an_oversized_body_gets_413_whether_its_length_is_declared_or_not() {
             StatusCode::PAYLOAD_TOO_LARGE,
             "{path} with Content-Length"
         );
+        // The unread rest of the body makes the connection useless: the client must not reuse it.
+        assert_eq!(declared.headers()[header::CONNECTION], "close", "{path}");
 
         let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(1000).map(|c| Ok(c.to_vec())).collect();
         let streamed = http
@@ -264,6 +266,7 @@ async fn an_oversized_body_gets_413_whether_its_length_is_declared_or_not() {
             .await
             .unwrap();
         assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path} chunked");
+        assert_eq!(streamed.headers()[header::CONNECTION], "close", "{path} chunked");
     }
     // Under the limit is fine.
     let small = post_mcp(&http, &server, &initialize(1)).send().await.unwrap();

@@ -12,7 +12,7 @@ use anyhow::Context;
 use axum::{
     body::Body,
     extract::{DefaultBodyLimit, Request, State},
-    http::{header, HeaderName, Method, StatusCode},
+    http::{header, HeaderName, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -106,6 +106,19 @@ where
         // A request that fails the guards is answered before its body is read.
         .layer(middleware::from_fn_with_state(guards.clone(), guards::guard))
         .layer(cors(guards))
+        .layer(middleware::map_response(close_after_refused_body))
+}
+
+/// A 413 goes out before the body has been read to its end, so the connection cannot carry
+/// another request. Without saying so, a client may reuse it and see its next request cut off
+/// (seen in CI: reqwest's pool, `IncompleteMessage`).
+async fn close_after_refused_body(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Web clients (a browser page such as the MCP Inspector connecting directly) can only read an
