@@ -80,7 +80,7 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         WaitOutcome::Finished(state) if state.status == JobStatus::Succeeded => {}
         WaitOutcome::Finished(state) => {
             let detail = journal
-                .track_result(&id, client.result(&id))
+                .track(&id, client.result(&id), JobUpdate::from_result)
                 .await
                 .ok()
                 .and_then(|r| r.error)
@@ -107,7 +107,7 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         }
     }
 
-    let result = journal.track_result(&id, client.result(&id)).await?;
+    let result = journal.track(&id, client.result(&id), JobUpdate::from_result).await?;
     let output = result.output.unwrap_or_default();
     let (images, videos) = (output.image_urls(), output.video_urls());
     if images.is_empty() && videos.is_empty() {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use super::{JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome};
 use crate::{
     dreamina::ImageRequest,
-    runcomfy::{ApiError, CancelResponse, RequestId, ResultResponse, StatusResponse},
+    runcomfy::{ApiError, RequestId},
 };
 
 #[derive(Clone)]
@@ -112,46 +112,22 @@ impl Journal {
         outcome
     }
 
-    /// Awaits a status poll and records what it said.
-    pub async fn track_status(
+    /// Awaits a call about a job (a status poll, a result fetch, a cancel) and records what its
+    /// answer said, as `learnt` reads it (`JobUpdate::from_status`, …). Returns the answer untouched.
+    pub async fn track<T>(
         &self,
         id: &RequestId,
-        poll: impl Future<Output = Result<StatusResponse, ApiError>>,
-    ) -> Result<StatusResponse, ApiError> {
-        let answer = poll.await;
-        if let Ok(state) = &answer {
-            self.record(id, JobUpdate::from_status(state)).await;
+        call: impl Future<Output = Result<T, ApiError>>,
+        learnt: impl FnOnce(&T) -> JobUpdate,
+    ) -> Result<T, ApiError> {
+        let answer = call.await;
+        if let Ok(answer) = &answer {
+            self.record(id, learnt(answer)).await;
         }
         answer
     }
 
-    /// Awaits a result fetch and records the status, URLs or error it carried.
-    pub async fn track_result(
-        &self,
-        id: &RequestId,
-        fetch: impl Future<Output = Result<ResultResponse, ApiError>>,
-    ) -> Result<ResultResponse, ApiError> {
-        let answer = fetch.await;
-        if let Ok(result) = &answer {
-            self.record(id, JobUpdate::from_result(result)).await;
-        }
-        answer
-    }
-
-    /// Awaits a cancel and records a job that is now cancelled.
-    pub async fn track_cancel(
-        &self,
-        id: &RequestId,
-        cancel: impl Future<Output = Result<CancelResponse, ApiError>>,
-    ) -> Result<CancelResponse, ApiError> {
-        let answer = cancel.await;
-        if let Ok(response) = &answer {
-            self.record(id, JobUpdate::from_cancel(response)).await;
-        }
-        answer
-    }
-
-    /// Records what was learnt about a job some other way (a waiting call's last poll, files
+    /// Records what was learnt about a job some other way (a cancel during a wait, files
     /// saved on this machine).
     pub async fn record(&self, id: &RequestId, update: JobUpdate) {
         if update.is_empty() {

@@ -17,7 +17,7 @@ use super::{
     wait::{self, WaitArgs},
     RunComfyServer,
 };
-use crate::dreamina::ImageRequest;
+use crate::{dreamina::ImageRequest, journal::JobUpdate};
 
 #[tool_router(vis = "pub(super)")]
 impl RunComfyServer {
@@ -60,7 +60,7 @@ impl RunComfyServer {
         match self
             .options
             .journal
-            .track_status(&request_id, self.client.status(&request_id))
+            .track(&request_id, self.client.status(&request_id), JobUpdate::from_status)
             .await
         {
             Ok(answer) => JobState::new(&request_id, &answer).render(),
@@ -84,7 +84,7 @@ impl RunComfyServer {
         match self
             .options
             .journal
-            .track_result(&request_id, self.client.result(&request_id))
+            .track(&request_id, self.client.result(&request_id), JobUpdate::from_result)
             .await
         {
             Ok(answer) => match JobResult::new(&request_id, answer) {
@@ -111,7 +111,7 @@ impl RunComfyServer {
         match self
             .options
             .journal
-            .track_cancel(&request_id, self.client.cancel(&request_id))
+            .track(&request_id, self.client.cancel(&request_id), JobUpdate::from_cancel)
             .await
         {
             Ok(answer) => Cancellation::new(&request_id, &answer).render(),

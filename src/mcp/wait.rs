@@ -86,7 +86,7 @@ pub async fn submit_and_wait(
     .await;
     follower.finish().await;
     match outcome {
-        Ok(WaitOutcome::Finished(_)) => match journal.track_result(&id, client.result(&id)).await {
+        Ok(WaitOutcome::Finished(_)) => match journal.track(&id, client.result(&id), JobUpdate::from_result).await {
             Ok(answer) => JobResult::new(&id, answer),
             Err(e) => Err(render::api_error(&id, &e)),
         },

@@ -45,16 +45,20 @@ def simulator():
         proc.wait(timeout=10)
 
 
-@pytest.fixture
-def server_on(simulator, state_dir):
-    """Server parameters for the binary pointed at the standalone simulator, polling fast."""
-    env = {
+def env_for(simulator, **extra):
+    """The environment of a server pointed at the standalone simulator, polling fast."""
+    return {
         "PATH": os.environ.get("PATH", ""),
         "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         "RUNCOMFY_API_KEY": "python-test-token",
         "RUNCOMFY_BASE_URL": simulator,
         "RUNCOMFY_POLL_FIRST_MS": "50",
         "RUNCOMFY_POLL_MAX_MS": "200",
-        "RUNCOMFY_STATE_DIR": state_dir,
+        **extra,
     }
-    return StdioServerParameters(command=BIN, args=["serve"], env=env)
+
+
+@pytest.fixture
+def server_on(simulator, state_dir):
+    """Server parameters for the binary pointed at the standalone simulator, polling fast."""
+    return StdioServerParameters(command=BIN, args=["serve"], env=env_for(simulator, RUNCOMFY_STATE_DIR=state_dir))

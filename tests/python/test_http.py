@@ -3,7 +3,6 @@ HTTP+SSE transport, the full tool flow, progress and cancellation, and the high-
 auto mode. The server is the real binary (`serve --transport http --port 0`), pointed at a
 standalone simulator, and is stopped with SIGTERM at the end of each test: it must exit cleanly."""
 
-import os
 import signal
 import subprocess
 from contextlib import asynccontextmanager
@@ -11,13 +10,13 @@ from contextlib import asynccontextmanager
 import anyio
 import httpx2 as httpx
 import pytest
-from conftest import BIN
+from conftest import BIN, env_for
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from test_stdio_core import TOOLS, run_flow, text_of
-from test_stdio_waiting import set_sim, sim_jobs
+from test_stdio_waiting import cancel_a_waiting_call, set_sim
 
 pytestmark = pytest.mark.anyio
 
@@ -32,15 +31,7 @@ def start_server(simulator):
     procs = []
 
     def start(*flags, token=AUTH_TOKEN):
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
-            "RUNCOMFY_API_KEY": "python-test-token",
-            "RUNCOMFY_BASE_URL": simulator,
-            "RUNCOMFY_POLL_FIRST_MS": "50",
-            "RUNCOMFY_POLL_MAX_MS": "200",
-            "RUNCOMFY_NO_JOURNAL": "true",
-        }
+        env = env_for(simulator, RUNCOMFY_NO_JOURNAL="true")
         if token:
             env["RUNCOMFY_MCP_AUTH_TOKEN"] = token
         cmd = [BIN, "serve", "--transport", "http", "--port", "0", "--shutdown-grace-secs", "5", *flags]
@@ -118,18 +109,7 @@ async def test_cancelling_the_call_cancels_the_queued_job(simulator, start_serve
     await set_sim(simulator, initial_queue_position=100, queue_step_ms=1000)
     open_session, flags = SESSIONS[transport]
     async with open_session(start_server(*flags)) as session:
-        with anyio.move_on_after(1.5) as scope:
-            await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
-        assert scope.cancelled_caught
-        with anyio.fail_after(10):
-            while True:
-                jobs = await sim_jobs(simulator)
-                if jobs and jobs[0]["status"] == "cancelled":
-                    break
-                await anyio.sleep(0.05)
-        # The session keeps serving after the cancelled call.
-        status = await session.call_tool("check_status", {"request_id": jobs[0]["request_id"]})
-        assert status.structured_content["status"] == "cancelled"
+        await cancel_a_waiting_call(session, simulator)
 
 
 async def test_high_level_client_in_auto_mode_over_streamable_http(start_server):

@@ -47,15 +47,20 @@ async def test_cancelling_the_call_cancels_the_queued_job(simulator, server_on):
     async with stdio_client(server_on) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
-            with anyio.move_on_after(1.5) as scope:
-                await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
-            assert scope.cancelled_caught
-            with anyio.fail_after(10):
-                while True:
-                    jobs = await sim_jobs(simulator)
-                    if jobs and jobs[0]["status"] == "cancelled":
-                        break
-                    await anyio.sleep(0.05)
-            # The session keeps serving after the cancelled call.
-            status = await session.call_tool("check_status", {"request_id": jobs[0]["request_id"]})
-            assert status.structured_content["status"] == "cancelled"
+            await cancel_a_waiting_call(session, simulator)
+
+
+async def cancel_a_waiting_call(session, simulator):
+    """Abandons a generate_image_and_wait call on a queued job (the client sends
+    notifications/cancelled); the simulator's job must end cancelled and the session keep serving."""
+    with anyio.move_on_after(1.5) as scope:
+        await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
+    assert scope.cancelled_caught
+    with anyio.fail_after(10):
+        while True:
+            jobs = await sim_jobs(simulator)
+            if jobs and jobs[0]["status"] == "cancelled":
+                break
+            await anyio.sleep(0.05)
+    status = await session.call_tool("check_status", {"request_id": jobs[0]["request_id"]})
+    assert status.structured_content["status"] == "cancelled"
