@@ -165,11 +165,7 @@ async fn run(counts: Counts) {
         expect_tool_ok(&server.request("tools/call", status_args.clone()).await);
     })
     .await;
-    report.figure(
-        "check_status, stdio (p50 / p99)",
-        format!("{} / {}", ms(pct(&stdio_status, 50)), ms(pct(&stdio_status, 99))),
-        None,
-    );
+    report.figure("check_status, stdio (p50 / p99)", p50_p99(&stdio_status), None);
     server.stop().await;
 
     let server = StdioServer::start(&sim.base_url(), &[], &default_env).await;
@@ -180,7 +176,7 @@ async fn run(counts: Counts) {
     .await;
     report.figure(
         "check_status, stdio, defaults (journal on) (p50 / p99)",
-        format!("{} / {}", ms(pct(&default_status, 50)), ms(pct(&default_status, 99))),
+        p50_p99(&default_status),
         None,
     );
     server.stop().await;
@@ -200,7 +196,7 @@ async fn run(counts: Counts) {
     .await;
     report.figure(
         "check_status, Streamable HTTP session (p50 / p99)",
-        format!("{} / {}", ms(pct(&http_status, 50)), ms(pct(&http_status, 99))),
+        p50_p99(&http_status),
         None,
     );
 
@@ -550,6 +546,11 @@ fn median(times: &[Duration]) -> Duration {
 
 fn pct(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// "p50 / p99" of latency samples, in milliseconds.
+fn p50_p99(samples: &[Duration]) -> String {
+    format!("{} / {}", ms(pct(samples, 50)), ms(pct(samples, 99)))
 }
 
 fn ms(d: Duration) -> String {
