@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     dreamina::ImageRequest,
-    jobs::{self, Backoff, WaitOptions, WaitOutcome},
+    jobs::{Backoff, WaitOptions, WaitOutcome},
     journal::{JobUpdate, Journal},
     media::{self, MediaOptions, OutputDir},
     runcomfy::{CancelOutcome, Client, JobStatus},
@@ -63,16 +63,14 @@ pub async fn run(client: &Client, request: &ImageRequest, options: &GenerateOpti
         backoff: options.backoff,
         ..WaitOptions::for_duration(options.max_wait)
     };
-    let follower = journal.follow(&id);
-    let outcome = jobs::wait(client, &id, &wait, &cancel, |event| {
-        follower.saw(event);
-        if bar.is_hidden() && event.changed {
-            say(event.phase());
-        }
-        bar.set_message(event.phase());
-    })
-    .await;
-    follower.finish().await;
+    let outcome = journal
+        .wait(client, &id, &wait, &cancel, |event| {
+            if bar.is_hidden() && event.changed {
+                say(event.phase());
+            }
+            bar.set_message(event.phase());
+        })
+        .await;
     ctrl_c.abort();
     bar.finish_and_clear();
 

@@ -5,19 +5,41 @@
 //! goes back in time, and a dead process leaves the last state it saw, not the one at submit.
 
 use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use super::{JobUpdate, Journal};
-use crate::{jobs::Event, runcomfy::RequestId};
+use crate::{
+    jobs::{self, Event, WaitOptions, WaitOutcome},
+    runcomfy::{ApiError, Client, RequestId},
+};
 
-pub struct Follower {
+struct Follower {
     latest: watch::Sender<Option<JobUpdate>>,
     writer: Option<JoinHandle<()>>,
 }
 
 impl Journal {
-    /// Starts following `id`: feed it the wait's events with [`Follower::saw`], then
-    /// [`Follower::finish`] before recording the outcome, so that the outcome is written last.
-    pub fn follow(&self, id: &RequestId) -> Follower {
+    /// [`jobs::wait`], recording every change of status and queue position it sees. Returns once
+    /// the newest state is written, so that what the caller records about the outcome comes last.
+    pub async fn wait(
+        &self,
+        client: &Client,
+        id: &RequestId,
+        options: &WaitOptions,
+        cancel: &CancellationToken,
+        mut on_event: impl FnMut(&Event),
+    ) -> Result<WaitOutcome, ApiError> {
+        let follower = self.follow(id);
+        let outcome = jobs::wait(client, id, options, cancel, |event| {
+            follower.saw(event);
+            on_event(event);
+        })
+        .await;
+        follower.finish().await;
+        outcome
+    }
+
+    fn follow(&self, id: &RequestId) -> Follower {
         let (latest, mut seen) = watch::channel(None::<JobUpdate>);
         let writer = self.off_reason().is_none().then(|| {
             let (journal, id) = (self.clone(), id.clone());
@@ -37,7 +59,7 @@ impl Journal {
 
 impl Follower {
     /// Hands a change of status or queue position to the writer; heartbeats carry nothing new.
-    pub fn saw(&self, event: &Event) {
+    fn saw(&self, event: &Event) {
         if let (true, Some(status)) = (event.changed, &event.status) {
             self.latest
                 .send_replace(Some(JobUpdate::status(status, event.queue_position)));
@@ -45,7 +67,7 @@ impl Follower {
     }
 
     /// Waits until the newest state seen is written.
-    pub async fn finish(self) {
+    async fn finish(self) {
         let Self { latest, writer } = self;
         drop(latest);
         if let Some(writer) = writer {

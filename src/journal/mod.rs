@@ -5,8 +5,8 @@
 //!
 //! [`JobStore`] is the small storage interface (SQLite today, in [`sqlite`]; a shared database
 //! could back replicas later); [`Journal`] is the async, never-failing front the tools use;
-//! [`Follower`] keeps a waited-on job's row current; [`location`] finds the file and repairs a
-//! broken one; [`settings`] holds the flags.
+//! [`Journal::wait`] keeps a waited-on job's row current; [`location`] finds the file and
+//! repairs a broken one; [`settings`] holds the flags.
 
 mod follow;
 mod handle;
@@ -15,7 +15,6 @@ mod record;
 pub mod settings;
 pub mod sqlite;
 
-pub use follow::Follower;
 pub use handle::Journal;
 pub use record::{is_final, status, JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Retention, SubmitOutcome};
 pub use settings::JournalArgs;

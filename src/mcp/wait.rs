@@ -1,5 +1,6 @@
 //! Submit and wait: what `generate_image_and_wait` and the tasks path share. The waiting itself
-//! is `jobs::wait`; this turns its outcome into what the model sees.
+//! is `jobs::wait` (through `Journal::wait`, which records what it sees); this turns its outcome
+//! into what the model sees.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::{
 };
 use crate::{
     dreamina::{ImageRequest, InvalidArgument},
-    jobs::{self, Backoff, WaitOptions, WaitOutcome},
+    jobs::{Backoff, WaitOptions, WaitOutcome},
     journal::{JobUpdate, Journal},
     runcomfy::{Client, JobStatus},
 };
@@ -73,18 +74,16 @@ pub async fn submit_and_wait(
         backoff,
         ..WaitOptions::for_duration(max_wait.saturating_sub(started.elapsed()))
     };
-    let follower = journal.follow(&id);
-    let outcome = jobs::wait(client, &id, &options, cancel, |event| {
-        follower.saw(event);
-        let message = format!(
-            "{} ({} s) — request_id {id}",
-            capital(&event.phase()),
-            started.elapsed().as_secs()
-        );
-        on_progress(started.elapsed(), message);
-    })
-    .await;
-    follower.finish().await;
+    let outcome = journal
+        .wait(client, &id, &options, cancel, |event| {
+            let message = format!(
+                "{} ({} s) — request_id {id}",
+                capital(&event.phase()),
+                started.elapsed().as_secs()
+            );
+            on_progress(started.elapsed(), message);
+        })
+        .await;
     match outcome {
         Ok(WaitOutcome::Finished(_)) => match journal.track(&id, client.result(&id), JobUpdate::from_result).await {
             Ok(answer) => JobResult::new(&id, answer),
