@@ -43,7 +43,7 @@ fn main() {
     let started = Instant::now();
     for i in 0..JOBS {
         let update = JobUpdate {
-            status: Some("in_progress".into()),
+            status: Some(runcomfy_mcp::runcomfy::JobStatus::InProgress),
             ..JobUpdate::default()
         };
         store.update(&format!("bench-{i}"), &update, Utc::now()).unwrap();

@@ -1,155 +1,110 @@
-//! Settings from flags and environment, checked once at start so that a bad setting is a clear
-//! start-up error rather than a confusing failure on the first tool call.
+//! Gathers each module's flags into the commands' settings, and builds what they describe. Every
+//! flag group lives with its module (`runcomfy::settings`, `jobs::settings`, `media::settings`,
+//! `mcp::settings`, `journal::settings`, `transport::settings`); this only puts them together, in
+//! an order that leaves nothing behind when a setting is refused.
 
-use std::time::Duration;
+use std::{net::SocketAddr, sync::Arc};
 
 use clap::Args;
 
 use crate::{
-    jobs::Backoff,
-    mcp::ServerOptions,
-    runcomfy::{ApiToken, ClientConfig, RetryPolicy},
+    jobs::{JobService, WaitArgs},
+    journal::JournalArgs,
+    mcp::{McpArgs, RunComfyServer},
+    media::{MediaArgs, MediaOptions, OutputDir},
+    runcomfy::{settings::token_from_env, ApiToken, Client, UpstreamArgs},
+    simulator::{SimConfig, Simulator},
+    transport::settings::{HttpSettings, TransportArgs, TransportKind},
 };
 
-pub const DEFAULT_BASE_URL: &str = "https://model-api.runcomfy.net";
-pub const DEFAULT_MODEL: &str = "bytedance/dreamina-4-0/text-to-image";
-/// Environment variables the token is read from, in order. The token is never a flag: command
-/// lines are visible to every user of the machine.
-pub const TOKEN_VARS: [&str; 2] = ["RUNCOMFY_API_KEY", "RUNCOMFY_API_TOKEN"];
-
-/// Where the upstream is and how to talk to it.
-#[derive(Args, Debug, Clone)]
-pub struct UpstreamArgs {
-    /// RunComfy model API base URL.
-    #[arg(long, env = "RUNCOMFY_BASE_URL", default_value = DEFAULT_BASE_URL)]
-    pub base_url: String,
-
-    /// Model id on RunComfy.
-    #[arg(long, env = "RUNCOMFY_MODEL", default_value = DEFAULT_MODEL)]
-    pub model: String,
-
-    /// Timeout for each HTTP call to RunComfy, in seconds.
-    #[arg(long, env = "RUNCOMFY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub timeout_secs: u64,
-
-    /// Run against the built-in simulator on 127.0.0.1 instead of RunComfy: no token, no network.
-    #[arg(long, env = "RUNCOMFY_SIMULATE")]
-    pub simulate: bool,
+/// `serve`'s settings.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[command(flatten)]
+    pub media: MediaArgs,
+    #[command(flatten)]
+    pub mcp: McpArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
-/// How long waiting calls wait and how often they poll.
-#[derive(Args, Debug, Clone)]
-pub struct WaitSettings {
-    /// Seconds generate_image_and_wait waits when the call does not say (keep it under the ~60 s
-    /// after which Claude Desktop abandons a call).
-    #[arg(long, env = "RUNCOMFY_WAIT_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub wait_secs: u64,
-
-    /// The most seconds a call may ask generate_image_and_wait to wait.
-    #[arg(long, env = "RUNCOMFY_MAX_WAIT_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub max_wait_secs: u64,
-
-    /// First delay between status polls, in milliseconds; later delays grow by half each time.
-    #[arg(long, env = "RUNCOMFY_POLL_FIRST_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    pub poll_first_ms: u64,
-
-    /// Longest delay between status polls, in milliseconds.
-    #[arg(long, env = "RUNCOMFY_POLL_MAX_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(10..=300_000))]
-    pub poll_max_ms: u64,
+/// `generate`'s settings besides the image itself.
+#[derive(Args, Debug)]
+pub struct GenerateSettings {
+    /// Directory to save the images in.
+    #[arg(long, default_value = ".")]
+    pub out: std::path::PathBuf,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[command(flatten)]
+    pub journal: JournalArgs,
 }
 
-impl WaitSettings {
-    pub fn backoff(&self) -> Backoff {
-        Backoff {
-            first: Duration::from_millis(self.poll_first_ms),
-            max: Duration::from_millis(self.poll_max_ms.max(self.poll_first_ms)),
-            ..Backoff::default()
-        }
-    }
-
-    pub fn server_options(&self) -> ServerOptions {
-        ServerOptions {
-            default_wait: Duration::from_secs(self.wait_secs.min(self.max_wait_secs)),
-            max_wait: Duration::from_secs(self.max_wait_secs),
-            backoff: self.backoff(),
-            ..ServerOptions::default()
-        }
-    }
+/// A built server and how to serve it. Holds the in-process simulator, if any, for as long as
+/// it is kept.
+pub struct Serve {
+    pub server: RunComfyServer,
+    /// `None`: stdio.
+    pub http: Option<HttpSettings>,
+    _simulator: Option<Simulator>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("no RunComfy API token: set RUNCOMFY_API_KEY (or RUNCOMFY_API_TOKEN) to your key from the RunComfy dashboard, or pass --simulate to run offline on the built-in simulator")]
-    MissingToken,
-    #[error("--base-url {0:?} is not an http(s) URL such as https://model-api.runcomfy.net")]
-    BadBaseUrl(String),
-    #[error("--model {0:?} is not a model id such as bytedance/dreamina-4-0/text-to-image")]
-    BadModel(String),
-}
-
-impl UpstreamArgs {
-    /// The client settings for a real upstream (`--simulate` is handled by the caller, which
-    /// starts the simulator and passes its URL).
-    pub fn client_config(
-        &self,
-        token_from_env: Option<ApiToken>,
-        base_url_override: Option<String>,
-    ) -> Result<ClientConfig, ConfigError> {
-        let base_url = base_url_override.unwrap_or_else(|| self.base_url.clone());
-        check_base_url(&base_url)?;
-        check_model(&self.model)?;
-        let token = token_from_env.ok_or(ConfigError::MissingToken)?;
-        Ok(ClientConfig {
-            base_url,
-            token,
-            model: self.model.clone(),
-            timeout: Duration::from_secs(self.timeout_secs),
-            retry: RetryPolicy::default(),
+impl ServeArgs {
+    pub async fn build(self) -> anyhow::Result<Serve> {
+        // Checked before anything starts, so a refused setting costs nothing.
+        let http = match self.transport.transport {
+            TransportKind::Stdio => None,
+            TransportKind::Http => Some(self.transport.http_settings()?),
+        };
+        let media = self.media.options().map_err(anyhow::Error::msg)?;
+        let (client, simulator) = upstream_client(&self.upstream).await?;
+        // Opened last: a start refused for its settings leaves nothing behind on disk.
+        let journal = self.journal.open(self.upstream.simulate).await;
+        let jobs = JobService::new(client, journal, self.wait.policy(), media);
+        Ok(Serve {
+            server: RunComfyServer::new(jobs, self.mcp.structured_content),
+            http,
+            _simulator: simulator,
         })
     }
 }
 
-pub fn token_from_env() -> Option<ApiToken> {
-    TOKEN_VARS
-        .iter()
-        .find_map(|var| std::env::var(var).ok().and_then(ApiToken::new))
-}
-
-fn check_base_url(raw: &str) -> Result<(), ConfigError> {
-    let url = reqwest::Url::parse(raw).map_err(|_| ConfigError::BadBaseUrl(raw.to_owned()))?;
-    let ok = matches!(url.scheme(), "http" | "https")
-        && url.host().is_some()
-        && url.query().is_none()
-        && url.fragment().is_none();
-    ok.then_some(()).ok_or_else(|| ConfigError::BadBaseUrl(raw.to_owned()))
-}
-
-/// The model id goes into the submit URL's path: segments of safe characters only.
-fn check_model(raw: &str) -> Result<(), ConfigError> {
-    let ok = !raw.is_empty()
-        && raw.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        });
-    ok.then_some(()).ok_or_else(|| ConfigError::BadModel(raw.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_and_models_are_checked() {
-        assert!(check_base_url("https://model-api.runcomfy.net").is_ok());
-        assert!(check_base_url("http://127.0.0.1:8787/").is_ok());
-        for bad in ["model-api.runcomfy.net", "ftp://x", "https://x/?a=1", ""] {
-            assert!(check_base_url(bad).is_err(), "{bad}");
-        }
-        assert!(check_model(DEFAULT_MODEL).is_ok());
-        for bad in ["", "a//b", "../x", "a/b?c", "a b"] {
-            assert!(check_model(bad).is_err(), "{bad}");
-        }
+impl GenerateSettings {
+    /// The job service for a shell: images saved to `--out`, no previews. Also returns the
+    /// in-process simulator, if any, to keep alive while it runs.
+    pub async fn build(self) -> anyhow::Result<(JobService, Option<Simulator>)> {
+        let media = MediaOptions {
+            output_dir: Some(OutputDir::prepare(&self.out.to_string_lossy()).map_err(anyhow::Error::msg)?),
+            previews: false,
+            ..MediaOptions::default()
+        };
+        let (client, simulator) = upstream_client(&self.upstream).await?;
+        let journal = self.journal.open(self.upstream.simulate).await;
+        Ok((JobService::new(client, journal, self.wait.policy(), media), simulator))
     }
+}
+
+/// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.
+async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Option<Simulator>)> {
+    let (config, simulator) = if args.simulate {
+        let simulator = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await?;
+        tracing::info!(url = %simulator.base_url(), "using the built-in simulator (no RunComfy traffic, no token needed)");
+        let token = ApiToken::new("simulator").expect("a non-empty literal");
+        (
+            args.client_config(Some(token), Some(simulator.base_url()))?,
+            Some(simulator),
+        )
+    } else {
+        (args.client_config(token_from_env(), None)?, None)
+    };
+    let client = Client::new(config).map_err(anyhow::Error::msg)?;
+    Ok((Arc::new(client), simulator))
 }

@@ -1,5 +1,6 @@
 //! Dreamina 4.0 text-to-image input: the Rust types the tool schema is derived from, the rules
-//! they must meet, and the mapping to RunComfy's wire form.
+//! they must meet, and the mapping to RunComfy's wire form. It knows nothing of MCP: a broken
+//! rule is an [`InputError`], which the tools and the CLI each phrase for their audience.
 //!
 //! The upstream names the size field `width×height` (with U+00D7). Anthropic's API rejects a tool
 //! whose property keys are not `[a-zA-Z0-9_.-]`, so the tool exposes it as `size` and the
@@ -146,15 +147,15 @@ pub struct ImageRequest {
     pub force_single: bool,
 }
 
-/// A rule an argument broke: which field, and what would be accepted.
+/// A rule an input broke: which field, and what would be accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("Invalid argument `{field}`: {message}")]
-pub struct InvalidArgument {
+#[error("{field} {message}")]
+pub struct InputError {
     pub field: String,
     pub message: String,
 }
 
-impl InvalidArgument {
+impl InputError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -165,22 +166,22 @@ impl InvalidArgument {
 
 impl ImageRequest {
     /// The rules serde cannot express. Called after deserialising, before any HTTP call.
-    pub fn validate(&self) -> Result<(), InvalidArgument> {
+    pub fn validate(&self) -> Result<(), InputError> {
         let chars = self.prompt.chars().count();
         if self.prompt.trim().is_empty() {
-            return Err(InvalidArgument::new(
+            return Err(InputError::new(
                 "prompt",
                 "must not be empty: describe the image to generate (1 to 800 characters)",
             ));
         }
         if chars > MAX_PROMPT_CHARS {
-            return Err(InvalidArgument::new(
+            return Err(InputError::new(
                 "prompt",
                 format!("is {chars} characters long; the limit is {MAX_PROMPT_CHARS} characters. Shorten it and call again."),
             ));
         }
         if !(0.0..=1.0).contains(&self.scale) {
-            return Err(InvalidArgument::new(
+            return Err(InputError::new(
                 "scale",
                 format!("is {}; it must be a number from 0 to 1 (default 0.5)", self.scale),
             ));

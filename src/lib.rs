@@ -4,16 +4,28 @@
 //! The flow runs one way:
 //!
 //! ```text
-//! MCP client ─▶ transport (stdio) ─▶ mcp (tools) ─▶ runcomfy (HTTP client) ─▶ RunComfy API
-//!                                        │                                      or simulator
-//!                                        ▼
-//!                                    dreamina (input types and rules)
+//! MCP client ─stdio / Streamable HTTP / legacy SSE─▶ transport ─▶ mcp (handler, tasks,
+//!                                                                    tools/ one file per tool)
+//!                                                                      │
+//!                                                                      ▼
+//! CLI (main, generate) ─────────────────────────────────────────▶ jobs (the job service:
+//!                                                                   submit, status, result,
+//!                                                                   cancel, wait, run)
+//!                                                                 │        │          │
+//!                                                                 ▼        ▼          ▼
+//!                                                            journal    media     runcomfy ─▶ RunComfy API
+//!                                                           (storage) (downloads,  (client)    or simulator
+//!                                                                      previews,
+//!                                                                      saves)
+//!             dreamina: Dreamina 4.0 input types, rules and the mapping to the wire
 //! ```
 //!
-//! Transports know MCP framing, not RunComfy; tools know MCP content, not HTTP; the RunComfy
-//! client knows HTTP and the API, not MCP. The simulator is a separate fake of the RunComfy API
-//! that shares nothing with the client. The journal (SQLite on this machine) records every
-//! submit and what the tools learn after it, so that a lost request id can be listed again.
+//! Transports know MCP framing, not RunComfy; tools know MCP content, not HTTP wire types, and
+//! call only the job service; the job service knows jobs, not MCP, and is what the tools, the
+//! tasks path and the CLI all call; the journal stores and answers queries and calls nobody; the
+//! RunComfy client knows HTTP and the API, not MCP. The simulator is a separate fake of the
+//! RunComfy API that shares nothing with the client. `config` only gathers each module's flags
+//! (`*/settings.rs`) into the commands' settings.
 
 pub mod config;
 pub mod dreamina;
@@ -25,4 +37,5 @@ pub mod media;
 pub mod runcomfy;
 pub mod runtime;
 pub mod simulator;
+pub mod text;
 pub mod transport;

@@ -1,23 +1,15 @@
 //! The `runcomfy-mcp` command: `serve` (the MCP server; the default), `simulate` (the fake
 //! RunComfy API on its own).
 
-use std::{io::IsTerminal, net::SocketAddr, sync::Arc};
+use std::{io::IsTerminal, net::SocketAddr};
 
 use clap::{Parser, Subcommand};
 use runcomfy_mcp::{
-    config::{self, UpstreamArgs, WaitSettings},
+    config::{GenerateSettings, ServeArgs},
     dreamina::ImageRequest,
-    generate::GenerateOptions,
-    journal::JournalArgs,
-    mcp::{RunComfyServer, ServerOptions},
-    media::MediaArgs,
-    runcomfy::{ApiToken, Client},
     runtime::{self, Flavor},
     simulator::{SimConfig, Simulator},
-    transport::{
-        self,
-        settings::{TransportArgs, TransportKind},
-    },
+    transport::{self, settings::TransportKind},
 };
 use tracing_subscriber::EnvFilter;
 
@@ -50,34 +42,13 @@ struct GenerateArgs {
     #[arg(long, default_value = "2048x2048(1:1)")]
     size: String,
     /// How strongly the prompt steers the result, 0 to 1.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = runcomfy_mcp::dreamina::DEFAULT_SCALE)]
     scale: f64,
     /// Ask for exactly one image.
     #[arg(long)]
     force_single: bool,
-    /// Directory to save the images in.
-    #[arg(long, default_value = ".")]
-    out: std::path::PathBuf,
     #[command(flatten)]
-    upstream: UpstreamArgs,
-    #[command(flatten)]
-    wait: WaitSettings,
-    #[command(flatten)]
-    journal: JournalArgs,
-}
-
-#[derive(clap::Args, Debug)]
-struct ServeArgs {
-    #[command(flatten)]
-    upstream: UpstreamArgs,
-    #[command(flatten)]
-    wait: WaitSettings,
-    #[command(flatten)]
-    media: MediaArgs,
-    #[command(flatten)]
-    journal: JournalArgs,
-    #[command(flatten)]
-    transport: TransportArgs,
+    settings: GenerateSettings,
 }
 
 #[derive(clap::Args, Debug)]
@@ -104,9 +75,7 @@ fn main() -> std::process::ExitCode {
     // At a shell, info lines would scroll the progress spinner away: only warnings by default.
     let quiet = matches!(cli.command, Some(Command::Generate(_)));
     init_logging(if quiet { "warn" } else { "runcomfy_mcp=info,warn" });
-    let command = cli
-        .command
-        .unwrap_or_else(|| Command::Serve(ServeArgs::parse_default()));
+    let command = cli.command.unwrap_or_else(|| Command::Serve(default_serve()));
     let flavor = match &command {
         Command::Serve(args) if args.transport.transport == TransportKind::Stdio => Flavor::CurrentThread,
         _ => Flavor::MultiThread,
@@ -131,16 +100,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-impl ServeArgs {
-    /// `runcomfy-mcp` with no subcommand means `serve` with its defaults (and environment).
-    fn parse_default() -> Self {
-        #[derive(Parser)]
-        struct Bare {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        Bare::parse_from(["runcomfy-mcp"]).serve
+/// `runcomfy-mcp` with no subcommand means `serve` with its defaults (and environment).
+fn default_serve() -> ServeArgs {
+    #[derive(Parser)]
+    struct Bare {
+        #[command(flatten)]
+        serve: ServeArgs,
     }
+    Bare::parse_from(["runcomfy-mcp"]).serve
 }
 
 /// Logs go to stderr only: in stdio mode stdout belongs to JSON-RPC.
@@ -157,42 +124,12 @@ fn init_logging(default_filter: &str) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // Checked before anything starts, so a refused setting costs nothing.
-    let http = match args.transport.transport {
-        TransportKind::Stdio => None,
-        TransportKind::Http => Some(args.transport.http_settings()?),
-    };
-    let media = args.media.options().map_err(anyhow::Error::msg)?;
-    // Keep the in-process simulator alive for as long as the server runs.
-    let (client, _simulator) = upstream_client(&args.upstream).await?;
-    // Opened last: a start refused for its settings leaves nothing behind on disk.
-    let options = ServerOptions {
-        media,
-        journal: args.journal.open(args.upstream.simulate).await,
-        ..args.wait.server_options()
-    };
-    let server = RunComfyServer::new(client, options);
-    match http {
-        None => transport::stdio::serve(server).await,
-        Some(settings) => transport::http::serve(server, settings).await,
+    // Fields moved out one by one: the rest (the in-process simulator) lives until we return.
+    let serve = args.build().await?;
+    match serve.http {
+        None => transport::stdio::serve(serve.server).await,
+        Some(settings) => transport::http::serve(serve.server, settings).await,
     }
-}
-
-/// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.
-async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Option<Simulator>)> {
-    let (config, simulator) = if args.simulate {
-        let simulator = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await?;
-        tracing::info!(url = %simulator.base_url(), "using the built-in simulator (no RunComfy traffic, no token needed)");
-        let token = ApiToken::new("simulator").expect("a non-empty literal");
-        (
-            args.client_config(Some(token), Some(simulator.base_url()))?,
-            Some(simulator),
-        )
-    } else {
-        (args.client_config(config::token_from_env(), None)?, None)
-    };
-    let client = Client::new(config).map_err(anyhow::Error::msg)?;
-    Ok((Arc::new(client), simulator))
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
@@ -202,15 +139,9 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     });
     let request: ImageRequest = serde_json::from_value(arguments).map_err(|e| anyhow::anyhow!("{e}"))?;
     request.validate()?;
-    let (client, _simulator) = upstream_client(&args.upstream).await?;
-    let options = GenerateOptions {
-        out_dir: runcomfy_mcp::media::OutputDir::prepare(&args.out.to_string_lossy()).map_err(anyhow::Error::msg)?,
-        // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
-        max_wait: std::time::Duration::from_secs(args.wait.max_wait_secs),
-        backoff: args.wait.backoff(),
-        journal: args.journal.open(args.upstream.simulate).await,
-    };
-    for path in runcomfy_mcp::generate::run(&client, &request, &options).await? {
+    // Keep the in-process simulator alive for as long as the job runs.
+    let (jobs, _simulator) = args.settings.build().await?;
+    for path in runcomfy_mcp::generate::run(&jobs, &request).await? {
         println!("{}", path.display());
     }
     Ok(())

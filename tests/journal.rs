@@ -310,7 +310,7 @@ async fn retention_removes_old_jobs_only() {
                 )
                 .unwrap();
             let done = JobUpdate {
-                status: Some("succeeded".into()),
+                status: Some(runcomfy_mcp::runcomfy::JobStatus::Succeeded),
                 images: vec![format!("https://example.invalid/{prompt}.png")],
                 ..JobUpdate::default()
             };

@@ -1,17 +1,14 @@
-//! The journal as the tools see it: async, cheap to clone, and unable to fail a tool call. Every
+//! The journal as the job service sees it: async, cheap to clone, and unable to fail a tool call. Every
 //! store call runs on tokio's blocking pool (SQLite blocks on the file and on other processes'
 //! locks); a store error is logged as a warning and the call goes on, because a tool that paid for
 //! an image must still hand it over when the safety net is torn.
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome};
-use crate::{
-    dreamina::ImageRequest,
-    runcomfy::{ApiError, RequestId},
-};
+use super::{JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome};
+use crate::runcomfy::RequestId;
 
 #[derive(Clone)]
 pub struct Journal {
@@ -75,60 +72,24 @@ impl Journal {
         }
     }
 
-    /// Sends a submit and records it: a row before the body leaves (so that a crash mid-submit
-    /// leaves a trace), and its outcome after — the request id, or that its fate is unknown, or
-    /// that no job was created. Returns the submit's own result untouched.
-    pub async fn track_submit(
-        &self,
-        request: &ImageRequest,
-        model: &str,
-        submit: impl Future<Output = Result<RequestId, ApiError>>,
-    ) -> Result<RequestId, ApiError> {
-        let job = NewJob {
-            model: model.to_owned(),
-            prompt: request.prompt.clone(),
-            size: request.size.as_str().to_owned(),
-            params: request.to_wire(),
-            submitted_at: Utc::now(),
-        };
-        let key = self.run("recording a submit", move |s| s.begin_submit(&job)).await;
-        let outcome = submit.await;
-        if let Some(key) = key {
-            let recorded = match &outcome {
-                Ok(id) => SubmitOutcome::Accepted {
-                    request_id: id.to_string(),
-                },
-                Err(e) if e.submit_fate_unknown() => SubmitOutcome::FateUnknown { error: e.to_string() },
-                Err(e) => SubmitOutcome::Rejected { error: e.to_string() },
-            };
-            let retention = self.inner.retention;
-            self.run("recording a submit's outcome", move |s| {
-                s.finish_submit(key, &recorded, Utc::now())?;
-                // Pruning rides on submits: the only time the journal grows.
-                s.prune(&retention, Utc::now()).map(drop)
-            })
-            .await;
-        }
-        outcome
+    /// Records a submit about to be sent, before its body leaves, so that a crash mid-submit
+    /// leaves a trace. `None` when there is no journal or the record failed (logged).
+    pub async fn begin_submit(&self, job: NewJob) -> Option<JobKey> {
+        self.run("recording a submit", move |s| s.begin_submit(&job)).await
     }
 
-    /// Awaits a call about a job (a status poll, a result fetch, a cancel) and records what its
-    /// answer said, as `learnt` reads it (`JobUpdate::from_status`, …). Returns the answer untouched.
-    pub async fn track<T>(
-        &self,
-        id: &RequestId,
-        call: impl Future<Output = Result<T, ApiError>>,
-        learnt: impl FnOnce(&T) -> JobUpdate,
-    ) -> Result<T, ApiError> {
-        let answer = call.await;
-        if let Ok(answer) = &answer {
-            self.record(id, learnt(answer)).await;
-        }
-        answer
+    /// Records how a submit ended: the request id, or that its fate is unknown, or that no job
+    /// was created. Pruning rides on it: a submit is the only time the journal grows.
+    pub async fn finish_submit(&self, key: JobKey, outcome: SubmitOutcome) {
+        let retention = self.inner.retention;
+        self.run("recording a submit's outcome", move |s| {
+            s.finish_submit(key, &outcome, Utc::now())?;
+            s.prune(&retention, Utc::now()).map(drop)
+        })
+        .await;
     }
 
-    /// Records what was learnt about a job some other way (a cancel during a wait, files
-    /// saved on this machine).
+    /// Records what was learnt about a job: a status, a result, a cancel, files saved here.
     pub async fn record(&self, id: &RequestId, update: JobUpdate) {
         if update.is_empty() {
             return;

@@ -3,12 +3,12 @@
 //! list past requests: without this, a client timeout or a restart loses the request id and so
 //! the paid image.
 //!
-//! [`JobStore`] is the small storage interface (SQLite today, in [`sqlite`]; a shared database
-//! could back replicas later); [`Journal`] is the async, never-failing front the tools use;
-//! [`Journal::wait`] keeps a waited-on job's row current; [`location`] finds the file and
-//! repairs a broken one; [`settings`] holds the flags.
+//! Storage only: it records and answers queries, and calls nobody (the job service in
+//! [`crate::jobs`] decides what to record and when). [`JobStore`] is the small storage interface
+//! (SQLite today, in [`sqlite`]; a shared database could back replicas later); [`Journal`] is the
+//! async, never-failing front the job service uses; `record` has the rows and updates as plain
+//! data; [`location`] finds the file and repairs a broken one; [`settings`] holds the flags.
 
-mod follow;
 mod handle;
 pub mod location;
 mod record;
@@ -16,7 +16,7 @@ pub mod settings;
 pub mod sqlite;
 
 pub use handle::Journal;
-pub use record::{is_final, status, JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Retention, SubmitOutcome};
+pub use record::{JobKey, JobQuery, JobRecord, JobUpdate, NewJob, RecordedStatus, Retention, SubmitOutcome};
 pub use settings::JournalArgs;
 
 use chrono::{DateTime, Utc};

@@ -6,22 +6,66 @@ use serde_json::Value;
 
 use crate::runcomfy::{CancelOutcome, CancelResponse, JobStatus, ResultResponse, StatusResponse};
 
-/// The journal's own states, besides the upstream's (`in_queue`, `in_progress`, `succeeded`,
-/// `failed`, `cancelled`), for a submit whose answer this machine did not (yet) see.
-pub mod status {
+/// A job's status as the journal stores it: the upstream's, or one of the journal's own for a
+/// submit whose answer this machine did not (yet) see. Stored as its wire string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedStatus {
     /// The body is being sent. A row left in this state by a server that died means the same as
-    /// [`UNKNOWN`]: a job may exist.
-    pub const SUBMITTING: &str = "submitting";
+    /// [`RecordedStatus::FateUnknown`]: a job may exist.
+    Submitting,
     /// The request was sent and the connection died before the answer: a job may exist and be
     /// charged, but there is no request id to follow it with.
-    pub const UNKNOWN: &str = "unknown";
+    FateUnknown,
     /// RunComfy refused the submit (bad input, no balance, bad token): no job, no charge.
-    pub const REJECTED: &str = "rejected";
+    Rejected,
+    /// What RunComfy last said about the job.
+    Job(JobStatus),
 }
 
-/// Whether a status will not change any more, for any status the journal stores.
-pub fn is_final(status: &str) -> bool {
-    JobStatus::from_wire(status).is_terminal() || status == status::REJECTED
+impl RecordedStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Submitting => "submitting",
+            Self::FateUnknown => "unknown",
+            Self::Rejected => "rejected",
+            Self::Job(status) => status.as_str(),
+        }
+    }
+
+    pub fn from_stored(raw: &str) -> Self {
+        match raw {
+            "submitting" => Self::Submitting,
+            "unknown" => Self::FateUnknown,
+            "rejected" => Self::Rejected,
+            other => Self::Job(JobStatus::from_wire(other)),
+        }
+    }
+
+    /// Whether the status will not change any more.
+    pub fn is_final(&self) -> bool {
+        match self {
+            Self::Rejected => true,
+            Self::Submitting | Self::FateUnknown => false,
+            Self::Job(status) => status.is_terminal(),
+        }
+    }
+
+    /// A job may exist and be charged without a request id to follow it with.
+    pub fn fate_unknown(&self) -> bool {
+        matches!(self, Self::Submitting | Self::FateUnknown)
+    }
+}
+
+impl serde::Serialize for RecordedStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RecordedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A submit about to be sent.
@@ -59,7 +103,7 @@ pub struct JobKey(pub i64);
 /// What the server learnt about a job. Empty fields leave the row as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobUpdate {
-    pub status: Option<String>,
+    pub status: Option<JobStatus>,
     /// Set together with `status`: a job that left the queue has no position any more.
     pub queue_position: Option<u32>,
     /// Replaces the stored URLs when not empty.
@@ -77,7 +121,7 @@ impl JobUpdate {
 
     pub fn status(status: &JobStatus, queue_position: Option<u32>) -> Self {
         Self {
-            status: Some(status.as_str().to_owned()),
+            status: Some(status.clone()),
             queue_position: queue_position.filter(|_| *status == JobStatus::InQueue),
             ..Self::default()
         }
@@ -86,10 +130,10 @@ impl JobUpdate {
     pub fn from_result(answer: &ResultResponse) -> Self {
         let output = answer.output.as_ref();
         Self {
-            status: Some(answer.status.as_str().to_owned()),
+            status: Some(answer.status.clone()),
             images: output.map(|o| o.image_urls()).unwrap_or_default(),
             videos: output.map(|o| o.video_urls()).unwrap_or_default(),
-            error: answer.error.as_ref().filter(|e| !e.is_null()).map(describe_error),
+            error: answer.error_message(),
             ..Self::default()
         }
     }
@@ -101,7 +145,7 @@ impl JobUpdate {
             (_, status) => status.clone(),
         };
         Self {
-            status: status.map(|s| s.as_str().to_owned()),
+            status,
             ..Self::default()
         }
     }
@@ -118,20 +162,6 @@ impl JobUpdate {
     }
 }
 
-/// RunComfy's error is free-form JSON: keep its message when it has one, else the JSON.
-fn describe_error(error: &Value) -> String {
-    match error {
-        Value::String(s) => s.clone(),
-        Value::Object(o) => o
-            .get("message")
-            .or_else(|| o.get("error_message"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| error.to_string()),
-        other => other.to_string(),
-    }
-}
-
 /// One job as the journal holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
@@ -142,7 +172,7 @@ pub struct JobRecord {
     pub prompt: String,
     pub size: String,
     pub params: Value,
-    pub status: String,
+    pub status: RecordedStatus,
     pub queue_position: Option<u32>,
     pub images: Vec<String>,
     pub videos: Vec<String>,
@@ -155,7 +185,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     pub fn is_final(&self) -> bool {
-        is_final(&self.status)
+        self.status.is_final()
     }
 }
 
@@ -163,7 +193,7 @@ impl JobRecord {
 #[derive(Debug, Clone)]
 pub struct JobQuery {
     /// Only jobs in this status.
-    pub status: Option<String>,
+    pub status: Option<RecordedStatus>,
     pub limit: u32,
 }
 

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    record::{is_final, status},
-    JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome,
+    JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, RecordedStatus, Retention, StoreError, SubmitOutcome,
 };
+use crate::runcomfy::JobStatus;
 
 /// Bumped when the table changes; a file from a newer version is left alone.
 const SCHEMA_VERSION: i64 = 1;
@@ -133,7 +133,7 @@ impl JobStore for SqliteStore {
                     job.prompt,
                     job.size,
                     job.params.to_string(),
-                    status::SUBMITTING,
+                    RecordedStatus::Submitting.as_str(),
                     at
                 ],
             )?;
@@ -143,11 +143,13 @@ impl JobStore for SqliteStore {
 
     fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError> {
         let (request_id, state, error) = match outcome {
-            SubmitOutcome::Accepted { request_id } => (Some(request_id.as_str()), "in_queue", None),
-            SubmitOutcome::FateUnknown { error } => (None, status::UNKNOWN, Some(error.as_str())),
-            SubmitOutcome::Rejected { error } => (None, status::REJECTED, Some(error.as_str())),
+            SubmitOutcome::Accepted { request_id } => {
+                (Some(request_id.as_str()), RecordedStatus::Job(JobStatus::InQueue), None)
+            }
+            SubmitOutcome::FateUnknown { error } => (None, RecordedStatus::FateUnknown, Some(error.as_str())),
+            SubmitOutcome::Rejected { error } => (None, RecordedStatus::Rejected, Some(error.as_str())),
         };
-        let finished = (state == status::REJECTED).then(|| millis(now));
+        let finished = state.is_final().then(|| millis(now));
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(id) = request_id {
@@ -157,7 +159,7 @@ impl JobStore for SqliteStore {
             }
             tx.execute(
                 "UPDATE jobs SET request_id = ?2, status = ?3, error = ?4, updated_at = ?5, finished_at = ?6 WHERE key = ?1",
-                params![key.0, request_id, state, error, millis(now), finished],
+                params![key.0, request_id, state.as_str(), error, millis(now), finished],
             )?;
             tx.commit()
         })
@@ -187,7 +189,7 @@ impl JobStore for SqliteStore {
                  error = ?7, updated_at = ?8, finished_at = ?9 WHERE key = ?1",
                 params![
                     job.key.0,
-                    job.status,
+                    job.status.as_str(),
                     job.queue_position,
                     json_list(&job.images),
                     json_list(&job.videos),
@@ -209,7 +211,8 @@ impl JobStore for SqliteStore {
                  ORDER BY submitted_at DESC, key DESC LIMIT ?2"
             );
             let mut statement = conn.prepare_cached(&sql)?;
-            let rows = statement.query_map(params![query.status, query.limit], read_row)?;
+            let status = query.status.as_ref().map(RecordedStatus::as_str);
+            let rows = statement.query_map(params![status, query.limit], read_row)?;
             rows.collect()
         })
     }
@@ -234,8 +237,8 @@ impl JobStore for SqliteStore {
 fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>) {
     if let Some(new) = &update.status {
         // Polls from two servers can arrive out of order: a finished job stays finished.
-        if !job.is_final() || is_final(new) {
-            job.status = new.clone();
+        if !job.is_final() || new.is_terminal() {
+            job.status = RecordedStatus::Job(new.clone());
             job.queue_position = update.queue_position;
         }
     }
@@ -267,7 +270,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         size: row.get("size")?,
         // Lenient: a row another version wrote oddly must not hide every other job.
         params: serde_json::from_str(&row.get::<_, String>("params")?).unwrap_or_default(),
-        status: row.get("status")?,
+        status: RecordedStatus::from_stored(&row.get::<_, String>("status")?),
         queue_position: row.get("queue_position")?,
         images: parse_list(row.get("images")?),
         videos: parse_list(row.get("videos")?),
@@ -339,12 +342,13 @@ mod tests {
         let (_dir, store) = store();
         let now = Utc::now();
         let key = store.begin_submit(&job("a fox", now)).unwrap();
-        assert_eq!(all(&store)[0].status, "submitting");
+        assert_eq!(all(&store)[0].status, RecordedStatus::Submitting);
         store
             .finish_submit(key, &SubmitOutcome::FateUnknown { error: "reset".into() }, now)
             .unwrap();
         let row = &all(&store)[0];
         assert_eq!((row.status.as_str(), row.request_id.as_deref()), ("unknown", None));
+        assert_eq!(row.status, RecordedStatus::FateUnknown);
         assert_eq!(row.error.as_deref(), Some("reset"));
         assert_eq!(row.params, json!({"prompt": "a fox"}));
     }
@@ -355,13 +359,13 @@ mod tests {
         let id = submitted(&store, "a", Utc::now());
         let update = |u: JobUpdate| assert!(store.update(&id, &u, Utc::now()).unwrap());
         update(JobUpdate {
-            status: Some("in_queue".into()),
+            status: Some(JobStatus::InQueue),
             queue_position: Some(3),
             ..Default::default()
         });
         assert_eq!(all(&store)[0].queue_position, Some(3));
         update(JobUpdate {
-            status: Some("succeeded".into()),
+            status: Some(JobStatus::Succeeded),
             images: vec!["http://x/1.png".into()],
             ..Default::default()
         });
@@ -369,11 +373,11 @@ mod tests {
         update(JobUpdate::saved(vec!["/tmp/1.png".into(), "/tmp/2.png".into()]));
         // A late poll from another server.
         update(JobUpdate {
-            status: Some("in_progress".into()),
+            status: Some(JobStatus::InProgress),
             ..Default::default()
         });
         let row = &all(&store)[0];
-        assert_eq!(row.status, "succeeded");
+        assert_eq!(row.status, RecordedStatus::Job(JobStatus::Succeeded));
         assert_eq!(row.queue_position, None);
         assert_eq!(row.images, ["http://x/1.png"]);
         assert_eq!(row.saved_paths, ["/tmp/1.png", "/tmp/2.png"]);
@@ -392,7 +396,7 @@ mod tests {
             .update(
                 "id-b",
                 &JobUpdate {
-                    status: Some("failed".into()),
+                    status: Some(JobStatus::Failed),
                     ..Default::default()
                 },
                 Utc::now(),
@@ -416,7 +420,7 @@ mod tests {
         assert_eq!(prompts(JobQuery { status: None, limit: 2 }), ["c", "b"]);
         assert_eq!(
             prompts(JobQuery {
-                status: Some("in_queue".into()),
+                status: Some(RecordedStatus::Job(JobStatus::InQueue)),
                 limit: 10
             }),
             ["c", "a"]

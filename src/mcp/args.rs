@@ -1,13 +1,38 @@
 //! Turning a tool call's JSON arguments into a typed, validated request, or into an error that
-//! names the field, the rule and what would be accepted. rmcp's own `Parameters<T>` turns a serde
-//! failure into a JSON-RPC error the model never sees, so the tools parse here instead.
+//! names the field, the rule and what would be accepted. rmcp's `Parameters<T>` only runs serde:
+//! it would silently drop an argument the tool does not know, and its message names no field.
+//! So the tools take the raw object and parse it here: unknown names refused, the failing field
+//! named, then the rules serde cannot express.
 
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use super::schema::{property_names, schema_for};
-use crate::dreamina::InvalidArgument;
+use crate::dreamina::InputError;
+
+/// An argument that broke a rule: which one, and what would be accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("Invalid argument `{field}`: {message}")]
+pub struct InvalidArgument {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidArgument {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<InputError> for InvalidArgument {
+    fn from(e: InputError) -> Self {
+        Self::new(e.field, e.message)
+    }
+}
 
 /// Rules beyond what serde checks (lengths, ranges).
 pub trait Validate {
@@ -53,7 +78,7 @@ fn reject_unknown<T: JsonSchema + 'static>(args: &JsonObject) -> Result<(), Inva
 
 impl Validate for crate::dreamina::ImageRequest {
     fn validate(&self) -> Result<(), InvalidArgument> {
-        crate::dreamina::ImageRequest::validate(self)
+        Ok(crate::dreamina::ImageRequest::validate(self)?)
     }
 }
 
@@ -78,7 +103,7 @@ mod tests {
     use super::*;
     use crate::{
         dreamina::{ImageRequest, Size, MAX_PROMPT_CHARS},
-        mcp::wait::WaitArgs,
+        mcp::tools::generate_image_and_wait::WaitArgs,
     };
 
     const CASES: u32 = 2000;

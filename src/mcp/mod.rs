@@ -1,14 +1,16 @@
-//! The MCP face of the server: tools, their schemas, argument checking and result rendering.
-//! It knows MCP content, not HTTP: every upstream call goes through [`crate::runcomfy::Client`].
+//! The MCP face of the server: the handler, the tools (one file each, in [`tools`]), the tasks
+//! path, argument checking and the shape of answers. It knows MCP content, not HTTP: every job
+//! goes through [`crate::jobs::JobService`].
 
+mod answer;
 mod args;
-mod delivery;
-mod list;
+mod media;
 mod progress;
-mod render;
 mod schema;
 mod server;
+pub mod settings;
+mod tasks;
 mod tools;
-mod wait;
 
-pub use server::{RunComfyServer, ServerOptions};
+pub use server::RunComfyServer;
+pub use settings::{McpArgs, StructuredMode};

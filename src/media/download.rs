@@ -157,14 +157,7 @@ fn transport(e: &reqwest::Error, timeout: Duration) -> DownloadError {
     if e.is_timeout() {
         return DownloadError::Timeout(timeout);
     }
-    // The cause chain says what happened ("Connection refused"); the top level rarely does.
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    DownloadError::Transport(text)
+    DownloadError::Transport(crate::text::cause_chain(e))
 }
 
 #[cfg(test)]

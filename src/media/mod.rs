@@ -22,7 +22,7 @@ use tempfile::NamedTempFile;
 use tokio::sync::Semaphore;
 
 pub use save::OutputDir;
-pub use settings::{MediaArgs, MediaOptions, StructuredMode};
+pub use settings::{MediaArgs, MediaOptions};
 
 use download::{Downloaded, Limits};
 use preview::{Preview, PreviewLimits};
@@ -36,11 +36,39 @@ static PROCESS_DOWNLOADS: Semaphore = Semaphore::const_new(16);
 /// cannot push a result past what the per-preview cap was chosen for.
 const PREVIEW_BUDGET_IN_PREVIEWS: usize = 4;
 
+/// What kind of file an output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    Image,
+    Video,
+}
+
+impl OutputKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+        }
+    }
+}
+
+/// How an image is carried inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InlineForm {
+    /// Scaled down and re-encoded as JPEG.
+    Preview,
+    /// The file as RunComfy made it.
+    FullSize,
+}
+
 /// What one output became.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OutputReport {
     /// `image` or `video`.
-    pub kind: String,
+    #[schemars(with = "String")]
+    pub kind: OutputKind,
     /// 1-based position among the outputs of its kind, in RunComfy's order.
     pub index: usize,
     pub url: String,
@@ -69,7 +97,8 @@ pub struct OutputReport {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct InlineReport {
     /// `preview` (scaled down) or `full_size`.
-    pub form: String,
+    #[schemars(with = "String")]
+    pub form: InlineForm,
     pub width: u32,
     pub height: u32,
     /// Bytes before base64.
@@ -148,7 +177,7 @@ pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Re
             (Some(bytes), _) => {
                 full_budget -= bytes.len();
                 Some((
-                    "full_size",
+                    InlineForm::FullSize,
                     width,
                     height,
                     report.mime_type.clone().unwrap_or_default(),
@@ -157,7 +186,13 @@ pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Re
             }
             (None, Some(p)) if p.jpeg.len() <= preview_budget => {
                 preview_budget -= p.jpeg.len();
-                Some(("preview", p.width, p.height, Preview::MIME_TYPE.to_owned(), p.jpeg))
+                Some((
+                    InlineForm::Preview,
+                    p.width,
+                    p.height,
+                    Preview::MIME_TYPE.to_owned(),
+                    p.jpeg,
+                ))
             }
             (None, Some(_)) => {
                 over_preview_budget += 1;
@@ -167,7 +202,7 @@ pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Re
         };
         if let Some((form, width, height, mime_type, data)) = inline {
             report.inline = Some(InlineReport {
-                form: form.to_owned(),
+                form,
                 width,
                 height,
                 bytes: data.len(),
@@ -181,14 +216,13 @@ pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Re
         }
         collected.outputs.push(report);
     }
-    collected
-        .outputs
-        .extend(request.videos.iter().enumerate().map(|(i, url)| OutputReport {
-            kind: "video".to_owned(),
-            index: i + 1,
-            url: url.clone(),
-            ..OutputReport::empty()
-        }));
+    collected.outputs.extend(
+        request
+            .videos
+            .iter()
+            .enumerate()
+            .map(|(i, url)| OutputReport::new(OutputKind::Video, i + 1, url)),
+    );
 
     if over_full_budget > 0 {
         collected.notes.push(format!(
@@ -212,11 +246,11 @@ struct Made {
 }
 
 impl OutputReport {
-    fn empty() -> Self {
+    fn new(kind: OutputKind, index: usize, url: &str) -> Self {
         Self {
-            kind: String::new(),
-            index: 0,
-            url: String::new(),
+            kind,
+            index,
+            url: url.to_owned(),
             mime_type: None,
             bytes: None,
             width: None,
@@ -237,12 +271,7 @@ async fn one_image(
     downloads: &Semaphore,
     decodes: &Semaphore,
 ) -> (OutputReport, Option<Made>) {
-    let mut report = OutputReport {
-        kind: "image".to_owned(),
-        index,
-        url: url.to_owned(),
-        ..OutputReport::empty()
-    };
+    let mut report = OutputReport::new(OutputKind::Image, index, url);
     if !options.previews && options.output_dir.is_none() {
         return (report, None); // Nothing needs the bytes: do not fetch them.
     }

@@ -3,42 +3,9 @@
 
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::save::OutputDir;
-
-/// Whether a result that carries inline images also carries `structuredContent`.
-///
-/// Claude Code forwards only `JSON.stringify(structuredContent)` to the model whenever it is
-/// present and drops every content block, images included (anthropics/claude-code#54737,
-/// #55677, #79944). Claude Desktop, claude.ai and the MCP Inspector show both. The MCP spec says
-/// a tool with an output schema should send `structuredContent`, so leaving it out is a
-/// workaround for one client, applied where it helps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum StructuredMode {
-    /// Leave `structuredContent` out of image-carrying results for clients known to drop image
-    /// blocks next to it (`clientInfo.name` = `claude-code`); keep it for every other client.
-    #[default]
-    Auto,
-    /// Always send `structuredContent` (spec-strict; Claude Code then shows no image).
-    Always,
-    /// Never send `structuredContent` on a result that carries inline images.
-    OmitWithImages,
-}
-
-impl StructuredMode {
-    /// Client names (from `initialize`) whose hosts drop image blocks next to `structuredContent`.
-    const DROPS_IMAGES: [&'static str; 1] = ["claude-code"];
-
-    /// Whether a result with inline images should carry `structuredContent` for this client.
-    pub fn keep_with_images(self, client_name: Option<&str>) -> bool {
-        match self {
-            Self::Always => true,
-            Self::OmitWithImages => false,
-            Self::Auto => !client_name.is_some_and(|name| Self::DROPS_IMAGES.contains(&name)),
-        }
-    }
-}
 
 /// Flags of `serve` for result media; flattened into the serve command.
 #[derive(Args, Debug, Clone)]
@@ -77,10 +44,6 @@ pub struct MediaArgs {
     #[arg(long, env = "RUNCOMFY_DOWNLOAD_TIMEOUT_SECS", default_value_t = MediaOptions::default().download_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub download_timeout_secs: u64,
-
-    /// Whether results with inline images also carry structuredContent (see the README).
-    #[arg(long, env = "RUNCOMFY_STRUCTURED_CONTENT", value_enum, default_value_t = StructuredMode::Auto)]
-    pub structured_content: StructuredMode,
 }
 
 /// The checked media settings the tools use.
@@ -96,7 +59,6 @@ pub struct MediaOptions {
     pub full_inline_max_bytes: usize,
     pub download_max_bytes: u64,
     pub download_timeout: Duration,
-    pub structured: StructuredMode,
 }
 
 impl Default for MediaOptions {
@@ -112,7 +74,6 @@ impl Default for MediaOptions {
             full_inline_max_bytes: 3 * 1024 * 1024,
             download_max_bytes: 50 * 1024 * 1024,
             download_timeout: Duration::from_secs(60),
-            structured: StructuredMode::Auto,
         }
     }
 }
@@ -132,7 +93,6 @@ impl MediaArgs {
             full_inline_max_bytes: (self.full_inline_max_kb * 1024) as usize,
             download_max_bytes: self.download_max_mb * 1024 * 1024,
             download_timeout: Duration::from_secs(self.download_timeout_secs),
-            structured: self.structured_content,
         })
     }
 }
@@ -140,15 +100,6 @@ impl MediaArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auto_omits_structured_content_only_for_claude_code() {
-        assert!(!StructuredMode::Auto.keep_with_images(Some("claude-code")));
-        assert!(StructuredMode::Auto.keep_with_images(Some("claude-ai")));
-        assert!(StructuredMode::Auto.keep_with_images(None));
-        assert!(StructuredMode::Always.keep_with_images(Some("claude-code")));
-        assert!(!StructuredMode::OmitWithImages.keep_with_images(Some("mcp")));
-    }
 
     #[test]
     fn default_previews_fit_four_in_a_megabyte_of_base64() {

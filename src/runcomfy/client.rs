@@ -71,7 +71,7 @@ impl Client {
 
     /// Submits a job. The body is the model input exactly as RunComfy expects it.
     ///
-    /// Never retried here: there is no idempotency key, so only the caller can decide whether a
+    /// There is no idempotency key, so the retry policy sends a submit again only when the
     /// failure proves the job was not created ([`ApiError::provably_not_sent`]).
     pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
         let url = format!("{}/v1/models/{}", self.config.base_url, self.config.model);
@@ -193,17 +193,7 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// reqwest's top-level message is generic ("error sending request"); the cause chain says what
-/// actually happened ("Connection refused"). Headers, and so the token, are never part of it.
+/// Headers, and so the token, are never part of a reqwest error's text.
 fn describe(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+    crate::text::cause_chain(e)
 }

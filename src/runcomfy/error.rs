@@ -212,6 +212,7 @@ fn as_code(v: &Value) -> Option<i64> {
     }
 }
 
+/// The message an error body carries, under any of the keys RunComfy uses.
 fn error_message(json: &Value) -> Option<String> {
     for key in ["error_message", "message", "error", "detail"] {
         match json.get(key) {
@@ -225,6 +226,14 @@ fn error_message(json: &Value) -> Option<String> {
         }
     }
     None
+}
+
+/// A free-form error (a failed job's `error`) as text: its message when it has one, else the JSON.
+pub(super) fn free_form_message(error: &Value) -> String {
+    match error {
+        Value::String(s) => s.clone(),
+        other => error_message(other).unwrap_or_else(|| other.to_string()),
+    }
 }
 
 fn fallback_message(status: u16, body: &[u8]) -> String {

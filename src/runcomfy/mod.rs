@@ -5,6 +5,7 @@ mod client;
 mod error;
 mod request_id;
 mod retry;
+pub mod settings;
 mod token;
 mod wire;
 
@@ -12,5 +13,9 @@ pub use client::{Client, ClientConfig};
 pub use error::ApiError;
 pub use request_id::{InvalidRequestId, RequestId};
 pub use retry::{CallKind, RetryPolicy};
+pub use settings::UpstreamArgs;
 pub use token::ApiToken;
+/// How long RunComfy keeps result files, in hours: its own figure (for its other API) of 7 days.
+pub const URL_LIFETIME_HOURS: u32 = 7 * 24;
+
 pub use wire::{CancelOutcome, CancelResponse, JobStatus, Output, ResultResponse, StatusResponse, SubmitResponse};

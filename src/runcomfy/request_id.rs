@@ -21,7 +21,7 @@ impl RequestId {
     pub fn parse(raw: &str) -> Result<Self, InvalidRequestId> {
         let trimmed = raw.trim();
         let fail = |reason| InvalidRequestId {
-            shown: format!("{:?}", truncate_for_message(raw)),
+            shown: format!("{:?}", crate::text::ellipsis(raw, SHOWN_CHARS)),
             reason,
         };
         if trimmed.is_empty() {
@@ -44,20 +44,20 @@ impl RequestId {
     }
 }
 
-fn truncate_for_message(raw: &str) -> String {
-    const SHOWN: usize = 40;
-    if raw.chars().count() <= SHOWN {
-        raw.to_owned()
-    } else {
-        format!("{}…", raw.chars().take(SHOWN).collect::<String>())
-    }
-}
+/// How much of a bad id an error message repeats.
+const SHOWN_CHARS: usize = 41;
 
 /// Deserialising checks the id, so a tool argument of this type is always safe to use.
 impl<'de> serde::Deserialize<'de> for RequestId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
         RequestId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

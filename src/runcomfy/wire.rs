@@ -104,6 +104,16 @@ pub struct ResultResponse {
     pub finished_at: Option<Value>,
 }
 
+impl ResultResponse {
+    /// What RunComfy said went wrong, as text, when it said anything.
+    pub fn error_message(&self) -> Option<String> {
+        self.error
+            .as_ref()
+            .filter(|e| !e.is_null())
+            .map(super::error::free_form_message)
+    }
+}
+
 /// A job's outputs. The vendor schema allows any of the four fields.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Output {

@@ -2,7 +2,8 @@
 //!
 //! Tests, demos and the `simulate` CLI command need the upstream's behaviour — queueing,
 //! progress, cancellation, errors, real PNG results — without a token, money or a network.
-//! The simulator speaks the wire format of REFERENCE.md §1 and shares no code with the client.
+//! The simulator speaks RunComfy's documented wire format (submit, status, result and cancel
+//! under `/v1/`, with its error codes) and shares no code with the client but the field names.
 //!
 //! Layout: [`state`] holds jobs and their clock-driven state machine, [`input`] judges submit
 //! bodies like the real API, [`faults`] injects failures on demand, [`png`] renders results,

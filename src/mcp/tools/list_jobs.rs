@@ -1,19 +1,27 @@
 //! `list_jobs`: the jobs this machine's journal holds, newest first — how a model (or a person)
-//! finds a request id it lost to a timeout, a new conversation or a restart. Its arguments, its
-//! output type (the tool's output schema) and the readable text copy.
+//! finds a request id it lost to a timeout, a new conversation or a restart.
 
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{
+    model::{CallToolResult, JsonObject},
+    tool, tool_router,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::args::Validate;
+use super::super::{
+    answer::{success, ToolError},
+    args::{self, InvalidArgument, Validate},
+    schema::{output_schema_for, schema_for},
+    RunComfyServer,
+};
 use crate::{
-    dreamina::InvalidArgument,
-    journal::{status, JobQuery, JobRecord},
+    journal::{JobQuery, JobRecord, RecordedStatus},
+    runcomfy::JobStatus,
+    text::ellipsis,
 };
 
-pub const DEFAULT_LIMIT: u32 = 10;
-pub const MAX_LIMIT: u32 = 100;
+const DEFAULT_LIMIT: u32 = 10;
+const MAX_LIMIT: u32 = 100;
 /// Prompts are shortened in the list: it is for finding a job, not for reading it.
 const PROMPT_CHARS: usize = 120;
 
@@ -35,11 +43,18 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
-    fn as_status(self) -> Option<String> {
-        match self {
-            Self::All => None,
-            other => serde_json::to_value(other).ok()?.as_str().map(str::to_owned),
-        }
+    fn as_status(self) -> Option<RecordedStatus> {
+        Some(match self {
+            Self::All => return None,
+            Self::InQueue => RecordedStatus::Job(JobStatus::InQueue),
+            Self::InProgress => RecordedStatus::Job(JobStatus::InProgress),
+            Self::Succeeded => RecordedStatus::Job(JobStatus::Succeeded),
+            Self::Failed => RecordedStatus::Job(JobStatus::Failed),
+            Self::Cancelled => RecordedStatus::Job(JobStatus::Cancelled),
+            Self::Submitting => RecordedStatus::Submitting,
+            Self::Unknown => RecordedStatus::FateUnknown,
+            Self::Rejected => RecordedStatus::Rejected,
+        })
     }
 }
 
@@ -54,10 +69,13 @@ pub struct ListJobsArgs {
     #[serde(default)]
     pub status: StatusFilter,
 
-    /// How many jobs to return, newest first (1 to 100, default 10).
     #[serde(default = "default_limit")]
-    #[schemars(range(min = 1, max = 100))]
+    #[schemars(range(min = 1, max = MAX_LIMIT), description = limit_description())]
     pub limit: u32,
+}
+
+fn limit_description() -> String {
+    format!("How many jobs to return, newest first (1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}).")
 }
 
 impl Validate for ListJobsArgs {
@@ -76,7 +94,7 @@ impl Validate for ListJobsArgs {
 }
 
 impl ListJobsArgs {
-    pub fn query(&self) -> JobQuery {
+    fn query(&self) -> JobQuery {
         JobQuery {
             status: self.status.as_status(),
             limit: self.limit,
@@ -100,7 +118,8 @@ pub struct JobEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// in_queue, in_progress, succeeded, failed, cancelled (as last seen), or submitting, unknown, rejected.
-    pub status: String,
+    #[schemars(with = "String")]
+    pub status: RecordedStatus,
     /// True when the status will not change any more.
     pub finished: bool,
     /// The prompt, shortened.
@@ -172,9 +191,7 @@ impl JobEntry {
 impl JobList {
     pub fn new(jobs: Vec<JobRecord>) -> Self {
         let jobs: Vec<JobEntry> = jobs.into_iter().map(JobEntry::new).collect();
-        let fate_unknown = jobs
-            .iter()
-            .any(|j| j.status == status::UNKNOWN || j.status == status::SUBMITTING);
+        let fate_unknown = jobs.iter().any(|j| j.status.fate_unknown());
         let mut next_step = if jobs.is_empty() {
             "No jobs recorded on this machine match. Jobs submitted elsewhere or with the journal off are not listed."
                 .to_owned()
@@ -190,33 +207,44 @@ impl JobList {
         Self { jobs, next_step }
     }
 
-    pub fn render(&self) -> CallToolResult {
+    fn render(&self) -> CallToolResult {
         let mut text = format!("{} job(s), newest first:", self.jobs.len());
         for (i, job) in self.jobs.iter().enumerate() {
             text.push('\n');
             text.push_str(&job.line(i + 1));
         }
         text.push_str(&format!("\n{}", self.next_step));
-        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-        result.structured_content = serde_json::to_value(self).ok();
-        result
+        success(self, text)
     }
 }
 
-/// The journal is off or unreadable: say so, and how to turn it on.
-pub fn unavailable(reason: &str) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(format!(
-        "{reason} Past jobs cannot be listed. Jobs still run; keep the request_id that generate_image returns. \
-         The journal is on unless the server is started with --no-journal (RUNCOMFY_NO_JOURNAL)."
-    ))])
+/// On one line, and at most [`PROMPT_CHARS`] long.
+fn shorten(prompt: &str) -> String {
+    ellipsis(&prompt.split_whitespace().collect::<Vec<_>>().join(" "), PROMPT_CHARS)
 }
 
-fn shorten(prompt: &str) -> String {
-    let prompt = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
-    if prompt.chars().count() <= PROMPT_CHARS {
-        prompt
-    } else {
-        format!("{}…", prompt.chars().take(PROMPT_CHARS - 1).collect::<String>())
+/// The journal is off or unreadable: say so, and how to turn it on.
+fn unavailable(reason: &str) -> ToolError {
+    ToolError::new(format!(
+        "{reason} Past jobs cannot be listed. Jobs still run; keep the request_id that generate_image returns. \
+         The journal is on unless the server is started with --no-journal (RUNCOMFY_NO_JOURNAL)."
+    ))
+}
+
+#[tool_router(router = list_jobs_router, vis = "pub(super)")]
+impl RunComfyServer {
+    #[tool(
+        name = "list_jobs",
+        title = "List recent jobs",
+        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, and image URLs or saved files once known. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. Reads only this machine's journal: does not contact RunComfy."),
+        input_schema = schema_for::<ListJobsArgs>(),
+        output_schema = output_schema_for::<JobList>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn list_jobs(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+        let query = args::parse::<ListJobsArgs>(arguments)?.query();
+        let jobs = self.jobs.list(query).await.map_err(|reason| unavailable(&reason))?;
+        Ok(JobList::new(jobs).render())
     }
 }
 
@@ -235,7 +263,22 @@ mod tests {
     #[test]
     fn the_filter_names_the_stored_statuses() {
         assert_eq!(StatusFilter::All.as_status(), None);
-        assert_eq!(StatusFilter::InProgress.as_status().as_deref(), Some("in_progress"));
-        assert_eq!(StatusFilter::Unknown.as_status().as_deref(), Some(status::UNKNOWN));
+        // Every filter value is the stored status of the same name.
+        for filter in [
+            StatusFilter::InQueue,
+            StatusFilter::InProgress,
+            StatusFilter::Succeeded,
+            StatusFilter::Failed,
+            StatusFilter::Cancelled,
+            StatusFilter::Submitting,
+            StatusFilter::Unknown,
+            StatusFilter::Rejected,
+        ] {
+            let name = serde_json::to_value(filter).unwrap();
+            assert_eq!(
+                Some(name.as_str().unwrap()),
+                filter.as_status().as_ref().map(RecordedStatus::as_str)
+            );
+        }
     }
 }

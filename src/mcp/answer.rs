@@ -1,0 +1,77 @@
+//! Tool answers: a success carries `structuredContent` (the tool's output type) and a readable text
+//! copy for clients and models that ignore it; a failure is a [`ToolError`], an `isError` result
+//! that says what was wrong and what to do next. Handlers return `Result<CallToolResult,
+//! ToolError>`, so `?` turns any failure into its answer.
+
+use rmcp::{
+    handler::server::tool::IntoCallToolResult,
+    model::{CallToolResponse, CallToolResult, ContentBlock},
+    ErrorData,
+};
+use serde::Serialize;
+
+use super::args::InvalidArgument;
+use crate::runcomfy::{ApiError, RequestId};
+
+/// A successful answer: `value` as `structuredContent`, `text` as its readable copy.
+pub fn success<T: Serialize>(value: &T, text: String) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    // Serialising our own plain structs cannot fail; if it ever did, the text still carries it all.
+    result.structured_content = serde_json::to_value(value).ok();
+    result
+}
+
+/// An `isError` answer: the model sees it and can act on it (JSON-RPC errors are for protocol
+/// faults only).
+#[derive(Debug, Clone)]
+pub struct ToolError(String);
+
+impl ToolError {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// An upstream failure on a call about an existing job.
+    pub fn api(id: &RequestId, e: &ApiError) -> Self {
+        let retry = if e.is_retryable() {
+            format!(" The job itself is unaffected: call again with request_id \"{id}\".")
+        } else {
+            String::new()
+        };
+        Self(format!("{e}{retry}"))
+    }
+
+    /// An upstream failure on submit: says plainly whether a job may exist, because a second
+    /// submit is a second payment.
+    pub fn submit(e: &ApiError) -> Self {
+        let consequence = if e.submit_fate_unknown() {
+            "The request may have reached RunComfy, so a job may exist and be charged. It was NOT sent again automatically. Check the RunComfy dashboard (Generations) before submitting again."
+        } else {
+            "No job was created."
+        };
+        Self(format!("{e}\n{consequence}"))
+    }
+
+    pub fn into_result(self) -> CallToolResult {
+        CallToolResult::error(vec![ContentBlock::text(self.0)])
+    }
+}
+
+impl From<InvalidArgument> for ToolError {
+    fn from(e: InvalidArgument) -> Self {
+        Self(format!(
+            "{e}\nNothing was sent to RunComfy; fix the argument and call again."
+        ))
+    }
+}
+
+impl IntoCallToolResult for ToolError {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        Ok(self.into_result().into())
+    }
+}
+
+/// Either side of a handler's answer as the result to send.
+pub fn settle(answer: Result<CallToolResult, ToolError>) -> CallToolResult {
+    answer.unwrap_or_else(ToolError::into_result)
+}

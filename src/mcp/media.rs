@@ -1,0 +1,68 @@
+//! Result media as MCP content: an inline image block per preview or full-size image, and a
+//! `resource_link` per output, with the facts a person reads (`2048×2048, PNG, 1.3 MB`).
+
+use base64::Engine as _;
+use rmcp::model::{ContentBlock, Resource};
+
+use crate::{
+    media::{InlineImage, OutputReport},
+    text::capitalised,
+};
+
+pub fn image_block(image: &InlineImage) -> ContentBlock {
+    let engine = base64::engine::general_purpose::STANDARD;
+    ContentBlock::image(engine.encode(&image.data), image.mime_type.clone())
+}
+
+pub fn resource_link(output: &OutputReport) -> ContentBlock {
+    let name = output
+        .saved_path
+        .as_deref()
+        .and_then(|p| std::path::Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}-{}", output.kind.as_str(), output.index));
+    let mut title = label(output);
+    let facts = facts(output);
+    if !facts.is_empty() {
+        title.push_str(&format!(" ({facts})"));
+    }
+    let mut resource = Resource::new(output.url.clone(), name).with_title(title);
+    if let Some(mime) = &output.mime_type {
+        resource = resource.with_mime_type(mime.clone());
+    }
+    if let Some(bytes) = output.bytes {
+        resource = resource.with_size(bytes);
+    }
+    if let Some(path) = &output.saved_path {
+        resource = resource.with_description(format!("Saved to {path}"));
+    }
+    ContentBlock::resource_link(resource)
+}
+
+/// `Image 2`.
+pub fn label(output: &OutputReport) -> String {
+    format!("{} {}", capitalised(output.kind.as_str()), output.index)
+}
+
+/// `2048×2048, PNG, 1.3 MB`.
+pub fn facts(output: &OutputReport) -> String {
+    let mut facts = Vec::new();
+    if let (Some(w), Some(h)) = (output.width, output.height) {
+        facts.push(format!("{w}×{h}"));
+    }
+    if let Some(mime) = &output.mime_type {
+        facts.push(mime.trim_start_matches("image/").to_ascii_uppercase());
+    }
+    if let Some(bytes) = output.bytes {
+        facts.push(human_bytes(bytes));
+    }
+    facts.join(", ")
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1_000_000.0),
+        b if b >= 1_000 => format!("{:.0} KB", b as f64 / 1_000.0),
+        b => format!("{b} bytes"),
+    }
+}

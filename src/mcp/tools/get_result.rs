@@ -1,0 +1,263 @@
+//! `get_result`: a job's outcome. Once it succeeded: every output with its facts, inline
+//! previews, a link per output and the saved files; while it runs, its status; if it failed,
+//! RunComfy's error. [`JobResult`] is also what `generate_image_and_wait` and a task settle with.
+
+use std::time::Duration;
+
+use rmcp::{
+    model::{CallToolResult, JsonObject},
+    tool, tool_router, Peer, RoleServer,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::super::{
+    answer::{success, ToolError},
+    args::{self, InvalidArgument, Validate},
+    media::{facts, image_block, label, resource_link},
+    schema::{output_schema_for, schema_for},
+    RunComfyServer,
+};
+use crate::{
+    media::{Collected, InlineForm, InlineImage, OutputReport},
+    runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse, URL_LIFETIME_HOURS},
+};
+
+/// How a result's images come back; flattened into the arguments of the tools that return them.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct DeliveryArgs {
+    /// false (default): images come back as small previews, with their URLs (and saved files when the server saves them). true: the full-size image files instead, up to the server's cap per result; they cost a lot of context, so ask only when full detail is needed inline.
+    #[serde(default)]
+    pub inline_full_size: bool,
+}
+
+/// `get_result`'s arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ResultArgs {
+    /// The request_id that generate_image returned.
+    pub request_id: RequestId,
+    #[serde(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+impl Validate for ResultArgs {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        Ok(()) // RequestId checks itself while deserialising.
+    }
+}
+
+/// `get_result`'s answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct JobResult {
+    #[schemars(with = "String")]
+    pub request_id: RequestId,
+    /// succeeded, in_queue, in_progress or cancelled (a failed job is an error result).
+    #[schemars(with = "String")]
+    pub status: JobStatus,
+    /// True when the status will not change any more.
+    pub finished: bool,
+    /// Jobs ahead of this one, while it is queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+    /// Image URLs, in RunComfy's order. Empty until the job succeeds.
+    pub images: Vec<String>,
+    /// Video URLs, if the model produced any.
+    pub videos: Vec<String>,
+    /// When RunComfy accepted the job, as RunComfy wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When the job finished, as RunComfy wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// What to do next, or how long the URLs live.
+    pub next_step: String,
+    /// One entry per output (images, then videos): size, type, saved path, inline copy, problems. Empty until the job succeeds.
+    pub outputs: Vec<OutputReport>,
+    /// How long RunComfy is expected to keep the URLs, in hours (its own figure: about 7 days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_lifetime_hours: Option<u32>,
+    /// Remarks about the result as a whole (previews left out, limits applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl JobResult {
+    /// RunComfy's answer, with what was made of its outputs when the job succeeded. `Err` is
+    /// the failed job's error answer.
+    fn new(id: RequestId, answer: ResultResponse, media: Option<&Collected>) -> Result<Self, ToolError> {
+        let status = answer.status.clone();
+        let output = answer.output.clone().unwrap_or_default();
+        let (images, videos) = (output.image_urls(), output.video_urls());
+        let next_step = match &status {
+            JobStatus::Succeeded if images.is_empty() && videos.is_empty() => {
+                "The job succeeded but RunComfy returned no output URLs. Try get_result again in a few seconds.".to_owned()
+            }
+            JobStatus::Succeeded => format!(
+                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping.",
+                URL_LIFETIME_HOURS / 24
+            ),
+            JobStatus::Failed => return Err(job_failed(&id, &answer)),
+            JobStatus::Cancelled => "The job was cancelled and produced no image. Call generate_image again if the image is still wanted.".to_owned(),
+            other => format!("Not finished yet ({other}). Call get_result again in a few seconds, or check_status to follow the queue."),
+        };
+        Ok(Self {
+            request_id: id,
+            finished: status.is_terminal(),
+            status,
+            queue_position: None,
+            images,
+            videos,
+            created_at: answer.created_at.map(plain),
+            finished_at: answer.finished_at.map(plain),
+            next_step,
+            outputs: media.map(|m| m.outputs.clone()).unwrap_or_default(),
+            url_lifetime_hours: media.map(|_| URL_LIFETIME_HOURS),
+            notes: media.map(|m| m.notes.clone()).unwrap_or_default(),
+        })
+    }
+
+    /// The wait ended before the job did: not an error, a handle to come back with.
+    pub(super) fn pending(id: RequestId, last: Option<StatusResponse>, waited: Duration) -> Self {
+        let status = last.as_ref().map_or(JobStatus::InQueue, |s| s.status.clone());
+        let queue_position = last.and_then(|s| s.queue_position);
+        let position = queue_position
+            .map(|p| format!(" at queue position {p}"))
+            .unwrap_or_default();
+        Self {
+            next_step: format!(
+                "Still {status}{position} after waiting {} s; the job goes on at RunComfy. Call get_result with request_id \"{id}\" in a few seconds to collect the images. Do not call generate_image_and_wait again for this image: that would start a new paid job.",
+                waited.as_secs()
+            ),
+            request_id: id,
+            status,
+            finished: false,
+            queue_position,
+            images: Vec::new(),
+            videos: Vec::new(),
+            created_at: None,
+            finished_at: None,
+            outputs: Vec::new(),
+            url_lifetime_hours: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Text first (every fact, for clients and models that read only text), then the inline
+    /// images, then a link per output. `structuredContent` goes along unless `keep_structured`
+    /// says this client would then drop the images.
+    pub(super) fn render(&self, inline: &[InlineImage], keep_structured: bool) -> CallToolResult {
+        let mut result = success(self, self.text());
+        if !keep_structured && !inline.is_empty() {
+            tracing::debug!("leaving structuredContent out so that the client shows the images");
+            result.structured_content = None;
+        }
+        result.content.extend(inline.iter().map(image_block));
+        result.content.extend(self.outputs.iter().map(resource_link));
+        result
+    }
+
+    fn text(&self) -> String {
+        let mut text = format!("Job {}: {}.", self.request_id, self.status);
+        if !self.outputs.is_empty() {
+            let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            let mut kinds = vec![count(self.images.len(), "image")];
+            if !self.videos.is_empty() {
+                kinds.push(count(self.videos.len(), "video"));
+            }
+            text.push_str(&format!(" {}.", kinds.join(", ")));
+        }
+        for output in &self.outputs {
+            text.push_str(&format!("\n{}: {}", label(output), output.url));
+            let facts = facts(output);
+            if !facts.is_empty() {
+                text.push_str(&format!("\n  {facts}"));
+            }
+            if let Some(path) = &output.saved_path {
+                text.push_str(&format!("\n  saved to {path}"));
+            }
+            if let Some(inline) = &output.inline {
+                let form = match inline.form {
+                    InlineForm::Preview => "preview",
+                    InlineForm::FullSize => "full-size image",
+                };
+                text.push_str(&format!("\n  {form} attached ({}×{})", inline.width, inline.height));
+            }
+            if let Some(problem) = &output.problem {
+                text.push_str(&format!("\n  note: {problem}"));
+            }
+        }
+        for note in &self.notes {
+            text.push_str(&format!("\nNote: {note}"));
+        }
+        text.push_str(&format!("\n{}", self.next_step));
+        text
+    }
+}
+
+/// A timestamp as text, whether RunComfy sent a string or a number.
+fn plain(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn job_failed(id: &RequestId, answer: &ResultResponse) -> ToolError {
+    let detail = answer
+        .error_message()
+        .unwrap_or_else(|| "RunComfy gave no reason".to_owned());
+    ToolError::new(format!(
+        "Job {id} failed on RunComfy: {detail}\nThe prompt may have been refused by the model's content rules, or the service failed. Adjust the prompt if that seems likely and call generate_image again."
+    ))
+}
+
+impl RunComfyServer {
+    /// The answer for a job whose result RunComfy gave: its media collected when it succeeded,
+    /// shaped for this client.
+    pub(super) async fn deliver(
+        &self,
+        id: RequestId,
+        answer: ResultResponse,
+        delivery: &DeliveryArgs,
+        peer: &Peer<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        let output = answer.output.clone().unwrap_or_default();
+        let (images, videos) = (output.image_urls(), output.video_urls());
+        let media = if answer.status == JobStatus::Succeeded && !(images.is_empty() && videos.is_empty()) {
+            Some(
+                self.jobs
+                    .collect(&id, &images, &videos, delivery.inline_full_size)
+                    .await,
+            )
+        } else {
+            None
+        };
+        let result = JobResult::new(id, answer, media.as_ref())?;
+        let client = peer.peer_info().map(|info| info.client_info.name.clone());
+        let keep = self.structured.keep_with_images(client.as_deref());
+        let inline = media.as_ref().map_or(&[][..], |m| &m.inline[..]);
+        Ok(result.render(inline, keep))
+    }
+}
+
+#[tool_router(router = get_result_router, vis = "pub(super)")]
+impl RunComfyServer {
+    #[tool(
+        name = "get_result",
+        title = "Get job result",
+        description = "Get the outcome of a job started with generate_image: once it has succeeded, the image URLs with their size and type, small inline previews, a link per image, and the saved file paths when the server saves images; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
+        input_schema = schema_for::<ResultArgs>(),
+        output_schema = output_schema_for::<JobResult>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn get_result(&self, arguments: JsonObject, peer: Peer<RoleServer>) -> Result<CallToolResult, ToolError> {
+        let ResultArgs { request_id, delivery } = args::parse(arguments)?;
+        let answer = self
+            .jobs
+            .result(&request_id)
+            .await
+            .map_err(|e| ToolError::api(&request_id, &e))?;
+        self.deliver(request_id, answer, &delivery, &peer).await
+    }
+}

@@ -1,0 +1,38 @@
+//! The tool surface, one file per tool: its arguments, its output type, its one renderer and its
+//! handler side by side. This is the router: the only place that knows the tools by name.
+
+pub mod cancel_request;
+pub mod check_status;
+pub mod generate_image;
+pub mod generate_image_and_wait;
+pub mod get_result;
+pub mod list_jobs;
+
+use rmcp::{handler::server::router::tool::ToolRouter, model::JsonObject};
+
+use super::{args::InvalidArgument, RunComfyServer};
+use crate::dreamina::ImageRequest;
+use get_result::DeliveryArgs;
+
+pub(super) fn router() -> ToolRouter<RunComfyServer> {
+    RunComfyServer::generate_image_router()
+        + RunComfyServer::check_status_router()
+        + RunComfyServer::get_result_router()
+        + RunComfyServer::cancel_request_router()
+        + RunComfyServer::generate_image_and_wait_router()
+        + RunComfyServer::list_jobs_router()
+}
+
+/// For a tool a tasks-capable client may run as a task (both image tools start a job worth
+/// following): its arguments read as the job to run and how to deliver its result. `None` for
+/// every other tool.
+pub(super) fn task_arguments(
+    tool: &str,
+    arguments: JsonObject,
+) -> Option<Result<(ImageRequest, DeliveryArgs), InvalidArgument>> {
+    match tool {
+        "generate_image" => Some(generate_image::task_arguments(arguments).map(|r| (r, DeliveryArgs::default()))),
+        "generate_image_and_wait" => Some(generate_image_and_wait::task_arguments(arguments)),
+        _ => None,
+    }
+}

@@ -1,0 +1,112 @@
+//! The upstream's flags (and their environment variables): where RunComfy is, which model, the
+//! token (from the environment only), checked once at start so that a bad setting is a clear
+//! start-up error rather than a confusing failure on the first tool call.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{ApiToken, ClientConfig, RetryPolicy};
+
+pub const DEFAULT_BASE_URL: &str = "https://model-api.runcomfy.net";
+pub const DEFAULT_MODEL: &str = "bytedance/dreamina-4-0/text-to-image";
+/// Environment variables the token is read from, in order. The token is never a flag: command
+/// lines are visible to every user of the machine.
+pub const TOKEN_VARS: [&str; 2] = ["RUNCOMFY_API_KEY", "RUNCOMFY_API_TOKEN"];
+
+/// Where the upstream is and how to talk to it.
+#[derive(Args, Debug, Clone)]
+pub struct UpstreamArgs {
+    /// RunComfy model API base URL.
+    #[arg(long, env = "RUNCOMFY_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    pub base_url: String,
+
+    /// Model id on RunComfy.
+    #[arg(long, env = "RUNCOMFY_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: String,
+
+    /// Timeout for each HTTP call to RunComfy, in seconds.
+    #[arg(long, env = "RUNCOMFY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout_secs: u64,
+
+    /// Run against the built-in simulator on 127.0.0.1 instead of RunComfy: no token, no network.
+    #[arg(long, env = "RUNCOMFY_SIMULATE")]
+    pub simulate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no RunComfy API token: set RUNCOMFY_API_KEY (or RUNCOMFY_API_TOKEN) to your key from the RunComfy dashboard, or pass --simulate to run offline on the built-in simulator")]
+    MissingToken,
+    #[error("--base-url {0:?} is not an http(s) URL such as https://model-api.runcomfy.net")]
+    BadBaseUrl(String),
+    #[error("--model {0:?} is not a model id such as bytedance/dreamina-4-0/text-to-image")]
+    BadModel(String),
+}
+
+impl UpstreamArgs {
+    /// The client settings for a real upstream (`--simulate` is handled by the caller, which
+    /// starts the simulator and passes its URL).
+    pub fn client_config(
+        &self,
+        token_from_env: Option<ApiToken>,
+        base_url_override: Option<String>,
+    ) -> Result<ClientConfig, ConfigError> {
+        let base_url = base_url_override.unwrap_or_else(|| self.base_url.clone());
+        check_base_url(&base_url)?;
+        check_model(&self.model)?;
+        let token = token_from_env.ok_or(ConfigError::MissingToken)?;
+        Ok(ClientConfig {
+            base_url,
+            token,
+            model: self.model.clone(),
+            timeout: Duration::from_secs(self.timeout_secs),
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+pub fn token_from_env() -> Option<ApiToken> {
+    TOKEN_VARS
+        .iter()
+        .find_map(|var| std::env::var(var).ok().and_then(ApiToken::new))
+}
+
+fn check_base_url(raw: &str) -> Result<(), ConfigError> {
+    let url = reqwest::Url::parse(raw).map_err(|_| ConfigError::BadBaseUrl(raw.to_owned()))?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    ok.then_some(()).ok_or_else(|| ConfigError::BadBaseUrl(raw.to_owned()))
+}
+
+/// The model id goes into the submit URL's path: segments of safe characters only.
+fn check_model(raw: &str) -> Result<(), ConfigError> {
+    let ok = !raw.is_empty()
+        && raw.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+    ok.then_some(()).ok_or_else(|| ConfigError::BadModel(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_models_are_checked() {
+        assert!(check_base_url("https://model-api.runcomfy.net").is_ok());
+        assert!(check_base_url("http://127.0.0.1:8787/").is_ok());
+        for bad in ["model-api.runcomfy.net", "ftp://x", "https://x/?a=1", ""] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_model(DEFAULT_MODEL).is_ok());
+        for bad in ["", "a//b", "../x", "a/b?c", "a b"] {
+            assert!(check_model(bad).is_err(), "{bad}");
+        }
+    }
+}
