@@ -1,14 +1,23 @@
-//! Validation of the Dreamina 4.0 text-to-image input, as the real API would judge it.
+//! Validation of the Dreamina 4.0 input, text-to-image and edit, as the real API would judge it.
 //!
 //! The simulator keeps its own copy of the rules (it shares no code with the client) so that a
 //! client bug that lets bad input through is caught here with the upstream's 422 shape:
 //! pydantic-style `detail` entries with `loc`, `msg` and `type`, all problems reported at once.
+//! An edit's `image_urls` must be a list of 1 to 10 entries, each an http(s) URL or a data URI
+//! holding a PNG, JPEG or WebP image; the decoded images are kept for drawing the result.
 
+use std::io::Cursor;
+
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The only model this simulator serves.
+/// The text-to-image model this simulator serves.
 pub(crate) const MODEL_ID: &str = "bytedance/dreamina-4-0/text-to-image";
+/// The edit model this simulator serves.
+pub(crate) const EDIT_MODEL_ID: &str = "bytedance/dreamina-4-0/edit";
+/// The most reference images an edit takes.
+pub(crate) const MAX_IMAGE_URLS: usize = 10;
 
 /// The size key of the upstream schema; the `×` is U+00D7, not the letter x.
 pub(crate) const SIZE_KEY: &str = "width\u{00D7}height";
@@ -58,10 +67,50 @@ pub(crate) struct ValidInput {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) force_single: bool,
+    /// An edit's reference images, in order; empty for text-to-image.
+    pub(crate) images: Vec<Reference>,
 }
 
-/// Parses and validates a submit body; unknown extra fields are ignored, as upstream does.
+/// One reference image of an edit, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Reference {
+    /// An http(s) URL, exactly as sent.
+    Url(String),
+    /// A data URI's decoded bytes, with their sniffed type.
+    Data {
+        mime_type: &'static str,
+        bytes: axum::body::Bytes,
+    },
+}
+
+impl Reference {
+    /// What `/__sim/jobs/{id}` shows of it.
+    pub(crate) fn summary(&self) -> Value {
+        match self {
+            Reference::Url(url) => serde_json::json!({ "kind": "url", "url": url }),
+            Reference::Data { mime_type, bytes } => {
+                serde_json::json!({ "kind": "data_uri", "mime_type": mime_type, "bytes": bytes.len() })
+            }
+        }
+    }
+}
+
+/// Which endpoint a submit reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    TextToImage,
+    Edit,
+}
+
+/// Parses and validates a text-to-image submit body; unknown extra fields are ignored, as
+/// upstream does.
+#[cfg(test)]
 pub(crate) fn validate(body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation>> {
+    validate_for(Endpoint::TextToImage, body)
+}
+
+/// Parses and validates a submit body for `endpoint`.
+pub(crate) fn validate_for(endpoint: Endpoint, body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| vec![Violation::new(None, format!("JSON decode error: {e}"), "json_invalid")])?;
     let Some(object) = value.as_object() else {
@@ -76,6 +125,10 @@ pub(crate) fn validate(body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation
     let size = check_size(object, &mut violations);
     check_scale(object, &mut violations);
     let force_single = check_force_single(object, &mut violations);
+    let images = match endpoint {
+        Endpoint::TextToImage => Vec::new(),
+        Endpoint::Edit => check_image_urls(object, &mut violations),
+    };
     if !violations.is_empty() {
         return Err(violations);
     }
@@ -86,8 +139,92 @@ pub(crate) fn validate(body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation
             width,
             height,
             force_single,
+            images,
         },
     ))
+}
+
+fn check_image_urls(object: &Map<String, Value>, out: &mut Vec<Violation>) -> Vec<Reference> {
+    let field = "image_urls";
+    let list = match object.get(field) {
+        None => {
+            out.push(Violation::new(Some(field), "Field required", "missing"));
+            return Vec::new();
+        }
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            out.push(Violation::new(Some(field), "Input should be a valid list", "list_type"));
+            return Vec::new();
+        }
+    };
+    if list.is_empty() {
+        out.push(Violation::new(
+            Some(field),
+            "List should have at least 1 item after validation, not 0",
+            "too_short",
+        ));
+    }
+    if list.len() > MAX_IMAGE_URLS {
+        out.push(Violation::new(
+            Some(field),
+            format!(
+                "List should have at most {MAX_IMAGE_URLS} items after validation, not {}",
+                list.len()
+            ),
+            "too_long",
+        ));
+    }
+    let mut references = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let at = |msg: String, kind: &str| {
+            let mut v = Violation::new(Some(field), msg, kind);
+            v.loc.push(i.to_string());
+            v
+        };
+        match entry.as_str().map(reference) {
+            Some(Ok(r)) => references.push(r),
+            Some(Err(msg)) => out.push(at(msg, "value_error")),
+            None => out.push(at("Input should be a valid string".to_owned(), "string_type")),
+        }
+    }
+    references
+}
+
+/// An http(s) URL (not fetched here), or a data URI whose bytes are a PNG, JPEG or WebP image.
+fn reference(entry: &str) -> Result<Reference, String> {
+    let lower = entry.get(..8).unwrap_or(entry).to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return match reqwest::Url::parse(entry) {
+            Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(Reference::Url(entry.to_owned())),
+            _ => Err("Value error, not a valid URL".to_owned()),
+        };
+    }
+    if !lower.starts_with("data:") {
+        return Err("Value error, expected an http(s) URL or a data URI".to_owned());
+    }
+    let (header, payload) = entry[5..].split_once(',').ok_or("Value error, malformed data URI")?;
+    if !header.to_ascii_lowercase().ends_with(";base64") {
+        return Err("Value error, data URI must be base64-encoded".to_owned());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload.trim())
+        .map_err(|e| format!("Value error, data URI is not valid base64: {e}"))?;
+    let reader = image::ImageReader::new(Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| format!("Value error, cannot read the image: {e}"))?;
+    let mime_type = match reader.format() {
+        Some(image::ImageFormat::Png) => "image/png",
+        Some(image::ImageFormat::Jpeg) => "image/jpeg",
+        Some(image::ImageFormat::WebP) => "image/webp",
+        _ => return Err("Value error, data URI is not a PNG, JPEG or WebP image".to_owned()),
+    };
+    reader
+        .into_dimensions()
+        .map_err(|e| format!("Value error, the image cannot be decoded: {e}"))?;
+    Ok(Reference::Data {
+        mime_type,
+        bytes: bytes.into(),
+    })
 }
 
 fn check_prompt(object: &Map<String, Value>, out: &mut Vec<Violation>) {
@@ -203,8 +340,62 @@ mod tests {
             ValidInput {
                 width: 2048,
                 height: 2048,
-                force_single: false
+                force_single: false,
+                images: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn edits_need_readable_image_urls() {
+        let png = super::super::png::render(4, 3).unwrap();
+        let data = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&png)
+        );
+        let body = serde_json::json!({"prompt": "p", "image_urls": ["https://images.invalid/a.png", data]});
+        let (_, input) = validate_for(Endpoint::Edit, body.to_string().as_bytes()).unwrap();
+        assert_eq!(input.images[0], Reference::Url("https://images.invalid/a.png".into()));
+        assert!(
+            matches!(&input.images[1], Reference::Data { mime_type: "image/png", bytes } if bytes.len() == png.len())
+        );
+
+        let kinds = |body: Value| -> Vec<(String, String)> {
+            validate_for(Endpoint::Edit, body.to_string().as_bytes())
+                .unwrap_err()
+                .into_iter()
+                .map(|v| (v.loc.join("."), v.kind))
+                .collect()
+        };
+        assert_eq!(
+            kinds(serde_json::json!({"prompt": "p"})),
+            [("body.image_urls".into(), "missing".into())]
+        );
+        assert_eq!(
+            kinds(serde_json::json!({"prompt": "p", "image_urls": []})),
+            [("body.image_urls".into(), "too_short".into())]
+        );
+        let eleven = vec!["https://x.invalid/a.png"; 11];
+        assert_eq!(
+            kinds(serde_json::json!({"prompt": "p", "image_urls": eleven})),
+            [("body.image_urls".into(), "too_long".into())]
+        );
+        let bad = serde_json::json!({"prompt": "p", "image_urls": [
+            "ftp://x/y", "data:image/png;base64,@@", "data:image/png;base64,aGVsbG8=", 7, "https://"
+        ]});
+        let found = kinds(bad);
+        let locs: Vec<&str> = found.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            locs,
+            [
+                "body.image_urls.0",
+                "body.image_urls.1",
+                "body.image_urls.2",
+                "body.image_urls.3",
+                "body.image_urls.4"
+            ]
+        );
+        // Text-to-image ignores the field, as upstream ignores unknown fields.
+        assert!(validate(br#"{"prompt":"p","image_urls":7}"#).is_ok());
     }
 }

@@ -1,4 +1,5 @@
-//! A fake RunComfy model API for Dreamina 4.0 text-to-image, served by axum on a local port.
+//! A fake RunComfy model API for Dreamina 4.0, text-to-image and edit, served by axum on a local
+//! port.
 //!
 //! Tests, demos and the `simulate` CLI command need the upstream's behaviour — queueing,
 //! progress, cancellation, errors, real PNG results — without a token, money or a network.
@@ -7,9 +8,11 @@
 //!
 //! Layout: [`state`] holds jobs and their clock-driven state machine, [`input`] judges submit
 //! bodies like the real API, [`faults`] injects failures on demand, [`png`] renders results,
+//! [`edit`] draws an edit's results from its reference image,
 //! [`wire`] holds the JSON shapes, and [`routes`] ties them to URLs (including the `/__sim/`
 //! control API that tests use to reconfigure the simulator and to look inside it).
 
+mod edit;
 mod faults;
 mod input;
 mod png;
@@ -100,6 +103,9 @@ struct Shared {
     jobs: state::Jobs,
     faults: faults::Faults,
     images: png::ImageCache,
+    edits: edit::EditCache,
+    /// Fetches reference images from loopback URLs only (see [`edit`]).
+    http: reqwest::Client,
     counters: Counters,
     /// Absolute base of the URLs handed out (status, result, cancel, images).
     base_url: String,
@@ -134,6 +140,8 @@ impl Simulator {
             jobs: state::Jobs::default(),
             faults: faults::Faults::default(),
             images: png::ImageCache::default(),
+            edits: edit::EditCache::default(),
+            http: edit::loopback_client()?,
             counters: Counters::default(),
             base_url: base_url_for(addr),
         });

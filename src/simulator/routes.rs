@@ -8,15 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::edit;
 use super::faults::{self, FaultEndpoint, FaultRule};
-use super::input::{self, MODEL_ID};
+use super::input::{self, Endpoint, EDIT_MODEL_ID, MODEL_ID};
 use super::state::{CancelOutcome, Job, Phase};
 use super::wire::{self, CancelResponse, Output, ResultResponse, StatusResponse, SubmitResponse};
 use super::{Shared, SimConfig};
@@ -25,7 +26,11 @@ type Sim = State<Arc<Shared>>;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/models/{*model}", post(submit))
+        // RunComfy takes submit bodies of up to 64 MiB (reference images as data URIs).
+        .route(
+            "/v1/models/{*model}",
+            post(submit).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
         .route("/v1/requests/{id}/status", get(status))
         .route("/v1/requests/{id}/result", get(result))
         .route("/v1/requests/{id}/cancel", post(cancel))
@@ -55,15 +60,19 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
         return wire::unauthorized();
     }
     let model = model.trim_start_matches('/');
-    if model != MODEL_ID {
-        tracing::debug!(model, "simulator: unknown model");
-        return wire::error(
-            StatusCode::BAD_REQUEST,
-            400001,
-            &format!("Model '{model}' not found; this simulator serves only {MODEL_ID}"),
-        );
-    }
-    let (request, valid) = match input::validate(body) {
+    let endpoint = match model {
+        MODEL_ID => Endpoint::TextToImage,
+        EDIT_MODEL_ID => Endpoint::Edit,
+        _ => {
+            tracing::debug!(model, "simulator: unknown model");
+            return wire::error(
+                StatusCode::BAD_REQUEST,
+                400001,
+                &format!("Model '{model}' not found; this simulator serves only {MODEL_ID} and {EDIT_MODEL_ID}"),
+            );
+        }
+    };
+    let (request, valid) = match input::validate_for(endpoint, body) {
         Ok(ok) => ok,
         Err(detail) => {
             tracing::debug!(?detail, "simulator: submit rejected");
@@ -73,7 +82,7 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let config = sim.config();
     let images = if valid.force_single { 1 } else { config.images_per_job };
     let id = wire::new_request_id();
-    let job = Job::new(request, valid.width, valid.height, images, &config);
+    let job = Job::new(request, valid.images, (valid.width, valid.height), images, &config);
     sim.jobs.insert(id.clone(), job);
     // Per-request lines are debug: at info, logging would cost more than answering.
     tracing::debug!(request_id = %id, "simulator: job submitted");
@@ -180,7 +189,12 @@ async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Res
         if index >= job.images || !matches!(job.phase(), Phase::Completed { .. }) {
             return wire::not_found();
         }
-        match sim.images.get(job.width, job.height, sim.config().image_style).await {
+        let png = if job.references.is_empty() {
+            sim.images.get(job.width, job.height, sim.config().image_style).await
+        } else {
+            edit::drawn(&sim, &id, &job).await.map(|drawn| drawn.png)
+        };
+        match png {
             Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
             Err(error) => {
                 tracing::error!(%error, "simulator: cannot render image");
@@ -255,12 +269,21 @@ async fn list_jobs(State(sim): Sim) -> Response {
 
 async fn get_job(State(sim): Sim, Path(id): Path<String>) -> Response {
     match sim.jobs.get(&id) {
-        Some(job) => Json(json!({
-            "status": job.phase().status_str(),
-            "request": job.request,
-            "status_calls": job.status_calls,
-        }))
-        .into_response(),
+        Some(job) => {
+            let mut answer = json!({
+                "status": job.phase().status_str(),
+                "request": &*job.request,
+                "status_calls": job.status_calls,
+            });
+            if !job.references.is_empty() {
+                answer["inputs"] = job.references.iter().map(input::Reference::summary).collect();
+                // Which reference its outputs were drawn from, once drawn (null: none was readable).
+                if let Some(from) = sim.edits.drawn_from(&id) {
+                    answer["drawn_from"] = json!(from);
+                }
+            }
+            Json(answer).into_response()
+        }
         None => wire::not_found(),
     }
 }

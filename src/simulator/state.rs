@@ -6,11 +6,12 @@
 //! timer per job — and makes a config change apply only to jobs submitted afterwards.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use super::input::Reference;
 use super::SimConfig;
 
 /// Where a job is in its life at a given instant.
@@ -43,8 +44,11 @@ impl Phase {
 /// One submitted job, with everything needed to answer about it later.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
-    /// The JSON body exactly as submitted (for `/__sim/jobs/{id}`).
-    pub(crate) request: Value,
+    /// The JSON body exactly as submitted (for `/__sim/jobs/{id}`); shared, as it may hold
+    /// megabytes of data URIs.
+    pub(crate) request: Arc<Value>,
+    /// An edit's reference images, in order; empty for text-to-image.
+    pub(crate) references: Arc<[Reference]>,
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) images: u32,
@@ -59,9 +63,16 @@ pub(crate) struct Job {
 
 impl Job {
     /// Captures the timings of `config` so later config changes leave this job alone.
-    pub(crate) fn new(request: Value, width: u32, height: u32, images: u32, config: &SimConfig) -> Job {
+    pub(crate) fn new(
+        request: Value,
+        references: Vec<Reference>,
+        (width, height): (u32, u32),
+        images: u32,
+        config: &SimConfig,
+    ) -> Job {
         Job {
-            request,
+            request: Arc::new(request),
+            references: references.into(),
             width,
             height,
             images,
@@ -175,7 +186,7 @@ mod tests {
             run_ms,
             ..SimConfig::default()
         };
-        Job::new(Value::Null, 1024, 1024, 1, &config)
+        Job::new(Value::Null, Vec::new(), (1024, 1024), 1, &config)
     }
 
     #[test]
