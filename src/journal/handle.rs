@@ -113,6 +113,12 @@ impl Journal {
             .ok_or_else(|| "The job journal could not be read; the server's log (stderr) says why.".to_owned())
     }
 
+    /// The job with this request id as recorded here; `None` when unknown, or without a journal.
+    pub async fn get(&self, id: &RequestId) -> Option<JobRecord> {
+        let request_id = id.to_string();
+        self.run("reading a job", move |s| s.get(&request_id)).await.flatten()
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         what: &'static str,

@@ -45,6 +45,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs, newest first.
     fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
 
+    /// The job with this request id, if the journal knows it.
+    fn get(&self, request_id: &str) -> Result<Option<JobRecord>, StoreError>;
+
     /// Deletes jobs older than the retention age, then the oldest beyond the retention count.
     /// Returns how many were deleted.
     fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError>;

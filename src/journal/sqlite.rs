@@ -217,6 +217,13 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn get(&self, request_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.with(|conn| {
+            let sql = format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1");
+            conn.prepare_cached(&sql)?.query_row([request_id], read_row).optional()
+        })
+    }
+
     fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let oldest_kept = millis(now - retention.max_age);
         self.with(|conn| {
@@ -383,6 +390,8 @@ mod tests {
         assert_eq!(row.saved_paths, ["/tmp/1.png", "/tmp/2.png"]);
         assert!(row.finished_at.is_some());
         assert!(!store.update("unknown-id", &JobUpdate::default(), Utc::now()).unwrap());
+        assert_eq!(store.get(&id).unwrap().unwrap().images, ["http://x/1.png"]);
+        assert_eq!(store.get("unknown-id").unwrap(), None);
     }
 
     #[test]
