@@ -1,5 +1,7 @@
-//! Result media: what a finished job's output files become for the person and the model —
-//! downloaded once (bounded), saved to the output directory, previewed inline, described.
+//! Media in and out. In: [`inputs`] turns the reference images of a request (URLs, files in
+//! allowed directories, data URIs) into what RunComfy is sent. Out: what a finished job's output
+//! files become for the person and the model — downloaded once (bounded), saved to the output
+//! directory, previewed inline, described.
 //!
 //! [`collect`] is the one entry point; the tools render its [`Collected`] into MCP content. It
 //! never fails: a download, preview or save that goes wrong leaves the URL in the result and a
@@ -10,6 +12,7 @@
 //! [`settings`] the flags.
 
 pub mod download;
+pub mod inputs;
 pub mod preview;
 pub mod save;
 pub mod settings;

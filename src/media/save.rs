@@ -141,7 +141,7 @@ fn checked_name(name: &str) -> io::Result<&str> {
 }
 
 /// `~` or `~/…` (`~\…` too) means the home directory (`HOME`, or `USERPROFILE` on Windows).
-fn expand_home(raw: &str) -> PathBuf {
+pub(crate) fn expand_home(raw: &str) -> PathBuf {
     let rest = match raw.strip_prefix('~') {
         Some(rest) if rest.is_empty() || rest.starts_with(['/', '\\']) => rest.trim_start_matches(['/', '\\']),
         _ => return PathBuf::from(raw),

@@ -1,11 +1,15 @@
-//! The media settings: flags and environment for previews, saving and downloads, checked once at
-//! start (a bad `--output-dir` is a start-up error, not a failure on the first finished job).
+//! The media settings: flags and environment for reference images read from disk, previews,
+//! saving and downloads, checked once at start (a bad `--output-dir` or `--input-dir` is a
+//! start-up error, not a failure on the first call).
 
 use std::time::Duration;
 
 use clap::Args;
 
-use super::save::OutputDir;
+use super::{
+    inputs::{InputOptions, DEFAULT_INPUT_MAX_BYTES},
+    save::OutputDir,
+};
 
 /// Flags of `serve` for result media; flattened into the serve command.
 #[derive(Args, Debug, Clone)]
@@ -44,11 +48,25 @@ pub struct MediaArgs {
     #[arg(long, env = "RUNCOMFY_DOWNLOAD_TIMEOUT_SECS", default_value_t = MediaOptions::default().download_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub download_timeout_secs: u64,
+
+    /// A directory whose files (and subdirectories') may be sent as reference images, by
+    /// absolute path; repeat it for several. None by default: no local file is read. In the
+    /// environment, several are separated as in PATH (`:` on Unix, `;` on Windows).
+    #[arg(long = "input-dir", env = "RUNCOMFY_INPUT_DIRS")]
+    pub input_dirs: Vec<String>,
+
+    /// Largest local file or data URI taken as a reference image, in MiB (sent base64-encoded,
+    /// a third larger; RunComfy takes at most 64 MiB per request).
+    #[arg(long, env = "RUNCOMFY_INPUT_MAX_MB", default_value_t = DEFAULT_INPUT_MAX_BYTES / (1024 * 1024),
+          value_parser = clap::value_parser!(u64).range(1..=47))]
+    pub input_max_mb: u64,
 }
 
 /// The checked media settings the tools use.
 #[derive(Debug, Clone)]
 pub struct MediaOptions {
+    /// Which local files may be sent as reference images, and how large they may be.
+    pub inputs: InputOptions,
     /// Where images are saved; `None`: not saved.
     pub output_dir: Option<OutputDir>,
     /// Put downscaled previews in results.
@@ -66,6 +84,7 @@ impl Default for MediaOptions {
     /// the 1 MiB result limit some clients apply, and 768 px is enough to judge an image.
     fn default() -> Self {
         Self {
+            inputs: InputOptions::default(),
             output_dir: None,
             previews: true,
             preview_max_side: 768,
@@ -85,7 +104,18 @@ impl MediaArgs {
             None => None,
             Some(raw) => Some(OutputDir::prepare(raw)?),
         };
+        // Each value may itself be a PATH-style list (how the environment variable holds several).
+        let dirs: Vec<String> = self
+            .input_dirs
+            .iter()
+            .flat_map(|d| {
+                std::env::split_paths(d)
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         Ok(MediaOptions {
+            inputs: InputOptions::new(&dirs, self.input_max_mb * 1024 * 1024)?,
             output_dir,
             previews: !self.no_preview,
             preview_max_side: self.preview_max_side,

@@ -1,0 +1,490 @@
+//! Reference images in: what an entry of a request's `images` names, and what RunComfy is sent
+//! for it.
+//!
+//! An entry is a string, one of:
+//! - an `https://` URL, passed through unchanged (RunComfy fetches it; it must be public);
+//! - an earlier job's output, `<request_id>` (its first image) or `<request_id>#<n>` (its n-th,
+//!   from 1), which the job service resolves to the URL RunComfy gave (this module only parses it);
+//! - a local file by absolute path (or `~/…`), read only inside the directories the user allowed
+//!   (`--input-dir`), within a size cap, its type sniffed from its bytes, sent as a `data:` URI;
+//! - a `data:image/…;base64,` URI, checked and size-capped.
+//!
+//! Every refusal says what was wrong and what would work, so that the model can fix the call.
+//! What is kept of an input ([`InputRecord`]) never holds its bytes.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use base64::Engine as _;
+use image::ImageFormat;
+use serde::{Deserialize, Serialize};
+
+use super::save::expand_home;
+use crate::runcomfy::RequestId;
+
+/// Largest local file or data URI taken as a reference image, unless `--input-max-mb` says
+/// otherwise. Base64 makes it a third larger in the request, which RunComfy caps at 64 MiB.
+pub const DEFAULT_INPUT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Where local reference images may be read from, and how large they may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputOptions {
+    /// Canonical directories (symlinks resolved) whose files may be read. Empty: none.
+    pub dirs: Vec<PathBuf>,
+    pub max_bytes: u64,
+}
+
+impl Default for InputOptions {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            max_bytes: DEFAULT_INPUT_MAX_BYTES,
+        }
+    }
+}
+
+impl InputOptions {
+    /// Checks the directories the user allowed (each must exist) and resolves them, so that a
+    /// path is compared with what it really is, not with how it was spelt.
+    pub fn new(dirs: &[String], max_bytes: u64) -> Result<Self, String> {
+        let mut resolved: Vec<PathBuf> = Vec::new();
+        for raw in dirs
+            .iter()
+            .map(|d| d.trim().trim_matches('"'))
+            .filter(|d| !d.is_empty())
+        {
+            let expanded = expand_home(raw);
+            let path = dunce::canonicalize(&expanded).map_err(|e| format!("--input-dir {raw}: cannot use it: {e}"))?;
+            if !path.is_dir() {
+                return Err(format!("--input-dir {raw} is not a directory"));
+            }
+            if !resolved.contains(&path) {
+                resolved.push(path);
+            }
+        }
+        Ok(Self {
+            dirs: resolved,
+            max_bytes,
+        })
+    }
+}
+
+/// What an entry names, as far as its text says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An `https://` URL, exactly as given.
+    Url(String),
+    /// An earlier job's `index`-th image (from 1).
+    Job { id: RequestId, index: usize },
+    /// A local file, by absolute path (`~` expanded); not yet checked.
+    File(PathBuf),
+    /// A `data:` URI, exactly as given.
+    DataUri(String),
+}
+
+impl Source {
+    /// Reads an entry. `Err` says what is wrong with it and what to give instead.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        let lower = entry.get(..8).unwrap_or(entry).to_ascii_lowercase();
+        if lower.starts_with("data:") {
+            return Ok(Self::DataUri(entry.to_owned()));
+        }
+        if lower.starts_with("https://") {
+            let url = reqwest::Url::parse(entry).map_err(|e| format!("{} is not a valid URL ({e})", shown(entry)))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!("{} has no host", shown(entry)));
+            }
+            return Ok(Self::Url(entry.to_owned()));
+        }
+        if lower.starts_with("http://") {
+            return Err(format!(
+                "{} is a plain http:// URL; RunComfy fetches reference images only over public https://. Give an https:// URL, or for an image this server made, its request_id or request_id#n",
+                shown(entry)
+            ));
+        }
+        if let Some((scheme, _)) = entry.split_once("://") {
+            return Err(format!(
+                "{} is a {scheme}:// URL; only public https:// URLs can be passed to RunComfy",
+                shown(entry)
+            ));
+        }
+        if let Some(job) = job_reference(entry) {
+            return job;
+        }
+        let path = expand_home(entry);
+        if path.is_absolute() {
+            return Ok(Self::File(path));
+        }
+        if entry.contains(['/', '\\', '.']) {
+            return Err(format!(
+                "{} is a relative path; give the file's absolute path (the server does not know your working directory)",
+                shown(entry)
+            ));
+        }
+        Err(format!(
+            "{} is not an image reference: give a request_id or request_id#n of an earlier job, an https:// URL, an absolute file path, or a data:image/...;base64, URI",
+            shown(entry)
+        ))
+    }
+}
+
+/// `<request_id>` or `<request_id>#<n>`; `None` when the entry is not shaped like one.
+fn job_reference(entry: &str) -> Option<Result<Source, String>> {
+    let (id, index) = match entry.split_once('#') {
+        Some((id, n)) => (id, Some(n)),
+        None => (entry, None),
+    };
+    let id = RequestId::parse(id).ok()?;
+    let index = match index {
+        None => 1,
+        Some(n) => match n.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Some(Err(format!(
+                    "{} names output {n:?} of job {id}; outputs are numbered from 1 ({id}#1 is the first image)",
+                    shown(entry)
+                )))
+            }
+        },
+    };
+    Some(Ok(Source::Job { id, index }))
+}
+
+/// What kind of entry an input was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    Url,
+    Job,
+    File,
+    DataUri,
+}
+
+/// What is kept of one input (in the job journal, in results): what it was, never its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRecord {
+    pub kind: InputKind,
+    /// The entry as it was given, so that the job can be run again; for a data URI given
+    /// directly, a description instead (its bytes are not kept).
+    pub given: String,
+    /// The URL RunComfy was sent (a URL, or a job's output URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The file read, resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Bytes of a file or data URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The type sniffed from a file's or data URI's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+}
+
+/// An input ready to send: what RunComfy receives for it, and what is kept of it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// A URL or a `data:` URI.
+    pub wire: String,
+    pub record: InputRecord,
+}
+
+/// An `https://` URL, passed through unchanged.
+pub fn url(url: String) -> Resolved {
+    Resolved {
+        record: InputRecord {
+            kind: InputKind::Url,
+            given: url.clone(),
+            url: Some(url.clone()),
+            path: None,
+            bytes: None,
+            mime_type: None,
+        },
+        wire: url,
+    }
+}
+
+/// An earlier job's output: its URL exactly as RunComfy gave it (an `http://127.0.0.1` URL of
+/// the simulator's stays as it is).
+pub fn job_output(given: &str, url: String) -> Resolved {
+    Resolved {
+        record: InputRecord {
+            kind: InputKind::Job,
+            given: given.trim().to_owned(),
+            url: Some(url.clone()),
+            path: None,
+            bytes: None,
+            mime_type: None,
+        },
+        wire: url,
+    }
+}
+
+/// A local file, if it is inside an allowed directory, within the cap and an image, as a
+/// `data:` URI. Runs the file system calls off the async runtime.
+pub async fn file(options: &InputOptions, path: PathBuf, given: &str) -> Result<Resolved, String> {
+    let (options, given) = (options.clone(), given.trim().to_owned());
+    tokio::task::spawn_blocking(move || read_file(&options, &path, given))
+        .await
+        .map_err(|e| format!("reading the file failed: {e}"))?
+}
+
+fn read_file(options: &InputOptions, path: &Path, given: String) -> Result<Resolved, String> {
+    let shown_path = path.display();
+    if options.dirs.is_empty() {
+        return Err(format!(
+            "{shown_path} is a local file, and this server reads none: start it with --input-dir DIR (or RUNCOMFY_INPUT_DIRS) to allow a directory, or give an https:// URL instead"
+        ));
+    }
+    // Resolved first (symlinks followed), so that a link inside an allowed directory that
+    // points outside it is refused like the path it points to.
+    let real = dunce::canonicalize(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("there is no file at {shown_path}"),
+        _ => format!("{shown_path} cannot be read: {e}"),
+    })?;
+    if !options.dirs.iter().any(|dir| real.starts_with(dir)) {
+        let parent = real.parent().unwrap_or(&real).display();
+        return Err(format!(
+            "{shown_path} is outside the directories this server may read ({}). Move the file into one of them, or restart the server with --input-dir {parent} to allow its directory",
+            allowed(options)
+        ));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("{shown_path} cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{shown_path} is not a file"));
+    }
+    if meta.len() > options.max_bytes {
+        return Err(too_large(&shown_path.to_string(), meta.len(), options.max_bytes));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(&real)
+        .and_then(|f| f.take(options.max_bytes + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{shown_path} cannot be read: {e}"))?;
+    if bytes.len() as u64 > options.max_bytes {
+        return Err(too_large(
+            &shown_path.to_string(),
+            bytes.len() as u64,
+            options.max_bytes,
+        ));
+    }
+    let format = sniff(&bytes)
+        .ok_or_else(|| format!("{shown_path} is not a PNG, JPEG or WebP image (judged by its first bytes)"))?;
+    let mime = format.to_mime_type();
+    let engine = base64::engine::general_purpose::STANDARD;
+    Ok(Resolved {
+        wire: format!("data:{mime};base64,{}", engine.encode(&bytes)),
+        record: InputRecord {
+            kind: InputKind::File,
+            given,
+            url: None,
+            path: Some(real.display().to_string()),
+            bytes: Some(bytes.len() as u64),
+            mime_type: Some(mime.to_owned()),
+        },
+    })
+}
+
+/// A `data:image/…;base64,` URI: decodable, an image, within the cap. Sent with the type its
+/// bytes show.
+pub fn data_uri(options: &InputOptions, uri: &str) -> Result<Resolved, String> {
+    let shown_uri = shown(uri);
+    let rest = uri.trim().get(5..).unwrap_or_default(); // after `data:`
+    let (header, payload) = rest
+        .split_once(',')
+        .ok_or_else(|| format!("{shown_uri} is not a data URI (no comma before the data)"))?;
+    let mut parts = header.split(';');
+    let declared = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    if !declared.starts_with("image/") {
+        return Err(format!(
+            "{shown_uri} declares type {declared:?}; a reference image must be data:image/png, image/jpeg or image/webp"
+        ));
+    }
+    if !parts.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
+        return Err(format!(
+            "{shown_uri} is not base64-encoded; use data:image/png;base64,…"
+        ));
+    }
+    let payload: String = payload.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // Refused before decoding, so that a huge URI costs no second copy.
+    let estimated = payload.len() as u64 / 4 * 3;
+    if estimated > options.max_bytes + 3 {
+        return Err(too_large("the data URI", estimated, options.max_bytes));
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let bytes = engine
+        .decode(payload.as_bytes())
+        .map_err(|e| format!("{shown_uri} does not decode as base64 ({e})"))?;
+    if bytes.len() as u64 > options.max_bytes {
+        return Err(too_large("the data URI", bytes.len() as u64, options.max_bytes));
+    }
+    let format = sniff(&bytes).ok_or_else(|| format!("{shown_uri} does not hold a PNG, JPEG or WebP image"))?;
+    let mime = format.to_mime_type();
+    Ok(Resolved {
+        wire: format!("data:{mime};base64,{payload}"),
+        record: InputRecord {
+            kind: InputKind::DataUri,
+            given: format!("(a data URI: {mime}, {} bytes; not kept)", bytes.len()),
+            url: None,
+            path: None,
+            bytes: Some(bytes.len() as u64),
+            mime_type: Some(mime.to_owned()),
+        },
+    })
+}
+
+fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
+    match image::guess_format(bytes) {
+        Ok(format @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP)) => Some(format),
+        _ => None,
+    }
+}
+
+fn too_large(what: &str, bytes: u64, max: u64) -> String {
+    format!(
+        "{what} is {:.1} MiB; reference images may be at most {} MiB each (--input-max-mb). Make it smaller (JPEG, fewer pixels) or give an https:// URL",
+        bytes as f64 / (1024.0 * 1024.0),
+        max / (1024 * 1024)
+    )
+}
+
+fn allowed(options: &InputOptions) -> String {
+    options
+        .dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An entry as an error message repeats it: quoted, and short (a data URI can be megabytes).
+fn shown(entry: &str) -> String {
+    format!("{:?}", crate::text::ellipsis(entry.trim(), 80))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG_1X1: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1,
+        8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde,
+    ];
+
+    fn options(dirs: &[&Path]) -> InputOptions {
+        InputOptions {
+            dirs: dirs.iter().map(|d| dunce::canonicalize(d).unwrap()).collect(),
+            max_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn entries_are_told_apart_by_their_text() {
+        assert_eq!(
+            Source::parse(" https://images.invalid/a.png?x=1 ").unwrap(),
+            Source::Url("https://images.invalid/a.png?x=1".into())
+        );
+        let job = |id: &str, index| Source::Job {
+            id: RequestId::parse(id).unwrap(),
+            index,
+        };
+        assert_eq!(Source::parse("abc-123").unwrap(), job("abc-123", 1));
+        assert_eq!(Source::parse("abc-123#3").unwrap(), job("abc-123", 3));
+        assert!(Source::parse("abc#0").unwrap_err().contains("numbered from 1"));
+        assert!(Source::parse("abc#x").is_err());
+        assert_eq!(Source::parse("/tmp/a.png").unwrap(), Source::File("/tmp/a.png".into()));
+        assert!(matches!(
+            Source::parse("data:image/png;base64,AAAA").unwrap(),
+            Source::DataUri(_)
+        ));
+        let http = Source::parse("http://example.com/a.png").unwrap_err();
+        assert!(http.contains("https://") && http.contains("request_id#n"), "{http}");
+        assert!(Source::parse("ftp://x/y").unwrap_err().contains("ftp://"));
+        assert!(Source::parse("photo.png").unwrap_err().contains("absolute path"));
+        assert!(Source::parse("./photo").unwrap_err().contains("absolute path"));
+        assert!(Source::parse("what is this?")
+            .unwrap_err()
+            .contains("not an image reference"));
+    }
+
+    #[test]
+    fn files_are_read_only_inside_allowed_directories() {
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let image = allowed.path().join("a.png");
+        std::fs::write(&image, PNG_1X1).unwrap();
+        std::fs::write(outside.path().join("b.png"), PNG_1X1).unwrap();
+        std::fs::write(allowed.path().join("notes.txt"), b"hello, not an image").unwrap();
+        std::fs::write(allowed.path().join("big.png"), vec![0u8; 2048]).unwrap();
+        let opts = options(&[allowed.path()]);
+
+        let ok = read_file(&opts, &image, "given".into()).unwrap();
+        assert!(ok.wire.starts_with("data:image/png;base64,iVBORw0KGgo"), "{}", ok.wire);
+        assert_eq!(ok.record.kind, InputKind::File);
+        assert_eq!(ok.record.bytes, Some(PNG_1X1.len() as u64));
+        assert_eq!(ok.record.mime_type.as_deref(), Some("image/png"));
+
+        let refused = read_file(&opts, &outside.path().join("b.png"), "x".into()).unwrap_err();
+        assert!(
+            refused.contains("outside") && refused.contains("--input-dir"),
+            "{refused}"
+        );
+        let missing = read_file(&opts, &allowed.path().join("nope.png"), "x".into()).unwrap_err();
+        assert!(missing.contains("no file"), "{missing}");
+        let text = read_file(&opts, &allowed.path().join("notes.txt"), "x".into()).unwrap_err();
+        assert!(text.contains("not a PNG, JPEG or WebP"), "{text}");
+        let big = read_file(&opts, &allowed.path().join("big.png"), "x".into()).unwrap_err();
+        assert!(big.contains("--input-max-mb"), "{big}");
+        let dir = read_file(&opts, allowed.path(), "x".into()).unwrap_err();
+        assert!(dir.contains("not a file"), "{dir}");
+        let none = read_file(&InputOptions::default(), &image, "x".into()).unwrap_err();
+        assert!(none.contains("--input-dir"), "{none}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_out_of_an_allowed_directory_is_refused() {
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.png"), PNG_1X1).unwrap();
+        let link = allowed.path().join("link.png");
+        std::os::unix::fs::symlink(outside.path().join("secret.png"), &link).unwrap();
+        let refused = read_file(&options(&[allowed.path()]), &link, "x".into()).unwrap_err();
+        assert!(refused.contains("outside"), "{refused}");
+    }
+
+    #[test]
+    fn data_uris_are_checked_and_relabelled_by_their_bytes() {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let payload = engine.encode(PNG_1X1);
+        let opts = options(&[]);
+        let ok = data_uri(&opts, &format!("data:image/jpeg;base64,{payload}")).unwrap();
+        assert_eq!(ok.wire, format!("data:image/png;base64,{payload}"));
+        assert!(!ok.record.given.contains(&payload), "the bytes are not kept");
+        for (bad, says) in [
+            ("data:text/plain;base64,aGVsbG8=", "declares type"),
+            ("data:image/png,rawbytes", "not base64"),
+            ("data:image/png;base64,@@@", "does not decode"),
+            ("data:image/png;base64,aGVsbG8gd29ybGQ=", "does not hold"),
+            ("data:image/png;base64", "no comma"),
+        ] {
+            let err = data_uri(&opts, bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let big = format!("data:image/png;base64,{}", engine.encode(vec![0u8; 4096]));
+        assert!(data_uri(&opts, &big).unwrap_err().contains("--input-max-mb"));
+    }
+
+    #[test]
+    fn allowed_directories_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = InputOptions::new(&[dir.path().display().to_string()], 10).unwrap();
+        assert_eq!(ok.dirs, [dunce::canonicalize(dir.path()).unwrap()]);
+        assert!(InputOptions::new(&["/no/such/dir/anywhere".into()], 10).is_err());
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(InputOptions::new(&[file.display().to_string()], 10).is_err());
+    }
+}
