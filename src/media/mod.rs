@@ -75,6 +75,9 @@ pub struct OutputReport {
     /// 1-based position among the outputs of its kind, in RunComfy's order.
     pub index: usize,
     pub url: String,
+    /// How to name this image in `images` to edit or reuse it: `<request_id>#<n>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// The content type, as sniffed from the downloaded bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
@@ -140,105 +143,141 @@ pub struct Request<'a> {
 /// Downloads, saves and previews the images of a finished job as the options say; videos get
 /// their URL only.
 pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Request<'_>) -> Collected {
+    collect_all(http, options, &[request]).await.pop().unwrap_or_default()
+}
+
+/// [`collect`] for several finished jobs answered together (a batch): every image is fetched at
+/// once within the same bounds, and the inline budgets are the result's, shared in job order,
+/// so that four jobs carry no more inline bytes than one job of four images. One [`Collected`]
+/// per request, in order.
+pub async fn collect_all(http: &reqwest::Client, options: &MediaOptions, requests: &[Request<'_>]) -> Vec<Collected> {
     let downloads = Semaphore::new(PARALLEL_DOWNLOADS);
     // Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
     // a thousand results finishing together must not hold a thousand decoded images at once.
     static DECODES: Semaphore = Semaphore::const_new(1);
     let decodes = &DECODES;
-    let work = request.images.iter().enumerate().map(|(i, url)| {
+    let work = requests.iter().map(|&request| {
         let downloads = &downloads;
-        async move { one_image(http, options, request, i + 1, url, downloads, decodes).await }
+        let images = request.images.iter().enumerate().map(move |(i, url)| async move {
+            one_image(http, options, request, i + 1, url, downloads, decodes).await
+        });
+        futures::future::join_all(images)
     });
     let done = futures::future::join_all(work).await;
 
-    let mut collected = Collected::default();
     // `--no-preview` means no inline images at all, full-size ones included.
-    let mut full_budget = if request.full_size && options.previews {
-        options.full_inline_max_bytes
-    } else {
-        0
+    let full_size = requests.iter().any(|r| r.full_size);
+    let mut budget = Budget {
+        full: if full_size && options.previews {
+            options.full_inline_max_bytes
+        } else {
+            0
+        },
+        preview: options.preview_max_bytes * PREVIEW_BUDGET_IN_PREVIEWS,
     };
-    if request.full_size && !options.previews {
-        collected
-            .notes
-            .push("Inline images are turned off on this server (--no-preview); use the URLs.".to_owned());
-    }
-    let mut preview_budget = options.preview_max_bytes * PREVIEW_BUDGET_IN_PREVIEWS;
-    let mut over_full_budget = 0;
-    let mut over_preview_budget = 0;
-    for (mut report, made) in done {
-        let Some(made) = made else {
-            collected.outputs.push(report);
-            continue;
-        };
-        let (width, height) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
-        let full = made.full.filter(|bytes| bytes.len() <= full_budget);
-        if request.full_size && options.previews && full.is_none() {
-            over_full_budget += 1;
+    requests
+        .iter()
+        .zip(done)
+        .map(|(request, done)| budget.apply(options, *request, done))
+        .collect()
+}
+
+/// The inline bytes a result may still carry.
+struct Budget {
+    full: usize,
+    preview: usize,
+}
+
+impl Budget {
+    /// One job's images, inline as far as the budget goes; what did not fit is said in a note.
+    fn apply(
+        &mut self,
+        options: &MediaOptions,
+        request: Request<'_>,
+        done: Vec<(OutputReport, Option<Made>)>,
+    ) -> Collected {
+        let mut collected = Collected::default();
+        if request.full_size && !options.previews {
+            collected
+                .notes
+                .push("Inline images are turned off on this server (--no-preview); use the URLs.".to_owned());
         }
-        let inline = match (full, made.preview) {
-            (Some(bytes), _) => {
-                full_budget -= bytes.len();
-                Some((
-                    InlineForm::FullSize,
+        let mut over_full_budget = 0;
+        let mut over_preview_budget = 0;
+        for (mut report, made) in done {
+            let Some(made) = made else {
+                collected.outputs.push(report);
+                continue;
+            };
+            let (width, height) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
+            let full = made.full.filter(|bytes| bytes.len() <= self.full);
+            if request.full_size && options.previews && full.is_none() {
+                over_full_budget += 1;
+            }
+            let inline = match (full, made.preview) {
+                (Some(bytes), _) => {
+                    self.full -= bytes.len();
+                    Some((
+                        InlineForm::FullSize,
+                        width,
+                        height,
+                        report.mime_type.clone().unwrap_or_default(),
+                        bytes,
+                    ))
+                }
+                (None, Some(p)) if p.jpeg.len() <= self.preview => {
+                    self.preview -= p.jpeg.len();
+                    Some((
+                        InlineForm::Preview,
+                        p.width,
+                        p.height,
+                        Preview::MIME_TYPE.to_owned(),
+                        p.jpeg,
+                    ))
+                }
+                (None, Some(_)) => {
+                    over_preview_budget += 1;
+                    None
+                }
+                (None, None) => None,
+            };
+            if let Some((form, width, height, mime_type, data)) = inline {
+                report.inline = Some(InlineReport {
+                    form,
                     width,
                     height,
-                    report.mime_type.clone().unwrap_or_default(),
-                    bytes,
-                ))
+                    bytes: data.len(),
+                    mime_type: mime_type.clone(),
+                });
+                collected.inline.push(InlineImage {
+                    index: report.index,
+                    mime_type,
+                    data,
+                });
             }
-            (None, Some(p)) if p.jpeg.len() <= preview_budget => {
-                preview_budget -= p.jpeg.len();
-                Some((
-                    InlineForm::Preview,
-                    p.width,
-                    p.height,
-                    Preview::MIME_TYPE.to_owned(),
-                    p.jpeg,
-                ))
-            }
-            (None, Some(_)) => {
-                over_preview_budget += 1;
-                None
-            }
-            (None, None) => None,
-        };
-        if let Some((form, width, height, mime_type, data)) = inline {
-            report.inline = Some(InlineReport {
-                form,
-                width,
-                height,
-                bytes: data.len(),
-                mime_type: mime_type.clone(),
-            });
-            collected.inline.push(InlineImage {
-                index: report.index,
-                mime_type,
-                data,
-            });
+            collected.outputs.push(report);
         }
-        collected.outputs.push(report);
-    }
-    collected.outputs.extend(
-        request
-            .videos
-            .iter()
-            .enumerate()
-            .map(|(i, url)| OutputReport::new(OutputKind::Video, i + 1, url)),
-    );
+        collected.outputs.extend(
+            request
+                .videos
+                .iter()
+                .enumerate()
+                .map(|(i, url)| OutputReport::new(OutputKind::Video, i + 1, url)),
+        );
 
-    if over_full_budget > 0 {
-        collected.notes.push(format!(
-            "{over_full_budget} image(s) came as previews instead of full size: full-size images in one result are capped at {} KB.",
-            options.full_inline_max_bytes / 1024
-        ));
+        if over_full_budget > 0 {
+            collected.notes.push(format!(
+                "{over_full_budget} image(s) came as previews instead of full size: full-size images in one result are capped at {} KB.",
+                options.full_inline_max_bytes / 1024
+            ));
+        }
+        if over_preview_budget > 0 {
+            collected.notes.push(format!(
+                "{over_preview_budget} image(s) have no inline preview, to keep the result small; their URLs are listed."
+            ));
+        }
+        collected
     }
-    if over_preview_budget > 0 {
-        collected.notes.push(format!(
-            "{over_preview_budget} image(s) have no inline preview, to keep the result small; their URLs are listed."
-        ));
-    }
-    collected
 }
 
 /// What was made from one downloaded image for the inline part of the result.
@@ -254,6 +293,7 @@ impl OutputReport {
             kind,
             index,
             url: url.to_owned(),
+            reference: None,
             mime_type: None,
             bytes: None,
             width: None,
