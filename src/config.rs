@@ -11,7 +11,10 @@ use crate::{
     jobs::{JobService, WaitArgs},
     journal::JournalArgs,
     mcp::{McpArgs, RunComfyServer},
-    media::{MediaArgs, MediaOptions, OutputDir},
+    media::{
+        inputs::{InputOptions, DEFAULT_INPUT_MAX_BYTES},
+        MediaArgs, MediaOptions, OutputDir,
+    },
     runcomfy::{settings::token_from_env, ApiToken, Client, UpstreamArgs},
     simulator::{SimConfig, Simulator},
     transport::settings::{HttpSettings, TransportArgs, TransportKind},
@@ -40,6 +43,10 @@ pub struct GenerateSettings {
     /// Directory to save the images in.
     #[arg(long, default_value = ".")]
     pub out: std::path::PathBuf,
+    /// Largest local reference image, in MiB.
+    #[arg(long, env = "RUNCOMFY_INPUT_MAX_MB", default_value_t = DEFAULT_INPUT_MAX_BYTES / (1024 * 1024),
+          value_parser = clap::value_parser!(u64).range(1..=47))]
+    pub input_max_mb: u64,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
     #[command(flatten)]
@@ -68,7 +75,7 @@ impl ServeArgs {
         let (client, simulator) = upstream_client(&self.upstream).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
-        let jobs = JobService::new(client, journal, self.wait.policy(), media);
+        let jobs = JobService::new(client, journal, self.wait.policy(), media).with_models(self.upstream.models());
         Ok(Serve {
             server: RunComfyServer::new(jobs, self.mcp.structured_content),
             http,
@@ -78,17 +85,20 @@ impl ServeArgs {
 }
 
 impl GenerateSettings {
-    /// The job service for a shell: images saved to `--out`, no previews. Also returns the
-    /// in-process simulator, if any, to keep alive while it runs.
-    pub async fn build(self) -> anyhow::Result<(JobService, Option<Simulator>)> {
+    /// The job service for a shell: images saved to `--out`, no previews, and the local files
+    /// named on the command line (`input_dirs`: their directories) readable as reference images.
+    /// Also returns the in-process simulator, if any, to keep alive while it runs.
+    pub async fn build(self, input_dirs: &[String]) -> anyhow::Result<(JobService, Option<Simulator>)> {
         let media = MediaOptions {
+            inputs: InputOptions::new(input_dirs, self.input_max_mb * 1024 * 1024).map_err(anyhow::Error::msg)?,
             output_dir: Some(OutputDir::prepare(&self.out.to_string_lossy()).map_err(anyhow::Error::msg)?),
             previews: false,
             ..MediaOptions::default()
         };
         let (client, simulator) = upstream_client(&self.upstream).await?;
         let journal = self.journal.open(self.upstream.simulate).await;
-        Ok((JobService::new(client, journal, self.wait.policy(), media), simulator))
+        let jobs = JobService::new(client, journal, self.wait.policy(), media).with_models(self.upstream.models());
+        Ok((jobs, simulator))
     }
 }
 

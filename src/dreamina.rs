@@ -1,6 +1,12 @@
-//! Dreamina 4.0 text-to-image input: the Rust types the tool schema is derived from, the rules
-//! they must meet, and the mapping to RunComfy's wire form. It knows nothing of MCP: a broken
-//! rule is an [`InputError`], which the tools and the CLI each phrase for their audience.
+//! Dreamina 4.0 input, for both of its endpoints: the Rust types the tool schema is derived from,
+//! the rules they must meet, which endpoint a request goes to, and the mapping to RunComfy's wire
+//! form. It knows nothing of MCP: a broken rule is an [`InputError`], which the tools and the CLI
+//! each phrase for their audience.
+//!
+//! Dreamina 4.0 is one model served as two endpoints: text-to-image, and edit (the same model
+//! given reference images). A request with `images` goes to edit, one without to text-to-image.
+//! The edit page documents only `prompt` and `image_urls`; the other fields are assumed to apply
+//! as for text-to-image, and [`ImageRequest::to_wire`] is the one place that decides the fields.
 //!
 //! The upstream names the size field `width×height` (with U+00D7). Anthropic's API rejects a tool
 //! whose property keys are not `[a-zA-Z0-9_.-]`, so the tool exposes it as `size` and the
@@ -13,6 +19,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 
 pub const MAX_PROMPT_CHARS: usize = 800;
+/// The most reference images one edit takes.
+pub const MAX_IMAGES: usize = 10;
+/// RunComfy's model id of the text-to-image endpoint (`--model` may name another).
+pub const TEXT_TO_IMAGE_MODEL: &str = "bytedance/dreamina-4-0/text-to-image";
+/// RunComfy's model id of the edit endpoint (`--edit-model` may name another).
+pub const EDIT_MODEL: &str = "bytedance/dreamina-4-0/edit";
+/// The upstream's name for the reference images of an edit.
+pub const WIRE_IMAGES_KEY: &str = "image_urls";
 pub const DEFAULT_SCALE: f64 = 0.5;
 /// The upstream's name for the size field.
 pub const WIRE_SIZE_KEY: &str = "width\u{d7}height";
@@ -126,7 +140,49 @@ fn default_scale() -> f64 {
     DEFAULT_SCALE
 }
 
-/// The arguments of a Dreamina 4.0 text-to-image generation.
+/// Which of Dreamina 4.0's two endpoints a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    TextToImage,
+    Edit,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TextToImage => "text-to-image",
+            Self::Edit => "edit",
+        }
+    }
+}
+
+/// The model ids of the two endpoints at RunComfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Models {
+    pub text_to_image: String,
+    pub edit: String,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Self {
+            text_to_image: TEXT_TO_IMAGE_MODEL.to_owned(),
+            edit: EDIT_MODEL.to_owned(),
+        }
+    }
+}
+
+impl Models {
+    /// The model id a request to `endpoint` is submitted to.
+    pub fn of(&self, endpoint: Endpoint) -> &str {
+        match endpoint {
+            Endpoint::TextToImage => &self.text_to_image,
+            Endpoint::Edit => &self.edit,
+        }
+    }
+}
+
+/// The arguments of a Dreamina 4.0 generation: text-to-image, or an edit of reference images.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ImageRequest {
     /// What the image should show, in plain language (1 to 800 characters). Dreamina 4.0 renders text in images well: put any words that must appear in quotes. Describe subject, setting, style, lighting and composition.
@@ -145,6 +201,14 @@ pub struct ImageRequest {
     /// Set true to get exactly one image. When false the model may return a set of several related images, which takes longer.
     #[serde(default)]
     pub force_single: bool,
+
+    #[serde(default)]
+    #[schemars(length(max = MAX_IMAGES), description = images_description())]
+    pub images: Vec<String>,
+}
+
+fn images_description() -> String {
+    format!("Reference images, 1 to {MAX_IMAGES}; leave it out to make an image from text alone. Pass images when the user wants an existing image changed ('edit this', 'make it winter', 'replace the text on the sign'), an image made in the style or with the subject of another ('in the style of', 'this person as'), or several combined ('put the cat from the first into the second'). The prompt then says what to change or how to combine them. Each entry is one of: an earlier result of this server by its request_id (its first image) or request_id#n (its n-th image, from 1), so 'edit the last one' needs no URL; a public https:// URL; an absolute path of a local file (PNG, JPEG or WebP) in a directory the server allows (--input-dir); or a data:image/...;base64, URI.")
 }
 
 /// A rule an input broke: which field, and what would be accepted.
@@ -186,17 +250,48 @@ impl ImageRequest {
                 format!("is {}; it must be a number from 0 to 1 (default 0.5)", self.scale),
             ));
         }
+        if self.images.len() > MAX_IMAGES {
+            return Err(InputError::new(
+                "images",
+                format!(
+                    "has {} entries; an edit takes at most {MAX_IMAGES} reference images. Pass fewer.",
+                    self.images.len()
+                ),
+            ));
+        }
+        if let Some(i) = self.images.iter().position(|entry| entry.trim().is_empty()) {
+            return Err(InputError::new(
+                format!("images[{i}]"),
+                "is empty: give a request_id, an https:// URL, an absolute file path or a data URI, or leave the entry out",
+            ));
+        }
         Ok(())
     }
 
-    /// The model input exactly as RunComfy expects it.
-    pub fn to_wire(&self) -> Value {
-        json!({
+    /// Text-to-image without reference images, edit with them.
+    pub fn endpoint(&self) -> Endpoint {
+        if self.images.is_empty() {
+            Endpoint::TextToImage
+        } else {
+            Endpoint::Edit
+        }
+    }
+
+    /// The model input exactly as RunComfy expects it. `image_urls` are the reference images as
+    /// RunComfy is to receive them (URLs or data URIs), resolved from `images`; empty for
+    /// text-to-image. The one place that decides which fields each endpoint gets: the edit
+    /// endpoint is assumed to take the text-to-image fields besides its `image_urls`.
+    pub fn to_wire(&self, image_urls: &[String]) -> Value {
+        let mut wire = json!({
             "prompt": self.prompt,
             WIRE_SIZE_KEY: self.size.as_str(),
             "scale": self.scale,
             "force_single": self.force_single,
-        })
+        });
+        if self.endpoint() == Endpoint::Edit {
+            wire[WIRE_IMAGES_KEY] = json!(image_urls);
+        }
+        wire
     }
 }
 
@@ -232,10 +327,35 @@ mod tests {
 
     #[test]
     fn wire_form_uses_the_upstream_key_and_defaults() {
-        let wire = request("a cat").to_wire();
+        let wire = request("a cat").to_wire(&[]);
         assert_eq!(
             wire,
             json!({"prompt": "a cat", "width×height": "2048x2048(1:1)", "scale": 0.5, "force_single": false})
         );
+    }
+
+    #[test]
+    fn images_pick_the_edit_endpoint_and_its_wire_field() {
+        let plain = request("a cat");
+        assert_eq!(plain.endpoint(), Endpoint::TextToImage);
+        let edit: ImageRequest =
+            serde_json::from_value(json!({"prompt": "make it winter", "images": ["abc#2"]})).unwrap();
+        assert_eq!(edit.endpoint(), Endpoint::Edit);
+        let wire = edit.to_wire(&["https://x.invalid/a.png".to_owned()]);
+        assert_eq!(wire["image_urls"], json!(["https://x.invalid/a.png"]));
+        assert_eq!(wire["width×height"], "2048x2048(1:1)");
+        assert_eq!(Models::default().of(Endpoint::Edit), "bytedance/dreamina-4-0/edit");
+        assert_eq!(Models::default().of(Endpoint::TextToImage), TEXT_TO_IMAGE_MODEL);
+    }
+
+    #[test]
+    fn too_many_or_empty_images_are_refused() {
+        let mut edit = request("x");
+        edit.images = vec!["a".into(); MAX_IMAGES + 1];
+        assert_eq!(edit.validate().unwrap_err().field, "images");
+        edit.images = vec!["a".into(), " ".into()];
+        assert_eq!(edit.validate().unwrap_err().field, "images[1]");
+        edit.images = vec!["a".into(); MAX_IMAGES];
+        assert!(edit.validate().is_ok());
     }
 }

@@ -1,9 +1,12 @@
 //! `runcomfy-mcp generate`: the job flow for a person at a shell. Shows a progress spinner on
 //! stderr with the phase and queue position, saves the images and prints their paths on stdout
 //! (one per line, for scripts), and on Ctrl-C cancels the job if it is still queued. The flow
-//! itself is the job service's, the same the MCP tools run.
+//! itself is the job service's, the same the MCP tools run; `--image` makes it an edit.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,16 +15,45 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     dreamina::ImageRequest,
     jobs::{JobService, Run, RunError, RunOutcome, Step},
+    media::inputs::{looks_like_a_path, Source},
     runcomfy::{CancelOutcome, JobStatus},
 };
 
+/// The `--image` entries as the job service takes them: a local file (one that exists, relative
+/// to the working directory, or an absolute path) becomes its absolute path, anything else stays
+/// as typed. Also returns the files' directories, which this run may read: naming a file on
+/// one's own command line is permission to send it.
+pub fn local_images(entries: &[String]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let mut images = Vec::with_capacity(entries.len());
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let typed = Path::new(entry);
+        let path = match Source::parse(entry) {
+            Ok(Source::File(path)) => path,
+            _ if typed.exists() || looks_like_a_path(entry) => std::path::absolute(typed)?,
+            _ => {
+                images.push(entry.clone());
+                continue;
+            }
+        };
+        if let Some(parent) = path.parent().filter(|p| p.is_dir()) {
+            dirs.push(parent.display().to_string());
+        }
+        images.push(path.display().to_string());
+    }
+    Ok((images, dirs))
+}
+
 /// Runs one generation to the end and returns the saved files.
 pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Vec<PathBuf>> {
+    // Every reference image checked and read before anything is paid for.
+    let prepared = jobs.prepare(request).await?;
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(format!(
-        "submitting ({}, scale {})",
+        "submitting ({}, {}, scale {})",
+        prepared.endpoint.as_str(),
         request.size.as_str(),
         request.scale
     ));
@@ -46,7 +78,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
     // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
     let max_wait = jobs.policy().max_wait;
     let run = jobs
-        .run(request, max_wait, &cancel, |_, step| match step {
+        .run(&prepared, max_wait, &cancel, |_, step| match step {
             Step::Submitted(id) => say(format!("request_id {id}")),
             Step::Polled(_, event) => {
                 if bar.is_hidden() && event.changed {

@@ -1,5 +1,5 @@
-//! runcomfy-mcp: an MCP server for ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on
-//! RunComfy's async model API.
+//! runcomfy-mcp: an MCP server for ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy's async
+//! model API: text-to-image, and edits of reference images (its second endpoint).
 //!
 //! The flow runs one way:
 //!
@@ -9,15 +9,17 @@
 //!                                                                      │
 //!                                                                      ▼
 //! CLI (main, generate) ─────────────────────────────────────────▶ jobs (the job service:
-//!                                                                   submit, status, result,
-//!                                                                   cancel, wait, run)
+//!                                                                   prepare, submit, status,
+//!                                                                   result, cancel, wait, run,
+//!                                                                   batches)
 //!                                                                 │        │          │
 //!                                                                 ▼        ▼          ▼
 //!                                                            journal    media     runcomfy ─▶ RunComfy API
-//!                                                           (storage) (downloads,  (client)    or simulator
+//!                                                           (storage) (inputs in;  (client)    or simulator
+//!                                                                      downloads,
 //!                                                                      previews,
 //!                                                                      saves)
-//!             dreamina: Dreamina 4.0 input types, rules and the mapping to the wire
+//!             dreamina: Dreamina 4.0 input types, rules, its two endpoints and the mapping to the wire
 //! ```
 //!
 //! Transports know MCP framing, not RunComfy; tools know MCP content, not HTTP wire types, and

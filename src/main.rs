@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "runcomfy-mcp",
     version,
-    about = "MCP server for Dreamina 4.0 text-to-image on RunComfy"
+    about = "MCP server for Dreamina 4.0 text-to-image and image editing on RunComfy"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,7 +28,7 @@ struct Cli {
 enum Command {
     /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).
     Serve(ServeArgs),
-    /// Generate an image from a shell: progress on stderr, saved file paths on stdout.
+    /// Generate or edit an image from a shell: progress on stderr, saved file paths on stdout.
     Generate(GenerateArgs),
     /// Run the fake RunComfy API alone, for trying clients and tests against it.
     Simulate(SimulateArgs),
@@ -47,6 +47,11 @@ struct GenerateArgs {
     /// Ask for exactly one image.
     #[arg(long)]
     force_single: bool,
+    /// A reference image to edit or draw on (repeat for up to 10): a local file, an https://
+    /// URL, or an earlier job's request_id or request_id#n. With it the job goes to Dreamina
+    /// 4.0's edit endpoint.
+    #[arg(long = "image", value_name = "IMAGE")]
+    images: Vec<String>,
     #[command(flatten)]
     settings: GenerateSettings,
 }
@@ -134,13 +139,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     // The same parsing and rules as the MCP tool, so the shell and the model see the same errors.
+    // Files named here are the user's own choice: their directories become readable for this run.
+    let (images, input_dirs) = runcomfy_mcp::generate::local_images(&args.images)?;
     let arguments = serde_json::json!({
         "prompt": args.prompt, "size": args.size, "scale": args.scale, "force_single": args.force_single,
+        "images": images,
     });
     let request: ImageRequest = serde_json::from_value(arguments).map_err(|e| anyhow::anyhow!("{e}"))?;
     request.validate()?;
     // Keep the in-process simulator alive for as long as the job runs.
-    let (jobs, _simulator) = args.settings.build().await?;
+    let (jobs, _simulator) = args.settings.build(&input_dirs).await?;
     for path in runcomfy_mcp::generate::run(&jobs, &request).await? {
         println!("{}", path.display());
     }

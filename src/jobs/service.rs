@@ -1,6 +1,7 @@
 //! The job service: the one place that calls RunComfy for a job and records what it learns. Each
 //! call goes upstream first and to the journal after, in that order, and the answer is returned
-//! untouched; the journal never fails a call.
+//! untouched; the journal never fails a call. A request is first [`prepared`](super::prepare)
+//! (its reference images resolved), then submitted once, or several times for a batch.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,21 +9,34 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{follow::Follower, poll, Event, WaitOptions, WaitOutcome, WaitPolicy};
+use super::{follow::Follower, poll, Event, Prepared, WaitOptions, WaitOutcome, WaitPolicy};
 use crate::{
-    dreamina::ImageRequest,
+    dreamina::{Models, EDIT_MODEL},
     journal::{JobQuery, JobRecord, JobUpdate, Journal, NewJob, SubmitOutcome},
     media::{self, Collected, MediaOptions},
     runcomfy::{ApiError, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
 
+/// The most jobs one call may start at once ("give me four options").
+pub const MAX_COUNT: u32 = 4;
+
 /// Cheap to clone: every clone shares the client (and its connection pool) and the journal.
 #[derive(Debug, Clone)]
 pub struct JobService {
     client: Arc<Client>,
-    journal: Journal,
+    pub(super) journal: Journal,
     policy: WaitPolicy,
-    media: Arc<MediaOptions>,
+    pub(super) media: Arc<MediaOptions>,
+    /// The model ids a request goes to, by endpoint.
+    pub(super) models: Arc<Models>,
+}
+
+/// A finished job's outputs to collect, for [`JobService::collect_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    pub id: &'a RequestId,
+    pub images: &'a [String],
+    pub videos: &'a [String],
 }
 
 /// A step of [`JobService::run`], for progress messages.
@@ -60,13 +74,25 @@ pub enum RunError {
 }
 
 impl JobService {
+    /// Text-to-image goes to the client's model, edits to RunComfy's edit endpoint, unless
+    /// [`JobService::with_models`] says otherwise.
     pub fn new(client: Arc<Client>, journal: Journal, policy: WaitPolicy, media: MediaOptions) -> Self {
+        let models = Models {
+            text_to_image: client.model().to_owned(),
+            edit: EDIT_MODEL.to_owned(),
+        };
         Self {
             client,
             journal,
             policy,
             media: Arc::new(media),
+            models: Arc::new(models),
         }
+    }
+
+    pub fn with_models(mut self, models: Models) -> Self {
+        self.models = Arc::new(models);
+        self
     }
 
     pub fn policy(&self) -> &WaitPolicy {
@@ -79,17 +105,16 @@ impl JobService {
 
     /// Submits a job, recording it before the body leaves and its outcome after. Never sent
     /// twice unless RunComfy provably did not take it (the client's retry policy).
-    pub async fn submit(&self, request: &ImageRequest) -> Result<RequestId, ApiError> {
-        let wire = request.to_wire();
+    pub async fn submit(&self, prepared: &Prepared) -> Result<RequestId, ApiError> {
         let job = NewJob {
-            model: self.client.model().to_owned(),
-            prompt: request.prompt.clone(),
-            size: request.size.as_str().to_owned(),
-            params: wire.clone(),
+            model: prepared.model.clone(),
+            prompt: prepared.recipe.prompt.clone(),
+            size: prepared.recipe.size.clone(),
+            params: prepared.params.clone(),
             submitted_at: Utc::now(),
         };
         let key = self.journal.begin_submit(job).await;
-        let submitted = self.client.submit(&wire).await;
+        let submitted = self.client.submit_to(&prepared.model, &prepared.wire).await;
         if let Some(key) = key {
             let outcome = match &submitted {
                 Ok(id) => SubmitOutcome::Accepted {
@@ -101,6 +126,13 @@ impl JobService {
             self.journal.finish_submit(key, outcome).await;
         }
         submitted
+    }
+
+    /// Submits `count` jobs of the same request at once: each one journaled, each one a separate
+    /// paid job. Every submit runs to its end whatever the others do, so a failed one loses none
+    /// of the others' request ids. The outcomes are in order.
+    pub async fn submit_batch(&self, prepared: &Prepared, count: u32) -> Vec<Result<RequestId, ApiError>> {
+        futures::future::join_all((0..count).map(|_| self.submit(prepared))).await
     }
 
     pub async fn status(&self, id: &RequestId) -> Result<StatusResponse, ApiError> {
@@ -150,13 +182,13 @@ impl JobService {
     /// unknown): a cancellation is acted on right after, by cancelling the job.
     pub async fn run(
         &self,
-        request: &ImageRequest,
+        prepared: &Prepared,
         max_wait: Duration,
         cancel: &CancellationToken,
         mut on_step: impl FnMut(Duration, Step<'_>),
     ) -> Result<Run, RunError> {
         let started = Instant::now();
-        let id = self.submit(request).await.map_err(RunError::Submit)?;
+        let id = self.submit(prepared).await.map_err(RunError::Submit)?;
         on_step(started.elapsed(), Step::Submitted(&id));
         let waited = self
             .wait(&id, max_wait.saturating_sub(started.elapsed()), cancel, |event| {
@@ -179,22 +211,62 @@ impl JobService {
         }
     }
 
+    /// [`JobService::run`] for `count` jobs of the same request at once, with one deadline and
+    /// one cancellation for all: at the deadline each job still going is handed back, and a
+    /// cancellation cancels each one still queued. `on_step` hears every job's steps, with the
+    /// job's place in the batch (from 0). The runs are in order.
+    pub async fn run_batch(
+        &self,
+        prepared: &Prepared,
+        count: u32,
+        max_wait: Duration,
+        cancel: &CancellationToken,
+        on_step: impl FnMut(usize, Duration, Step<'_>) + Send,
+    ) -> Vec<Result<Run, RunError>> {
+        // The jobs run side by side in this one task; the lock only orders their callbacks.
+        let on_step = std::sync::Mutex::new(on_step);
+        let runs = (0..count as usize).map(|i| {
+            let on_step = &on_step;
+            self.run(prepared, max_wait, cancel, move |elapsed, step| {
+                (on_step.lock().unwrap_or_else(|p| p.into_inner()))(i, elapsed, step)
+            })
+        });
+        futures::future::join_all(runs).await
+    }
+
     /// Downloads, saves and previews a succeeded job's outputs as the media options say (see
     /// [`media::collect`]), and records the saved files.
     pub async fn collect(&self, id: &RequestId, images: &[String], videos: &[String], full_size: bool) -> Collected {
-        let request = media::Request {
-            name_stem: id.as_str(),
-            images,
-            videos,
-            full_size,
-        };
-        let collected = media::collect(self.client.http(), &self.media, request).await;
-        let saved: Vec<String> = collected.outputs.iter().filter_map(|o| o.saved_path.clone()).collect();
-        if !saved.is_empty() {
-            // The journal keeps where the files went, so list_jobs can point at them later.
-            self.journal.record(id, JobUpdate::saved(saved)).await;
+        let jobs = [Outputs { id, images, videos }];
+        self.collect_all(&jobs, full_size).await.pop().unwrap_or_default()
+    }
+
+    /// [`JobService::collect`] for several jobs answered together (see [`media::collect_all`]):
+    /// one [`Collected`] per job, in order, each image with its reference (`<request_id>#<n>`).
+    pub async fn collect_all(&self, jobs: &[Outputs<'_>], full_size: bool) -> Vec<Collected> {
+        let requests: Vec<media::Request<'_>> = jobs
+            .iter()
+            .map(|job| media::Request {
+                name_stem: job.id.as_str(),
+                images: job.images,
+                videos: job.videos,
+                full_size,
+            })
+            .collect();
+        let mut all = media::collect_all(self.client.http(), &self.media, &requests).await;
+        for (job, collected) in jobs.iter().zip(&mut all) {
+            for output in &mut collected.outputs {
+                if output.kind == media::OutputKind::Image {
+                    output.reference = Some(format!("{}#{}", job.id, output.index));
+                }
+            }
+            let saved: Vec<String> = collected.outputs.iter().filter_map(|o| o.saved_path.clone()).collect();
+            if !saved.is_empty() {
+                // The journal keeps where the files went, so list_jobs can point at them later.
+                self.journal.record(job.id, JobUpdate::saved(saved)).await;
+            }
         }
-        collected
+        all
     }
 
     /// Jobs recorded on this machine, newest first. `Err` says why there is nothing to list.

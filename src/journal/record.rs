@@ -75,7 +75,9 @@ pub struct NewJob {
     pub prompt: String,
     /// The size as sent, e.g. `2048x2048(1:1)`.
     pub size: String,
-    /// The whole model input as sent (prompt, size, scale, force_single).
+    /// The model input as sent (prompt, size, scale, force_single), except that an edit's
+    /// `image_urls` are replaced by `inputs`, a description of each reference image (what it
+    /// was: URL, job reference, file path and size), never their bytes.
     pub params: Value,
     pub submitted_at: DateTime<Utc>,
 }

@@ -11,7 +11,10 @@ use rmcp::{
 use serde::Serialize;
 
 use super::args::InvalidArgument;
-use crate::runcomfy::{ApiError, RequestId};
+use crate::{
+    jobs::PrepareError,
+    runcomfy::{ApiError, RequestId},
+};
 
 /// A successful answer: `value` as `structuredContent`, `text` as its readable copy.
 pub fn success<T: Serialize>(value: &T, text: String) -> CallToolResult {
@@ -52,6 +55,11 @@ impl ToolError {
         Self(format!("{e}\n{consequence}"))
     }
 
+    /// What the answer says.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
     pub fn into_result(self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(self.0)])
     }
@@ -62,6 +70,18 @@ impl From<InvalidArgument> for ToolError {
         Self(format!(
             "{e}\nNothing was sent to RunComfy; fix the argument and call again."
         ))
+    }
+}
+
+/// A request that could not be prepared: nothing was submitted.
+impl From<PrepareError> for ToolError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Input(e) => InvalidArgument::from(e).into(),
+            PrepareError::Lookup { field, id, error } => Self(format!(
+                "Invalid argument `{field}`: looking up job {id} at RunComfy, to use its image, failed: {error}\nNothing was submitted; call again in a moment."
+            )),
+        }
     }
 }
 

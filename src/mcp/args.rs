@@ -37,23 +37,48 @@ impl From<InputError> for InvalidArgument {
 /// Rules beyond what serde checks (lengths, ranges).
 pub trait Validate {
     fn validate(&self) -> Result<(), InvalidArgument>;
+
+    /// For arguments made of flattened parts: serde reports a part's failure without the field's
+    /// name, so this finds it by reading each part on its own (see [`part`]). `None`: no part
+    /// failed on its own.
+    fn locate(_args: &JsonObject) -> Option<InvalidArgument> {
+        None
+    }
 }
 
 pub fn parse<T: DeserializeOwned + JsonSchema + Validate + 'static>(args: JsonObject) -> Result<T, InvalidArgument> {
     reject_unknown::<T>(&args)?;
-    let parsed: T = serde_path_to_error::deserialize(serde_json::Value::Object(args)).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if field == "." {
-            // A missing field: serde names it in the message ("missing field `prompt`").
-            let missing = inner.split('`').nth(1).unwrap_or("arguments").to_owned();
-            InvalidArgument::new(missing, format!("{inner}; it is required"))
-        } else {
-            InvalidArgument::new(field, inner)
-        }
-    })?;
+    let parsed: T = deserialize(&args)?;
     parsed.validate()?;
     Ok(parsed)
+}
+
+/// The failure of the flattened part `U` of some arguments, read from its own properties alone,
+/// with the failing field named.
+pub fn part<U: DeserializeOwned + JsonSchema + Validate + 'static>(args: &JsonObject) -> Option<InvalidArgument> {
+    let own = property_names(&schema_for::<U>());
+    let args: JsonObject = args
+        .iter()
+        .filter(|(k, _)| own.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    deserialize::<U>(&args).err()
+}
+
+fn deserialize<T: DeserializeOwned + Validate>(args: &JsonObject) -> Result<T, InvalidArgument> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(args.clone())).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if field != "." {
+            return InvalidArgument::new(field, inner);
+        }
+        if let Some(located) = T::locate(args) {
+            return located;
+        }
+        // A missing field: serde names it in the message ("missing field `prompt`").
+        let missing = inner.split('`').nth(1).unwrap_or("arguments").to_owned();
+        InvalidArgument::new(missing, format!("{inner}; it is required"))
+    })
 }
 
 /// An argument the tool does not know is an error, not something to drop silently: the user
@@ -108,6 +133,26 @@ mod tests {
 
     const CASES: u32 = 2000;
 
+    #[test]
+    fn a_failure_inside_flattened_arguments_names_its_field() {
+        use crate::mcp::tools::generate_image::GenerateArgs;
+        let field = |args: Value| parse::<WaitArgs>(args.as_object().unwrap().clone()).unwrap_err().field;
+        assert_eq!(field(json!({"prompt": "x", "size": "3000x3000"})), "size");
+        assert_eq!(field(json!({"prompt": "x", "images": "a.png"})), "images");
+        assert_eq!(field(json!({"prompt": "x", "count": "three"})), "count");
+        assert_eq!(
+            field(json!({"prompt": "x", "inline_full_size": "yes"})),
+            "inline_full_size"
+        );
+        assert_eq!(field(json!({"size": "1024x1024"})), "prompt");
+        assert_eq!(
+            field(json!({"prompt": "x", "max_wait_seconds": -1})),
+            "max_wait_seconds"
+        );
+        let generate = parse::<GenerateArgs>(json!({"prompt": "x", "scale": "high"}).as_object().unwrap().clone());
+        assert_eq!(generate.unwrap_err().field, "scale");
+    }
+
     /// Any JSON at all: scalars, arrays and objects a few levels deep.
     fn any_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -153,8 +198,16 @@ mod tests {
         }
 
         #[test]
-        fn wait_arguments_never_panic(args in object_of(&["prompt", "size", "max_wait_seconds", "scale"])) {
-            let _ = parse::<WaitArgs>(args);
+        fn wait_arguments_never_panic(
+            args in object_of(&["prompt", "size", "max_wait_seconds", "scale", "images", "count", "inline_full_size"]),
+        ) {
+            match parse::<WaitArgs>(args) {
+                Ok(parsed) => {
+                    prop_assert!((1..=crate::jobs::MAX_COUNT).contains(&parsed.generate.count));
+                    prop_assert!(parsed.generate.request.images.len() <= crate::dreamina::MAX_IMAGES);
+                }
+                Err(e) => prop_assert!(!e.field.is_empty() && e.field != "arguments" && !e.message.is_empty()),
+            }
         }
 
         /// Every well-formed request is accepted, whatever its characters.

@@ -15,11 +15,13 @@ use rmcp::{
 use super::{settings::StructuredMode, tools};
 use crate::jobs::JobService;
 
-const INSTRUCTIONS: &str = "Generates images with ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image on RunComfy. \
+const INSTRUCTIONS: &str = "Makes and edits images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy. \
 The simplest way is generate_image_and_wait: it returns the image URLs, or, if the image takes longer than the wait, \
 a request_id to pass to get_result later. For full control, generate_image returns a request_id at once; poll \
-check_status every few seconds until it is succeeded, then get_result returns the image URLs. cancel_request stops a \
-job that is still queued. Each generate_image or generate_image_and_wait call is a new paid job. list_jobs lists \
+check_status every few seconds until it is succeeded, then get_result returns the image URLs. To edit, restyle or \
+combine images, pass them in images: an earlier result as request_id#n (every result lists its images' references), \
+an https URL, or a local file the server allows. count asks for up to 4 alternatives at once. cancel_request stops a \
+job that is still queued. Every job is paid for: each generate call starts count new jobs. list_jobs lists \
 the jobs recorded on this machine, to find a lost request_id again instead of paying for a new job.";
 
 /// One instance per MCP session. Clones share the job service (and so the upstream client, its
@@ -52,7 +54,7 @@ impl ServerHandler for RunComfyServer {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
             .with_server_info(
                 Implementation::new("runcomfy-mcp", env!("CARGO_PKG_VERSION"))
-                    .with_title("RunComfy Dreamina 4.0 image generation"),
+                    .with_title("RunComfy Dreamina 4.0 image generation and editing"),
             )
             .with_instructions(INSTRUCTIONS)
     }
@@ -64,7 +66,7 @@ impl ServerHandler for RunComfyServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let client_has_tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
         if client_has_tasks {
-            if let Some(task) = self.start_task(&request, context.peer.clone()) {
+            if let Some(task) = self.start_task(&request, context.peer.clone()).await {
                 return Ok(task);
             }
         }

@@ -1,7 +1,8 @@
 //! The tasks extension (SEP-2663): a client that declares it runs the image tools as tasks it
-//! polls instead of calls it holds open. A task runs the job flow and settles with the same
-//! answer as the waiting tool; its status message mirrors the job's phase, and `tasks/cancel`
-//! cancels the upstream job if it is still queued.
+//! polls instead of calls it holds open. A task runs the job flow (one job, or a batch) and
+//! settles with the same answer as the waiting tool; its status message mirrors the jobs'
+//! phases, and `tasks/cancel` cancels the upstream jobs still queued. Arguments and reference
+//! images are checked before a task is made: bad input is answered at once, and costs nothing.
 
 use std::time::Duration;
 
@@ -23,16 +24,21 @@ const TASK_WAIT: Duration = Duration::from_secs(30 * 60);
 
 impl RunComfyServer {
     /// Starts `request` as a task if its tool runs as one (`None`: it does not).
-    pub(super) fn start_task(
+    pub(super) async fn start_task(
         &self,
         request: &CallToolRequestParams,
         peer: Peer<RoleServer>,
     ) -> Option<CallToolResponse> {
         let arguments = request.arguments.clone().unwrap_or_default();
-        let (image, delivery) = match tools::task_arguments(&request.name, arguments)? {
+        let (generate, delivery) = match tools::task_arguments(&request.name, arguments)? {
             Ok(parsed) => parsed,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
+        let prepared = match self.jobs.prepare(&generate.request).await {
+            Ok(prepared) => prepared,
+            Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
+        };
+        let count = generate.count;
         let server = self.clone();
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)
@@ -47,17 +53,18 @@ impl RunComfyServer {
                         cancel.cancel();
                     }
                 });
-                let run = server
+                let runs = server
                     .jobs
-                    .run(&image, TASK_WAIT, &cancel, |elapsed, step| {
-                        ctx.set_status_message(progress_message(step, elapsed))
+                    .run_batch(&prepared, count, TASK_WAIT, &cancel, |index, elapsed, step| {
+                        ctx.set_status_message(progress_message(index, count, step, elapsed))
                     })
                     .await;
                 watcher.abort();
                 if cancel.is_cancelled() {
                     return Err(TaskExit::Cancelled);
                 }
-                Ok(settle(server.answer_run(run, &delivery, &peer).await))
+                let answer = server.answer_runs(runs, &prepared.recipe, &delivery, &peer).await;
+                Ok(settle(answer))
             })
         });
         tracing::info!(task_id = %task.task_id, tool = %request.name, "started a task");

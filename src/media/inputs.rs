@@ -118,7 +118,7 @@ impl Source {
         if path.is_absolute() {
             return Ok(Self::File(path));
         }
-        if entry.contains(['/', '\\', '.']) {
+        if looks_like_a_path(entry) {
             return Err(format!(
                 "{} is a relative path; give the file's absolute path (the server does not know your working directory)",
                 shown(entry)
@@ -129,6 +129,16 @@ impl Source {
             shown(entry)
         ))
     }
+}
+
+/// Whether an entry that is no URL, data URI or job reference is shaped like a file path
+/// (absolute or relative).
+pub fn looks_like_a_path(entry: &str) -> bool {
+    let entry = entry.trim();
+    !entry.contains("://")
+        && !entry.to_ascii_lowercase().starts_with("data:")
+        && job_reference(entry).is_none()
+        && (expand_home(entry).is_absolute() || entry.contains(['/', '\\', '.']))
 }
 
 /// `<request_id>` or `<request_id>#<n>`; `None` when the entry is not shaped like one.

@@ -23,6 +23,10 @@ const MAX_IN_FLIGHT: usize = 64;
 /// API answers are small JSON documents; anything larger is not an answer we can use.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
+/// The largest submit body RunComfy takes (its own client's figure): reference images sent as
+/// data URIs count towards it.
+pub const MAX_SUBMIT_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// e.g. `https://model-api.runcomfy.net`, without a trailing slash.
@@ -69,12 +73,19 @@ impl Client {
         &self.config.model
     }
 
-    /// Submits a job. The body is the model input exactly as RunComfy expects it.
+    /// Submits a job to the configured model. The body is the model input exactly as RunComfy
+    /// expects it.
+    pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
+        self.submit_to(&self.config.model, input).await
+    }
+
+    /// Submits a job to `model` (a model id such as `bytedance/dreamina-4-0/edit`, checked at
+    /// start like `--model`).
     ///
     /// There is no idempotency key, so the retry policy sends a submit again only when the
     /// failure proves the job was not created ([`ApiError::provably_not_sent`]).
-    pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
-        let url = format!("{}/v1/models/{}", self.config.base_url, self.config.model);
+    pub async fn submit_to(&self, model: &str, input: &Value) -> Result<RequestId, ApiError> {
+        let url = format!("{}/v1/models/{model}", self.config.base_url);
         let answer: SubmitResponse = self
             .config
             .retry

@@ -9,7 +9,7 @@ pub mod settings;
 mod token;
 mod wire;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, MAX_SUBMIT_BYTES};
 pub use error::ApiError;
 pub use request_id::{InvalidRequestId, RequestId};
 pub use retry::{CallKind, RetryPolicy};

@@ -9,7 +9,7 @@ use clap::Args;
 use super::{ApiToken, ClientConfig, RetryPolicy};
 
 pub const DEFAULT_BASE_URL: &str = "https://model-api.runcomfy.net";
-pub const DEFAULT_MODEL: &str = "bytedance/dreamina-4-0/text-to-image";
+pub const DEFAULT_MODEL: &str = crate::dreamina::TEXT_TO_IMAGE_MODEL;
 /// Environment variables the token is read from, in order. The token is never a flag: command
 /// lines are visible to every user of the machine.
 pub const TOKEN_VARS: [&str; 2] = ["RUNCOMFY_API_KEY", "RUNCOMFY_API_TOKEN"];
@@ -21,9 +21,13 @@ pub struct UpstreamArgs {
     #[arg(long, env = "RUNCOMFY_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 
-    /// Model id on RunComfy.
+    /// Model id on RunComfy for text-to-image (requests without reference images).
     #[arg(long, env = "RUNCOMFY_MODEL", default_value = DEFAULT_MODEL)]
     pub model: String,
+
+    /// Model id on RunComfy for edits (requests with reference images).
+    #[arg(long, env = "RUNCOMFY_EDIT_MODEL", default_value = crate::dreamina::EDIT_MODEL)]
+    pub edit_model: String,
 
     /// Timeout for each HTTP call to RunComfy, in seconds.
     #[arg(long, env = "RUNCOMFY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -42,6 +46,8 @@ pub enum ConfigError {
     BadBaseUrl(String),
     #[error("--model {0:?} is not a model id such as bytedance/dreamina-4-0/text-to-image")]
     BadModel(String),
+    #[error("--edit-model {0:?} is not a model id such as bytedance/dreamina-4-0/edit")]
+    BadEditModel(String),
 }
 
 impl UpstreamArgs {
@@ -55,6 +61,7 @@ impl UpstreamArgs {
         let base_url = base_url_override.unwrap_or_else(|| self.base_url.clone());
         check_base_url(&base_url)?;
         check_model(&self.model)?;
+        check_model(&self.edit_model).map_err(|_| ConfigError::BadEditModel(self.edit_model.clone()))?;
         let token = token_from_env.ok_or(ConfigError::MissingToken)?;
         Ok(ClientConfig {
             base_url,
@@ -63,6 +70,16 @@ impl UpstreamArgs {
             timeout: Duration::from_secs(self.timeout_secs),
             retry: RetryPolicy::default(),
         })
+    }
+}
+
+impl UpstreamArgs {
+    /// The model ids of Dreamina 4.0's two endpoints, as configured.
+    pub fn models(&self) -> crate::dreamina::Models {
+        crate::dreamina::Models {
+            text_to_image: self.model.clone(),
+            edit: self.edit_model.clone(),
+        }
     }
 }
 

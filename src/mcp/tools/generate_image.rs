@@ -1,77 +1,181 @@
-//! `generate_image`: submit a job and hand back its request_id at once.
+//! `generate_image`: submit a job (or `count` of them) and hand back the request_ids at once.
 
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
 };
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::super::{
     answer::{success, ToolError},
-    args::{self, InvalidArgument},
+    args::{self, InvalidArgument, Validate},
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
 use crate::{
-    dreamina::ImageRequest,
-    runcomfy::{JobStatus, RequestId},
+    dreamina::{ImageRequest, MAX_IMAGES},
+    jobs::{Prepared, MAX_COUNT},
+    runcomfy::{ApiError, JobStatus, RequestId},
 };
 
-/// `generate_image`'s answer: the handle to everything that follows.
+fn one() -> u32 {
+    1
+}
+
+/// The arguments of both generate tools: the image, and how many jobs to make of it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct GenerateArgs {
+    #[serde(flatten)]
+    pub request: ImageRequest,
+
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = MAX_COUNT), description = count_description())]
+    pub count: u32,
+}
+
+fn count_description() -> String {
+    format!("How many images to make of this request, 1 to {MAX_COUNT} (default 1): that many separate jobs run side by side, for alternatives to choose from ('give me four options'). Each job is paid for separately: ask for more than 1 only when the user wants options.")
+}
+
+impl Validate for GenerateArgs {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        if !(1..=MAX_COUNT).contains(&self.count) {
+            return Err(InvalidArgument::new(
+                "count",
+                format!(
+                    "is {}; it must be from 1 to {MAX_COUNT} (default 1). Each job is a separate paid image.",
+                    self.count
+                ),
+            ));
+        }
+        Ok(self.request.validate()?)
+    }
+
+    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
+        args::part::<ImageRequest>(args)
+    }
+}
+
+/// `generate_image`'s answer: the handles to everything that follows.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Submitted {
-    /// The job's id: pass it to check_status, get_result and cancel_request.
+    /// The (first) job's id: pass it to check_status, get_result and cancel_request.
     #[schemars(with = "String")]
     pub request_id: RequestId,
+    /// Every job this call started, in order: one, or `count` of them. Follow each one with its own request_id.
+    #[schemars(with = "Vec<String>")]
+    pub request_ids: Vec<RequestId>,
     /// Always `in_queue` right after submitting.
     #[schemars(with = "String")]
     pub status: JobStatus,
     /// The size that was requested, e.g. `2048x2048(1:1)`.
     pub size: String,
+    /// `text-to-image`, or `edit` when reference images were given.
+    pub endpoint: String,
+    /// Submits of this call that failed, when others succeeded (when all fail the call is an error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
     /// What to call next.
     pub next_step: String,
 }
 
 impl Submitted {
-    fn new(id: RequestId, request: &ImageRequest) -> Self {
-        Self {
-            next_step: format!(
-                "Call check_status with request_id \"{id}\" every few seconds until status is succeeded, then call get_result for the image URLs. cancel_request can stop it while it is still queued."
-            ),
-            request_id: id,
-            status: JobStatus::InQueue,
-            size: request.size.as_str().to_owned(),
+    /// The answer for a call's submits, in order. `Err` when none got a job.
+    fn new(outcomes: Vec<Result<RequestId, ApiError>>, prepared: &Prepared) -> Result<Self, ToolError> {
+        let count = outcomes.len();
+        let mut ids = Vec::new();
+        let mut failures = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(id) => ids.push(id),
+                Err(e) => failures.push(ToolError::submit(&e)),
+            }
         }
+        if ids.is_empty() {
+            return Err(match failures.len() {
+                1 => failures.remove(0),
+                n => ToolError::new(format!(
+                    "All {n} submits failed.\n{}",
+                    failures.iter().map(ToolError::text).collect::<Vec<_>>().join("\n")
+                )),
+            });
+        }
+        let list = ids.iter().map(|id| format!("\"{id}\"")).collect::<Vec<_>>().join(", ");
+        let mut next_step = if ids.len() == 1 {
+            format!(
+                "Call check_status with request_id {list} every few seconds until status is succeeded, then call get_result for the image URLs. cancel_request can stop it while it is still queued."
+            )
+        } else {
+            format!(
+                "Call check_status with each request_id ({list}) every few seconds until it is succeeded, then get_result for its image URLs. cancel_request can stop any of them while it is still queued."
+            )
+        };
+        if !failures.is_empty() {
+            next_step.push_str(&format!(
+                " {} of the {count} submits failed (see failures); do not submit them again without checking that no job was made.",
+                failures.len()
+            ));
+        }
+        Ok(Self {
+            request_id: ids[0].clone(),
+            request_ids: ids,
+            status: JobStatus::InQueue,
+            size: prepared.recipe.size.clone(),
+            endpoint: prepared.endpoint.as_str().to_owned(),
+            failures: failures.iter().map(|f| f.text().replace('\n', " ")).collect(),
+            next_step,
+        })
     }
 
-    fn render(&self) -> CallToolResult {
-        let text = format!(
-            "Submitted Dreamina 4.0 job {} ({}). Status: {}.\nNext: {}",
-            self.request_id, self.size, self.status, self.next_step
+    fn render(&self, references: usize) -> CallToolResult {
+        let what = match references {
+            0 => String::new(),
+            1 => ", editing 1 reference image".to_owned(),
+            n => format!(", from {n} reference images"),
+        };
+        let jobs = if self.request_ids.len() == 1 {
+            format!("job {}", self.request_id)
+        } else {
+            let ids: Vec<String> = self.request_ids.iter().map(RequestId::to_string).collect();
+            format!("{} jobs: {}", self.request_ids.len(), ids.join(", "))
+        };
+        let mut text = format!(
+            "Submitted Dreamina 4.0 {} {jobs} ({}{what}). Status: {}.",
+            self.endpoint, self.size, self.status
         );
+        for failure in &self.failures {
+            text.push_str(&format!("\nFailed submit: {failure}"));
+        }
+        text.push_str(&format!("\nNext: {}", self.next_step));
         success(self, text)
     }
 }
 
-/// The arguments as the tasks path reads them: the image; results come as the defaults say.
-pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<ImageRequest, InvalidArgument> {
+/// The arguments as the tasks path reads them: the images to make; results come as the
+/// defaults say.
+pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<GenerateArgs, InvalidArgument> {
     args::parse(arguments)
+}
+
+fn description() -> String {
+    format!("Start ByteDance Dreamina 4.0 (Seedream 4.0) jobs on RunComfy and return their request_ids at once: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images), an edit or combination of them. An image takes from several seconds to a few minutes. Then call check_status with a request_id every few seconds until status is succeeded, and call get_result for the image URLs. count (1 to {MAX_COUNT}) starts that many jobs side by side for alternatives. Each job is paid for: do not call this again for the same image just because it is still running.")
 }
 
 #[tool_router(router = generate_image_router, vis = "pub(super)")]
 impl RunComfyServer {
     #[tool(
         name = "generate_image",
-        title = "Generate image (Dreamina 4.0)",
-        description = "Start a ByteDance Dreamina 4.0 (Seedream 4.0) text-to-image job on RunComfy and return its request_id at once; the image itself takes from several seconds to a few minutes. Then call check_status with the request_id every few seconds until status is succeeded, and call get_result for the image URLs. Each call starts a new paid job: do not call it again for the same image just because it is still running.",
-        input_schema = schema_for::<ImageRequest>(),
+        title = "Generate or edit image (Dreamina 4.0)",
+        description = description(),
+        input_schema = schema_for::<GenerateArgs>(),
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
     async fn generate_image(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
-        let request: ImageRequest = args::parse(arguments)?;
-        let id = self.jobs.submit(&request).await.map_err(|e| ToolError::submit(&e))?;
-        Ok(Submitted::new(id, &request).render())
+        let GenerateArgs { request, count } = args::parse(arguments)?;
+        let prepared = self.jobs.prepare(&request).await?;
+        let outcomes = self.jobs.submit_batch(&prepared, count).await;
+        Ok(Submitted::new(outcomes, &prepared)?.render(request.images.len()))
     }
 }

@@ -1,6 +1,7 @@
-//! `generate_image_and_wait`: submit, wait with progress notifications, and return the result as
-//! `get_result` does, or the request_id to come back with when the wait ends first. A task runs
-//! the same flow and settles with the same answer ([`RunComfyServer::answer_run`]).
+//! `generate_image_and_wait`: submit (one job or `count` of them), wait with progress
+//! notifications, and return the result as `get_result` does, or the request_ids to come back
+//! with when the wait ends first. A task runs the same flow and settles with the same answer
+//! ([`RunComfyServer::answer_runs`]).
 
 use std::time::Duration;
 
@@ -21,23 +22,24 @@ use super::{
         RunComfyServer,
     },
     cancel_request::Cancellation,
-    get_result::{DeliveryArgs, JobResult},
+    generate_image::GenerateArgs,
+    get_result::{how_to_go_on, job_failed, BatchJob, DeliveryArgs, JobResult},
 };
 use crate::{
-    dreamina::ImageRequest,
+    dreamina::MAX_IMAGES,
     jobs::{
         settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
-        Run, RunError, RunOutcome, Step,
+        Outputs, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
     },
-    runcomfy::{ApiError, CancelResponse, RequestId},
+    runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, URL_LIFETIME_HOURS},
     text::capitalised,
 };
 
-/// The arguments of `generate_image_and_wait`: the image, and how long to wait for it.
+/// The arguments of `generate_image_and_wait`: the images, and how long to wait for them.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct WaitArgs {
     #[serde(flatten)]
-    pub request: ImageRequest,
+    pub generate: GenerateArgs,
 
     #[serde(flatten)]
     pub delivery: DeliveryArgs,
@@ -53,7 +55,7 @@ fn max_wait_description() -> String {
 }
 
 fn description() -> String {
-    format!("Start a Dreamina 4.0 text-to-image job on RunComfy and wait for it, reporting progress, then return the image URLs as get_result does. If the image is not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_id and status instead, not an error: then call get_result with that request_id a few seconds later. Do not call this tool again for the same image; that starts a new paid job. Cancelling the call cancels the job if it is still queued.")
+    format!("Make images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy and wait for them, reporting progress, then return the image URLs as get_result does: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images: an earlier result's request_id#n, an https URL, an allowed local file), an edit, a restyle or a combination of them. count (1 to {MAX_COUNT}) makes that many alternatives side by side. If the images are not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_ids and status instead, not an error: then call get_result with each request_id a few seconds later. Every job is paid for: do not call this tool again for the same image. Cancelling the call cancels the jobs still queued.")
 }
 
 impl Validate for WaitArgs {
@@ -61,41 +63,81 @@ impl Validate for WaitArgs {
         if self.max_wait_seconds == Some(0) {
             return Err(InvalidArgument::new("max_wait_seconds", "must be at least 1 second"));
         }
-        Ok(self.request.validate()?)
+        self.generate.validate()
+    }
+
+    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
+        args::part::<GenerateArgs>(args).or_else(|| args::part::<DeliveryArgs>(args))
     }
 }
 
-/// The arguments as the tasks path reads them: a task follows its job for as long as it takes.
-pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<(ImageRequest, DeliveryArgs), InvalidArgument> {
-    args::parse::<WaitArgs>(arguments).map(|a| (a.request, a.delivery))
+/// The arguments as the tasks path reads them: a task follows its jobs for as long as it takes.
+pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<(GenerateArgs, DeliveryArgs), InvalidArgument> {
+    args::parse::<WaitArgs>(arguments).map(|a| (a.generate, a.delivery))
 }
 
-/// What a person waiting is told at each step.
-pub(in crate::mcp) fn progress_message(step: Step<'_>, elapsed: Duration) -> String {
-    match step {
+/// What a person waiting is told at each step of job `index` (from 0) of `count`.
+pub(in crate::mcp) fn progress_message(index: usize, count: u32, step: Step<'_>, elapsed: Duration) -> String {
+    let message = match step {
         Step::Submitted(id) => format!("Submitted as request_id {id}"),
         Step::Polled(id, event) => format!(
             "{} ({} s) — request_id {id}",
             capitalised(&event.phase()),
             elapsed.as_secs()
         ),
+    };
+    if count == 1 {
+        message
+    } else {
+        format!("Job {} of {count}: {message}", index + 1)
+    }
+}
+
+/// What became of a job whose wait the client cancelled.
+fn cancelled_job(id: &RequestId, cancel: &Result<CancelResponse, ApiError>) -> String {
+    match cancel {
+        Ok(answer) => Cancellation::new(id, answer).message,
+        Err(e) => format!("Cancelling the job at RunComfy failed: {e} It may still run; check it with check_status."),
     }
 }
 
 /// The client cancelled a waiting call: say what became of the job.
 fn wait_cancelled(id: &RequestId, cancel: &Result<CancelResponse, ApiError>) -> ToolError {
-    let what = match cancel {
-        Ok(answer) => Cancellation::new(id, answer).message,
-        Err(e) => format!("Cancelling the job at RunComfy failed: {e} It may still run; check it with check_status."),
-    };
-    ToolError::new(format!("The wait for job {id} was cancelled. {what}"))
+    ToolError::new(format!(
+        "The wait for job {id} was cancelled. {}",
+        cancelled_job(id, cancel)
+    ))
+}
+
+/// One job of a batch, as far as the answer goes.
+enum Part {
+    /// Succeeded: its result, to collect.
+    Done(RequestId, ResultResponse),
+    /// Still going, or ended without images.
+    Other(BatchJob, Option<ToolError>),
 }
 
 impl RunComfyServer {
-    /// The answer for a run of the job flow, for the waiting tool and the tasks path alike.
-    pub(in crate::mcp) async fn answer_run(
+    /// The answer for the runs of one call (one job, or a batch), for the waiting tool and the
+    /// tasks path alike.
+    pub(in crate::mcp) async fn answer_runs(
+        &self,
+        mut runs: Vec<Result<Run, RunError>>,
+        recipe: &Recipe,
+        delivery: &DeliveryArgs,
+        peer: &Peer<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        if runs.len() == 1 {
+            let run = runs.remove(0);
+            return self.answer_run(run, recipe, delivery, peer).await;
+        }
+        self.answer_batch(runs, recipe, delivery, peer).await
+    }
+
+    async fn answer_run(
         &self,
         run: Result<Run, RunError>,
+        recipe: &Recipe,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
@@ -105,10 +147,225 @@ impl RunComfyServer {
             Err(RunError::Follow { id, error }) => return Err(ToolError::api(&id, &error)),
         };
         match outcome {
-            RunOutcome::Done(answer) => self.deliver(id, answer, delivery, peer).await,
-            RunOutcome::StillRunning(last) => Ok(JobResult::pending(id, last, waited).render(&[], true)),
+            RunOutcome::Done(answer) => {
+                let mut delivered = self.delivered(id.clone(), answer, delivery).await?;
+                delivered.result.made_with = Some(recipe.clone());
+                delivered.result.request_ids = vec![id];
+                Ok(self.shaped(&delivered, peer))
+            }
+            RunOutcome::StillRunning(last) => {
+                let mut result = JobResult::pending(id.clone(), last, waited);
+                result.made_with = Some(recipe.clone());
+                result.request_ids = vec![id];
+                Ok(result.render(&[], true))
+            }
             RunOutcome::Cancelled(cancel) => Err(wait_cancelled(&id, &cancel)),
         }
+    }
+
+    /// A batch: every job's outcome, the images of those that succeeded (collected together,
+    /// within one result's inline budget), and the request_ids of those still going. An error
+    /// only when no job has or will have an image.
+    async fn answer_batch(
+        &self,
+        runs: Vec<Result<Run, RunError>>,
+        recipe: &Recipe,
+        delivery: &DeliveryArgs,
+        peer: &Peer<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        let parts: Vec<Part> = runs.into_iter().map(part).collect();
+        let done: Vec<(RequestId, Vec<String>, Vec<String>)> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Done(id, answer) => {
+                    let output = answer.output.clone().unwrap_or_default();
+                    Some((id.clone(), output.image_urls(), output.video_urls()))
+                }
+                Part::Other(..) => None,
+            })
+            .collect();
+        let outputs: Vec<Outputs<'_>> = done
+            .iter()
+            .map(|(id, images, videos)| Outputs { id, images, videos })
+            .collect();
+        let mut collected = self
+            .jobs
+            .collect_all(&outputs, delivery.inline_full_size)
+            .await
+            .into_iter();
+
+        let mut jobs = Vec::new();
+        let mut errors = Vec::new();
+        let (mut images, mut videos, mut reports, mut notes, mut inline) = (vec![], vec![], vec![], vec![], vec![]);
+        let mut pending = Vec::new();
+        for part in parts {
+            match part {
+                Part::Done(id, answer) => {
+                    let output = answer.output.unwrap_or_default();
+                    let media = collected.next().unwrap_or_default();
+                    jobs.push(BatchJob {
+                        request_id: Some(id),
+                        status: JobStatus::Succeeded.as_str().to_owned(),
+                        finished: true,
+                        queue_position: None,
+                        images: output.image_urls(),
+                        error: None,
+                    });
+                    images.extend(output.image_urls());
+                    videos.extend(output.video_urls());
+                    reports.extend(media.outputs);
+                    notes.extend(media.notes);
+                    inline.extend(media.inline);
+                }
+                Part::Other(job, error) => {
+                    if !job.finished {
+                        pending.extend(job.request_id.clone());
+                    }
+                    errors.extend(error);
+                    jobs.push(job);
+                }
+            }
+        }
+        let request_ids: Vec<RequestId> = jobs.iter().filter_map(|j| j.request_id.clone()).collect();
+        let succeeded = jobs.iter().any(|j| j.status == JobStatus::Succeeded.as_str());
+        let (Some(first_id), true) = (request_ids.first().cloned(), succeeded || !pending.is_empty()) else {
+            let texts: Vec<&str> = errors.iter().map(ToolError::text).collect();
+            return Err(ToolError::new(format!(
+                "None of the {} jobs made an image.\n{}",
+                jobs.len(),
+                texts.join("\n")
+            )));
+        };
+
+        let mut next = Vec::new();
+        if !pending.is_empty() {
+            let ids: Vec<String> = pending.iter().map(|id| format!("\"{id}\"")).collect();
+            next.push(format!(
+                "Still going at RunComfy: call get_result with request_id {} in a few seconds to collect {}. Do not call generate_image_and_wait again for them: that would start new paid jobs.",
+                ids.join(", "),
+                if pending.len() == 1 { "its images" } else { "their images" }
+            ));
+        }
+        if let Some(first) = reports.iter().find_map(|o| o.reference.clone()) {
+            next.push(format!(
+                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping. {}",
+                URL_LIFETIME_HOURS / 24,
+                how_to_go_on(&first)
+            ));
+        }
+        let result = JobResult {
+            request_id: first_id,
+            status: batch_status(&jobs),
+            finished: jobs.iter().all(|j| j.finished),
+            queue_position: None,
+            images,
+            videos,
+            created_at: None,
+            finished_at: None,
+            next_step: next.join(" "),
+            url_lifetime_hours: (!reports.is_empty()).then_some(URL_LIFETIME_HOURS),
+            outputs: reports,
+            notes,
+            made_with: Some(recipe.clone()),
+            request_ids,
+            jobs,
+        };
+        let client = peer.peer_info().map(|info| info.client_info.name.clone());
+        let keep = self.structured.keep_with_images(client.as_deref());
+        Ok(result.render(&inline, keep))
+    }
+}
+
+/// What a run of a batch amounts to in the answer.
+fn part(run: Result<Run, RunError>) -> Part {
+    let (id, outcome) = match run {
+        Ok(Run { id, outcome, .. }) => (id, outcome),
+        Err(RunError::Submit(e)) => {
+            let fate_unknown = e.submit_fate_unknown();
+            let job = BatchJob {
+                request_id: None,
+                status: if fate_unknown { "unknown" } else { "not_submitted" }.to_owned(),
+                finished: !fate_unknown,
+                queue_position: None,
+                images: Vec::new(),
+                error: Some(ToolError::submit(&e).text().replace('\n', " ")),
+            };
+            return Part::Other(job, Some(ToolError::submit(&e)));
+        }
+        Err(RunError::Follow { id, error }) => {
+            let failure = ToolError::api(&id, &error);
+            let job = BatchJob {
+                request_id: Some(id),
+                status: "unknown".to_owned(),
+                finished: false,
+                queue_position: None,
+                images: Vec::new(),
+                error: Some(format!("Following this job failed: {}", failure.text())),
+            };
+            // It exists and may still make its image: something to come back for, not an error.
+            return Part::Other(job, None);
+        }
+    };
+    let job = |status: &str, finished: bool, queue_position: Option<u32>, error: Option<String>| BatchJob {
+        request_id: Some(id.clone()),
+        status: status.to_owned(),
+        finished,
+        queue_position,
+        images: Vec::new(),
+        error,
+    };
+    match outcome {
+        RunOutcome::Done(answer) if answer.status == JobStatus::Succeeded => Part::Done(id, answer),
+        RunOutcome::Done(answer) if answer.status == JobStatus::Failed => {
+            let failure = job_failed(&id, &answer);
+            Part::Other(
+                job("failed", true, None, Some(failure.text().replace('\n', " "))),
+                Some(failure),
+            )
+        }
+        RunOutcome::Done(answer) => {
+            let finished = answer.status.is_terminal();
+            Part::Other(job(answer.status.as_str(), finished, None, None), None)
+        }
+        RunOutcome::StillRunning(last) => {
+            let status = last.as_ref().map_or(JobStatus::InQueue, |s| s.status.clone());
+            let position = last.and_then(|s| s.queue_position);
+            Part::Other(job(status.as_str(), false, position, None), None)
+        }
+        RunOutcome::Cancelled(cancel) => {
+            let what = cancelled_job(&id, &cancel);
+            let cancelled = matches!(&cancel, Ok(a) if a.outcome == Some(CancelOutcome::Cancelled));
+            let status = if cancelled {
+                "cancelled".to_owned()
+            } else {
+                cancel
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.status.as_ref())
+                    .map_or("unknown".to_owned(), |s| s.as_str().to_owned())
+            };
+            let error = ToolError::new(format!("The wait for job {id} was cancelled. {what}"));
+            Part::Other(job(&status, cancelled, None, Some(what)), Some(error))
+        }
+    }
+}
+
+/// The batch in one status: still going while any job is, else succeeded when any job made
+/// images, else how the rest ended.
+fn batch_status(jobs: &[BatchJob]) -> JobStatus {
+    let any = |status: &str| jobs.iter().any(|j| j.status == status);
+    if jobs.iter().any(|j| !j.finished) {
+        if any("in_queue") && !any("in_progress") {
+            JobStatus::InQueue
+        } else {
+            JobStatus::InProgress
+        }
+    } else if any("succeeded") {
+        JobStatus::Succeeded
+    } else if any("cancelled") {
+        JobStatus::Cancelled
+    } else {
+        JobStatus::Failed
     }
 }
 
@@ -116,7 +373,7 @@ impl RunComfyServer {
 impl RunComfyServer {
     #[tool(
         name = "generate_image_and_wait",
-        title = "Generate image and wait (Dreamina 4.0)",
+        title = "Generate or edit image and wait (Dreamina 4.0)",
         description = description(),
         input_schema = schema_for::<WaitArgs>(),
         output_schema = output_schema_for::<JobResult>(),
@@ -130,21 +387,23 @@ impl RunComfyServer {
         cancel: CancellationToken,
     ) -> Result<CallToolResult, ToolError> {
         let args: WaitArgs = args::parse(arguments)?;
+        let GenerateArgs { request, count } = &args.generate;
+        let prepared = self.jobs.prepare(request).await?;
         let mut progress = meta
             .get_progress_token()
             .map(|token| ProgressReporter::new(peer.clone(), token));
         let max_wait = self.jobs.policy().wait_for(args.max_wait_seconds);
-        let run = self
+        let runs = self
             .jobs
-            .run(&args.request, max_wait, &cancel, |elapsed, step| {
+            .run_batch(&prepared, *count, max_wait, &cancel, |index, elapsed, step| {
                 if let Some(progress) = progress.as_mut() {
-                    progress.report(elapsed, progress_message(step, elapsed));
+                    progress.report(elapsed, progress_message(index, *count, step, elapsed));
                 }
             })
             .await;
         if let Some(progress) = progress {
             progress.finish().await;
         }
-        self.answer_run(run, &args.delivery, &peer).await
+        self.answer_runs(runs, &prepared.recipe, &args.delivery, &peer).await
     }
 }

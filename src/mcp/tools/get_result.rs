@@ -20,6 +20,7 @@ use super::super::{
     RunComfyServer,
 };
 use crate::{
+    jobs::Recipe,
     media::{Collected, InlineForm, InlineImage, OutputReport},
     runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse, URL_LIFETIME_HOURS},
 };
@@ -30,6 +31,12 @@ pub struct DeliveryArgs {
     /// false (default): images come back as small previews, with their URLs (and saved files when the server saves them). true: the full-size image files instead, up to the server's cap per result; they cost a lot of context, so ask only when full detail is needed inline.
     #[serde(default)]
     pub inline_full_size: bool,
+}
+
+impl Validate for DeliveryArgs {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        Ok(())
+    }
 }
 
 /// `get_result`'s arguments.
@@ -44,6 +51,10 @@ pub struct ResultArgs {
 impl Validate for ResultArgs {
     fn validate(&self) -> Result<(), InvalidArgument> {
         Ok(()) // RequestId checks itself while deserialising.
+    }
+
+    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
+        args::part::<DeliveryArgs>(args)
     }
 }
 
@@ -80,6 +91,44 @@ pub struct JobResult {
     /// Remarks about the result as a whole (previews left out, limits applied).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The prompt and settings the job was made with, as the generate tools take them, to run it again, vary it or edit its output. Missing for a job this machine did not submit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Recipe")]
+    pub made_with: Option<Recipe>,
+    /// Every job the call started, in order (generate_image_and_wait; more than one with count).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub request_ids: Vec<RequestId>,
+    /// Each job of a batch (count above 1), in order; the fields above then sum them up: images and outputs of every job, status succeeded once any has images.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<BatchJob>,
+}
+
+/// One job of a batch.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BatchJob {
+    /// Missing when the submit's answer never came (a job may exist: see error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub request_id: Option<RequestId>,
+    /// in_queue, in_progress, succeeded, failed, cancelled as RunComfy last said; not_submitted: RunComfy refused the submit (no job, no charge); unknown: the submit's answer or the job's status was lost (see error).
+    pub status: String,
+    /// True when the status will not change any more.
+    pub finished: bool,
+    /// Jobs ahead of this one, while it is queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+    /// Its image URLs, once it has succeeded.
+    pub images: Vec<String>,
+    /// What went wrong, and what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A job's result with its media collected, and the images to put inline.
+pub(super) struct Delivered {
+    pub result: JobResult,
+    pub inline: Vec<InlineImage>,
 }
 
 impl JobResult {
@@ -94,8 +143,9 @@ impl JobResult {
                 "The job succeeded but RunComfy returned no output URLs. Try get_result again in a few seconds.".to_owned()
             }
             JobStatus::Succeeded => format!(
-                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping.",
-                URL_LIFETIME_HOURS / 24
+                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping. {}",
+                URL_LIFETIME_HOURS / 24,
+                how_to_go_on(&format!("{id}#1"))
             ),
             JobStatus::Failed => return Err(job_failed(&id, &answer)),
             JobStatus::Cancelled => "The job was cancelled and produced no image. Call generate_image again if the image is still wanted.".to_owned(),
@@ -114,6 +164,9 @@ impl JobResult {
             outputs: media.map(|m| m.outputs.clone()).unwrap_or_default(),
             url_lifetime_hours: media.map(|_| URL_LIFETIME_HOURS),
             notes: media.map(|m| m.notes.clone()).unwrap_or_default(),
+            made_with: None,
+            request_ids: Vec::new(),
+            jobs: Vec::new(),
         })
     }
 
@@ -140,6 +193,9 @@ impl JobResult {
             outputs: Vec::new(),
             url_lifetime_hours: None,
             notes: Vec::new(),
+            made_with: None,
+            request_ids: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -158,7 +214,33 @@ impl JobResult {
     }
 
     fn text(&self) -> String {
-        let mut text = format!("Job {}: {}.", self.request_id, self.status);
+        let mut text = if self.jobs.is_empty() {
+            format!("Job {}: {}.", self.request_id, self.status)
+        } else {
+            let mut counts: Vec<(String, usize)> = Vec::new();
+            for job in &self.jobs {
+                match counts.iter_mut().find(|(s, _)| *s == job.status) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((job.status.clone(), 1)),
+                }
+            }
+            let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            let mut text = format!("{} jobs: {}.", self.jobs.len(), counts.join(", "));
+            for (i, job) in self.jobs.iter().enumerate() {
+                let id = job
+                    .request_id
+                    .as_ref()
+                    .map_or("(no request_id)".to_owned(), RequestId::to_string);
+                text.push_str(&format!("\nJob {} {id}: {}", i + 1, job.status));
+                if let Some(p) = job.queue_position {
+                    text.push_str(&format!(", queue position {p}"));
+                }
+                if let Some(error) = &job.error {
+                    text.push_str(&format!("\n  {}", error.replace('\n', " ")));
+                }
+            }
+            text
+        };
         if !self.outputs.is_empty() {
             let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let mut kinds = vec![count(self.images.len(), "image")];
@@ -172,6 +254,9 @@ impl JobResult {
             let facts = facts(output);
             if !facts.is_empty() {
                 text.push_str(&format!("\n  {facts}"));
+            }
+            if let Some(reference) = &output.reference {
+                text.push_str(&format!("\n  reference {reference}"));
             }
             if let Some(path) = &output.saved_path {
                 text.push_str(&format!("\n  saved to {path}"));
@@ -190,9 +275,33 @@ impl JobResult {
         for note in &self.notes {
             text.push_str(&format!("\nNote: {note}"));
         }
+        if let Some(recipe) = &self.made_with {
+            text.push_str(&format!(
+                "\nMade with: {} (call again with these to vary it)",
+                recipe_line(recipe)
+            ));
+        }
         text.push_str(&format!("\n{}", self.next_step));
         text
     }
+}
+
+/// What to do with a finished image: edit it by its reference, or run the request again.
+pub(super) fn how_to_go_on(first_reference: &str) -> String {
+    format!("To edit or build on an image, call generate_image_and_wait with images: [\"{first_reference}\"] (each image's reference is listed) and a prompt saying what to change. Each call is a new paid job.")
+}
+
+/// `prompt "…", size 2048x2048(1:1), scale 0.5, force_single false, images ["a#1"]`.
+fn recipe_line(recipe: &Recipe) -> String {
+    let mut line = format!(
+        "prompt {:?}, size {}, scale {}, force_single {}",
+        recipe.prompt, recipe.size, recipe.scale, recipe.force_single
+    );
+    if !recipe.images.is_empty() {
+        let images: Vec<String> = recipe.images.iter().map(|i| format!("{i:?}")).collect();
+        line.push_str(&format!(", images [{}]", images.join(", ")));
+    }
+    line
 }
 
 /// A timestamp as text, whether RunComfy sent a string or a number.
@@ -203,7 +312,7 @@ fn plain(value: Value) -> String {
     }
 }
 
-fn job_failed(id: &RequestId, answer: &ResultResponse) -> ToolError {
+pub(super) fn job_failed(id: &RequestId, answer: &ResultResponse) -> ToolError {
     let detail = answer
         .error_message()
         .unwrap_or_else(|| "RunComfy gave no reason".to_owned());
@@ -213,15 +322,13 @@ fn job_failed(id: &RequestId, answer: &ResultResponse) -> ToolError {
 }
 
 impl RunComfyServer {
-    /// The answer for a job whose result RunComfy gave: its media collected when it succeeded,
-    /// shaped for this client.
-    pub(super) async fn deliver(
+    /// A job's result as RunComfy gave it, with its media collected when it succeeded.
+    pub(super) async fn delivered(
         &self,
         id: RequestId,
         answer: ResultResponse,
         delivery: &DeliveryArgs,
-        peer: &Peer<RoleServer>,
-    ) -> Result<CallToolResult, ToolError> {
+    ) -> Result<Delivered, ToolError> {
         let output = answer.output.clone().unwrap_or_default();
         let (images, videos) = (output.image_urls(), output.video_urls());
         let media = if answer.status == JobStatus::Succeeded && !(images.is_empty() && videos.is_empty()) {
@@ -234,10 +341,15 @@ impl RunComfyServer {
             None
         };
         let result = JobResult::new(id, answer, media.as_ref())?;
+        let inline = media.map(|m| m.inline).unwrap_or_default();
+        Ok(Delivered { result, inline })
+    }
+
+    /// The result as this client should get it (see [`crate::mcp::settings::StructuredMode`]).
+    pub(super) fn shaped(&self, delivered: &Delivered, peer: &Peer<RoleServer>) -> CallToolResult {
         let client = peer.peer_info().map(|info| info.client_info.name.clone());
         let keep = self.structured.keep_with_images(client.as_deref());
-        let inline = media.as_ref().map_or(&[][..], |m| &m.inline[..]);
-        Ok(result.render(inline, keep))
+        delivered.result.render(&delivered.inline, keep)
     }
 }
 
@@ -246,7 +358,7 @@ impl RunComfyServer {
     #[tool(
         name = "get_result",
         title = "Get job result",
-        description = "Get the outcome of a job started with generate_image: once it has succeeded, the image URLs with their size and type, small inline previews, a link per image, and the saved file paths when the server saves images; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
+        description = "Get the outcome of a job started with generate_image: once it has succeeded, the image URLs with their size and type, small inline previews, a link per image, the saved file paths when the server saves images, each image's reference (request_id#n, to edit it) and the prompt and settings it was made with; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
         input_schema = schema_for::<ResultArgs>(),
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
@@ -258,6 +370,9 @@ impl RunComfyServer {
             .result(&request_id)
             .await
             .map_err(|e| ToolError::api(&request_id, &e))?;
-        self.deliver(request_id, answer, &delivery, &peer).await
+        let recipe = self.jobs.recipe(&request_id).await;
+        let mut delivered = self.delivered(request_id, answer, &delivery).await?;
+        delivered.result.made_with = recipe;
+        Ok(self.shaped(&delivered, &peer))
     }
 }

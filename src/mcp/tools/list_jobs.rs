@@ -236,7 +236,7 @@ impl RunComfyServer {
     #[tool(
         name = "list_jobs",
         title = "List recent jobs",
-        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, and image URLs or saved files once known. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. Reads only this machine's journal: does not contact RunComfy."),
+        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, and image URLs or saved files once known. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it, or pass request_id#n in a generate tool's images to edit its n-th image. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. Reads only this machine's journal: does not contact RunComfy."),
         input_schema = schema_for::<ListJobsArgs>(),
         output_schema = output_schema_for::<JobList>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)

@@ -11,7 +11,7 @@ pub mod list_jobs;
 use rmcp::{handler::server::router::tool::ToolRouter, model::JsonObject};
 
 use super::{args::InvalidArgument, RunComfyServer};
-use crate::dreamina::ImageRequest;
+use generate_image::GenerateArgs;
 use get_result::DeliveryArgs;
 
 pub(super) fn router() -> ToolRouter<RunComfyServer> {
@@ -23,13 +23,13 @@ pub(super) fn router() -> ToolRouter<RunComfyServer> {
         + RunComfyServer::list_jobs_router()
 }
 
-/// For a tool a tasks-capable client may run as a task (both image tools start a job worth
-/// following): its arguments read as the job to run and how to deliver its result. `None` for
+/// For a tool a tasks-capable client may run as a task (both image tools start jobs worth
+/// following): its arguments read as the jobs to run and how to deliver their result. `None` for
 /// every other tool.
 pub(super) fn task_arguments(
     tool: &str,
     arguments: JsonObject,
-) -> Option<Result<(ImageRequest, DeliveryArgs), InvalidArgument>> {
+) -> Option<Result<(GenerateArgs, DeliveryArgs), InvalidArgument>> {
     match tool {
         "generate_image" => Some(generate_image::task_arguments(arguments).map(|r| (r, DeliveryArgs::default()))),
         "generate_image_and_wait" => Some(generate_image_and_wait::task_arguments(arguments)),

@@ -1,0 +1,224 @@
+//! Turning a request into what is submitted, before anything is paid for: every reference image
+//! resolved (a URL as given, an earlier job's output through the journal or RunComfy, an allowed
+//! file or a data URI as a data URI), the endpoint picked, the body built and its size checked.
+//! A batch submits the same [`Prepared`] body several times. Anything wrong is a
+//! [`PrepareError`] naming the entry and the fix; no submit has been sent then.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::JobService;
+use crate::{
+    dreamina::{Endpoint, ImageRequest, InputError, WIRE_IMAGES_KEY},
+    journal::JobRecord,
+    media::inputs::{self, InputRecord, Source},
+    runcomfy::{ApiError, JobStatus, RequestId, MAX_SUBMIT_BYTES},
+};
+
+/// A request ready to submit.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub endpoint: Endpoint,
+    /// The model id it goes to.
+    pub model: String,
+    /// The body RunComfy receives.
+    pub wire: Value,
+    /// What the journal keeps: the body without any image bytes.
+    pub params: Value,
+    pub recipe: Recipe,
+}
+
+/// The prompt and settings a job was made with, in the form the generate tools take, so that it
+/// can be run again, varied or edited.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Recipe {
+    /// The prompt, in full.
+    pub prompt: String,
+    /// e.g. `2048x2048(1:1)`.
+    pub size: String,
+    /// How strongly the prompt steered it, 0 to 1.
+    pub scale: f64,
+    /// Whether exactly one image was asked for.
+    pub force_single: bool,
+    /// The reference images as they were given (a data URI given directly is only described); empty for text-to-image.
+    pub images: Vec<String>,
+}
+
+impl Recipe {
+    /// From what the journal kept of a job (rows written before edits existed too).
+    pub fn from_record(job: &JobRecord) -> Self {
+        let inputs: Vec<InputRecord> = job
+            .params
+            .get("inputs")
+            .and_then(|i| serde_json::from_value(i.clone()).ok())
+            .unwrap_or_default();
+        Self {
+            prompt: job.prompt.clone(),
+            size: job.size.clone(),
+            scale: job
+                .params
+                .get("scale")
+                .and_then(Value::as_f64)
+                .unwrap_or(crate::dreamina::DEFAULT_SCALE),
+            force_single: job.params.get("force_single").and_then(Value::as_bool).unwrap_or(false),
+            images: inputs.into_iter().map(|i| i.given).collect(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum PrepareError {
+    /// A rule or an entry of `images` that cannot be used, with what would work instead.
+    Input(InputError),
+    /// Looking up the earlier job an entry names failed at RunComfy (try again).
+    Lookup {
+        field: String,
+        id: RequestId,
+        error: ApiError,
+    },
+}
+
+impl From<InputError> for PrepareError {
+    fn from(e: InputError) -> Self {
+        Self::Input(e)
+    }
+}
+
+impl std::fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Input(e) => write!(f, "{e}"),
+            Self::Lookup { field, id, error } => {
+                write!(f, "{field}: looking up job {id} at RunComfy failed: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PrepareError {}
+
+/// Why an earlier job's output cannot be used.
+enum OutputError {
+    Unusable(String),
+    Lookup(ApiError),
+}
+
+impl JobService {
+    /// Checks `request` and resolves its reference images, in order; the first entry that
+    /// cannot be used is the error. Reads files and may ask RunComfy for an earlier job's
+    /// result, but never submits.
+    pub async fn prepare(&self, request: &ImageRequest) -> Result<Prepared, PrepareError> {
+        request.validate()?;
+        let mut urls = Vec::with_capacity(request.images.len());
+        let mut records = Vec::with_capacity(request.images.len());
+        // Running total of what the images add to the body, so that ten large files are
+        // refused as soon as they pass the cap rather than all read first.
+        let mut body_bytes = 0usize;
+        for (i, entry) in request.images.iter().enumerate() {
+            let field = format!("images[{i}]");
+            let input = |message: String| PrepareError::Input(InputError::new(field.clone(), message));
+            let resolved = match Source::parse(entry).map_err(input)? {
+                Source::Url(url) => inputs::url(url),
+                Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).map_err(input)?,
+                Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
+                Source::Job { id, index } => match self.job_output(&id, index).await {
+                    Ok(url) => inputs::job_output(entry, url),
+                    Err(OutputError::Unusable(message)) => return Err(input(message)),
+                    Err(OutputError::Lookup(error)) => return Err(PrepareError::Lookup { field, id, error }),
+                },
+            };
+            body_bytes += resolved.wire.len();
+            if body_bytes > MAX_SUBMIT_BYTES {
+                return Err(too_large(body_bytes));
+            }
+            urls.push(resolved.wire);
+            records.push(resolved.record);
+        }
+        let wire = request.to_wire(&urls);
+        let total = serde_json::to_vec(&wire).map_or(0, |b| b.len());
+        if total > MAX_SUBMIT_BYTES {
+            return Err(too_large(total));
+        }
+        let mut params = wire.clone();
+        if let Some(object) = params.as_object_mut() {
+            if object.remove(WIRE_IMAGES_KEY).is_some() {
+                object.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
+            }
+        }
+        let endpoint = request.endpoint();
+        Ok(Prepared {
+            endpoint,
+            model: self.models.of(endpoint).to_owned(),
+            wire,
+            params,
+            recipe: Recipe {
+                prompt: request.prompt.clone(),
+                size: request.size.as_str().to_owned(),
+                scale: request.scale,
+                force_single: request.force_single,
+                images: records.into_iter().map(|r| r.given).collect(),
+            },
+        })
+    }
+
+    /// The prompt and settings of a job this machine submitted, from the journal.
+    pub async fn recipe(&self, id: &RequestId) -> Option<Recipe> {
+        self.journal.get(id).await.map(|job| Recipe::from_record(&job))
+    }
+
+    /// The URL of job `id`'s `index`-th image (from 1), exactly as RunComfy gave it: from the
+    /// journal when it holds the result, else from RunComfy's result for the job.
+    async fn job_output(&self, id: &RequestId, index: usize) -> Result<String, OutputError> {
+        if let Some(job) = self.journal.get(id).await.filter(|j| !j.images.is_empty()) {
+            return pick(id, &job.images, index);
+        }
+        let answer = match self.result(id).await {
+            Ok(answer) => answer,
+            Err(ApiError::NotFound { .. }) => {
+                return Err(OutputError::Unusable(format!(
+                    "there is no job {id} at RunComfy (or it has expired): give the request_id of a job that succeeded (list_jobs lists them)"
+                )))
+            }
+            Err(e) => return Err(OutputError::Lookup(e)),
+        };
+        let images = answer.output.as_ref().map(|o| o.image_urls()).unwrap_or_default();
+        match answer.status {
+            JobStatus::Succeeded => pick(id, &images, index),
+            JobStatus::Failed | JobStatus::Cancelled => Err(OutputError::Unusable(format!(
+                "job {id} {} and made no image to use",
+                answer.status
+            ))),
+            status => Err(OutputError::Unusable(format!(
+                "job {id} is still {status}: wait until it has succeeded (get_result says so), then pass it again"
+            ))),
+        }
+    }
+}
+
+fn pick(id: &RequestId, images: &[String], index: usize) -> Result<String, OutputError> {
+    match images.get(index - 1) {
+        Some(url) => Ok(url.clone()),
+        None if images.is_empty() => Err(OutputError::Unusable(format!("job {id} has no images"))),
+        None => Err(OutputError::Unusable(format!(
+            "job {id} has {} image(s), so there is no {id}#{index}; use {id}#1{}",
+            images.len(),
+            if images.len() > 1 {
+                format!(" to {id}#{}", images.len())
+            } else {
+                String::new()
+            }
+        ))),
+    }
+}
+
+fn too_large(bytes: usize) -> PrepareError {
+    PrepareError::Input(InputError::new(
+        "images",
+        format!(
+            "add up to a {:.1} MiB request; RunComfy takes at most {} MiB per request. Pass fewer or smaller images, or https:// URLs instead of files",
+            bytes as f64 / (1024.0 * 1024.0),
+            MAX_SUBMIT_BYTES / (1024 * 1024)
+        ),
+    ))
+}
