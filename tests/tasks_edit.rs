@@ -1,0 +1,118 @@
+//! The tasks path with reference images and a batch: a task edits as the tools do and settles
+//! with every job's images; a bad reference is answered at once, with no task and no submit.
+
+use std::time::Duration;
+
+use rmcp::{
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig, GetTaskParams,
+        Implementation, JsonObject, TaskPayload,
+    },
+    service::RunningService,
+    transport::{ConfigureCommandExt, TokioChildProcess},
+    RoleClient, ServiceExt,
+};
+use runcomfy_mcp::simulator::{SimConfig, Simulator};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_runcomfy-mcp");
+
+async fn tasks_client(base_url: &str) -> RunningService<RoleClient, ClientConfig> {
+    let base_url = base_url.to_owned();
+    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
+        cmd.args(["serve", "--poll-first-ms", "50", "--poll-max-ms", "200"])
+            .env("RUNCOMFY_API_KEY", "tasks-edit-token")
+            .env("RUNCOMFY_BASE_URL", &base_url)
+            .env("RUNCOMFY_NO_JOURNAL", "true")
+            .env_remove("RUNCOMFY_INPUT_DIRS")
+            .env("RUST_LOG", "warn");
+    });
+    let info = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::new("tasks-edit-test", "0"),
+    );
+    info.serve(TokioChildProcess::new(command).unwrap()).await.unwrap()
+}
+
+fn arguments(value: Value) -> JsonObject {
+    value.as_object().unwrap().clone()
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_task_edits_a_batch_and_a_bad_reference_gets_no_task() {
+    let config = SimConfig {
+        initial_queue_position: 1,
+        queue_step_ms: 100,
+        run_ms: 100,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let client = tasks_client(&sim.base_url()).await;
+
+    let url = "https://images.invalid/ref.png";
+    let call = CallToolRequestParams::new("generate_image").with_arguments(arguments(
+        json!({"prompt": "two versions", "images": [url], "count": 2, "size": "1024x1024"}),
+    ));
+    let CallToolResponse::Task(created) = client.call_tool_once(call).await.unwrap() else {
+        panic!("expected a task");
+    };
+    let task = loop {
+        let info = client
+            .peer()
+            .get_task(GetTaskParams::new(created.task.task_id.clone()))
+            .await
+            .unwrap();
+        if info.task.status().is_terminal() {
+            break info.task;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let TaskPayload::Completed { result } = task.payload else {
+        panic!("expected a completed task, got {:?}", task.payload);
+    };
+    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let done = result.structured_content.unwrap();
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(done["images"].as_array().unwrap().len(), 2);
+    assert_eq!(done["made_with"]["images"], json!([url]));
+    let http = reqwest::Client::new();
+    for id in done["request_ids"].as_array().unwrap() {
+        let job: Value = http
+            .get(format!("{}/__sim/jobs/{}", sim.base_url(), id.as_str().unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(job["request"]["image_urls"], json!([url]), "passed through unchanged");
+    }
+
+    let submits = sim.stats().submissions;
+    let bad = CallToolRequestParams::new("generate_image_and_wait")
+        .with_arguments(arguments(json!({"prompt": "x", "images": ["/etc/hostname"]})));
+    match client.call_tool_once(bad).await.unwrap() {
+        CallToolResponse::Complete(r) => {
+            assert_eq!(r.is_error, Some(true));
+            assert!(
+                text(&r).contains("`images[0]`") && text(&r).contains("--input-dir"),
+                "{}",
+                text(&r)
+            );
+        }
+        other => panic!("expected an error result, got {other:?}"),
+    }
+    assert_eq!(sim.stats().submissions, submits, "nothing submitted");
+    client.cancel().await.unwrap();
+}
