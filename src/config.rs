@@ -91,7 +91,10 @@ impl GenerateSettings {
     pub async fn build(self, input_dirs: &[String]) -> anyhow::Result<(JobService, Option<Simulator>)> {
         let media = MediaOptions {
             inputs: InputOptions::new(input_dirs, self.input_max_mb * 1024 * 1024).map_err(anyhow::Error::msg)?,
-            output_dir: Some(OutputDir::prepare(&self.out.to_string_lossy()).map_err(anyhow::Error::msg)?),
+            // Relative to where the command was typed, which is what a person means (no warning).
+            output_dir: Some(
+                OutputDir::prepare(&std::path::absolute(&self.out)?.to_string_lossy()).map_err(anyhow::Error::msg)?,
+            ),
             previews: false,
             ..MediaOptions::default()
         };
