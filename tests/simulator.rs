@@ -120,7 +120,7 @@ async fn poll_until(api: &Api, id: &str, done: &str) -> Vec<Value> {
 fn decode_png(bytes: &[u8]) -> (u32, u32) {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     let mut reader = decoder.read_info().expect("PNG header");
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let mut buf = vec![0; reader.output_buffer_size().expect("PNG size")];
     let info = reader.next_frame(&mut buf).expect("PNG frame");
     (info.width, info.height)
 }

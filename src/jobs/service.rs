@@ -99,10 +99,6 @@ impl JobService {
         &self.policy
     }
 
-    pub fn media(&self) -> &MediaOptions {
-        &self.media
-    }
-
     /// Submits a job, recording it before the body leaves and its outcome after. Never sent
     /// twice unless RunComfy provably did not take it (the client's retry policy).
     pub async fn submit(&self, prepared: &Prepared) -> Result<RequestId, ApiError> {

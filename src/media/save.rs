@@ -140,15 +140,16 @@ fn checked_name(name: &str) -> io::Result<&str> {
     }
 }
 
-/// `~` or `~/…` (`~\…` too) means the home directory (`HOME`, or `USERPROFILE` on Windows).
+/// `~` or `~/…` (`~\…` too) means the home directory, as `directories` finds it (`HOME` on Unix,
+/// the profile folder on Windows).
 pub(crate) fn expand_home(raw: &str) -> PathBuf {
     let rest = match raw.strip_prefix('~') {
         Some(rest) if rest.is_empty() || rest.starts_with(['/', '\\']) => rest.trim_start_matches(['/', '\\']),
         _ => return PathBuf::from(raw),
     };
-    match std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")) {
-        Some(home) if rest.is_empty() => PathBuf::from(home),
-        Some(home) => PathBuf::from(home).join(rest),
+    match directories::BaseDirs::new() {
+        Some(dirs) if rest.is_empty() => dirs.home_dir().to_path_buf(),
+        Some(dirs) => dirs.home_dir().join(rest),
         None => PathBuf::from(raw),
     }
 }
@@ -227,7 +228,8 @@ mod tests {
 
     #[test]
     fn home_is_expanded() {
-        if let Some(home) = std::env::var_os("HOME") {
+        // An empty HOME is no home: `directories` then asks the system for it.
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             assert_eq!(expand_home("~/pics"), PathBuf::from(&home).join("pics"));
             assert_eq!(expand_home("~"), PathBuf::from(&home));
             // A Windows-style separator after `~` (as typed in a Windows config) works too.

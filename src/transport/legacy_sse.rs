@@ -35,7 +35,6 @@ use rmcp::{
 };
 use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -86,7 +85,7 @@ where
     };
     let id = format!("{:032x}", rand::random::<u128>());
     let (to_server, from_client) = mpsc::channel(CHANNEL_CAPACITY);
-    let (to_client, for_client) = mpsc::channel(CHANNEL_CAPACITY);
+    let (to_client, mut for_client) = mpsc::channel(CHANNEL_CAPACITY);
     let session_ct = shared.config.shutdown.child_token();
     let calls = Arc::new(Calls::new(shared.config.in_flight.clone()));
     let transport = SessionTransport {
@@ -110,7 +109,7 @@ where
     let endpoint = Event::default()
         .event("endpoint")
         .data(format!("/message?sessionId={id}"));
-    let messages = ReceiverStream::new(for_client).map(move |message| {
+    let messages = futures::stream::poll_fn(move |cx| for_client.poll_recv(cx)).map(move |message| {
         let _ = &on_disconnect;
         Event::default().event("message").json_data(&message)
     });
