@@ -334,16 +334,23 @@ async fn claude_code_gets_the_images_without_structured_content() {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            loop {
-                let result = client
-                    .call_tool(CallToolRequestParams::new("get_result").with_arguments(args(json!({"request_id": id}))))
-                    .await
-                    .unwrap();
-                if result.content.iter().any(|c| c.as_image().is_some()) {
-                    return result;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            eventually(
+                async || {
+                    let result = client
+                        .call_tool(
+                            CallToolRequestParams::new("get_result").with_arguments(args(json!({"request_id": id}))),
+                        )
+                        .await
+                        .unwrap();
+                    if result.content.iter().any(|c| c.as_image().is_some()) {
+                        Ok(result)
+                    } else {
+                        Err(text(&result))
+                    }
+                },
+                "get_result to carry the image",
+            )
+            .await
         }
     };
     let code = get("claude-code", &[]).await;
