@@ -6,11 +6,9 @@
 //! must keep answering meanwhile. The wall-clock bounds (exit after EOF, the answer to
 //! `server/discover`) are `soak_*` tests, run by scripts/soak rather than by `cargo test`.
 
-mod common;
-
 use std::{process::Stdio, time::Duration};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use tokio::{
     io::AsyncWriteExt,

@@ -1,10 +1,8 @@
 //! The simulator, driven over HTTP the way the client and other tests will use it.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::eventually;
+use crate::common::eventually;
 
 use reqwest::StatusCode;
 use runcomfy_mcp::simulator::{SimConfig, Simulator};

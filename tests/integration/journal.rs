@@ -3,12 +3,10 @@
 //! aside without stopping the server, retention drops old jobs only, and a submit whose fate is
 //! unknown is still listed. Every test uses its own temporary state directory.
 
-mod common;
-
 use std::{collections::BTreeSet, path::Path};
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 use rmcp::model::CallToolRequestParams;
 use runcomfy_mcp::{
     journal::{location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, NewJob, SubmitOutcome},

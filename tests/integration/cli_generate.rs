@@ -1,11 +1,9 @@
 //! `runcomfy-mcp generate` from a shell: real PNG files of the requested size, and Ctrl-C that
 //! cancels a queued job.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[test]

@@ -1,14 +1,12 @@
 //! generate_image_and_wait and the tasks extension against slow simulator jobs: progress in
 //! order, cancellation while queued and while running, the deadline handle, the poll schedule.
 
-mod common;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities, ClientConfig,

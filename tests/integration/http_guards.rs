@@ -3,11 +3,9 @@
 //! expired legacy session, and too many sessions; CORS for allowed browser origins only; and the
 //! refusal to listen on a public address without authentication.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     eventually,
     http::{answer, initialize, open_sse, post_mcp, rpc, HttpServer},
     simulator, Bin,

@@ -3,12 +3,10 @@
 //! downloads that degrade the result instead of failing it, files that never land outside the
 //! output directory, and the structuredContent choice for Claude Code.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use runcomfy_mcp::dreamina::Size;
 use serde_json::{json, Value};

@@ -4,11 +4,9 @@
 //! LOAD_CALLS (50), twice, with the server's memory after the sessions close reported next to
 //! its baseline and peak, and the peak not growing from the first round to the second.
 
-mod common;
-
 use std::{sync::Arc, time::Instant};
 
-use common::{http::*, *};
+use crate::common::{http::*, *};
 use serde_json::{json, Value};
 
 fn rss_kib(pid: u32, field: &str) -> u64 {

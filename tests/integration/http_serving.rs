@@ -3,9 +3,7 @@
 //! lets a call in flight finish before the process exits. Stateless answers are plain JSON
 //! unless the call streams progress.
 
-mod common;
-
-use common::{
+use crate::common::{
     eventually, fast_config,
     http::{answer, call_tool, initialize, post_mcp, HttpServer},
     simulator,
@@ -75,7 +73,7 @@ async fn stateless_answers_are_json_unless_progress_is_sent_first() {
     let server = HttpServer::start(&sim.base_url(), &["--stateless"], &[]).await;
     let http = reqwest::Client::new();
     let call = |id: u64, params: serde_json::Value| {
-        post_mcp(&http, &server, &common::http::rpc(id, "tools/call", params))
+        post_mcp(&http, &server, &crate::common::http::rpc(id, "tools/call", params))
             .header("mcp-protocol-version", "2025-06-18")
             .send()
     };

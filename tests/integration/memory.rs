@@ -1,5 +1,6 @@
 //! Saving a 50 MB image streams it to disk: peak RSS must not grow by anything near the image's
-//! size. Alone in its own test binary so that no other test's allocations share the process.
+//! size. Run alone in a process of its own (scripts/soak) so that no other test's allocations
+//! share the process.
 //! The figure itself (about +2 MB for a 50.5 MB PNG) is measured by `examples/save_peak_rss.rs`.
 //!
 //! A memory bound, so a soak test: `cargo test` lists it as ignored, scripts/soak runs it. It
@@ -7,11 +8,9 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use runcomfy_mcp::media::{self, save::OutputDir, MediaOptions};
 use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
 use runcomfy_mcp::simulator::ImageStyle;
