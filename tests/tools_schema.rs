@@ -1,6 +1,7 @@
 //! The tool surface is a reviewed artifact: the whole `tools/list` answer is snapshot-tested, and
 //! every schema is checked against what strict clients (Anthropic, Bedrock, Gemini) accept.
 
+#[path = "integration/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -2,8 +2,8 @@
 
 import time
 
-import anyio
 import pytest
+from conftest import eventually
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
@@ -24,14 +24,14 @@ async def run_flow(call):
     assert submitted.structured_content["size"] == "1024x1024(1:1)"
 
     statuses = []
-    with anyio.fail_after(30):
-        while True:
-            state = await call("check_status", {"request_id": request_id})
-            assert not state.is_error, text_of(state)
-            statuses.append(state.structured_content["status"])
-            if state.structured_content["finished"]:
-                break
-            await anyio.sleep(0.1)
+
+    async def finished():
+        state = await call("check_status", {"request_id": request_id})
+        assert not state.is_error, text_of(state)
+        statuses.append(state.structured_content["status"])
+        return state.structured_content["finished"]
+
+    await eventually(finished, "the job to finish", interval=0.1)
     assert statuses[0] in ("in_queue", "in_progress") and statuses[-1] == "succeeded", statuses
 
     result = await call("get_result", {"request_id": request_id})

@@ -1,8 +1,8 @@
 """list_jobs through the official Python client: a request id lost with one session is found again
 in the next, and completed from there."""
 
-import anyio
 import pytest
+from conftest import eventually
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 
@@ -40,13 +40,12 @@ async def test_list_jobs_recovers_a_lost_request_id_in_a_new_session(server_on):
             assert jobs[0]["size"] == "1024x1024(1:1)"
             assert request_id in text_of(listed)
 
-            with anyio.fail_after(30):
-                while True:
-                    result = await session.call_tool("get_result", {"request_id": request_id})
-                    assert not result.is_error, text_of(result)
-                    if result.structured_content["finished"]:
-                        break
-                    await anyio.sleep(0.1)
+            async def finished():
+                result = await session.call_tool("get_result", {"request_id": request_id})
+                assert not result.is_error, text_of(result)
+                return result if result.structured_content["finished"] else None
+
+            result = await eventually(finished, "get_result to see the job finished", interval=0.1)
             images = result.structured_content["images"]
             assert result.structured_content["status"] == "succeeded" and images
 

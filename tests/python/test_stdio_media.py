@@ -4,8 +4,8 @@ resource_link per output, and the file saved with --output-dir."""
 import base64
 import pathlib
 
-import anyio
 import pytest
+from conftest import eventually
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 
@@ -20,13 +20,13 @@ async def test_finished_result_carries_preview_link_and_saved_file(server_params
             await session.initialize()
             submitted = await session.call_tool("generate_image", {"prompt": "a fox", "size": "2560x1440", "force_single": True})
             request_id = submitted.structured_content["request_id"]
-            with anyio.fail_after(30):
-                while True:
-                    result = await session.call_tool("get_result", {"request_id": request_id})
-                    assert not result.is_error
-                    if result.structured_content["finished"]:
-                        break
-                    await anyio.sleep(0.1)
+
+            async def finished():
+                result = await session.call_tool("get_result", {"request_id": request_id})
+                assert not result.is_error
+                return result if result.structured_content["finished"] else None
+
+            result = await eventually(finished, "get_result to see the job finished", interval=0.1)
 
     kinds = [c.type for c in result.content]
     assert kinds == ["text", "image", "resource_link"], kinds

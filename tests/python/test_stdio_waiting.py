@@ -3,6 +3,7 @@
 import anyio
 import httpx2 as httpx
 import pytest
+from conftest import eventually
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 
@@ -52,15 +53,24 @@ async def test_cancelling_the_call_cancels_the_queued_job(simulator, server_on):
 
 async def cancel_a_waiting_call(session, simulator):
     """Abandons a generate_image_and_wait call on a queued job (the client sends
-    notifications/cancelled); the simulator's job must end cancelled and the session keep serving."""
-    with anyio.move_on_after(1.5) as scope:
-        await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
+    notifications/cancelled) once the job exists; the simulator's job must end cancelled and the
+    session keep serving."""
+    scope = anyio.CancelScope()
+
+    async def wait_call():
+        with scope:
+            await session.call_tool("generate_image_and_wait", {"prompt": "never mind"})
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(wait_call)
+        await eventually(lambda: sim_jobs(simulator), "the job to reach the simulator")
+        scope.cancel()
     assert scope.cancelled_caught
-    with anyio.fail_after(10):
-        while True:
-            jobs = await sim_jobs(simulator)
-            if jobs and jobs[0]["status"] == "cancelled":
-                break
-            await anyio.sleep(0.05)
+
+    async def cancelled():
+        jobs = await sim_jobs(simulator)
+        return jobs if jobs and jobs[0]["status"] == "cancelled" else None
+
+    jobs = await eventually(cancelled, "the job to be cancelled")
     status = await session.call_tool("check_status", {"request_id": jobs[0]["request_id"]})
     assert status.structured_content["status"] == "cancelled"

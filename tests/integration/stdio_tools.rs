@@ -1,9 +1,7 @@
 //! The four job tools over stdio, driven by rmcp's client against the real binary and the
 //! simulator: happy paths, every error class, and arguments that must never reach the network.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -3,56 +3,29 @@
 //! aside without stopping the server, retention drops old jobs only, and a submit whose fate is
 //! unknown is still listed. Every test uses its own temporary state directory.
 
-mod common;
+use std::{collections::BTreeSet, path::Path};
 
-use std::{collections::BTreeSet, path::Path, time::Duration};
-
+use crate::common::*;
 use chrono::Utc;
-use common::*;
-use rmcp::{
-    model::CallToolRequestParams,
-    transport::{ConfigureCommandExt, TokioChildProcess},
-    ServiceExt,
-};
+use rmcp::model::CallToolRequestParams;
 use runcomfy_mcp::{
     journal::{location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, NewJob, SubmitOutcome},
     simulator::SimConfig,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// A server over stdio with its journal in `dir`; also returns its pid and its stderr.
-async fn server_with(
-    base_url: &str,
-    dir: &Path,
-    extra_env: &[(&str, &str)],
-) -> (Client, u32, tokio::process::ChildStderr) {
-    let (base_url, dir) = (base_url.to_owned(), dir.to_owned());
-    let extra: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
-        cmd.args(["serve", "--poll-first-ms", "50", "--poll-max-ms", "200"])
-            .env_remove("RUNCOMFY_API_TOKEN")
-            .env_remove("RUNCOMFY_SIMULATE")
-            .env("RUNCOMFY_API_KEY", TOKEN)
-            .env("RUNCOMFY_BASE_URL", &base_url)
-            .env("RUNCOMFY_NO_JOURNAL", "false")
-            .env("RUNCOMFY_STATE_DIR", &dir)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
-        for (k, v) in &extra {
-            cmd.env(k, v);
-        }
-    });
-    let (transport, stderr) = TokioChildProcess::builder(command)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let pid = transport.id().expect("a running child");
-    let client = ().serve(transport).await.expect("initialize succeeds");
-    (client, pid, stderr.expect("piped stderr"))
+/// A server over stdio with its journal in `dir`, polling fast.
+async fn server_with(base_url: &str, dir: &Path, extra_env: &[(&str, &str)]) -> StdioServer<()> {
+    let bin = Bin::serve()
+        .args(["--poll-first-ms", "50", "--poll-max-ms", "200"])
+        .upstream(base_url)
+        .journal_in(dir)
+        .envs(extra_env);
+    start_stdio((), bin).await
 }
 
 async fn server(base_url: &str, dir: &Path) -> Client {
-    server_with(base_url, dir, &[]).await.0
+    server_with(base_url, dir, &[]).await.client
 }
 
 async fn list_jobs(client: &Client, arguments: Value) -> Vec<Value> {
@@ -81,7 +54,7 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
     .await;
     let control = Control::new(&sim);
     let state = tempfile::tempdir().unwrap();
-    let (first, pid, _stderr) = server_with(&sim.base_url(), state.path(), &[]).await;
+    let StdioServer { client: first, pid, .. } = server_with(&sim.base_url(), state.path(), &[]).await;
 
     // The waiting tool holds the call open while it polls.
     let peer = first.peer().clone();
@@ -92,18 +65,15 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
         peer.call_tool(params).await
     });
     // Kill it once it is provably waiting: the job exists and has been polled.
-    let mut id = None;
-    for _ in 0..500 {
-        if let Some(job) = sim_jobs(&sim.base_url()).await.first() {
+    let id = eventually(
+        async || {
+            let job = sim_jobs(&sim.base_url()).await.first()?.clone();
             let candidate = job["request_id"].as_str().unwrap().to_owned();
-            if control.job(&candidate).await["status_calls"].as_u64() >= Some(1) {
-                id = Some(candidate);
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let id = id.expect("the server submitted and began waiting");
+            (control.job(&candidate).await["status_calls"].as_u64() >= Some(1)).then_some(candidate)
+        },
+        "the server to submit and begin waiting",
+    )
+    .await;
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -132,17 +102,20 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
     assert!(text(&listed).contains(&id), "{}", text(&listed));
 
     // get_result completes it, and the journal keeps the URLs.
-    let mut images = Value::Null;
-    for _ in 0..300 {
-        let result = call(&second, "get_result", json!({ "request_id": id })).await;
-        assert!(!is_error(&result), "{}", text(&result));
-        if structured(&result)["finished"] == true {
-            assert_eq!(structured(&result)["status"], "succeeded");
-            images = structured(&result)["images"].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let images = eventually(
+        async || {
+            let result = call(&second, "get_result", json!({ "request_id": id })).await;
+            assert!(!is_error(&result), "{}", text(&result));
+            let out = structured(&result);
+            if out["finished"] != true {
+                return Err(out["status"].clone());
+            }
+            assert_eq!(out["status"], "succeeded");
+            Ok(out["images"].clone())
+        },
+        "get_result to see the job finished",
+    )
+    .await;
     assert!(images.as_array().is_some_and(|i| !i.is_empty()), "{images}");
     let jobs = list_jobs(&second, json!({"status": "succeeded"})).await;
     assert_eq!(jobs.len(), 1);
@@ -175,15 +148,20 @@ async fn a_waiting_call_keeps_the_journal_current_as_the_job_moves() {
         peer.call_tool(params).await
     });
     let mut seen = BTreeSet::new();
-    for _ in 0..1000 {
-        if let Some(job) = list_jobs(&reader, json!({})).await.first() {
-            seen.insert(job["status"].as_str().unwrap().to_owned());
-            if job["status"] == "in_progress" {
-                break;
+    eventually(
+        async || {
+            if let Some(job) = list_jobs(&reader, json!({})).await.first() {
+                seen.insert(job["status"].as_str().unwrap().to_owned());
             }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            if seen.contains("in_progress") {
+                Ok(())
+            } else {
+                Err(seen.clone())
+            }
+        },
+        "the journal to show the job in_progress",
+    )
+    .await;
     assert!(seen.contains("in_progress"), "the journal never left {seen:?}");
     assert!(
         !waiting.is_finished(),
@@ -248,18 +226,8 @@ async fn a_garbage_journal_is_moved_aside_with_a_warning_and_the_server_serves()
     let garbage = b"\x00\x01 definitely not SQLite \xff\xfe".repeat(200);
     std::fs::write(state.path().join(JOURNAL_FILE), &garbage).unwrap();
 
-    let (client, _pid, stderr) = server_with(&sim.base_url(), state.path(), &[]).await;
-    let mut lines = BufReader::new(stderr).lines();
-    let warning = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("WARN") {
-                return line;
-            }
-        }
-        panic!("stderr closed without a warning");
-    })
-    .await
-    .expect("a warning on stderr");
+    let StdioServer { client, stderr, .. } = server_with(&sim.base_url(), state.path(), &[]).await;
+    let warning = stderr.line(|l| l.contains("WARN"), "a warning on stderr").await;
     assert!(
         warning.contains("moved aside") && warning.contains("fresh journal"),
         "{warning}"
@@ -321,7 +289,7 @@ async fn retention_removes_old_jobs_only() {
         ("RUNCOMFY_JOURNAL_MAX_AGE_DAYS", "30"),
         ("RUNCOMFY_JOURNAL_MAX_JOBS", "3"),
     ];
-    let (client, _pid, _stderr) = server_with(&sim.base_url(), state.path(), &limits).await;
+    let client = server_with(&sim.base_url(), state.path(), &limits).await.client;
     let jobs = list_jobs(&client, json!({})).await;
     assert_eq!(jobs.len(), 1, "older than 30 days is gone: {jobs:?}");
     assert_eq!(jobs[0]["prompt"], "recent");
@@ -380,7 +348,9 @@ async fn a_submit_whose_fate_is_unknown_is_listed_without_an_id() {
 async fn list_jobs_says_when_the_journal_is_off_and_checks_its_arguments() {
     let sim = simulator(fast_config()).await;
     let state = tempfile::tempdir().unwrap();
-    let (client, _, _) = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_NO_JOURNAL", "1")]).await;
+    let client = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_NO_JOURNAL", "1")])
+        .await
+        .client;
     submit(&client, json!({"prompt": "unrecorded"})).await;
     let result = call(&client, "list_jobs", json!({})).await;
     assert!(is_error(&result));
@@ -405,24 +375,23 @@ async fn list_jobs_says_when_the_journal_is_off_and_checks_its_arguments() {
 async fn the_generate_command_records_its_saved_files() {
     let sim = simulator(fast_config()).await;
     let (state, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let output = tokio::process::Command::new(BIN)
-        .args([
-            "generate",
-            "a saved fox",
-            "--force-single",
-            "--poll-first-ms",
-            "50",
-            "--out",
-        ])
-        .arg(out.path())
-        .arg("--state-dir")
-        .arg(state.path())
-        .env("RUNCOMFY_API_KEY", TOKEN)
-        .env("RUNCOMFY_BASE_URL", sim.base_url())
-        .env("RUNCOMFY_NO_JOURNAL", "false")
-        .output()
-        .await
-        .unwrap();
+    let output = Bin::new([
+        "generate",
+        "a saved fox",
+        "--force-single",
+        "--poll-first-ms",
+        "50",
+        "--out",
+    ])
+    .arg(out.path())
+    .arg("--state-dir")
+    .arg(state.path())
+    .upstream(&sim.base_url())
+    .env("RUNCOMFY_NO_JOURNAL", "false")
+    .tokio()
+    .output()
+    .await
+    .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = String::from_utf8(output.stdout).unwrap().trim().to_owned();
 
@@ -441,7 +410,9 @@ async fn the_generate_command_records_its_saved_files() {
 async fn simulated_jobs_go_to_a_journal_of_their_own() {
     let sim = simulator(fast_config()).await;
     let state = tempfile::tempdir().unwrap();
-    let (client, _, _) = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_SIMULATE", "true")]).await;
+    let client = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_SIMULATE", "true")])
+        .await
+        .client;
     let id = submit(&client, json!({"prompt": "a fake fox"})).await;
     assert_eq!(list_jobs(&client, json!({})).await[0]["request_id"], id.as_str());
     client.cancel().await.unwrap();

@@ -1,9 +1,7 @@
 //! Hostile input over Streamable HTTP: bodies that are not JSON, not JSON-RPC, deeply nested,
 //! huge, or with wrong argument types get proper errors, and the server keeps serving.
 
-mod common;
-
-use common::{http::*, *};
+use crate::common::{http::*, *};
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,33 +1,26 @@
 //! `runcomfy-mcp generate` from a shell: real PNG files of the requested size, and Ctrl-C that
 //! cancels a queued job.
 
-mod common;
+use std::process::{Command, Stdio};
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[test]
 fn generate_with_the_simulator_saves_real_pngs() {
     let out = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .args([
-            "generate",
-            "a lighthouse, 'HELLO' painted on it",
-            "--size",
-            "2304x1728",
-            "--simulate",
-        ])
-        .args(["--poll-first-ms", "50", "--out"])
-        .arg(out.path())
-        .env_remove("RUNCOMFY_API_KEY")
-        .output()
-        .unwrap();
+    let output = Bin::new([
+        "generate",
+        "a lighthouse, 'HELLO' painted on it",
+        "--size",
+        "2304x1728",
+        "--simulate",
+    ])
+    .args(["--poll-first-ms", "50", "--out"])
+    .arg(out.path())
+    .std()
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("request_id"), "{stderr}");
@@ -49,9 +42,8 @@ fn generate_with_the_simulator_saves_real_pngs() {
 
 #[test]
 fn generate_refuses_bad_input_before_submitting() {
-    let output = Command::new(BIN)
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .args(["generate", "x", "--size", "3000x3000", "--simulate"])
+    let output = Bin::new(["generate", "x", "--size", "3000x3000", "--simulate"])
+        .std()
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -71,29 +63,30 @@ async fn ctrl_c_cancels_a_queued_job() {
     })
     .await;
     let out = tempfile::tempdir().unwrap();
-    let child = Command::new(BIN)
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .args(["generate", "a cat", "--poll-first-ms", "50", "--out"])
+    let mut child = Bin::new(["generate", "a cat", "--poll-first-ms", "50", "--out"])
         .arg(out.path())
-        .env("RUNCOMFY_API_KEY", TOKEN)
-        .env("RUNCOMFY_BASE_URL", sim.base_url())
+        .upstream(&sim.base_url())
+        .tokio()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the job exists, then interrupt as a person would.
+    let stdout = Output::follow(child.stdout.take().unwrap(), false);
+    let stderr = Output::follow(child.stderr.take().unwrap(), true);
+    // Interrupt as a person would: once the job is shown queued. That line comes after the first
+    // status poll, by which time the command is listening for Ctrl-C.
     let id = Control::new(&sim).nth_job(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stderr
+        .line(|l| l.contains("queued at position"), "the job shown queued")
+        .await;
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.id().unwrap().to_string()])
         .status()
         .unwrap();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    let status = within(child.wait(), "the command to exit after Ctrl-C").await.unwrap();
+    let stderr = stderr.closed().await.join("\n");
+    assert!(!status.success());
     assert!(stderr.contains("the job was cancelled"), "{stderr}");
     assert_eq!(Control::new(&sim).job(&id).await["status"], json!("cancelled"));
-    assert!(output.stdout.is_empty(), "no file was reported");
+    assert!(stdout.closed().await.is_empty(), "no file was reported");
 }

@@ -3,13 +3,12 @@
 //! expired legacy session, and too many sessions; CORS for allowed browser origins only; and the
 //! refusal to listen on a public address without authentication.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
+    eventually,
     http::{answer, initialize, open_sse, post_mcp, rpc, HttpServer},
-    simulator,
+    simulator, Bin,
 };
 use reqwest::{header, StatusCode};
 use runcomfy_mcp::simulator::SimConfig;
@@ -324,21 +323,24 @@ async fn legacy_sessions_have_unguessable_ids_and_unknown_ones_get_404() {
 
     // A client that hangs up ends its session.
     drop(events);
-    let mut status = StatusCode::ACCEPTED;
-    for _ in 0..100 {
-        status = http
-            .post(server.url(&endpoint))
-            .json(&rpc(2, "ping", json!({})))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == StatusCode::NOT_FOUND {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, StatusCode::NOT_FOUND, "the session outlived its stream");
+    eventually(
+        async || {
+            let status = http
+                .post(server.url(&endpoint))
+                .json(&rpc(2, "ping", json!({})))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if status == StatusCode::NOT_FOUND {
+                Ok(())
+            } else {
+                Err(status)
+            }
+        },
+        "the session to end with its stream (404)",
+    )
+    .await;
     assert!(server.stop().await.success());
 }
 
@@ -360,7 +362,8 @@ async fn idle_sessions_expire_on_both_transports() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
-    // Well past the idle limit, with no traffic in between.
+    // Well past the idle limit, with no traffic in between. This sleep is the test: idle time
+    // passing is what should end both sessions, so there is nothing to wait on instead.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let legacy = http
         .post(server.url(&endpoint))
@@ -402,33 +405,24 @@ async fn sessions_past_the_cap_get_503_on_both_transports() {
 
     // Closing a session frees its place.
     drop(first);
-    let mut status = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..100 {
-        status = http.get(server.url("/sse")).send().await.unwrap().status();
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, StatusCode::OK);
+    eventually(
+        async || match http.get(server.url("/sse")).send().await.unwrap().status() {
+            StatusCode::OK => Ok(()),
+            other => Err(other),
+        },
+        "a place to free up (200 on GET /sse)",
+    )
+    .await;
     assert!(server.stop().await.success());
 }
 
 #[tokio::test]
 async fn listening_on_a_public_address_without_auth_is_refused() {
-    let output = tokio::process::Command::new(common::BIN)
-        .args([
-            "serve",
-            "--transport",
-            "http",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "0",
-            "--simulate",
-        ])
-        .env_remove("RUNCOMFY_MCP_AUTH_TOKEN")
+    // The builder leaves out every RUNCOMFY_* variable, RUNCOMFY_MCP_AUTH_TOKEN among them.
+    let output = Bin::serve_http()
+        .args(["--host", "0.0.0.0", "--simulate"])
         .env("RUST_LOG", "off")
+        .tokio()
         .output()
         .await
         .unwrap();

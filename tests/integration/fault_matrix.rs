@@ -2,11 +2,9 @@
 //! (an actionable isError result, or success after retries where the fault is transient), keeps
 //! serving afterwards, never shows the token, and never submits a job twice.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 

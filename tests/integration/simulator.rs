@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::eventually;
+
 use reqwest::StatusCode;
 use runcomfy_mcp::simulator::{SimConfig, Simulator};
 use serde_json::{json, Value};
@@ -100,21 +102,25 @@ impl Api {
     }
 }
 
-/// Polls status every 10 ms until `done`, returning every answer seen.
+/// Polls status every 10 ms (the `eventually` interval) until `done`, returning every answer seen.
 async fn poll_until(api: &Api, id: &str, done: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = Vec::new();
-    loop {
-        let (code, answer) = api.status(id).await;
-        assert_eq!(code, StatusCode::OK, "{answer}");
-        let status = answer["status"].as_str().unwrap().to_string();
-        seen.push(answer);
-        if status == done {
-            return seen;
-        }
-        assert!(Instant::now() < deadline, "never reached {done}: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        async || {
+            let (code, answer) = api.status(id).await;
+            assert_eq!(code, StatusCode::OK, "{answer}");
+            let status = answer["status"].as_str().unwrap().to_string();
+            seen.push(answer);
+            if status == done {
+                Ok(())
+            } else {
+                Err(status)
+            }
+        },
+        &format!("job {id} to reach {done}"),
+    )
+    .await;
+    seen
 }
 
 fn decode_png(bytes: &[u8]) -> (u32, u32) {
@@ -253,7 +259,8 @@ async fn cancel_while_queued_sticks() {
         answer,
         json!({"request_id": id, "status": "cancelled", "outcome": "cancelled"})
     );
-    // Long past the time it would have completed.
+    // Long past the time it would have completed. This sleep is the test: the job must still be
+    // cancelled once its run would have ended, so there is nothing to wait on instead.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (_, status) = api.status(&id).await;
     assert_eq!(status, json!({"request_id": id, "status": "cancelled"}));
@@ -540,9 +547,8 @@ async fn a_thousand_concurrent_jobs() {
     for _ in 0..1000 {
         ids.push(api.submit_ok(json!({"prompt": "crowd"})).await);
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     for id in ids.iter().step_by(100) {
-        assert_eq!(api.status(id).await.1["status"], "completed");
+        poll_until(&api, id, "completed").await;
     }
     assert_eq!(sim.stats().submissions, 1000);
 }

@@ -2,12 +2,12 @@
 //! simulator, and raw JSON-RPC over HTTP to it: these tests are about what the HTTP layer answers
 //! (status codes, headers, session ids), which a full MCP client would hide.
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{BIN, TOKEN};
+use super::{within, Bin};
 
 pub struct HttpServer {
     child: tokio::process::Child,
@@ -18,30 +18,17 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts the server pointed at `upstream`, with extra flags and environment.
     pub async fn start(upstream: &str, flags: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = tokio::process::Command::new(BIN);
-        command
-            .args(["serve", "--transport", "http", "--port", "0"])
-            .args(flags)
-            .env_remove("RUNCOMFY_API_TOKEN")
-            .env_remove("RUNCOMFY_SIMULATE")
-            .env_remove("RUNCOMFY_MCP_AUTH_TOKEN")
-            .env("RUNCOMFY_NO_JOURNAL", "true")
-            .env("RUNCOMFY_API_KEY", TOKEN)
-            .env("RUNCOMFY_BASE_URL", upstream)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            command.env(k, v);
-        }
+        let mut command = Bin::serve_http().args(flags).upstream(upstream).envs(env).tokio();
+        command.stdout(Stdio::piped());
         let mut child = command.spawn().expect("binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).read_line(&mut line))
-            .await
-            .expect("the server prints its URL")
-            .expect("stdout readable");
+        within(
+            BufReader::new(stdout).read_line(&mut line),
+            "the server to print its URL",
+        )
+        .await
+        .expect("stdout readable");
         let base = line.trim().to_owned();
         assert!(base.starts_with("http://127.0.0.1:"), "server printed {base:?}");
         Self { child, base }
@@ -55,9 +42,8 @@ impl HttpServer {
             .status()
             .unwrap();
         assert!(sent.success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+        within(self.child.wait(), "the server to exit after SIGTERM")
             .await
-            .expect("the server exits after SIGTERM")
             .unwrap()
     }
 
@@ -172,9 +158,8 @@ impl Events {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+            let chunk = within(self.response.chunk(), "the next server-sent event")
                 .await
-                .expect("an event within 30 s")
                 .ok()??;
             self.buffer
                 .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));

@@ -3,12 +3,10 @@
 //! downloads that degrade the result instead of failing it, files that never land outside the
 //! output directory, and the structuredContent choice for Claude Code.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use runcomfy_mcp::dreamina::Size;
 use serde_json::{json, Value};
@@ -334,16 +332,23 @@ async fn claude_code_gets_the_images_without_structured_content() {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            loop {
-                let result = client
-                    .call_tool(CallToolRequestParams::new("get_result").with_arguments(args(json!({"request_id": id}))))
-                    .await
-                    .unwrap();
-                if result.content.iter().any(|c| c.as_image().is_some()) {
-                    return result;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            eventually(
+                async || {
+                    let result = client
+                        .call_tool(
+                            CallToolRequestParams::new("get_result").with_arguments(args(json!({"request_id": id}))),
+                        )
+                        .await
+                        .unwrap();
+                    if result.content.iter().any(|c| c.as_image().is_some()) {
+                        Ok(result)
+                    } else {
+                        Err(text(&result))
+                    }
+                },
+                "get_result to carry the image",
+            )
+            .await
         }
     };
     let code = get("claude-code", &[]).await;

@@ -1,12 +1,12 @@
 //! Load over HTTP, bounded and on loopback only: many concurrent Streamable HTTP sessions, each
-//! making many tool calls. No call may fail, and the server's memory after the sessions close
-//! is reported next to its baseline and peak. Sizes: LOAD_SESSIONS (200) × LOAD_CALLS (50).
-
-mod common;
+//! making many tool calls. No call may fail. `cargo test` runs a small load (every call answered,
+//! none failed); the full one is a soak test, run by scripts/soak: LOAD_SESSIONS (200) ×
+//! LOAD_CALLS (50), twice, with the server's memory after the sessions close reported next to
+//! its baseline and peak, and the peak not growing from the first round to the second.
 
 use std::{sync::Arc, time::Instant};
 
-use common::{http::*, *};
+use crate::common::{http::*, *};
 use serde_json::{json, Value};
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -77,9 +77,10 @@ async fn session(http: reqwest::Client, server: Arc<HttpServer>, request_id: Str
     failures
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_concurrent_sessions_and_calls_over_http() {
-    let (sessions, calls) = (env_or("LOAD_SESSIONS", 200), env_or("LOAD_CALLS", 50));
+/// `rounds` identical rounds of `sessions` concurrent sessions × `calls` calls against one server;
+/// every call must succeed and reach the upstream. Returns the server's peak RSS (VmHWM, KiB)
+/// after each round, when `measure` is set.
+async fn load(sessions: usize, calls: usize, rounds: usize, measure: bool) -> Vec<u64> {
     let sim = simulator(fast_config()).await;
     let max = (sessions + 10).to_string();
     let server = Arc::new(HttpServer::start(&sim.base_url(), &["--max-sessions", &max], &[]).await);
@@ -103,12 +104,10 @@ async fn many_concurrent_sessions_and_calls_over_http() {
         .unwrap();
     let request_id = submitted["request_id"].as_str().unwrap().to_owned();
     let pid = server.pid();
-    let baseline = rss_kib(pid, "VmRSS:");
+    let baseline = if measure { rss_kib(pid, "VmRSS:") } else { 0 };
 
-    // Two identical rounds: the first shows the cost of the load, the second that it does not
-    // grow (memory kept by the allocator for reuse is fine; memory lost per session is a leak).
     let mut peaks = Vec::new();
-    for round in 1..=2 {
+    for round in 1..=rounds {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..sessions {
@@ -119,12 +118,20 @@ async fn many_concurrent_sessions_and_calls_over_http() {
             failures.extend(done.expect("a session task panicked"));
         }
         let elapsed = started.elapsed();
-        let peak = rss_kib(pid, "VmHWM:");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let after = rss_kib(pid, "VmRSS:");
         let total = sessions * calls;
+        let memory = if measure {
+            let peak = rss_kib(pid, "VmHWM:");
+            // For the "after" figure only (reported, not asserted): give the allocator a moment
+            // to hand back what the closed sessions held. Nothing to wait on instead.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let after = rss_kib(pid, "VmRSS:");
+            peaks.push(peak);
+            format!("; server RSS before {baseline} KiB, peak {peak} KiB, after {after} KiB")
+        } else {
+            String::new()
+        };
         println!(
-            "load round {round}: {sessions} sessions x {calls} calls = {total} calls in {:.1} s ({:.0} calls/s); server RSS before {baseline} KiB, peak {peak} KiB, after {after} KiB; {} failures",
+            "load round {round}: {sessions} sessions x {calls} calls = {total} calls in {:.1} s ({:.0} calls/s){memory}; {} failures",
             elapsed.as_secs_f64(),
             total as f64 / elapsed.as_secs_f64(),
             failures.len()
@@ -135,13 +142,8 @@ async fn many_concurrent_sessions_and_calls_over_http() {
             failures.len(),
             &failures[..failures.len().min(5)]
         );
-        peaks.push(peak);
     }
-    assert!(
-        peaks[1] <= peaks[0] + peaks[0] / 4,
-        "memory grew from round 1 to round 2: {peaks:?} KiB"
-    );
-    let total = 2 * sessions * calls;
+    let total = rounds * sessions * calls;
     assert!(
         sim.stats().status_calls >= total as u64,
         "every call reached the upstream"
@@ -150,4 +152,24 @@ async fn many_concurrent_sessions_and_calls_over_http() {
         panic!("sessions still hold the server")
     };
     assert!(server.stop().await.success());
+    peaks
+}
+
+/// A small load: concurrent sessions all served, no call failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_sessions_and_calls_over_http() {
+    load(20, 10, 1, false).await;
+}
+
+/// The full load, twice: the first round shows the cost of the load, the second that it does not
+/// grow (memory kept by the allocator for reuse is fine; memory lost per session is a leak).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: 20,000 calls and a memory bound, run by scripts/soak"]
+async fn soak_many_sessions_and_calls_memory_does_not_grow() {
+    let (sessions, calls) = (env_or("LOAD_SESSIONS", 200), env_or("LOAD_CALLS", 50));
+    let peaks = load(sessions, calls, 2, true).await;
+    assert!(
+        peaks[1] <= peaks[0] + peaks[0] / 4,
+        "memory grew from round 1 to round 2: {peaks:?} KiB"
+    );
 }

@@ -3,12 +3,8 @@
 //! lets a call in flight finish before the process exits. Stateless answers are plain JSON
 //! unless the call streams progress.
 
-mod common;
-
-use std::time::Duration;
-
-use common::{
-    fast_config,
+use crate::common::{
+    eventually, fast_config,
     http::{answer, call_tool, initialize, post_mcp, HttpServer},
     simulator,
 };
@@ -43,18 +39,22 @@ async fn a_job_submitted_through_one_stateless_replica_is_read_through_another()
         .unwrap()
         .to_owned();
 
-    let mut finished = false;
-    for n in 0..200 {
-        let status = call_tool(&http, &b, 10 + n, "check_status", json!({ "request_id": id })).await;
-        assert_eq!(status["isError"], json!(false), "{status}");
-        if status["structuredContent"]["finished"] == json!(true) {
-            assert_eq!(status["structuredContent"]["status"], "succeeded");
-            finished = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(finished, "the job never finished as seen from replica b");
+    let mut rpc_id = 10;
+    eventually(
+        async || {
+            rpc_id += 1;
+            let status = call_tool(&http, &b, rpc_id, "check_status", json!({ "request_id": id })).await;
+            assert_eq!(status["isError"], json!(false), "{status}");
+            let state = &status["structuredContent"];
+            if state["finished"] != json!(true) {
+                return Err(state["status"].clone());
+            }
+            assert_eq!(state["status"], "succeeded");
+            Ok(())
+        },
+        "the job to finish as seen from replica b",
+    )
+    .await;
     let result = call_tool(&http, &b, 500, "get_result", json!({ "request_id": id })).await;
     assert_eq!(result["isError"], json!(false), "{result}");
     let images = result["structuredContent"]["images"].as_array().unwrap();
@@ -73,7 +73,7 @@ async fn stateless_answers_are_json_unless_progress_is_sent_first() {
     let server = HttpServer::start(&sim.base_url(), &["--stateless"], &[]).await;
     let http = reqwest::Client::new();
     let call = |id: u64, params: serde_json::Value| {
-        post_mcp(&http, &server, &common::http::rpc(id, "tools/call", params))
+        post_mcp(&http, &server, &crate::common::http::rpc(id, "tools/call", params))
             .header("mcp-protocol-version", "2025-06-18")
             .send()
     };
@@ -139,26 +139,26 @@ async fn sigterm_stops_new_connections_but_lets_the_call_in_flight_finish() {
         }
     });
     // Wait until the call has reached the upstream, then ask the server to stop.
-    for _ in 0..200 {
-        if sim.stats().submissions == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(sim.stats().submissions, 1, "the call never reached the upstream");
+    eventually(
+        async || match sim.stats().submissions {
+            0 => Err(0),
+            n => Ok(n),
+        },
+        "the call to reach the upstream",
+    )
+    .await;
+    assert_eq!(sim.stats().submissions, 1, "the call reached the upstream once");
     let stopping = tokio::spawn(server.stop());
 
     // New connections are refused while the call is still running...
-    let mut refused = false;
-    for _ in 0..100 {
-        let fresh = reqwest::Client::new();
-        if fresh.get(&healthz).send().await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(refused, "the server kept accepting connections after SIGTERM");
+    eventually(
+        async || match reqwest::Client::new().get(&healthz).send().await {
+            Err(_) => Ok(()),
+            Ok(accepted) => Err(accepted.status()),
+        },
+        "the server to refuse new connections after SIGTERM",
+    )
+    .await;
     assert!(!call.is_finished(), "the call should still be running");
 
     // ...and the call still gets its image, then the process exits cleanly.

@@ -2,18 +2,23 @@
 //! over stdio against it, and an rmcp client driving it.
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod eventually;
 pub mod http;
+mod server;
 
-use std::{net::SocketAddr, time::Duration};
+pub use eventually::{eventually, within};
+#[allow(unused_imports)] // as with dead_code: not every test binary names every type
+pub use server::{start_stdio, Bin, Output, StdioServer};
+
+use std::net::SocketAddr;
 
 use rmcp::{
     model::{CallToolRequestParams, CallToolResult, JsonObject},
     service::RunningService,
-    transport::{ConfigureCommandExt, TokioChildProcess},
-    RoleClient, ServiceExt,
+    RoleClient,
 };
 use runcomfy_mcp::simulator::{SimConfig, Simulator};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_runcomfy-mcp");
 pub const TOKEN: &str = "test-token-5f3c9a";
@@ -47,24 +52,9 @@ pub async fn connect_with<H: rmcp::ClientHandler>(
     base_url: &str,
     env: &[(&str, &str)],
 ) -> RunningService<RoleClient, H> {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let base_url = base_url.to_owned();
-    let command = tokio::process::Command::new(BIN).configure(move |cmd| {
-        cmd.arg("serve")
-            .env_remove("RUNCOMFY_API_TOKEN")
-            .env_remove("RUNCOMFY_SIMULATE")
-            // Tests never write to the real home; journal tests pass a temporary --state-dir.
-            .env_remove("RUNCOMFY_STATE_DIR")
-            .env("RUNCOMFY_NO_JOURNAL", "true")
-            .env("RUNCOMFY_API_KEY", TOKEN)
-            .env("RUNCOMFY_BASE_URL", &base_url)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-    });
-    let transport = TokioChildProcess::new(command).expect("binary starts");
-    handler.serve(transport).await.expect("initialize succeeds")
+    start_stdio(handler, Bin::serve().upstream(base_url).envs(env))
+        .await
+        .client
 }
 
 pub fn args(value: Value) -> JsonObject {
@@ -113,18 +103,23 @@ pub async fn submit(client: &Client, arguments: Value) -> String {
 /// Polls check_status until the job is finished; returns every status seen, in order.
 pub async fn poll_until_finished(client: &Client, id: &str) -> Vec<Value> {
     let mut seen = Vec::new();
-    for _ in 0..200 {
-        let result = call(client, "check_status", json!({ "request_id": id })).await;
-        assert!(!is_error(&result), "check_status failed: {}", text(&result));
-        let state = structured(&result).clone();
-        let finished = state["finished"].as_bool().unwrap();
-        seen.push(state);
-        if finished {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
-    panic!("job {id} did not finish; saw {seen:?}");
+    eventually(
+        async || {
+            let result = call(client, "check_status", serde_json::json!({ "request_id": id })).await;
+            assert!(!is_error(&result), "check_status failed: {}", text(&result));
+            let state = structured(&result).clone();
+            let finished = state["finished"].as_bool().unwrap();
+            seen.push(state.clone());
+            if finished {
+                Ok(())
+            } else {
+                Err(state)
+            }
+        },
+        &format!("job {id} to finish"),
+    )
+    .await;
+    seen
 }
 
 /// The simulator's control API, for faults and inspection.
@@ -173,15 +168,19 @@ impl Control {
         self.http.get(url).send().await.unwrap().json().await.unwrap()
     }
 
-    /// The id of the simulator's `n`-th job (1-based), waiting up to ~4 s for it to be submitted.
+    /// The id of the simulator's `n`-th job (1-based), once it has been submitted.
     pub async fn nth_job(&self, n: usize) -> String {
-        for _ in 0..200 {
-            if let Some(id) = self.jobs().await.get(n - 1).and_then(|j| j["request_id"].as_str()) {
-                return id.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the simulator never saw job {n}");
+        eventually(
+            async || {
+                let jobs = self.jobs().await;
+                jobs.get(n - 1)
+                    .and_then(|j| j["request_id"].as_str())
+                    .map(str::to_owned)
+                    .ok_or(jobs)
+            },
+            &format!("the simulator to see job {n}"),
+        )
+        .await
     }
 
     pub async fn config(&self, partial: Value) {
