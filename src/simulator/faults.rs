@@ -58,7 +58,14 @@ pub enum FaultKind {
     /// The real answer sent in small chunks without a `Content-Length`, so that a client learns
     /// the size only by reading (for download size caps).
     Chunked,
+    /// The real answer with its `output.images` replaced by `count` URLs (the real ones over and
+    /// over, each made distinct with a `?copy=N` query, so every one can be downloaded): an
+    /// upstream that lists far more outputs than a job makes.
+    ManyOutputs,
 }
+
+/// Output URLs a `many_outputs` rule lists when it gives no `count`.
+const MANY_OUTPUTS: u32 = 20_000;
 
 /// One fault rule, as posted to `POST /__sim/faults`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +88,12 @@ pub struct FaultRule {
     /// Replaces the answer's `Content-Type` (e.g. `text/html` on an image).
     #[serde(default)]
     pub content_type: Option<String>,
+    /// Sent as a `Location` header: with a 3xx `status`, a redirect.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// For `many_outputs`: how many output URLs the answer lists (default 20,000).
+    #[serde(default)]
+    pub count: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -166,9 +179,13 @@ where
         FaultKind::UnknownStatus => unknown_status(handle.await).await,
         FaultKind::SlowBody => slow_body(handle.await, delay).await,
         FaultKind::Chunked => chunked(handle.await).await,
+        FaultKind::ManyOutputs => many_outputs(handle.await, rule.count.unwrap_or(MANY_OUTPUTS)).await,
     };
     if let Some(value) = rule.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(value) = rule.location.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::LOCATION, value);
     }
     if let Some(seconds) = rule.retry_after {
         response
@@ -224,6 +241,29 @@ async fn unknown_status(response: Response) -> Response {
     if let Some(status) = value.get_mut("status").filter(|s| s.is_string()) {
         *status = Value::from("warming_up");
     }
+    json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn many_outputs(response: Response, count: u32) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let mut value: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let real: Vec<String> = value
+        .pointer("/output/images")
+        .and_then(Value::as_array)
+        .map(|urls| urls.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    // Nothing to repeat while the job runs: the answer goes out as it was.
+    if real.is_empty() {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let many: Vec<Value> = (0..count as usize)
+        .map(|n| Value::from(format!("{}?copy={n}", real[n % real.len()])))
+        .collect();
+    value["output"]["images"] = Value::Array(many);
     json_response(parts.status, Body::from(value.to_string()))
 }
 
@@ -288,6 +328,8 @@ mod tests {
             retry_after: None,
             kind: FaultKind::Respond,
             content_type: None,
+            location: None,
+            count: None,
         }
     }
 
