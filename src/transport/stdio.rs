@@ -12,14 +12,17 @@ use rmcp::{
 };
 use serde_json::{json, Value};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     sync::mpsc,
 };
 
 use crate::mcp::RunComfyServer;
 
-/// One line is one message; a larger one is refused, not buffered without end.
-const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// One line is one message; a larger one is refused, and dropped as it streams in rather than
+/// buffered, so whatever a client sends costs at most this much memory (plus one read chunk).
+/// Four times the HTTP transport's default body limit: a tool call here is a prompt and a few
+/// settings, far below it.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 pub async fn serve(server: RunComfyServer) -> anyhow::Result<()> {
     // `stdio_pipes` drives the pipes a client launches us with on the IO reactor instead of
@@ -62,26 +65,19 @@ async fn read_lines(
     to_server: mpsc::Sender<ClientJsonRpcMessage>,
     to_client: mpsc::UnboundedSender<String>,
 ) {
-    let mut stdin = BufReader::new(stdin);
-    let mut line = Vec::new();
+    let mut lines = Lines::new(stdin, MAX_LINE_BYTES);
     loop {
-        line.clear();
-        match (&mut stdin)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await
-        {
-            Ok(0) => return,
-            Ok(_) if line.len() > MAX_LINE_BYTES && !line.ends_with(b"\n") => {
-                tracing::error!(max = MAX_LINE_BYTES, "a message longer than the limit was discarded");
-                let _ = to_client.send(error_line(Value::Null, -32600, "Message too large"));
-                // Skip the rest of the oversized line.
-                let mut rest = Vec::new();
-                if stdin.read_until(b'\n', &mut rest).await.unwrap_or(0) == 0 {
-                    return;
-                }
+        match lines.next().await {
+            Ok(None) => return,
+            Ok(Some(Line::TooLong { head, len })) => {
+                // The id, when the line starts with it, lets the client match the error to its
+                // request; otherwise it waits for an answer that never comes.
+                let id = leading_id(&head).unwrap_or(Value::Null);
+                tracing::error!(max = MAX_LINE_BYTES, len, %id, "a message longer than the limit was discarded");
+                let message = format!("Message too large: {len} bytes, over the limit of {MAX_LINE_BYTES}");
+                let _ = to_client.send(error_line(id, -32600, &message));
             }
-            Ok(_) => match parse(&line) {
+            Ok(Some(Line::Complete(line))) => match parse(&line) {
                 Parsed::Message(message) => {
                     if to_server.send(*message).await.is_err() {
                         return;
@@ -98,6 +94,118 @@ async fn read_lines(
             }
         }
     }
+}
+
+/// Bytes of an oversized line kept to read its `id` from: enough for the `jsonrpc`, `id` and
+/// `method` members that clients write first.
+const HEAD_BYTES: usize = 4096;
+/// stdin is read in pieces of at most this size.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What [`Lines::next`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line within the limit (its newline included, if it had one).
+    Complete(Vec<u8>),
+    /// A line over the limit, discarded as it streamed in: its first [`HEAD_BYTES`] and length.
+    TooLong { head: Vec<u8>, len: usize },
+}
+
+/// Newline-delimited messages, read in chunks. A line is collected only while it is within
+/// `max` bytes; past that, the rest of it is dropped as it arrives, so an oversized line costs
+/// one chunk of memory however long it is.
+struct Lines<R> {
+    reader: BufReader<R>,
+    max: usize,
+    line: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
+    fn new(reader: R, max: usize) -> Self {
+        Self {
+            reader: BufReader::with_capacity(READ_CHUNK, reader),
+            max,
+            line: Vec::new(),
+        }
+    }
+
+    /// The next line; `None` at the end of input.
+    async fn next(&mut self) -> std::io::Result<Option<Line>> {
+        self.line.clear();
+        // Bytes of the current line seen so far, including those dropped.
+        let mut len = 0usize;
+        loop {
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                // The end of input: a last line without a newline is still a line.
+                return Ok(match len {
+                    0 => None,
+                    _ => Some(self.finish(len)),
+                });
+            }
+            let (take, ends) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (chunk.len(), false),
+            };
+            if len + take <= self.max {
+                self.line.extend_from_slice(&chunk[..take]);
+            } else {
+                // Over the limit: from here on only the head is kept.
+                if self.line.len() > HEAD_BYTES {
+                    self.line.truncate(HEAD_BYTES);
+                    self.line.shrink_to_fit();
+                }
+                let room = HEAD_BYTES - self.line.len();
+                self.line.extend_from_slice(&chunk[..take.min(room)]);
+            }
+            len += take;
+            self.reader.consume(take);
+            if ends {
+                return Ok(Some(self.finish(len)));
+            }
+        }
+    }
+
+    fn finish(&mut self, len: usize) -> Line {
+        let line = std::mem::take(&mut self.line);
+        if len > self.max {
+            Line::TooLong { head: line, len }
+        } else {
+            Line::Complete(line)
+        }
+    }
+}
+
+/// The `id` of a JSON-RPC request from the first bytes of its line, when it comes before
+/// anything that does not fit in them (a string or number id only, as JSON-RPC allows).
+fn leading_id(head: &[u8]) -> Option<Value> {
+    struct Probe<'a>(&'a mut Option<Value>);
+
+    impl<'de> serde::de::Visitor<'de> for Probe<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON-RPC object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "id" {
+                    *self.0 = Some(map.next_value::<Value>()?);
+                    return Ok(());
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let mut id = None;
+    // The rest of the line is missing, so reading the object always ends in an error; what
+    // matters is whether the id was read before it.
+    let _ = serde::Deserializer::deserialize_map(&mut serde_json::Deserializer::from_slice(head), Probe(&mut id));
+    id.filter(|id| id.is_string() || id.is_number())
 }
 
 enum Parsed {
@@ -181,5 +289,79 @@ mod tests {
             parse(b"\xEF\xBB\xBF{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n"),
             Parsed::Message(_)
         ));
+    }
+
+    /// Hands out its bytes a few at a time, as a pipe may.
+    struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+    impl tokio::io::AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let step = self.1.min(buf.remaining());
+            let mut piece = vec![0; step];
+            let n = std::io::Read::read(&mut self.0, &mut piece)?;
+            buf.put_slice(&piece[..n]);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn all_lines(input: &[u8], max: usize, step: usize) -> Vec<Line> {
+        let mut lines = Lines::new(Trickle(std::io::Cursor::new(input.to_vec()), step), max);
+        let mut out = Vec::new();
+        while let Some(line) = lines.next().await.unwrap() {
+            out.push(line);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn oversized_lines_keep_only_their_head_and_the_next_line_is_whole() {
+        let long = format!("{{\"id\":7,\"x\":\"{}\"}}\n", "y".repeat(20_000));
+        let input = format!("{{\"id\":1}}\n{long}{{\"id\":2}}\nlast");
+        for step in [1, 7, 4096, 1 << 20] {
+            let lines = all_lines(input.as_bytes(), 100, step).await;
+            assert_eq!(lines.len(), 4, "step {step}");
+            assert_eq!(lines[0], Line::Complete(b"{\"id\":1}\n".to_vec()));
+            match &lines[1] {
+                Line::TooLong { head, len } => {
+                    assert_eq!(*len, long.len());
+                    assert_eq!(head.len(), HEAD_BYTES);
+                    assert_eq!(leading_id(head), Some(json!(7)));
+                }
+                other => panic!("step {step}: {other:?}"),
+            }
+            assert_eq!(lines[2], Line::Complete(b"{\"id\":2}\n".to_vec()));
+            assert_eq!(
+                lines[3],
+                Line::Complete(b"last".to_vec()),
+                "a last line without a newline"
+            );
+        }
+        // Exactly at the limit is still a line.
+        let at_limit = format!("{}\n", "z".repeat(99));
+        assert!(matches!(
+            &all_lines(at_limit.as_bytes(), 100, 3).await[..],
+            [Line::Complete(_)]
+        ));
+    }
+
+    #[test]
+    fn the_id_is_read_from_the_head_when_it_comes_first() {
+        let head = |s: &str| leading_id(s.as_bytes());
+        assert_eq!(
+            head(r#"{"jsonrpc":"2.0","id":"a-1","method":"tools/call","params":{"x":"yyyy"#),
+            Some(json!("a-1"))
+        );
+        assert_eq!(head(r#"  {"id": 12, "jsonrpc"#), Some(json!(12)));
+        assert_eq!(head("\u{feff}{\"id\":3,\"p\":\"…"), Some(json!(3)));
+        // After the part that is cut off, or not an id JSON-RPC allows: none.
+        assert_eq!(head(r#"{"jsonrpc":"2.0","params":{"x":"yyyy"#), None);
+        assert_eq!(head(r#"{"id":{"a":1},"p":"#), None);
+        assert_eq!(head(r#"{"id":nu"#), None);
+        assert_eq!(head("[[[[[[[[[[[[[[[[[[["), None);
+        assert_eq!(head(&"[".repeat(4096)), None);
     }
 }

@@ -215,7 +215,7 @@ async fn hostile_input_gets_answers_and_the_server_keeps_serving() {
         "this is not json\n".to_owned(),
         line(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": "x"})),
         line(
-            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "generate_image", "arguments": {"prompt": "x".repeat(5_000_000)}}}),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "generate_image", "arguments": {"prompt": "x".repeat(3_000_000)}}}),
         ),
         format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
         line(
@@ -264,7 +264,7 @@ async fn hostile_input_gets_answers_and_the_server_keeps_serving() {
     assert!(by_id(json!(3))["result"]["content"][0]["text"]
         .as_str()
         .unwrap()
-        .contains("5000000 characters"));
+        .contains("3000000 characters"));
     assert_eq!(by_id(json!(4))["result"]["isError"], true);
     assert!(
         by_id(json!(7))["result"]["tools"].is_array(),
