@@ -1,12 +1,13 @@
 //! The HTTP server: one axum app on one port with Streamable HTTP at `/mcp` (rmcp's
 //! `StreamableHttpService`, sessions on unless `--stateless`), the legacy 2024-11-05 transport at
 //! `GET /sse` + `POST /message`, and `/healthz`; every route behind the same guards (Host/Origin,
-//! bearer token, body size) and one session cap, with CORS for the origins the guards allow. It
-//! shuts down gracefully on SIGINT/SIGTERM.
+//! bearer token, body size) and one session cap, with CORS for the origins the guards allow. Its
+//! connections are bounded in number and time ([`connections`]). It shuts down gracefully on
+//! SIGINT/SIGTERM.
 //!
 //! Each MCP session gets its own clone of the server handler; clones share the upstream client.
 
-use std::{future::IntoFuture, io::Write, sync::Arc, time::Duration};
+use std::{io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -16,7 +17,6 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
-    serve::ListenerExt,
     Router,
 };
 use futures::StreamExt;
@@ -33,6 +33,7 @@ use tower_http::{
 };
 
 use super::{
+    connections::{self, RESERVE},
     guards,
     legacy_sse::{self, LegacySse},
     session_budget::{too_many_sessions, BudgetedSessions, SessionBudget},
@@ -166,22 +167,15 @@ where
     let in_flight = InFlight::new();
     let app = app(server, &settings, shutdown.clone(), in_flight.clone());
     let stop_accepting = CancellationToken::new();
-    // Without TCP_NODELAY, an SSE answer written in several small pieces waits on Nagle's
-    // algorithm and the client's delayed ACK: ~40 ms per call, measured.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let mut http = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future(),
-    );
+    let limits = descriptor_checked(settings.connections);
+    let mut http = tokio::spawn(connections::serve(listener, app, limits, stop_accepting.clone()));
 
     let signal = tokio::select! {
         signal = shutdown::signal() => signal,
-        ended = &mut http => return ended.context("HTTP server task")?.context("HTTP server"),
+        ended = &mut http => {
+            ended.context("HTTP server task")?;
+            anyhow::bail!("the HTTP server stopped accepting connections");
+        }
     };
     tracing::info!(
         signal,
@@ -198,11 +192,33 @@ where
     }
     shutdown.cancel();
     match tokio::time::timeout(CLOSE_TIMEOUT, http).await {
-        Ok(ended) => ended.context("HTTP server task")?.context("HTTP server")?,
+        Ok(ended) => ended.context("HTTP server task")?,
         Err(_) => tracing::warn!("some connections did not close in time; exiting anyway"),
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Descriptors the process needs besides its client connections: the listener, stdio, the
+/// journal, upstream connections (64 at most) and downloads with their spool files.
+const OTHER_DESCRIPTORS: u64 = 192;
+
+/// The limits, with the cap lowered (and a warning) if the open-file limit cannot hold it even
+/// after raising it: past the limit, accepting fails and clients are refused at random.
+fn descriptor_checked(mut limits: connections::ConnectionLimits) -> connections::ConnectionLimits {
+    let wanted = (limits.max + RESERVE) as u64 + OTHER_DESCRIPTORS;
+    let available = connections::ensure_descriptors(wanted);
+    if available < wanted {
+        let fits = available.saturating_sub(OTHER_DESCRIPTORS + RESERVE as u64).max(1) as usize;
+        tracing::warn!(
+            max_connections = limits.max,
+            open_file_limit = available,
+            lowered_to = fits,
+            "the open-file limit (ulimit -n) cannot hold --max-connections; lowering the cap"
+        );
+        limits.max = fits;
+    }
+    limits
 }
 
 #[derive(Clone)]

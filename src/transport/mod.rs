@@ -2,8 +2,10 @@
 //!
 //! `stdio` for clients that start the server; `http` for everything over the network (Streamable
 //! HTTP and, in `legacy_sse`, the 2024-11-05 HTTP+SSE transport), behind `guards` and a
-//! `session_budget`, with `shutdown` handling; `settings` holds `serve`'s transport flags.
+//! `session_budget`, over `connections` bounded in number and time, with `shutdown` handling;
+//! `settings` holds `serve`'s transport flags.
 
+pub mod connections;
 pub mod guards;
 pub mod http;
 pub mod legacy_sse;

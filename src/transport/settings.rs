@@ -9,7 +9,10 @@ use std::{
 
 use clap::{Args, ValueEnum};
 
-use super::guards::{BearerToken, Guards, HostRule, OriginRule};
+use super::{
+    connections::ConnectionLimits,
+    guards::{BearerToken, Guards, HostRule, OriginRule},
+};
 
 /// The environment variable for the HTTP bearer token; preferred over `--auth-token`, which
 /// every user of the machine can read in `ps`.
@@ -83,6 +86,31 @@ pub struct TransportArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub session_idle_secs: u64,
 
+    /// HTTP: most connections open at once. Past it, a few more are let in for /healthz only
+    /// and others get 503; the server raises its open-file limit to fit (or lowers this to it).
+    #[arg(long, env = "RUNCOMFY_MCP_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// HTTP: a request's header must arrive complete within this many seconds of its first byte
+    /// (of the connection opening, for its first request); slower connections are closed. Also
+    /// the grace before --min-body-bytes-per-sec applies.
+    #[arg(long, env = "RUNCOMFY_MCP_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_secs: u64,
+
+    /// HTTP: a connection with no request in flight is closed after this many seconds. Keep it
+    /// above a load balancer's own idle timeout (AWS ALB: 60 s).
+    #[arg(long, env = "RUNCOMFY_MCP_IDLE_TIMEOUT_SECS", default_value_t = 75,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout_secs: u64,
+
+    /// HTTP: a request body must arrive at least this fast on average, in bytes per second
+    /// (after the header timeout's worth of grace); slower ones get 408.
+    #[arg(long, env = "RUNCOMFY_MCP_MIN_BODY_BYTES_PER_SEC", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub min_body_bytes_per_sec: u64,
+
     /// HTTP: on SIGINT/SIGTERM, how long calls in flight may take to finish before they are cut off.
     #[arg(long, env = "RUNCOMFY_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
@@ -99,6 +127,7 @@ pub struct HttpSettings {
     pub max_sessions: usize,
     pub session_idle: Duration,
     pub shutdown_grace: Duration,
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -154,6 +183,12 @@ impl TransportArgs {
             max_sessions: usize::try_from(self.max_sessions).unwrap_or(usize::MAX),
             session_idle: Duration::from_secs(self.session_idle_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            connections: ConnectionLimits {
+                max: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+                header_timeout: Duration::from_secs(self.header_timeout_secs),
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+                body_min_rate: self.min_body_bytes_per_sec,
+            },
         })
     }
 }

@@ -9,6 +9,7 @@ mod common;
 mod cli_edit;
 mod cli_generate;
 mod fault_matrix;
+mod http_connections;
 mod http_guards;
 mod http_hostile;
 mod http_serving;
