@@ -5,8 +5,6 @@
 
 #![cfg(target_os = "linux")]
 
-
-
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},

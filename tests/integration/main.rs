@@ -19,6 +19,7 @@ mod media;
 mod memory;
 mod simulator;
 mod simulator_edit;
+mod stdio_bounds;
 mod stdio_protocol;
 mod stdio_tools;
 mod tasks_edit;

@@ -4,15 +4,13 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use common::*;
+use super::common::*;
 use serde_json::{json, Value};
 
 fn peak_rss_kb(pid: u32) -> u64 {
