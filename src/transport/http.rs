@@ -221,6 +221,21 @@ fn descriptor_checked(mut limits: connections::ConnectionLimits) -> connections:
     limits
 }
 
+/// rmcp answers a session's `DELETE` with 202 Accepted, but the session is already gone by then
+/// and the clients expect 200 or 204: the official Python client logs "Session termination
+/// failed: 202" for every session it closes. Said as 204 No Content; other answers (404 for an
+/// unknown session, 405 in stateless mode) pass unchanged.
+fn session_closed(response: Response) -> Response {
+    if response.status() != StatusCode::ACCEPTED {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.status = StatusCode::NO_CONTENT;
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::empty())
+}
+
 #[derive(Clone)]
 struct Admission {
     budget: SessionBudget,
@@ -231,6 +246,9 @@ struct Admission {
 /// In front of `/mcp`: turns away a new session when the cap is reached (rmcp alone would answer
 /// 500), and counts each POST as in flight until its response body has been sent.
 async fn admit(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+    if request.method() == Method::DELETE {
+        return session_closed(next.run(request).await);
+    }
     if request.method() != Method::POST {
         return next.run(request).await;
     }

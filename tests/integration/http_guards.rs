@@ -435,3 +435,40 @@ async fn listening_on_a_public_address_without_auth_is_refused() {
     assert!(stderr.contains("RUNCOMFY_MCP_AUTH_TOKEN") && stderr.contains("--allow-remote-without-auth"));
     assert!(output.stdout.is_empty(), "nothing was served");
 }
+
+/// Closing a session is answered 204 (the official Python client counts 202 as a failed
+/// termination and logs it), and the session is gone: a call on its id is then unknown (404).
+#[tokio::test]
+async fn deleting_a_session_answers_204_and_ends_it() {
+    let sim = simulator(SimConfig::default()).await;
+    let server = HttpServer::start(&sim.base_url(), &[], &[]).await;
+    let http = reqwest::Client::new();
+    let init = post_mcp(&http, &server, &initialize(1)).send().await.unwrap();
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    answer(init, 1).await;
+
+    let closed = http
+        .delete(server.url("/mcp"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), StatusCode::NO_CONTENT);
+    assert!(closed.bytes().await.unwrap().is_empty());
+
+    let after = post_mcp(&http, &server, &rpc(2, "ping", json!({})))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::NOT_FOUND, "the closed session");
+    let again = http
+        .delete(server.url("/mcp"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    // DELETE is idempotent: a second close finds nothing to end and says the same.
+    assert_eq!(again.status(), StatusCode::NO_CONTENT, "closing it twice");
+    assert!(server.stop().await.success());
+}
