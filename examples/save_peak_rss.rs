@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use runcomfy_mcp::media::{self, save::OutputDir, MediaOptions};
+use runcomfy_mcp::media::{self, save::OutputDir, AddressPolicy, Downloader, MediaOptions};
 use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
 use serde_json::json;
 
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let base_url = args.next().unwrap_or_else(|| "http://127.0.0.1:8799".into());
     let previews = args.next().as_deref() == Some("preview");
     let client = Client::new(ClientConfig {
-        base_url,
+        base_url: base_url.clone(),
         token: ApiToken::new("measure").expect("non-empty"),
         model: "bytedance/dreamina-4-0/text-to-image".into(),
         timeout: Duration::from_secs(120),
@@ -57,8 +57,9 @@ async fn main() -> anyhow::Result<()> {
 
     std::fs::write("/proc/self/clear_refs", "5")?; // resets VmHWM to the current RSS
     let before = status_kb("VmHWM:");
+    let downloader = Downloader::new(AddressPolicy::for_upstream(&base_url)).map_err(anyhow::Error::msg)?;
     let collected = media::collect(
-        client.http(),
+        &downloader,
         &options,
         media::Request {
             name_stem: id.as_str(),

@@ -13,7 +13,7 @@ use crate::{
     mcp::{McpArgs, RunComfyServer},
     media::{
         inputs::{InputOptions, DEFAULT_INPUT_MAX_BYTES},
-        MediaArgs, MediaOptions, OutputDir,
+        AddressPolicy, Downloader, MediaArgs, MediaOptions, OutputDir,
     },
     runcomfy::{settings::token_from_env, ApiToken, Client, UpstreamArgs},
     simulator::{SimConfig, Simulator},
@@ -72,10 +72,11 @@ impl ServeArgs {
             TransportKind::Http => Some(self.transport.http_settings()?),
         };
         let media = self.media.options().map_err(anyhow::Error::msg)?;
-        let (client, simulator) = upstream_client(&self.upstream).await?;
+        let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
-        let jobs = JobService::new(client, journal, self.wait.policy(), media).with_models(self.upstream.models());
+        let jobs =
+            JobService::new(client, downloader, journal, self.wait.policy(), media).with_models(self.upstream.models());
         Ok(Serve {
             server: RunComfyServer::new(jobs, self.mcp.structured_content),
             http,
@@ -98,15 +99,18 @@ impl GenerateSettings {
             previews: false,
             ..MediaOptions::default()
         };
-        let (client, simulator) = upstream_client(&self.upstream).await?;
+        let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
         let journal = self.journal.open(self.upstream.simulate).await;
-        let jobs = JobService::new(client, journal, self.wait.policy(), media).with_models(self.upstream.models());
+        let jobs =
+            JobService::new(client, downloader, journal, self.wait.policy(), media).with_models(self.upstream.models());
         Ok((jobs, simulator))
     }
 }
 
-/// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here.
-async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Option<Simulator>)> {
+/// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here,
+/// and the client for its result files: public `https` addresses only, plus the upstream's own
+/// origin when that is on this machine (the simulator, a loopback `--base-url`).
+async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Downloader, Option<Simulator>)> {
     let (config, simulator) = if args.simulate {
         let simulator = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await?;
         tracing::info!(url = %simulator.base_url(), "using the built-in simulator (no RunComfy traffic, no token needed)");
@@ -118,6 +122,11 @@ async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Op
     } else {
         (args.client_config(token_from_env(), None)?, None)
     };
+    let policy = AddressPolicy::for_upstream(&config.base_url);
+    if policy.allows_local_upstream() {
+        tracing::info!(base_url = %config.base_url, "result files may also come from the local upstream itself");
+    }
+    let downloader = Downloader::new(policy).map_err(anyhow::Error::msg)?;
     let client = Client::new(config).map_err(anyhow::Error::msg)?;
-    Ok((Arc::new(client), simulator))
+    Ok((Arc::new(client), downloader, simulator))
 }

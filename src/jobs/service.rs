@@ -13,7 +13,7 @@ use super::{follow::Follower, poll, Event, Prepared, WaitOptions, WaitOutcome, W
 use crate::{
     dreamina::{Models, EDIT_MODEL},
     journal::{JobQuery, JobRecord, JobUpdate, Journal, NewJob, SubmitOutcome},
-    media::{self, Collected, MediaOptions},
+    media::{self, Collected, Downloader, MediaOptions},
     runcomfy::{ApiError, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
 
@@ -24,6 +24,8 @@ pub const MAX_COUNT: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct JobService {
     client: Arc<Client>,
+    /// Result files: its own client, bound to where results may live.
+    downloader: Downloader,
     pub(super) journal: Journal,
     policy: WaitPolicy,
     pub(super) media: Arc<MediaOptions>,
@@ -76,13 +78,20 @@ pub enum RunError {
 impl JobService {
     /// Text-to-image goes to the client's model, edits to RunComfy's edit endpoint, unless
     /// [`JobService::with_models`] says otherwise.
-    pub fn new(client: Arc<Client>, journal: Journal, policy: WaitPolicy, media: MediaOptions) -> Self {
+    pub fn new(
+        client: Arc<Client>,
+        downloader: Downloader,
+        journal: Journal,
+        policy: WaitPolicy,
+        media: MediaOptions,
+    ) -> Self {
         let models = Models {
             text_to_image: client.model().to_owned(),
             edit: EDIT_MODEL.to_owned(),
         };
         Self {
             client,
+            downloader,
             journal,
             policy,
             media: Arc::new(media),
@@ -249,7 +258,7 @@ impl JobService {
                 full_size,
             })
             .collect();
-        let mut all = media::collect_all(self.client.http(), &self.media, &requests).await;
+        let mut all = media::collect_all(&self.downloader, &self.media, &requests).await;
         for (job, collected) in jobs.iter().zip(&mut all) {
             for output in &mut collected.outputs {
                 if output.kind == media::OutputKind::Image {

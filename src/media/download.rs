@@ -1,19 +1,114 @@
-//! Bounded downloads of result files: a timeout, a size cap, a content-type check, and the body
-//! streamed into a file rather than held in memory.
+//! Bounded downloads of result files: where they may come from, a timeout, a size cap, a
+//! content-type check, and the body streamed into a file rather than held in memory.
 //!
-//! A result URL comes from the upstream's answer, so everything about it is checked: only
-//! http(s), an error status is an error, a `Content-Type` that is not an image (an HTML error
+//! A result URL comes from the upstream's answer, so everything about it is checked: where it
+//! points ([`super::address`]: public `https` only, before the request, at every redirect and
+//! after DNS), an error status is an error, a `Content-Type` that is not an image (an HTML error
 //! page served with 200) is refused before the body is read, and the first bytes must be a PNG,
 //! JPEG or WebP signature — the format we name the file after is the one sniffed, not the one
 //! claimed. The body goes chunk by chunk into the spool file, so a 50 MB image costs a few
 //! kilobytes of buffer, not 50 MB (or twice that).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use image::ImageFormat;
 use reqwest::header;
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
+
+use super::address::{self, AddressPolicy, Refusal, Resolver, SystemResolver};
+
+/// The HTTP client for result files. Its own, not the API client's: it resolves names through
+/// the address policy, checks every redirect, never goes through a proxy (a proxy would resolve
+/// names where the policy cannot see them), and never carries the API token.
+#[derive(Clone)]
+pub struct Downloader {
+    http: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+}
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downloader")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Downloader {
+    /// With the system resolver.
+    pub fn new(policy: AddressPolicy) -> Result<Self, String> {
+        Self::builder(policy).build()
+    }
+
+    pub fn builder(policy: AddressPolicy) -> DownloaderBuilder {
+        DownloaderBuilder {
+            policy,
+            resolver: Arc::new(SystemResolver),
+            proxy: None,
+        }
+    }
+
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
+    }
+}
+
+/// Builds a [`Downloader`]; the seams are for tests.
+pub struct DownloaderBuilder {
+    policy: AddressPolicy,
+    resolver: Arc<dyn Resolver>,
+    proxy: Option<reqwest::Proxy>,
+}
+
+impl DownloaderBuilder {
+    /// Resolves names (and picks the address dialled) with `resolver` instead of the system's.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Sends the requests `proxy` matches through it. Only for tests: requests to address
+    /// literals never reach the resolver, so a test routes them to a recorder on loopback
+    /// (`reqwest::Proxy::custom`) to be sure nothing else is dialled even if a check is broken.
+    pub fn proxy(mut self, proxy: reqwest::Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    pub fn build(self) -> Result<Downloader, String> {
+        let policy = Arc::new(self.policy);
+        let redirects = {
+            let policy = policy.clone();
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() > address::MAX_REDIRECTS {
+                    return attempt.error(Refusal::TooManyRedirects(address::MAX_REDIRECTS));
+                }
+                match policy.check_url(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(refusal) => attempt.error(refusal),
+                }
+            })
+        };
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(address::Guarded {
+                policy: policy.clone(),
+                resolver: self.resolver,
+            }))
+            .redirect(redirects)
+            .referer(false)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("runcomfy-mcp/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = self.proxy {
+            builder = builder.proxy(proxy);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the download client: {e}"))?;
+        Ok(Downloader { http, policy })
+    }
+}
 
 /// Bounds on one download.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +141,8 @@ impl Downloaded {
 pub enum DownloadError {
     #[error("not an http(s) URL")]
     BadUrl,
+    #[error("refused: {0}")]
+    Refused(Refusal),
     #[error("the server answered HTTP {0}")]
     Status(u16),
     #[error("the server sent {0:?} instead of an image")]
@@ -67,29 +164,35 @@ const SNIFF_LEN: usize = 16;
 
 /// Downloads `url` into `spool` (an empty temporary file), within `limits`.
 pub async fn download(
-    http: &reqwest::Client,
+    downloader: &Downloader,
     url: &str,
     limits: Limits,
     spool: NamedTempFile,
 ) -> Result<Downloaded, DownloadError> {
-    match tokio::time::timeout(limits.timeout, fetch(http, url, limits, spool)).await {
+    match tokio::time::timeout(limits.timeout, fetch(downloader, url, limits, spool)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(DownloadError::Timeout(limits.timeout)),
     }
 }
 
 async fn fetch(
-    http: &reqwest::Client,
+    downloader: &Downloader,
     url: &str,
     limits: Limits,
     spool: NamedTempFile,
 ) -> Result<Downloaded, DownloadError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| DownloadError::BadUrl)?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+    if parsed.host().is_none() {
         return Err(DownloadError::BadUrl);
     }
+    // Literal addresses never reach the resolver: they are judged here.
+    downloader.policy.check_url(&parsed).map_err(|refusal| match refusal {
+        Refusal::BadUrl => DownloadError::BadUrl,
+        other => DownloadError::Refused(other),
+    })?;
     // No token: result URLs are public, and the token must never go to another host.
-    let mut response = http
+    let mut response = downloader
+        .http
         .get(parsed)
         .header(header::ACCEPT, "image/png, image/jpeg, image/webp, image/*;q=0.8")
         .timeout(limits.timeout)
@@ -102,7 +205,8 @@ async fn fetch(
     if let Some(claimed) = response.headers().get(header::CONTENT_TYPE) {
         let claimed = claimed.to_str().unwrap_or("(unreadable)").to_owned();
         if !acceptable_type(&claimed) {
-            return Err(DownloadError::WrongType(claimed));
+            // The header is the other side's: shown shortened.
+            return Err(DownloadError::WrongType(crate::text::ellipsis(&claimed, 80)));
         }
     }
     if response.content_length().is_some_and(|n| n > limits.max_bytes) {
@@ -154,6 +258,10 @@ fn sniff(head: &[u8]) -> Result<ImageFormat, DownloadError> {
 }
 
 fn transport(e: &reqwest::Error, timeout: Duration) -> DownloadError {
+    // A refused name or redirect comes back wrapped in reqwest's error.
+    if let Some(refusal) = address::refusal_in(e) {
+        return DownloadError::Refused(refusal);
+    }
     if e.is_timeout() {
         return DownloadError::Timeout(timeout);
     }

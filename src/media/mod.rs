@@ -7,10 +7,11 @@
 //! never fails: a download, preview or save that goes wrong leaves the URL in the result and a
 //! note saying what failed, because the job itself succeeded and was paid for.
 //!
-//! Layout: [`download`] streams a URL into a spool file within a timeout and a size cap,
-//! [`preview`] decodes and scales down, [`save`] owns the output directory and file names,
-//! [`settings`] the flags.
+//! Layout: [`download`] streams a URL into a spool file within a timeout and a size cap, from
+//! where [`address`] allows, [`preview`] decodes and scales down, [`save`] owns the output
+//! directory and file names, [`settings`] the flags.
 
+pub mod address;
 pub mod download;
 pub mod inputs;
 pub mod preview;
@@ -24,6 +25,8 @@ use serde::Serialize;
 use tempfile::NamedTempFile;
 use tokio::sync::Semaphore;
 
+pub use address::AddressPolicy;
+pub use download::Downloader;
 pub use save::OutputDir;
 pub use settings::{MediaArgs, MediaOptions};
 
@@ -142,15 +145,18 @@ pub struct Request<'a> {
 
 /// Downloads, saves and previews the images of a finished job as the options say; videos get
 /// their URL only.
-pub async fn collect(http: &reqwest::Client, options: &MediaOptions, request: Request<'_>) -> Collected {
-    collect_all(http, options, &[request]).await.pop().unwrap_or_default()
+pub async fn collect(downloader: &Downloader, options: &MediaOptions, request: Request<'_>) -> Collected {
+    collect_all(downloader, options, &[request])
+        .await
+        .pop()
+        .unwrap_or_default()
 }
 
 /// [`collect`] for several finished jobs answered together (a batch): every image is fetched at
 /// once within the same bounds, and the inline budgets are the result's, shared in job order,
 /// so that four jobs carry no more inline bytes than one job of four images. One [`Collected`]
 /// per request, in order.
-pub async fn collect_all(http: &reqwest::Client, options: &MediaOptions, requests: &[Request<'_>]) -> Vec<Collected> {
+pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, requests: &[Request<'_>]) -> Vec<Collected> {
     let downloads = Semaphore::new(PARALLEL_DOWNLOADS);
     // Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
     // a thousand results finishing together must not hold a thousand decoded images at once.
@@ -159,7 +165,7 @@ pub async fn collect_all(http: &reqwest::Client, options: &MediaOptions, request
     let work = requests.iter().map(|&request| {
         let downloads = &downloads;
         let images = request.images.iter().enumerate().map(move |(i, url)| async move {
-            one_image(http, options, request, i + 1, url, downloads, decodes).await
+            one_image(downloader, options, request, i + 1, url, downloads, decodes).await
         });
         futures::future::join_all(images)
     });
@@ -306,7 +312,7 @@ impl OutputReport {
 }
 
 async fn one_image(
-    http: &reqwest::Client,
+    downloader: &Downloader,
     options: &MediaOptions,
     request: Request<'_>,
     index: usize,
@@ -336,7 +342,7 @@ async fn one_image(
             max_bytes: options.download_max_bytes,
             timeout: options.download_timeout,
         };
-        download::download(http, url, limits, spool).await
+        download::download(downloader, url, limits, spool).await
     };
     let downloaded = match downloaded {
         Ok(d) => d,

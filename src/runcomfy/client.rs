@@ -64,11 +64,6 @@ impl Client {
         })
     }
 
-    /// The shared HTTP client, for downloading results with the same pool and TLS setup.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     pub fn model(&self) -> &str {
         &self.config.model
     }

@@ -8,6 +8,7 @@ mod common;
 
 mod cli_edit;
 mod cli_generate;
+mod download_policy;
 mod fault_matrix;
 mod http_connections;
 mod http_guards;

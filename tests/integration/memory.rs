@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use runcomfy_mcp::media::{self, save::OutputDir, MediaOptions};
+use runcomfy_mcp::media::{self, save::OutputDir, AddressPolicy, Downloader, MediaOptions};
 use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
 use runcomfy_mcp::simulator::ImageStyle;
 use serde_json::json;
@@ -74,8 +74,9 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
         panic!("cannot reset the peak RSS here (writing /proc/self/clear_refs: {e}): this check cannot measure on this machine");
     }
     let before = peak_rss_kb();
+    let downloader = Downloader::new(AddressPolicy::for_upstream(&sim.base_url())).unwrap();
     let collected = media::collect(
-        client.http(),
+        &downloader,
         &options,
         media::Request {
             name_stem: id.as_str(),
