@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     dreamina::ImageRequest,
     jobs::{JobService, Run, RunError, RunOutcome, Step},
-    media::inputs::{looks_like_a_path, Source},
+    media::{
+        inputs::{looks_like_a_path, Source},
+        OutputKind,
+    },
     runcomfy::{CancelOutcome, JobStatus},
 };
 
@@ -139,17 +142,32 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
     // The same bounded download and safe atomic save as the MCP tools, without previews.
     let collected = jobs.collect(&id, &images, &videos, false).await;
     let mut saved = Vec::new();
+    // Outputs past the first media::MAX_PROCESSED are not fetched: counted, not listed one by one.
+    let mut skipped = collected.unlisted;
     for output in collected.outputs {
         match (output.saved_path, output.problem) {
             (Some(path), _) => saved.push(PathBuf::from(path)),
-            (None, problem) => eprintln!(
-                "{} {} not saved ({}): {}",
+            (None, Some(problem)) => eprintln!(
+                "{} {} not saved ({problem}): {}",
                 output.kind.as_str(),
                 output.index,
-                problem.unwrap_or_else(|| "no file".into()),
+                output.url
+            ),
+            (None, None) if output.kind == OutputKind::Image => skipped += 1,
+            (None, None) => eprintln!(
+                "{} {} not saved (no file): {}",
+                output.kind.as_str(),
+                output.index,
                 output.url
             ),
         }
+    }
+    if skipped > 0 {
+        eprintln!(
+            "{} more outputs not saved: at most {} are downloaded per job",
+            crate::media::thousands(skipped),
+            crate::media::MAX_PROCESSED
+        );
     }
     if saved.is_empty() {
         bail!("job {id} succeeded but no output could be saved");

@@ -130,11 +130,15 @@ impl JobUpdate {
     }
 
     pub fn from_result(answer: &ResultResponse) -> Self {
-        let output = answer.output.as_ref();
+        let output = answer.output.clone().unwrap_or_default();
+        let (images, videos) = (output.image_urls(), output.video_urls());
+        // What an answer can list is all a record keeps: an upstream listing thousands of
+        // outputs must not grow every row it touches.
+        let listed = crate::media::listing(&images, &videos);
         Self {
             status: Some(answer.status.clone()),
-            images: output.map(|o| o.image_urls()).unwrap_or_default(),
-            videos: output.map(|o| o.video_urls()).unwrap_or_default(),
+            images: listed.images.to_vec(),
+            videos: listed.videos.to_vec(),
             error: answer.error_message(),
             ..Self::default()
         }

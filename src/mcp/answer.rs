@@ -16,9 +16,29 @@ use crate::{
     runcomfy::{ApiError, RequestId},
 };
 
+/// The most text one answer carries, in bytes. Answers are bounded where they are built (outputs
+/// listed up to a cap, the upstream's strings shortened); this is the backstop, so that nothing
+/// that slipped through can flood a model's context.
+pub const MAX_TEXT_BYTES: usize = 256 * 1024;
+
+/// `text`, cut at [`MAX_TEXT_BYTES`] with a note saying so.
+fn bounded(mut text: String) -> String {
+    const CUT: &str = "\n… (cut here: an answer carries at most 256 KB of text)";
+    if text.len() <= MAX_TEXT_BYTES {
+        return text;
+    }
+    let mut end = MAX_TEXT_BYTES - CUT.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(CUT);
+    text
+}
+
 /// A successful answer: `value` as `structuredContent`, `text` as its readable copy.
 pub fn success<T: Serialize>(value: &T, text: String) -> CallToolResult {
-    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    let mut result = CallToolResult::success(vec![ContentBlock::text(bounded(text))]);
     // Serialising our own plain structs cannot fail; if it ever did, the text still carries it all.
     result.structured_content = serde_json::to_value(value).ok();
     result
@@ -61,7 +81,7 @@ impl ToolError {
     }
 
     pub fn into_result(self) -> CallToolResult {
-        CallToolResult::error(vec![ContentBlock::text(self.0)])
+        CallToolResult::error(vec![ContentBlock::text(bounded(self.0))])
     }
 }
 
@@ -94,4 +114,19 @@ impl IntoCallToolResult for ToolError {
 /// Either side of a handler's answer as the result to send.
 pub fn settle(answer: Result<CallToolResult, ToolError>) -> CallToolResult {
     answer.unwrap_or_else(ToolError::into_result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_past_the_cap_is_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = bounded("é".repeat(MAX_TEXT_BYTES));
+        assert!(long.len() <= MAX_TEXT_BYTES, "{}", long.len());
+        assert!(long.ends_with("256 KB of text)"));
+        let error = ToolError::new("x".repeat(10 * MAX_TEXT_BYTES)).into_result();
+        assert!(error.content[0].as_text().unwrap().text.len() <= MAX_TEXT_BYTES);
+    }
 }

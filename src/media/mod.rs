@@ -7,6 +7,10 @@
 //! never fails: a download, preview or save that goes wrong leaves the URL in the result and a
 //! note saying what failed, because the job itself succeeded and was paid for.
 //!
+//! A result is bounded however many outputs the upstream lists: at most [`MAX_PROCESSED`] are
+//! downloaded, previewed or saved, at most [`MAX_LISTED`] (within [`MAX_LISTED_URL_BYTES`]) are
+//! listed at all, and the rest are counted ([`listing`]).
+//!
 //! Layout: [`download`] streams a URL into a spool file within a timeout and a size cap, from
 //! where [`address`] allows, [`preview`] decodes and scales down, [`save`] owns the output
 //! directory and file names, [`settings`] the flags.
@@ -32,6 +36,18 @@ pub use settings::{MediaArgs, MediaOptions};
 
 use download::{Downloaded, Limits};
 use preview::{Preview, PreviewLimits};
+
+/// Outputs of one result that are downloaded, previewed or saved, in the upstream's order. A
+/// Dreamina set is a handful of images; an answer listing thousands is a broken or hostile
+/// upstream, and must not cost thousands of downloads.
+pub const MAX_PROCESSED: usize = 16;
+/// Outputs of one result listed at all (URL, link, entry in `outputs`); the rest are counted.
+pub const MAX_LISTED: usize = 64;
+/// The listed outputs' URLs together stay within this many bytes (each URL appears a few times
+/// in an answer): 64 ordinary URLs fit, and a few kilobyte-long signed ones.
+pub const MAX_LISTED_URL_BYTES: usize = 16 * 1024;
+/// A problem note on one output is shortened to this many characters.
+const MAX_PROBLEM_CHARS: usize = 300;
 
 /// Downloads running at once for one result.
 const PARALLEL_DOWNLOADS: usize = 4;
@@ -126,10 +142,100 @@ pub struct InlineImage {
 /// Everything [`collect`] found out and made.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
+    /// The listed outputs (see [`listing`]): images, then videos.
     pub outputs: Vec<OutputReport>,
     pub inline: Vec<InlineImage>,
     /// Result-wide remarks (per-output ones are in [`OutputReport::problem`]).
     pub notes: Vec<String>,
+    /// Outputs the upstream listed beyond those in `outputs`.
+    pub unlisted: usize,
+}
+
+/// The outputs of a result that are listed: the first images, then the first videos, at most
+/// [`MAX_LISTED`] of them and [`MAX_LISTED_URL_BYTES`] of URLs; `unlisted` counts the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing<'a> {
+    pub images: &'a [String],
+    pub videos: &'a [String],
+    pub unlisted: usize,
+}
+
+/// The one place the listing bound is applied: by [`collect`], the tools' answers and the journal.
+pub fn listing<'a>(images: &'a [String], videos: &'a [String]) -> Listing<'a> {
+    ListingRoom::new().listing(images, videos)
+}
+
+/// What is left of one answer's listing bound, for an answer that lists several results
+/// (`list_jobs`): each takes its share in turn, and once it is used up the rest are counted.
+#[derive(Debug, Clone)]
+pub struct ListingRoom {
+    entries: usize,
+    bytes: usize,
+}
+
+impl Default for ListingRoom {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ListingRoom {
+    pub fn new() -> Self {
+        Self {
+            entries: MAX_LISTED,
+            bytes: MAX_LISTED_URL_BYTES,
+        }
+    }
+
+    /// One job's room in an answer for `jobs` jobs (a batch): its own [`MAX_LISTED`] entries,
+    /// and its share of the URL bytes, so that the batch's answer is no larger than one job's
+    /// of long URLs.
+    pub fn share_of(jobs: usize) -> Self {
+        Self {
+            entries: MAX_LISTED,
+            bytes: MAX_LISTED_URL_BYTES / jobs.max(1),
+        }
+    }
+
+    /// The longest prefix of `items` that fits, taken out of the room.
+    pub fn take<'a>(&mut self, items: &'a [String]) -> &'a [String] {
+        let mut n = 0;
+        for item in items {
+            if self.entries == 0 || item.len() > self.bytes {
+                // Nothing after an item that did not fit is listed, so a list is always a prefix.
+                self.entries = 0;
+                break;
+            }
+            self.entries -= 1;
+            self.bytes -= item.len();
+            n += 1;
+        }
+        &items[..n]
+    }
+
+    /// A result's images, then its videos (as in `outputs`), out of the room.
+    pub fn listing<'a>(&mut self, images: &'a [String], videos: &'a [String]) -> Listing<'a> {
+        let listed_images = self.take(images);
+        let listed_videos = self.take(videos);
+        Listing {
+            unlisted: images.len() + videos.len() - listed_images.len() - listed_videos.len(),
+            images: listed_images,
+            videos: listed_videos,
+        }
+    }
+}
+
+/// `20000` as `20,000`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One result's outputs to collect.
@@ -143,8 +249,9 @@ pub struct Request<'a> {
     pub full_size: bool,
 }
 
-/// Downloads, saves and previews the images of a finished job as the options say; videos get
-/// their URL only.
+/// Downloads, saves and previews the images of a finished job as the options say, the first
+/// [`MAX_PROCESSED`] of them; videos, and images past those, get their URL only; outputs past
+/// the [`listing`] are only counted.
 pub async fn collect(downloader: &Downloader, options: &MediaOptions, request: Request<'_>) -> Collected {
     collect_all(downloader, options, &[request])
         .await
@@ -154,17 +261,24 @@ pub async fn collect(downloader: &Downloader, options: &MediaOptions, request: R
 
 /// [`collect`] for several finished jobs answered together (a batch): every image is fetched at
 /// once within the same bounds, and the inline budgets are the result's, shared in job order,
-/// so that four jobs carry no more inline bytes than one job of four images. One [`Collected`]
-/// per request, in order.
+/// so that four jobs carry no more inline bytes than one job of four images. Each job has its
+/// own [`MAX_PROCESSED`] and [`MAX_LISTED`], and its share of [`MAX_LISTED_URL_BYTES`]
+/// ([`ListingRoom::share_of`]). One [`Collected`] per request, in order: what a batch's answer
+/// lists is its `outputs`.
 pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, requests: &[Request<'_>]) -> Vec<Collected> {
+    let listed: Vec<Listing<'_>> = requests
+        .iter()
+        .map(|r| ListingRoom::share_of(requests.len()).listing(r.images, r.videos))
+        .collect();
     let downloads = Semaphore::new(PARALLEL_DOWNLOADS);
     // Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
     // a thousand results finishing together must not hold a thousand decoded images at once.
     static DECODES: Semaphore = Semaphore::const_new(1);
     let decodes = &DECODES;
-    let work = requests.iter().map(|&request| {
+    let work = requests.iter().zip(&listed).map(|(&request, listed)| {
         let downloads = &downloads;
-        let images = request.images.iter().enumerate().map(move |(i, url)| async move {
+        let processed = &listed.images[..listed.images.len().min(MAX_PROCESSED)];
+        let images = processed.iter().enumerate().map(move |(i, url)| async move {
             one_image(downloader, options, request, i + 1, url, downloads, decodes).await
         });
         futures::future::join_all(images)
@@ -183,8 +297,9 @@ pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, reques
     };
     requests
         .iter()
+        .zip(listed)
         .zip(done)
-        .map(|(request, done)| budget.apply(options, *request, done))
+        .map(|((request, listed), done)| budget.apply(options, *request, listed, done))
         .collect()
 }
 
@@ -196,13 +311,19 @@ struct Budget {
 
 impl Budget {
     /// One job's images, inline as far as the budget goes; what did not fit is said in a note.
+    /// `done` holds the processed images, the first of `listed`.
     fn apply(
         &mut self,
         options: &MediaOptions,
         request: Request<'_>,
+        listed: Listing<'_>,
         done: Vec<(OutputReport, Option<Made>)>,
     ) -> Collected {
-        let mut collected = Collected::default();
+        let processed = done.len();
+        let mut collected = Collected {
+            unlisted: listed.unlisted,
+            ..Collected::default()
+        };
         if request.full_size && !options.previews {
             collected
                 .notes
@@ -264,12 +385,39 @@ impl Budget {
             collected.outputs.push(report);
         }
         collected.outputs.extend(
-            request
+            listed.images[processed..]
+                .iter()
+                .enumerate()
+                .map(|(i, url)| OutputReport::new(OutputKind::Image, processed + i + 1, url)),
+        );
+        collected.outputs.extend(
+            listed
                 .videos
                 .iter()
                 .enumerate()
                 .map(|(i, url)| OutputReport::new(OutputKind::Video, i + 1, url)),
         );
+
+        let fetches = options.previews || options.output_dir.is_some();
+        if fetches && request.images.len() > processed {
+            collected.notes.push(format!(
+                "Only the first {processed} images of a result are downloaded{}; the others are listed by URL.",
+                match (options.previews, options.output_dir.is_some()) {
+                    (true, true) => ", previewed and saved",
+                    (true, false) => " and previewed",
+                    (false, _) => " and saved",
+                },
+            ));
+        }
+        if listed.unlisted > 0 {
+            let total = request.images.len() + request.videos.len();
+            collected.notes.push(format!(
+                "RunComfy listed {} outputs for this job: the first {} are listed here, and {} more are not.",
+                thousands(total),
+                thousands(total - listed.unlisted),
+                thousands(listed.unlisted),
+            ));
+        }
 
         if over_full_budget > 0 {
             collected.notes.push(format!(
@@ -348,7 +496,7 @@ async fn one_image(
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(url, error = %e, "result download failed");
-            report.problem = Some(format!("not downloaded: {e}"));
+            report.problem = Some(problem(&format!("not downloaded: {e}")));
             return (report, None);
         }
     };
@@ -366,7 +514,7 @@ async fn one_image(
             report.height = p.dimensions.map(|d| d.1);
             report.saved_path = p.saved.map(|path| path.display().to_string());
             if !p.problems.is_empty() {
-                report.problem = Some(p.problems.join("; "));
+                report.problem = Some(problem(&p.problems.join("; ")));
             }
             (report, Some(p.made))
         }
@@ -375,6 +523,11 @@ async fn one_image(
             (report, None)
         }
     }
+}
+
+/// A problem note as shown: error texts can carry what the other side sent.
+fn problem(text: &str) -> String {
+    crate::text::ellipsis(text, MAX_PROBLEM_CHARS)
 }
 
 struct Processed {
@@ -421,5 +574,61 @@ fn process(downloaded: Downloaded, options: &MediaOptions, name: &str, full_size
         saved,
         made: Made { preview, full },
         problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(n: usize, len: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{i:0>len$}")).collect()
+    }
+
+    #[test]
+    fn listing_is_a_prefix_within_the_count_and_the_bytes() {
+        let few = urls(4, 100);
+        let video = urls(1, 100);
+        assert_eq!(
+            listing(&few, &video),
+            Listing {
+                images: &few[..],
+                videos: &video[..],
+                unlisted: 0
+            }
+        );
+
+        let many = urls(20_000, 80);
+        let listed = listing(&many, &video);
+        assert_eq!(listed.images.len(), MAX_LISTED);
+        assert!(listed.videos.is_empty(), "videos come after every image");
+        assert_eq!(listed.unlisted, 20_000 - MAX_LISTED + 1);
+
+        // Long URLs: the byte budget ends the list first; one longer than it is never listed.
+        let long = urls(10, 4000);
+        assert_eq!(listing(&long, &[]).images.len(), MAX_LISTED_URL_BYTES / 4000);
+        // In a batch of four, each job has its 64 entries but a quarter of the bytes.
+        assert_eq!(
+            ListingRoom::share_of(4).listing(&long, &[]).images.len(),
+            MAX_LISTED_URL_BYTES / 4 / 4000
+        );
+        assert_eq!(ListingRoom::share_of(4).listing(&few, &video).unlisted, 0);
+        let huge = vec!["x".repeat(MAX_LISTED_URL_BYTES + 1), "short".to_owned()];
+        let listed = listing(&huge, &[]);
+        assert!(listed.images.is_empty());
+        assert_eq!(listed.unlisted, 2);
+    }
+
+    #[test]
+    fn thousands_get_separators() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (19_936, "19,936"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
     }
 }

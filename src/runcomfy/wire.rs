@@ -27,7 +27,8 @@ impl JobStatus {
             "completed" | "succeeded" | "success" => Self::Succeeded,
             "failed" | "error" => Self::Failed,
             "cancelled" | "canceled" => Self::Cancelled,
-            _ => Self::Unknown(raw.to_owned()),
+            // Kept as sent, within reason: it is shown in answers.
+            _ => Self::Unknown(crate::text::ellipsis(raw, 64)),
         }
     }
 
@@ -55,7 +56,7 @@ impl<'de> Deserialize<'de> for JobStatus {
         let value = Value::deserialize(deserializer)?;
         Ok(match value {
             Value::String(s) => Self::from_wire(&s),
-            other => Self::Unknown(other.to_string()),
+            other => Self::Unknown(crate::text::ellipsis(&other.to_string(), 64)),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod bounded_results;
 mod cli_edit;
 mod cli_generate;
 mod download_policy;

@@ -23,7 +23,7 @@ use super::{
     },
     cancel_request::Cancellation,
     generate_image::GenerateArgs,
-    get_result::{how_to_go_on, job_failed, BatchJob, DeliveryArgs, JobResult},
+    get_result::{count_u32, how_to_go_on, job_failed, BatchJob, DeliveryArgs, JobResult},
 };
 use crate::{
     dreamina::MAX_IMAGES,
@@ -31,6 +31,7 @@ use crate::{
         settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
         Outputs, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
     },
+    media::OutputKind,
     runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, URL_LIFETIME_HOURS},
     text::capitalised,
 };
@@ -198,21 +199,32 @@ impl RunComfyServer {
         let mut errors = Vec::new();
         let (mut images, mut videos, mut reports, mut notes, mut inline) = (vec![], vec![], vec![], vec![], vec![]);
         let mut pending = Vec::new();
+        let mut unlisted = 0;
         for part in parts {
             match part {
-                Part::Done(id, answer) => {
-                    let output = answer.output.unwrap_or_default();
+                Part::Done(id, _) => {
                     let media = collected.next().unwrap_or_default();
+                    // What collect_all listed, within each job's bounds; the rest is counted.
+                    let listed = |kind| {
+                        media
+                            .outputs
+                            .iter()
+                            .filter(move |o| o.kind == kind)
+                            .map(|o| o.url.clone())
+                    };
+                    let job_images: Vec<String> = listed(OutputKind::Image).collect();
+                    videos.extend(listed(OutputKind::Video));
+                    images.extend_from_slice(&job_images);
+                    unlisted += media.unlisted;
                     jobs.push(BatchJob {
                         request_id: Some(id),
                         status: JobStatus::Succeeded.as_str().to_owned(),
                         finished: true,
                         queue_position: None,
-                        images: output.image_urls(),
+                        images: job_images,
+                        unlisted_outputs: count_u32(media.unlisted),
                         error: None,
                     });
-                    images.extend(output.image_urls());
-                    videos.extend(output.video_urls());
                     reports.extend(media.outputs);
                     notes.extend(media.notes);
                     inline.extend(media.inline);
@@ -260,6 +272,7 @@ impl RunComfyServer {
             queue_position: None,
             images,
             videos,
+            unlisted_outputs: count_u32(unlisted),
             created_at: None,
             finished_at: None,
             next_step: next.join(" "),
@@ -288,6 +301,7 @@ fn part(run: Result<Run, RunError>) -> Part {
                 finished: !fate_unknown,
                 queue_position: None,
                 images: Vec::new(),
+                unlisted_outputs: 0,
                 error: Some(ToolError::submit(&e).text().replace('\n', " ")),
             };
             return Part::Other(job, Some(ToolError::submit(&e)));
@@ -300,6 +314,7 @@ fn part(run: Result<Run, RunError>) -> Part {
                 finished: false,
                 queue_position: None,
                 images: Vec::new(),
+                unlisted_outputs: 0,
                 error: Some(format!("Following this job failed: {}", failure.text())),
             };
             // It exists and may still make its image: something to come back for, not an error.
@@ -312,6 +327,7 @@ fn part(run: Result<Run, RunError>) -> Part {
         finished,
         queue_position,
         images: Vec::new(),
+        unlisted_outputs: 0,
         error,
     };
     match outcome {

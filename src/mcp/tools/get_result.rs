@@ -21,7 +21,7 @@ use super::super::{
 };
 use crate::{
     jobs::Recipe,
-    media::{Collected, InlineForm, InlineImage, OutputReport},
+    media::{self, Collected, InlineForm, InlineImage, OutputReport},
     runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse, URL_LIFETIME_HOURS},
 };
 
@@ -75,6 +75,9 @@ pub struct JobResult {
     pub images: Vec<String>,
     /// Video URLs, if the model produced any.
     pub videos: Vec<String>,
+    /// Outputs RunComfy listed beyond those above, which are not listed (an answer is capped).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unlisted_outputs: u32,
     /// When RunComfy accepted the job, as RunComfy wrote it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
@@ -120,6 +123,9 @@ pub struct BatchJob {
     pub queue_position: Option<u32>,
     /// Its image URLs, once it has succeeded.
     pub images: Vec<String>,
+    /// Its outputs RunComfy listed beyond those above, which are not listed (an answer is capped).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unlisted_outputs: u32,
     /// What went wrong, and what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -137,7 +143,9 @@ impl JobResult {
     fn new(id: RequestId, answer: ResultResponse, media: Option<&Collected>) -> Result<Self, ToolError> {
         let status = answer.status.clone();
         let output = answer.output.clone().unwrap_or_default();
-        let (images, videos) = (output.image_urls(), output.video_urls());
+        let (all_images, all_videos) = (output.image_urls(), output.video_urls());
+        let listed = media::listing(&all_images, &all_videos);
+        let (images, videos) = (listed.images.to_vec(), listed.videos.to_vec());
         let next_step = match &status {
             JobStatus::Succeeded if images.is_empty() && videos.is_empty() => {
                 "The job succeeded but RunComfy returned no output URLs. Try get_result again in a few seconds.".to_owned()
@@ -158,6 +166,7 @@ impl JobResult {
             queue_position: None,
             images,
             videos,
+            unlisted_outputs: count_u32(listed.unlisted),
             created_at: answer.created_at.map(plain),
             finished_at: answer.finished_at.map(plain),
             next_step,
@@ -188,6 +197,7 @@ impl JobResult {
             queue_position,
             images: Vec::new(),
             videos: Vec::new(),
+            unlisted_outputs: 0,
             created_at: None,
             finished_at: None,
             outputs: Vec::new(),
@@ -247,6 +257,12 @@ impl JobResult {
             if !self.videos.is_empty() {
                 kinds.push(count(self.videos.len(), "video"));
             }
+            if self.unlisted_outputs > 0 {
+                kinds.push(format!(
+                    "and {} more not listed",
+                    media::thousands(self.unlisted_outputs as usize)
+                ));
+            }
             text.push_str(&format!(" {}.", kinds.join(", ")));
         }
         for output in &self.outputs {
@@ -304,12 +320,23 @@ fn recipe_line(recipe: &Recipe) -> String {
     line
 }
 
-/// A timestamp as text, whether RunComfy sent a string or a number.
+/// A timestamp as text, whether RunComfy sent a string or a number (shortened: it is the
+/// upstream's, and a timestamp is short).
 fn plain(value: Value) -> String {
-    match value {
+    let text = match value {
         Value::String(s) => s,
         other => other.to_string(),
-    }
+    };
+    crate::text::ellipsis(&text, 64)
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A count for the answer's schema (an upstream could list more than `u32::MAX` only in theory).
+pub(super) fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 pub(super) fn job_failed(id: &RequestId, answer: &ResultResponse) -> ToolError {

@@ -16,6 +16,7 @@ use super::super::{
 };
 use crate::{
     journal::{JobQuery, JobRecord, RecordedStatus},
+    media::{thousands, ListingRoom},
     runcomfy::JobStatus,
     text::ellipsis,
 };
@@ -24,6 +25,8 @@ const DEFAULT_LIMIT: u32 = 10;
 const MAX_LIMIT: u32 = 100;
 /// Prompts are shortened in the list: it is for finding a job, not for reading it.
 const PROMPT_CHARS: usize = 120;
+/// So are errors, which are the upstream's free-form text.
+const ERROR_CHARS: usize = 300;
 
 /// The status filter. Plain variants (no doc comments): schemars would turn documented variants
 /// into a `oneOf` that some clients render poorly.
@@ -142,14 +145,22 @@ pub struct JobEntry {
     /// Files saved on this machine.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub saved_paths: Vec<String>,
+    /// URLs and saved files not listed, to keep the answer small (get_result lists a job's outputs).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unlisted: u32,
     /// What went wrong, for a failed, rejected or unknown submit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl JobEntry {
-    fn new(job: JobRecord) -> Self {
+    /// The job, its URLs and files out of what is left of the answer's `room`.
+    fn new(job: JobRecord, room: &mut ListingRoom) -> Self {
         let timestamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        // Saved files first: they outlive the URLs.
+        let saved = room.take(&job.saved_paths);
+        let listed = room.listing(&job.images, &job.videos);
+        let unlisted = listed.unlisted + job.saved_paths.len() - saved.len();
         Self {
             finished: job.is_final(),
             request_id: job.request_id,
@@ -159,10 +170,11 @@ impl JobEntry {
             submitted_at: timestamp(job.submitted_at),
             finished_at: job.finished_at.map(timestamp),
             queue_position: job.queue_position,
-            images: job.images,
-            videos: job.videos,
-            saved_paths: job.saved_paths,
-            error: job.error,
+            images: listed.images.to_vec(),
+            videos: listed.videos.to_vec(),
+            saved_paths: saved.to_vec(),
+            unlisted: u32::try_from(unlisted).unwrap_or(u32::MAX),
+            error: job.error.map(|e| ellipsis(&e, ERROR_CHARS)),
         }
     }
 
@@ -181,6 +193,12 @@ impl JobEntry {
         for path in &self.saved_paths {
             line.push_str(&format!("\n   saved: {path}"));
         }
+        if self.unlisted > 0 {
+            line.push_str(&format!(
+                "\n   and {} more URLs or files (get_result with its request_id lists them)",
+                thousands(self.unlisted as usize)
+            ));
+        }
         if let Some(error) = &self.error {
             line.push_str(&format!("\n   error: {error}"));
         }
@@ -190,7 +208,9 @@ impl JobEntry {
 
 impl JobList {
     pub fn new(jobs: Vec<JobRecord>) -> Self {
-        let jobs: Vec<JobEntry> = jobs.into_iter().map(JobEntry::new).collect();
+        // One listing bound for the whole answer: the newest jobs' URLs first.
+        let mut room = ListingRoom::new();
+        let jobs: Vec<JobEntry> = jobs.into_iter().map(|job| JobEntry::new(job, &mut room)).collect();
         let fate_unknown = jobs.iter().any(|j| j.status.fate_unknown());
         let mut next_step = if jobs.is_empty() {
             "No jobs recorded on this machine match. Jobs submitted elsewhere or with the journal off are not listed."
@@ -216,6 +236,10 @@ impl JobList {
         text.push_str(&format!("\n{}", self.next_step));
         success(self, text)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// On one line, and at most [`PROMPT_CHARS`] long.
