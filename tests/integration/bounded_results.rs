@@ -3,12 +3,9 @@
 //! and the CLI. At most 16 outputs are downloaded, 64 listed, the rest counted, and an answer
 //! stays under 256 KB besides its (capped) previews.
 
-use std::time::Duration;
-
 use crate::common::*;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig, GetTaskParams,
-    Implementation, TaskPayload,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
 };
 use runcomfy_mcp::media::{MAX_LISTED, MAX_PROCESSED};
 use serde_json::{json, Value};
@@ -152,21 +149,7 @@ async fn the_waiting_tool_and_a_task_stay_bounded() {
         CallToolResponse::Task(created) => created,
         other => panic!("expected a task, got {other:?}"),
     };
-    let done = loop {
-        let info = tasks
-            .peer()
-            .get_task(GetTaskParams::new(created.task.task_id.clone()))
-            .await
-            .unwrap();
-        if info.task.status().is_terminal() {
-            break info.task;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let result: CallToolResult = match done.payload {
-        TaskPayload::Completed { result } => serde_json::from_value(Value::Object(result)).unwrap(),
-        other => panic!("expected a completed task, got {other:?}"),
-    };
+    let result = completed_task(&tasks, &created.task.task_id).await;
     assert_bounded(&result, "task");
     assert_eq!(sim.stats().image_calls, 2 * MAX_PROCESSED as u64);
     tasks.cancel().await.unwrap();

@@ -1,12 +1,10 @@
 //! The tasks path with reference images and a batch: a task edits as the tools do and settles
 //! with every job's images; a bad reference is answered at once, with no task and no submit.
 
-use std::time::Duration;
-
 use rmcp::{
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig, GetTaskParams,
-        Implementation, JsonObject, TaskPayload,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+        JsonObject,
     },
     service::RunningService,
     transport::{ConfigureCommandExt, TokioChildProcess},
@@ -65,21 +63,7 @@ async fn a_task_edits_a_batch_and_a_bad_reference_gets_no_task() {
     let CallToolResponse::Task(created) = client.call_tool_once(call).await.unwrap() else {
         panic!("expected a task");
     };
-    let task = loop {
-        let info = client
-            .peer()
-            .get_task(GetTaskParams::new(created.task.task_id.clone()))
-            .await
-            .unwrap();
-        if info.task.status().is_terminal() {
-            break info.task;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let TaskPayload::Completed { result } = task.payload else {
-        panic!("expected a completed task, got {:?}", task.payload);
-    };
-    let result: CallToolResult = serde_json::from_value(Value::Object(result)).unwrap();
+    let result = crate::common::completed_task(&client, &created.task.task_id).await;
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
     let done = result.structured_content.unwrap();
     assert_eq!(done["status"], "succeeded");

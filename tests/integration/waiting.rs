@@ -10,7 +10,7 @@ use crate::common::*;
 use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities, ClientConfig,
-        ClientRequest, GetTaskParams, Implementation, ProgressNotificationParam, Request, ServerResult, TaskPayload,
+        ClientRequest, GetTaskParams, Implementation, ProgressNotificationParam, Request, ServerResult,
     },
     service::{NotificationContext, PeerRequestOptions, RunningService},
     ClientHandler, RoleClient,
@@ -291,27 +291,7 @@ async fn tasks_run_to_completion_and_cancel_upstream() {
         CallToolResponse::Task(created) => created,
         other => panic!("expected a task, got {other:?}"),
     };
-    let task_id = created.task.task_id.clone();
-    let done = eventually(
-        async || {
-            let info = client
-                .peer()
-                .get_task(GetTaskParams::new(task_id.clone()))
-                .await
-                .unwrap();
-            if info.task.status().is_terminal() {
-                Ok(info.task)
-            } else {
-                Err(info.task.status())
-            }
-        },
-        "the task to end",
-    )
-    .await;
-    let result: CallToolResult = match done.payload {
-        TaskPayload::Completed { result } => serde_json::from_value(Value::Object(result)).unwrap(),
-        other => panic!("expected a completed task, got {other:?}"),
-    };
+    let result = completed_task(&client, &created.task.task_id).await;
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
     assert_eq!(structured(&result)["status"], "succeeded");
     assert_eq!(structured(&result)["images"].as_array().unwrap().len(), 1);

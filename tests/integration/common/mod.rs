@@ -208,3 +208,30 @@ pub async fn connect_as(
     );
     connect_with(info, base_url, env).await
 }
+
+/// Waits for a task to end and returns its result; panics unless it completed.
+pub async fn completed_task<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    task_id: &str,
+) -> CallToolResult {
+    let done = eventually(
+        async || {
+            let info = client
+                .peer()
+                .get_task(rmcp::model::GetTaskParams::new(task_id.to_owned()))
+                .await
+                .unwrap();
+            if info.task.status().is_terminal() {
+                Ok(info.task)
+            } else {
+                Err(info.task.status())
+            }
+        },
+        "the task to end",
+    )
+    .await;
+    match done.payload {
+        rmcp::model::TaskPayload::Completed { result } => serde_json::from_value(Value::Object(result)).unwrap(),
+        other => panic!("expected a completed task, got {other:?}"),
+    }
+}
