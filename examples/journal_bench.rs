@@ -7,7 +7,9 @@
 use std::time::Instant;
 
 use chrono::Utc;
-use runcomfy_mcp::journal::{sqlite::SqliteStore, JobQuery, JobStore, JobUpdate, NewJob, Retention, SubmitOutcome};
+use runcomfy_mcp::journal::{
+    sqlite::SqliteStore, JobQuery, JobStore, JobUpdate, Limits, NewJob, Retention, SubmitOutcome,
+};
 use serde_json::json;
 
 const JOBS: usize = 300;
@@ -30,8 +32,13 @@ fn main() {
             size: "2048x2048(1:1)".into(),
             params: json!({"prompt": "x", "scale": 0.5, "force_single": false}),
             submitted_at: Utc::now(),
+            estimate_usd: Some(0.03),
         };
-        let key = store.begin_submit(&job).unwrap();
+        let key = store
+            .begin_submit(&job, &Limits::default())
+            .unwrap()
+            .admitted()
+            .unwrap();
         let outcome = SubmitOutcome::Accepted {
             request_id: format!("bench-{i}"),
         };

@@ -8,7 +8,7 @@ use std::{net::SocketAddr, sync::Arc};
 use clap::Args;
 
 use crate::{
-    jobs::{JobService, WaitArgs},
+    jobs::{JobService, LimitArgs, WaitArgs},
     journal::JournalArgs,
     mcp::{McpArgs, RunComfyServer},
     media::{
@@ -34,6 +34,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub journal: JournalArgs,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub transport: TransportArgs,
 }
 
@@ -53,6 +55,8 @@ pub struct GenerateSettings {
     pub wait: WaitArgs,
     #[command(flatten)]
     pub journal: JournalArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// A built server and how to serve it. Holds the in-process simulator, if any, for as long as
@@ -72,11 +76,13 @@ impl ServeArgs {
             TransportKind::Http => Some(self.transport.http_settings()?),
         };
         let media = self.media.options().map_err(anyhow::Error::msg)?;
+        self.limits.check_with_journal(self.journal.no_journal)?;
         let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
-        let jobs =
-            JobService::new(client, downloader, journal, self.wait.policy(), media).with_models(self.upstream.models());
+        let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
+            .with_models(self.upstream.models())
+            .with_limits(self.limits.limits());
         Ok(Serve {
             server: RunComfyServer::new(jobs, self.mcp.structured_content),
             http,
@@ -99,10 +105,12 @@ impl GenerateSettings {
             previews: false,
             ..MediaOptions::default()
         };
+        self.limits.check_with_journal(self.journal.no_journal)?;
         let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
         let journal = self.journal.open(self.upstream.simulate).await;
-        let jobs =
-            JobService::new(client, downloader, journal, self.wait.policy(), media).with_models(self.upstream.models());
+        let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
+            .with_models(self.upstream.models())
+            .with_limits(self.limits.limits());
         Ok((jobs, simulator))
     }
 }

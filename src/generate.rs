@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     dreamina::ImageRequest,
-    jobs::{JobService, Run, RunError, RunOutcome, Step},
+    jobs::{price::usd, JobService, Run, RunError, RunOutcome, Step},
     media::{
         inputs::{looks_like_a_path, Source},
         OutputKind,
@@ -68,6 +68,11 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
             bar.println(line)
         }
     };
+
+    match jobs.estimate(&prepared, 1).await {
+        Ok(estimate) => say(estimate.text()),
+        Err(reason) => say(format!("no cost estimate: {reason}")),
+    }
 
     let cancel = CancellationToken::new();
     let ctrl_c = tokio::spawn({
@@ -134,6 +139,10 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
         Err(RunError::Follow { id, error }) => bail!("following job {id} failed: {error}"),
     };
 
+    match answer.cost {
+        Some(cost) => eprintln!("cost {} (request_id {id})", usd(cost)),
+        None => eprintln!("cost not reported by RunComfy (request_id {id})"),
+    }
     let output = answer.output.unwrap_or_default();
     let (images, videos) = (output.image_urls(), output.video_urls());
     if images.is_empty() && videos.is_empty() {

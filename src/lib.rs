@@ -41,3 +41,4 @@ pub mod runtime;
 pub mod simulator;
 pub mod text;
 pub mod transport;
+pub mod usage;

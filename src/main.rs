@@ -1,5 +1,6 @@
-//! The `runcomfy-mcp` command: `serve` (the MCP server; the default), `simulate` (the fake
-//! RunComfy API on its own).
+//! The `runcomfy-mcp` command: `serve` (the MCP server; the default), `generate` (one job from a
+//! shell), `usage` (spending by day, from the job journal), `simulate` (the fake RunComfy API on
+//! its own).
 
 use std::{io::IsTerminal, net::SocketAddr};
 
@@ -30,8 +31,22 @@ enum Command {
     Serve(ServeArgs),
     /// Generate or edit an image from a shell: progress on stderr, saved file paths on stdout.
     Generate(GenerateArgs),
+    /// Print jobs and spending per day (UTC) from this machine's job journal.
+    Usage(UsageArgs),
     /// Run the fake RunComfy API alone, for trying clients and tests against it.
     Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct UsageArgs {
+    /// How many days back to show, today included.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    days: u32,
+    /// Report the built-in simulator's journal (the jobs of `serve --simulate`) instead.
+    #[arg(long)]
+    simulate: bool,
+    #[command(flatten)]
+    journal: runcomfy_mcp::journal::JournalArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -73,12 +88,19 @@ struct SimulateArgs {
     /// Milliseconds a job spends in progress.
     #[arg(long, default_value_t = SimConfig::default().run_ms)]
     run_ms: u64,
+    /// The simulated price of one image, in US dollars (the catalogue's base_price_usd).
+    #[arg(long, default_value_t = SimConfig::default().price_usd_per_image)]
+    price_usd_per_image: f64,
+    /// A simulated account balance in US dollars: each job is charged from it, and submits are
+    /// answered HTTP 402 (error_code 400002) once it cannot pay. Unlimited when left out.
+    #[arg(long)]
+    balance_usd: Option<f64>,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // At a shell, info lines would scroll the progress spinner away: only warnings by default.
-    let quiet = matches!(cli.command, Some(Command::Generate(_)));
+    let quiet = matches!(cli.command, Some(Command::Generate(_) | Command::Usage(_)));
     init_logging(if quiet { "warn" } else { "runcomfy_mcp=info,warn" });
     let command = cli.command.unwrap_or_else(|| Command::Serve(default_serve()));
     let flavor = match &command {
@@ -90,6 +112,7 @@ fn main() -> std::process::ExitCode {
             match command {
                 Command::Serve(args) => serve(args).await,
                 Command::Generate(args) => generate(args).await,
+                Command::Usage(args) => usage(args).await,
                 Command::Simulate(args) => simulate(args).await,
             }
         }),
@@ -155,10 +178,19 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn usage(args: UsageArgs) -> anyhow::Result<()> {
+    let journal = args.journal.open(args.simulate).await;
+    print!("{}", runcomfy_mcp::usage::report(&journal, args.days).await?);
+    Ok(())
+}
+
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let config = SimConfig {
+        initial_queue_position: args.initial_queue_position,
         queue_step_ms: args.queue_step_ms,
         run_ms: args.run_ms,
+        price_usd_per_image: args.price_usd_per_image,
+        balance_usd: args.balance_usd,
         ..SimConfig::default()
     };
     let simulator = Simulator::start(SocketAddr::new(args.host, args.port), config).await?;

@@ -4,15 +4,20 @@
 //! result), each also for a batch of jobs, returning domain types; callers only render what it
 //! returns. [`poll`] is the wait loop, behind a seam so that it is tested under a paused clock;
 //! `follow` keeps the journal current during a wait; `prepare` resolves a request's inputs;
-//! [`settings`] holds the wait flags and their defaults.
+//! [`price`] estimates a job's cost before it is paid for; [`limits`] holds the spend and rate
+//! limit flags (checked in the journal); [`settings`] holds the wait flags and their defaults.
 
 mod follow;
+pub mod limits;
 pub mod poll;
 mod prepare;
+pub mod price;
 mod service;
 pub mod settings;
 
+pub use limits::LimitArgs;
 pub use poll::{Backoff, Event, StatusSource, WaitOptions, WaitOutcome};
 pub use prepare::{PrepareError, Prepared, Recipe};
-pub use service::{JobService, Outputs, Run, RunError, RunOutcome, Step, MAX_COUNT};
+pub use price::CostEstimate;
+pub use service::{JobService, Outputs, Run, RunError, RunOutcome, Step, SubmitError, MAX_COUNT};
 pub use settings::{WaitArgs, WaitPolicy};

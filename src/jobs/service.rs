@@ -9,10 +9,16 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{follow::Follower, poll, Event, Prepared, WaitOptions, WaitOutcome, WaitPolicy};
+use super::{
+    follow::Follower,
+    limits::refusal_text,
+    poll,
+    price::{CostEstimate, Prices},
+    Event, Prepared, WaitOptions, WaitOutcome, WaitPolicy,
+};
 use crate::{
     dreamina::{Models, EDIT_MODEL},
-    journal::{JobQuery, JobRecord, JobUpdate, Journal, NewJob, SubmitOutcome},
+    journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
     media::{self, Collected, Downloader, MediaOptions},
     runcomfy::{ApiError, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
@@ -31,6 +37,26 @@ pub struct JobService {
     pub(super) media: Arc<MediaOptions>,
     /// The model ids a request goes to, by endpoint.
     pub(super) models: Arc<Models>,
+    limits: Limits,
+    prices: Arc<Prices>,
+}
+
+/// Why a submit did not happen, or failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A spend or rate limit refused it, or could not be checked: nothing was sent. The text
+    /// says which limit, what was spent, and when the next job fits.
+    #[error("{0}")]
+    Limit(String),
+}
+
+impl SubmitError {
+    /// True when a job may exist and be charged although the submit failed.
+    pub fn submit_fate_unknown(&self) -> bool {
+        matches!(self, Self::Api(e) if e.submit_fate_unknown())
+    }
 }
 
 /// A finished job's outputs to collect, for [`JobService::collect_all`].
@@ -69,8 +95,9 @@ pub struct Run {
 
 #[derive(Debug)]
 pub enum RunError {
-    /// No job to follow: the submit failed (its fate may be unknown; see [`ApiError`]).
-    Submit(ApiError),
+    /// No job to follow: the submit was refused or failed (its fate may be unknown; see
+    /// [`ApiError`]).
+    Submit(SubmitError),
     /// The job exists, but following it failed.
     Follow { id: RequestId, error: ApiError },
 }
@@ -96,7 +123,26 @@ impl JobService {
             policy,
             media: Arc::new(media),
             models: Arc::new(models),
+            limits: Limits::default(),
+            prices: Arc::default(),
         }
+    }
+
+    /// Checks every submit against `limits`, in the journal.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What `count` jobs of `prepared` will cost, from the model's catalogue price (read once
+    /// and cached); `Err` says why the price is not known.
+    pub async fn estimate(&self, prepared: &Prepared, count: u32) -> Result<CostEstimate, String> {
+        self.prices.estimate(&self.client, prepared, count).await
+    }
+
+    /// Spend today, over the last 7 days and over all recorded time, from the journal.
+    pub async fn spend(&self) -> Result<SpendTotals, String> {
+        self.journal.spend().await
     }
 
     pub fn with_models(mut self, models: Models) -> Self {
@@ -108,17 +154,37 @@ impl JobService {
         &self.policy
     }
 
-    /// Submits a job, recording it before the body leaves and its outcome after. Never sent
-    /// twice unless RunComfy provably did not take it (the client's retry policy).
-    pub async fn submit(&self, prepared: &Prepared) -> Result<RequestId, ApiError> {
+    /// Submits a job, recording it before the body leaves and its outcome after, unless a limit
+    /// refuses it (then nothing is sent). Never sent twice unless RunComfy provably did not take
+    /// it (the client's retry policy).
+    pub async fn submit(&self, prepared: &Prepared) -> Result<RequestId, SubmitError> {
+        let estimate = self.estimate(prepared, 1).await;
+        if let (Some(limit), Err(reason)) = (self.limits.max_spend_usd_per_day, &estimate) {
+            return Err(SubmitError::Limit(format!(
+                "Not submitted: the spending limit (--max-spend-usd-per-day {limit}) cannot be checked because this job's price is not known: {reason}. Nothing was sent to RunComfy; try again later."
+            )));
+        }
         let job = NewJob {
             model: prepared.model.clone(),
             prompt: prepared.recipe.prompt.clone(),
             size: prepared.recipe.size.clone(),
             params: prepared.params.clone(),
             submitted_at: Utc::now(),
+            estimate_usd: estimate.ok().map(|e| e.max_usd),
         };
-        let key = self.journal.begin_submit(job).await;
+        let key = match self.journal.begin_submit(job, self.limits).await {
+            Gate::Go(key) => key,
+            Gate::Refused(refusal) => {
+                let text = refusal_text(&refusal, Utc::now());
+                tracing::info!("submit refused: {text}");
+                return Err(SubmitError::Limit(format!("Not submitted. {text}")));
+            }
+            Gate::Unchecked(reason) => {
+                return Err(SubmitError::Limit(format!(
+                    "Not submitted: spending and job limits are set, but {reason}. Nothing was sent to RunComfy."
+                )))
+            }
+        };
         let submitted = self.client.submit_to(&prepared.model, &prepared.wire).await;
         if let Some(key) = key {
             let outcome = match &submitted {
@@ -130,13 +196,13 @@ impl JobService {
             };
             self.journal.finish_submit(key, outcome).await;
         }
-        submitted
+        Ok(submitted?)
     }
 
     /// Submits `count` jobs of the same request at once: each one journaled, each one a separate
     /// paid job. Every submit runs to its end whatever the others do, so a failed one loses none
     /// of the others' request ids. The outcomes are in order.
-    pub async fn submit_batch(&self, prepared: &Prepared, count: u32) -> Vec<Result<RequestId, ApiError>> {
+    pub async fn submit_batch(&self, prepared: &Prepared, count: u32) -> Vec<Result<RequestId, SubmitError>> {
         futures::future::join_all((0..count).map(|_| self.submit(prepared))).await
     }
 

@@ -7,8 +7,22 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Retention, StoreError, SubmitOutcome};
+use super::{
+    Admission, DayUsage, JobKey, JobQuery, JobRecord, JobStore, JobUpdate, Limits, NewJob, Refusal, Retention,
+    SpendTotals, StoreError, SubmitOutcome,
+};
 use crate::runcomfy::RequestId;
+
+/// Whether a submit may go: the answer of [`Journal::begin_submit`].
+#[derive(Debug)]
+pub enum Gate {
+    /// Send it; the journal's key for it, when it was recorded.
+    Go(Option<JobKey>),
+    /// It would pass a limit: do not send it.
+    Refused(Refusal),
+    /// Limits are set but the journal cannot count (why): do not send it.
+    Unchecked(String),
+}
 
 #[derive(Clone)]
 pub struct Journal {
@@ -64,6 +78,14 @@ impl Journal {
         }
     }
 
+    /// Where the journal is, when there is one.
+    pub fn location(&self) -> Option<&str> {
+        match &self.inner.whereabouts {
+            Whereabouts::At(place) => Some(place),
+            Whereabouts::Off(_) => None,
+        }
+    }
+
     /// Why there is no journal, when there is none.
     pub fn off_reason(&self) -> Option<&str> {
         match &self.inner.whereabouts {
@@ -73,9 +95,37 @@ impl Journal {
     }
 
     /// Records a submit about to be sent, before its body leaves, so that a crash mid-submit
-    /// leaves a trace. `None` when there is no journal or the record failed (logged).
-    pub async fn begin_submit(&self, job: NewJob) -> Option<JobKey> {
-        self.run("recording a submit", move |s| s.begin_submit(&job)).await
+    /// leaves a trace, and checks it against `limits` in the same transaction. Without limits the
+    /// journal cannot stop a submit: no journal, or a failed record (logged), is `Go(None)`. With
+    /// limits, a journal that cannot count is [`Gate::Unchecked`]: limits that cannot be checked
+    /// must not be passed silently.
+    pub async fn begin_submit(&self, job: NewJob, limits: Limits) -> Gate {
+        if limits.any() && self.inner.store.is_none() {
+            let reason = self.off_reason().unwrap_or("there is none");
+            return Gate::Unchecked(format!("the job journal, where spending is counted, is off: {reason}"));
+        }
+        match self
+            .run("recording a submit", move |s| s.begin_submit(&job, &limits))
+            .await
+        {
+            Some(Admission::Admitted(key)) => Gate::Go(Some(key)),
+            Some(Admission::Refused(refusal)) => Gate::Refused(refusal),
+            None if limits.any() => Gate::Unchecked(
+                "the job journal, where spending is counted, could not be read; the server's log (stderr) says why"
+                    .to_owned(),
+            ),
+            None => Gate::Go(None),
+        }
+    }
+
+    /// Spend today, over the last 7 days and over all recorded time. `Err` says why there is none.
+    pub async fn spend(&self) -> Result<SpendTotals, String> {
+        self.query("counting spend", move |s| s.spend(Utc::now())).await
+    }
+
+    /// Spend and jobs per UTC day over the last `days` days, newest first.
+    pub async fn usage(&self, days: u32) -> Result<Vec<DayUsage>, String> {
+        self.query("counting usage", move |s| s.usage(days, Utc::now())).await
     }
 
     /// Records how a submit ended: the request id, or that its fate is unknown, or that no job
@@ -105,10 +155,19 @@ impl Journal {
 
     /// Jobs, newest first. `Err` says why there is nothing to list.
     pub async fn list(&self, query: JobQuery) -> Result<Vec<JobRecord>, String> {
+        self.query("listing jobs", move |s| s.list(&query)).await
+    }
+
+    /// A read whose failure the caller shows: `Err` says why there is no answer.
+    async fn query<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&dyn JobStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, String> {
         if let Some(reason) = self.off_reason() {
             return Err(format!("The job journal is off: {reason}."));
         }
-        self.run("listing jobs", move |s| s.list(&query))
+        self.run(what, f)
             .await
             .ok_or_else(|| "The job journal could not be read; the server's log (stderr) says why.".to_owned())
     }

@@ -13,11 +13,13 @@ mod handle;
 pub mod location;
 mod record;
 pub mod settings;
+pub mod spend;
 pub mod sqlite;
 
-pub use handle::Journal;
+pub use handle::{Gate, Journal};
 pub use record::{JobKey, JobQuery, JobRecord, JobUpdate, NewJob, RecordedStatus, Retention, SubmitOutcome};
 pub use settings::JournalArgs;
+pub use spend::{Admission, DayUsage, Limits, Refusal, SpendTotals, Tally};
 
 use chrono::{DateTime, Utc};
 
@@ -31,8 +33,10 @@ pub struct StoreError(pub String);
 /// async runtime, as [`Journal`] does. Implementations must be safe to share between threads and
 /// between processes on one machine.
 pub trait JobStore: Send + Sync + 'static {
-    /// Records a submit before it is sent, so that a crash mid-submit leaves a trace.
-    fn begin_submit(&self, job: &NewJob) -> Result<JobKey, StoreError>;
+    /// Records a submit before it is sent, so that a crash mid-submit leaves a trace, unless it
+    /// would pass one of `limits` ([`spend::check`]). The check and the record are one
+    /// transaction that no other process's submit can interleave with.
+    fn begin_submit(&self, job: &NewJob, limits: &Limits) -> Result<Admission, StoreError>;
 
     /// Records how the submit ended.
     fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError>;
@@ -47,6 +51,13 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// The job with this request id, if the journal knows it.
     fn get(&self, request_id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Spend and job counts today, over the last 7 days and over all the journal holds.
+    fn spend(&self, now: DateTime<Utc>) -> Result<SpendTotals, StoreError>;
+
+    /// Spend and job counts per UTC day over the last `days` days (today included), newest first;
+    /// days without jobs are left out.
+    fn usage(&self, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError>;
 
     /// Deletes jobs older than the retention age, then the oldest beyond the retention count.
     /// Returns how many were deleted.

@@ -80,6 +80,9 @@ pub struct NewJob {
     /// was: URL, job reference, file path and size), never their bytes.
     pub params: Value,
     pub submitted_at: DateTime<Utc>,
+    /// The most this job is expected to cost, in US dollars (`None`: the price is not known).
+    /// Until its actual cost is known, spend totals and limits count the job at this.
+    pub estimate_usd: Option<f64>,
 }
 
 /// How a submit ended, as far as this server saw.
@@ -114,6 +117,8 @@ pub struct JobUpdate {
     /// Added to the stored paths (files saved on this machine).
     pub saved_paths: Vec<String>,
     pub error: Option<String>,
+    /// What RunComfy says the job cost, in US dollars.
+    pub cost_usd: Option<f64>,
 }
 
 impl JobUpdate {
@@ -140,6 +145,7 @@ impl JobUpdate {
             images: listed.images.to_vec(),
             videos: listed.videos.to_vec(),
             error: answer.error_message(),
+            cost_usd: answer.cost,
             ..Self::default()
         }
     }
@@ -187,6 +193,10 @@ pub struct JobRecord {
     pub submitted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// What RunComfy said the job cost, in US dollars, once a result said it.
+    pub cost_usd: Option<f64>,
+    /// The most it was expected to cost when it was submitted.
+    pub estimate_usd: Option<f64>,
 }
 
 impl JobRecord {

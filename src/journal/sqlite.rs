@@ -9,12 +9,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
+    spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, RecordedStatus, Retention, StoreError, SubmitOutcome,
 };
 use crate::runcomfy::JobStatus;
 
-/// Bumped when the table changes; a file from a newer version is left alone.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the table changes; a file from a newer version is left alone. 2: `cost_usd` and
+/// `estimate_usd`, added to a version 1 file in place (see [`MIGRATIONS`]).
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,14 +36,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     error          TEXT,
     submitted_at   INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
-    finished_at    INTEGER
+    finished_at    INTEGER,
+    cost_usd       REAL,
+    estimate_usd   REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (submitted_at DESC, key DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at DESC);
 ";
 
+/// Columns added since version 1, each with its definition: a file that lacks one gets it. Adding
+/// nullable columns keeps every row, and a version 1 server's queries, as they were.
+const MIGRATIONS: [(&str, &str); 2] = [("cost_usd", "REAL"), ("estimate_usd", "REAL")];
+
 const COLUMNS: &str = "key, request_id, model, prompt, size, params, status, queue_position, images, videos, \
-saved_paths, error, submitted_at, updated_at, finished_at";
+saved_paths, error, submitted_at, updated_at, finished_at, cost_usd, estimate_usd";
+
+/// The rows the spend and rate limits count: every submit but those RunComfy refused.
+const COUNTED: &str = "status <> 'rejected'";
 
 /// Why a file could not be opened as a journal, which decides what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +117,7 @@ impl SqliteStore {
             OpenError::Unavailable(m) if m.contains("no such column") => OpenError::Corrupt(m),
             other => other,
         })?;
+        migrate(&tx)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         // A table of the right name but another shape is not ours either.
@@ -122,22 +134,36 @@ impl SqliteStore {
 }
 
 impl JobStore for SqliteStore {
-    fn begin_submit(&self, job: &NewJob) -> Result<JobKey, StoreError> {
+    fn begin_submit(&self, job: &NewJob, limits: &Limits) -> Result<Admission, StoreError> {
         self.with(|conn| {
+            // IMMEDIATE takes the write lock first: no other process can record a submit between
+            // this one's count and its insert, so two processes never pass a limit together.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if limits.any() {
+                let now = job.submitted_at;
+                let last_hour = counted_since(&tx, now - spend::RATE_WINDOW)?;
+                let last_day = counted_since(&tx, now - spend::SPEND_WINDOW)?;
+                if let Some(refusal) = spend::check(limits, now, job.estimate_usd, &last_hour, &last_day) {
+                    return Ok(Admission::Refused(refusal));
+                }
+            }
             let at = millis(job.submitted_at);
-            conn.execute(
-                "INSERT INTO jobs (model, prompt, size, params, status, submitted_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            tx.execute(
+                "INSERT INTO jobs (model, prompt, size, params, status, submitted_at, updated_at, estimate_usd) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                 params![
                     job.model,
                     job.prompt,
                     job.size,
                     job.params.to_string(),
                     RecordedStatus::Submitting.as_str(),
-                    at
+                    at,
+                    job.estimate_usd,
                 ],
             )?;
-            Ok(JobKey(conn.last_insert_rowid()))
+            let key = JobKey(tx.last_insert_rowid());
+            tx.commit()?;
+            Ok(Admission::Admitted(key))
         })
     }
 
@@ -186,7 +212,7 @@ impl JobStore for SqliteStore {
             }
             tx.execute(
                 "UPDATE jobs SET status = ?2, queue_position = ?3, images = ?4, videos = ?5, saved_paths = ?6, \
-                 error = ?7, updated_at = ?8, finished_at = ?9 WHERE key = ?1",
+                 error = ?7, updated_at = ?8, finished_at = ?9, cost_usd = ?10 WHERE key = ?1",
                 params![
                     job.key.0,
                     job.status.as_str(),
@@ -197,6 +223,7 @@ impl JobStore for SqliteStore {
                     job.error,
                     millis(now),
                     job.finished_at.map(millis),
+                    job.cost_usd,
                 ],
             )?;
             tx.commit()?;
@@ -224,6 +251,52 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn spend(&self, now: DateTime<Utc>) -> Result<SpendTotals, StoreError> {
+        self.with(|conn| {
+            let tally = |since: Option<DateTime<Utc>>| -> rusqlite::Result<Tally> {
+                let mut statement = conn.prepare_cached(&format!(
+                    "SELECT cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND submitted_at >= ?1"
+                ))?;
+                let mut tally = Tally::default();
+                let mut rows = statement.query([since.map_or(i64::MIN, millis)])?;
+                while let Some(row) = rows.next()? {
+                    tally.add(row.get(0)?, row.get(1)?);
+                }
+                Ok(tally)
+            };
+            Ok(SpendTotals {
+                today: tally(Some(spend::start_of_day(now)))?,
+                last_7_days: tally(Some(now - chrono::Duration::days(7)))?,
+                all_recorded: tally(None)?,
+            })
+        })
+    }
+
+    fn usage(&self, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError> {
+        let since = spend::start_of_day(now) - chrono::Duration::days(i64::from(days.max(1)) - 1);
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT submitted_at, cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND submitted_at >= ?1 \
+                 ORDER BY submitted_at DESC"
+            ))?;
+            let mut rows = statement.query([millis(since)])?;
+            let mut days: Vec<DayUsage> = Vec::new();
+            while let Some(row) = rows.next()? {
+                let day = from_millis(row.get(0)?).date_naive();
+                if days.last().is_none_or(|d| d.day != day) {
+                    days.push(DayUsage {
+                        day,
+                        tally: Tally::default(),
+                    });
+                }
+                if let Some(last) = days.last_mut() {
+                    last.tally.add(row.get(1)?, row.get(2)?);
+                }
+            }
+            Ok(days)
+        })
+    }
+
     fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let oldest_kept = millis(now - retention.max_age);
         self.with(|conn| {
@@ -238,6 +311,37 @@ impl JobStore for SqliteStore {
             Ok(by_age + by_count)
         })
     }
+}
+
+/// Brings a file of an older version up to this one's table, in the open transaction.
+fn migrate(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut statement = tx.prepare("SELECT name FROM pragma_table_info('jobs')")?;
+    let present: Vec<String> = statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for (column, definition) in MIGRATIONS {
+        if !present.iter().any(|p| p == column) {
+            tracing::info!(column, "job journal: adding a column to a journal of an older version");
+            tx.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {definition}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The jobs the limits count that were submitted after `since`, oldest first.
+fn counted_since(tx: &rusqlite::Transaction<'_>, since: DateTime<Utc>) -> rusqlite::Result<Vec<Counted>> {
+    let mut statement = tx.prepare_cached(&format!(
+        "SELECT submitted_at, cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND submitted_at > ?1 \
+         ORDER BY submitted_at ASC, key ASC"
+    ))?;
+    let rows = statement.query_map([millis(since)], |row| {
+        let cost: Option<f64> = row.get(1)?;
+        let estimate: Option<f64> = row.get(2)?;
+        Ok(Counted {
+            submitted_at: from_millis(row.get(0)?),
+            usd: cost.or(estimate).unwrap_or(0.0),
+            estimated: cost.is_none() && estimate.is_some(),
+        })
+    })?;
+    rows.collect()
 }
 
 /// Merges what was learnt into the stored row.
@@ -263,6 +367,9 @@ fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>) {
     if update.error.is_some() {
         job.error = update.error.clone();
     }
+    if update.cost_usd.is_some() {
+        job.cost_usd = update.cost_usd;
+    }
     if job.is_final() && job.finished_at.is_none() {
         job.finished_at = Some(now);
     }
@@ -286,6 +393,8 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         submitted_at: from_millis(row.get("submitted_at")?),
         updated_at: from_millis(row.get("updated_at")?),
         finished_at: row.get::<_, Option<i64>>("finished_at")?.map(from_millis),
+        cost_usd: row.get("cost_usd")?,
+        estimate_usd: row.get("estimate_usd")?,
     })
 }
 
@@ -308,6 +417,7 @@ fn from_millis(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::Refusal;
     use serde_json::json;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -323,11 +433,16 @@ mod tests {
             size: "1024x1024(1:1)".into(),
             params: json!({"prompt": prompt}),
             submitted_at: at,
+            estimate_usd: Some(0.5),
         }
     }
 
+    fn begin(store: &SqliteStore, job: &NewJob) -> JobKey {
+        store.begin_submit(job, &Limits::default()).unwrap().admitted().unwrap()
+    }
+
     fn submitted(store: &SqliteStore, prompt: &str, at: DateTime<Utc>) -> String {
-        let key = store.begin_submit(&job(prompt, at)).unwrap();
+        let key = begin(store, &job(prompt, at));
         let id = format!("id-{prompt}");
         store
             .finish_submit(key, &SubmitOutcome::Accepted { request_id: id.clone() }, at)
@@ -348,7 +463,7 @@ mod tests {
     fn a_submit_is_recorded_before_and_after_it_is_sent() {
         let (_dir, store) = store();
         let now = Utc::now();
-        let key = store.begin_submit(&job("a fox", now)).unwrap();
+        let key = begin(&store, &job("a fox", now));
         assert_eq!(all(&store)[0].status, RecordedStatus::Submitting);
         store
             .finish_submit(key, &SubmitOutcome::FateUnknown { error: "reset".into() }, now)
@@ -483,5 +598,109 @@ mod tests {
             .execute_batch("CREATE TABLE jobs (id TEXT)")
             .unwrap();
         assert!(matches!(SqliteStore::open(&path), Err(OpenError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_version_1_journal_opens_keeps_its_jobs_and_records_costs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        {
+            // The table exactly as version 1 created it, with one job in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE jobs (key INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT UNIQUE, \
+                 model TEXT NOT NULL, prompt TEXT NOT NULL, size TEXT NOT NULL, params TEXT NOT NULL, \
+                 status TEXT NOT NULL, queue_position INTEGER, images TEXT NOT NULL DEFAULT '[]', \
+                 videos TEXT NOT NULL DEFAULT '[]', saved_paths TEXT NOT NULL DEFAULT '[]', error TEXT, \
+                 submitted_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER); \
+                 CREATE INDEX jobs_by_time ON jobs (submitted_at DESC, key DESC); \
+                 CREATE INDEX jobs_by_status ON jobs (status, submitted_at DESC); \
+                 INSERT INTO jobs (request_id, model, prompt, size, params, status, submitted_at, updated_at) \
+                 VALUES ('old-1', 'm', 'an old fox', '1024x1024(1:1)', '{}', 'succeeded', 1, 1); \
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.get("old-1").unwrap().unwrap();
+        assert_eq!(
+            (old.prompt.as_str(), old.cost_usd, old.estimate_usd),
+            ("an old fox", None, None)
+        );
+        let update = JobUpdate {
+            cost_usd: Some(0.03),
+            ..Default::default()
+        };
+        assert!(store.update("old-1", &update, Utc::now()).unwrap());
+        assert_eq!(store.get("old-1").unwrap().unwrap().cost_usd, Some(0.03));
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(store);
+        // Opening it again finds nothing left to migrate.
+        assert_eq!(
+            SqliteStore::open(&path)
+                .unwrap()
+                .get("old-1")
+                .unwrap()
+                .unwrap()
+                .cost_usd,
+            Some(0.03)
+        );
+    }
+
+    #[test]
+    fn limits_refuse_inside_the_store_and_count_unknown_costs_at_their_estimate() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let limits = Limits {
+            max_spend_usd_per_day: Some(1.2),
+            max_jobs_per_hour: Some(3),
+        };
+        let id = submitted(&store, "a", now - chrono::Duration::hours(2));
+        store
+            .update(
+                &id,
+                &JobUpdate {
+                    cost_usd: Some(0.25),
+                    ..Default::default()
+                },
+                now,
+            )
+            .unwrap();
+        // 0.25 actual + 0.5 estimated: one more 0.5 fits (1.25 > 1.2 does not).
+        submitted(&store, "b", now - chrono::Duration::minutes(30));
+        let refused = store.begin_submit(&job("c", now), &limits).unwrap();
+        let Admission::Refused(Refusal::Spend {
+            spent_usd,
+            estimated_usd,
+            ..
+        }) = refused
+        else {
+            panic!("{refused:?}")
+        };
+        assert_eq!((spent_usd, estimated_usd), (0.75, 0.5));
+        assert_eq!(all(&store).len(), 2, "a refused submit leaves no row");
+        // A rejected submit (no job) costs nothing and does not count.
+        let key = begin(&store, &job("rejected", now));
+        store
+            .finish_submit(key, &SubmitOutcome::Rejected { error: "402".into() }, now)
+            .unwrap();
+        let cheap = NewJob {
+            estimate_usd: Some(0.1),
+            ..job("d", now)
+        };
+        assert!(matches!(
+            store.begin_submit(&cheap, &limits).unwrap(),
+            Admission::Admitted(_)
+        ));
+        let totals = store.spend(now).unwrap();
+        assert_eq!(totals.all_recorded.jobs, 3);
+        assert_eq!(totals.all_recorded.cost_usd, 0.25);
+        assert!((totals.all_recorded.estimated_usd - 0.6).abs() < 1e-9);
+        let days = store.usage(7, now).unwrap();
+        assert_eq!(days.iter().map(|d| d.tally.jobs).sum::<u64>(), 3);
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::args::InvalidArgument;
 use crate::{
-    jobs::PrepareError,
+    jobs::{PrepareError, SubmitError},
     runcomfy::{ApiError, RequestId},
 };
 
@@ -64,9 +64,14 @@ impl ToolError {
         Self(format!("{e}{retry}"))
     }
 
-    /// An upstream failure on submit: says plainly whether a job may exist, because a second
-    /// submit is a second payment.
-    pub fn submit(e: &ApiError) -> Self {
+    /// A submit that failed or was refused: says plainly whether a job may exist, because a
+    /// second submit is a second payment.
+    pub fn submit(e: &SubmitError) -> Self {
+        if let SubmitError::Limit(text) = e {
+            return Self(format!(
+                "{text}\nNothing was sent to RunComfy; no job was created and nothing was charged."
+            ));
+        }
         let consequence = if e.submit_fate_unknown() {
             "The request may have reached RunComfy, so a job may exist and be charged. It was NOT sent again automatically. Check the RunComfy dashboard (Generations) before submitting again."
         } else {

@@ -39,6 +39,7 @@ impl RunComfyServer {
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
         let count = generate.count;
+        let estimate = self.jobs.estimate(&prepared, count).await.ok();
         let server = self.clone();
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)
@@ -63,7 +64,9 @@ impl RunComfyServer {
                 if cancel.is_cancelled() {
                     return Err(TaskExit::Cancelled);
                 }
-                let answer = server.answer_runs(runs, &prepared.recipe, &delivery, &peer).await;
+                let answer = server
+                    .answer_runs(runs, &prepared.recipe, estimate.as_ref(), &delivery, &peer)
+                    .await;
                 Ok(settle(answer))
             })
         });

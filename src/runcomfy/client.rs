@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{
-    ApiError, ApiToken, CallKind, CancelResponse, RequestId, ResultResponse, RetryPolicy, StatusResponse,
+    ApiError, ApiToken, CallKind, CancelResponse, ModelInfo, RequestId, ResultResponse, RetryPolicy, StatusResponse,
     SubmitResponse,
 };
 
@@ -102,11 +102,21 @@ impl Client {
             .await
     }
 
+    /// The result with its cost (`include_cost=true`, as RunComfy's own clients ask for it).
     pub async fn result(&self, id: &RequestId) -> Result<ResultResponse, ApiError> {
-        let url = self.request_url(id, "result");
+        let url = format!("{}?include_cost=true", self.request_url(id, "result"));
         self.config
             .retry
             .run(CallKind::Idempotent, "result", || self.call(Method::GET, &url, None))
+            .await
+    }
+
+    /// `model`'s catalogue entry, with its price (a model id checked at start like `--model`).
+    pub async fn model_info(&self, model: &str) -> Result<ModelInfo, ApiError> {
+        let url = format!("{}/v1/models/{model}", self.config.base_url);
+        self.config
+            .retry
+            .run(CallKind::Idempotent, "model", || self.call(Method::GET, &url, None))
             .await
     }
 

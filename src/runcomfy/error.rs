@@ -11,7 +11,7 @@ pub enum ApiError {
     #[error("RunComfy rejected the API token ({message}). Check RUNCOMFY_API_KEY: it may be missing, expired or revoked; create a new key in the RunComfy dashboard under API Keys.")]
     Unauthorized { message: String },
 
-    #[error("Insufficient RunComfy balance ({message}). Top up your RunComfy account, then submit again.")]
+    #[error("Your RunComfy balance is too low for this job ({message}): top up your RunComfy balance (RunComfy dashboard, Billing), then submit again.")]
     InsufficientBalance { message: String },
 
     #[error(

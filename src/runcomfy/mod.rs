@@ -18,4 +18,6 @@ pub use token::ApiToken;
 /// How long RunComfy keeps result files, in hours: its own figure (for its other API) of 7 days.
 pub const URL_LIFETIME_HOURS: u32 = 7 * 24;
 
-pub use wire::{CancelOutcome, CancelResponse, JobStatus, Output, ResultResponse, StatusResponse, SubmitResponse};
+pub use wire::{
+    CancelOutcome, CancelResponse, JobStatus, ModelInfo, Output, ResultResponse, StatusResponse, SubmitResponse,
+};

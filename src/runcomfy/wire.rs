@@ -103,6 +103,10 @@ pub struct ResultResponse {
     pub created_at: Option<Value>,
     #[serde(default)]
     pub finished_at: Option<Value>,
+    /// What the job cost, in US dollars, when asked for with `include_cost=true`. Only a finite,
+    /// non-negative number counts: anything else is "not known", never a cost of 0.
+    #[serde(default, deserialize_with = "lenient_cost")]
+    pub cost: Option<f64>,
 }
 
 impl ResultResponse {
@@ -150,6 +154,22 @@ fn merge(many: &[String], one: Option<&String>) -> Vec<String> {
     urls
 }
 
+/// A model's catalogue entry (`GET /v1/models/{model_id}`): what RunComfy's own clients read its
+/// price from. Only the price fields are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ModelInfo {
+    #[serde(default)]
+    pub model_id: Option<String>,
+    /// The price of one unit, in US dollars.
+    #[serde(default, deserialize_with = "lenient_cost")]
+    pub base_price_usd: Option<f64>,
+    /// `output` (per image or video made) or `second` (per second of video).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub price_unit: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub pricing_note: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct CancelResponse {
     #[serde(default)]
@@ -185,6 +205,17 @@ fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error>
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }))
+}
+
+fn lenient_cost<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value
+        .and_then(|v| match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .filter(|c| c.is_finite() && *c >= 0.0))
 }
 
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -239,8 +270,24 @@ mod tests {
             "output": {"images": ["a", "b"], "image": "c", "seed": 42, "videos": null}
         }))
         .unwrap();
+        assert_eq!(r.cost, None);
         let out = r.output.unwrap();
         assert_eq!(out.image_urls(), ["a", "b", "c"]);
         assert!(out.video_urls().is_empty());
+    }
+
+    #[test]
+    fn a_cost_counts_only_when_it_is_a_real_amount() {
+        for (raw, want) in [
+            (json!(0.03), Some(0.03)),
+            (json!("0.5"), Some(0.5)),
+            (json!(0), Some(0.0)),
+            (json!(-1), None),
+            (json!(true), None),
+            (json!(null), None),
+        ] {
+            let r: ResultResponse = serde_json::from_value(json!({"status": "succeeded", "cost": raw})).unwrap();
+            assert_eq!(r.cost, want, "{raw}");
+        }
     }
 }

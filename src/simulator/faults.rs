@@ -31,6 +31,8 @@ pub enum FaultEndpoint {
     Result,
     Cancel,
     Image,
+    /// The catalogue entry (`GET /v1/models/{id}`), where prices come from.
+    Model,
     /// Every API endpoint above (never the `/__sim/` control API).
     Any,
 }

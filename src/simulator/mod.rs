@@ -7,11 +7,13 @@
 //! under `/v1/`, with its error codes) and shares no code with the client but the field names.
 //!
 //! Layout: [`state`] holds jobs and their clock-driven state machine, [`input`] judges submit
-//! bodies like the real API, [`faults`] injects failures on demand, [`png`] renders results,
+//! bodies like the real API, [`billing`] prices jobs and keeps the balance, [`faults`] injects
+//! failures on demand, [`png`] renders results,
 //! [`edit`] draws an edit's results from its reference image,
 //! [`wire`] holds the JSON shapes, and [`routes`] ties them to URLs (including the `/__sim/`
 //! control API that tests use to reconfigure the simulator and to look inside it).
 
+mod billing;
 mod edit;
 mod faults;
 mod input;
@@ -48,6 +50,11 @@ pub struct SimConfig {
     pub required_token: Option<String>,
     /// What result images look like; read when an image is served.
     pub image_style: ImageStyle,
+    /// The price of one image, in US dollars: the catalogue's `base_price_usd`, and a job's cost.
+    pub price_usd_per_image: f64,
+    /// The account's balance, in US dollars: each job is charged from it when submitted (and
+    /// refunded when cancelled), and a submit it cannot pay for is answered 402. `None`: no end.
+    pub balance_usd: Option<f64>,
 }
 
 impl Default for SimConfig {
@@ -59,6 +66,8 @@ impl Default for SimConfig {
             images_per_job: 1,
             required_token: None,
             image_style: ImageStyle::Gradient,
+            price_usd_per_image: billing::DEFAULT_PRICE_USD,
+            balance_usd: None,
         }
     }
 }
@@ -67,6 +76,10 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
     pub submissions: u64,
+    /// Submits that made a job (not refused for balance, input, model or token, nor faulted).
+    pub accepted: u64,
+    /// Catalogue reads (`GET /v1/models/{id}`).
+    pub model_calls: u64,
     pub status_calls: u64,
     pub result_calls: u64,
     pub cancel_calls: u64,
@@ -77,6 +90,8 @@ pub struct SimStats {
 #[derive(Debug, Default)]
 struct Counters {
     submissions: AtomicU64,
+    accepted: AtomicU64,
+    model_calls: AtomicU64,
     status_calls: AtomicU64,
     result_calls: AtomicU64,
     cancel_calls: AtomicU64,
@@ -88,6 +103,8 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SimStats {
             submissions: get(&self.submissions),
+            accepted: get(&self.accepted),
+            model_calls: get(&self.model_calls),
             status_calls: get(&self.status_calls),
             result_calls: get(&self.result_calls),
             cancel_calls: get(&self.cancel_calls),
@@ -118,6 +135,11 @@ impl Shared {
 
     fn set_config(&self, config: SimConfig) {
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// Runs `f` on the config under its lock: a charge and its check in one step.
+    fn with_config<T>(&self, f: impl FnOnce(&mut SimConfig) -> T) -> T {
+        f(&mut self.config.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

@@ -8,13 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::billing;
 use super::edit;
 use super::faults::{self, FaultEndpoint, FaultRule};
 use super::input::{self, Endpoint, EDIT_MODEL_ID, MODEL_ID};
@@ -29,7 +30,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         // RunComfy takes submit bodies of up to 64 MiB (reference images as data URIs).
         .route(
             "/v1/models/{*model}",
-            post(submit).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
+            post(submit).layer(DefaultBodyLimit::max(64 * 1024 * 1024)).get(model),
         )
         .route("/v1/requests/{id}/status", get(status))
         .route("/v1/requests/{id}/result", get(result))
@@ -83,7 +84,13 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
     let images = if valid.force_single { 1 } else { config.images_per_job };
     let id = wire::new_request_id();
     let job = Job::new(request, valid.images, (valid.width, valid.height), images, &config);
+    // Charged last, as upstream: a submit refused for its input costs nothing.
+    if let Err(balance) = billing::charge(sim, job.cost_usd) {
+        tracing::debug!(cost = job.cost_usd, balance, "simulator: balance too low");
+        return billing::payment_required(balance, job.cost_usd);
+    }
     sim.jobs.insert(id.clone(), job);
+    count(&sim.counters.accepted);
     // Per-request lines are debug: at info, logging would cost more than answering.
     tracing::debug!(request_id = %id, "simulator: job submitted");
     let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url);
@@ -120,7 +127,30 @@ async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
     .await
 }
 
-async fn result(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
+/// A model's catalogue entry, with its price.
+async fn model(State(sim): Sim, Path(model): Path<String>, headers: HeaderMap) -> Response {
+    count(&sim.counters.model_calls);
+    let fault = sim.faults.take(FaultEndpoint::Model);
+    faults::apply(fault, async {
+        if !authorized(&sim, &headers) {
+            return wire::unauthorized();
+        }
+        match model.trim_start_matches('/') {
+            model @ (MODEL_ID | EDIT_MODEL_ID) => billing::model_entry(&sim, model),
+            other => wire::error(
+                StatusCode::NOT_FOUND,
+                400001,
+                &format!("Model '{other}' not found; this simulator serves only {MODEL_ID} and {EDIT_MODEL_ID}"),
+            ),
+        }
+    })
+    .await
+}
+
+async fn result(State(sim): Sim, Path(id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let include_cost = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "include_cost=true"));
     count(&sim.counters.result_calls);
     let fault = sim.faults.take(FaultEndpoint::Result);
     faults::apply(fault, async {
@@ -136,6 +166,13 @@ async fn result(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
             output: None,
             created_at: None,
             finished_at: None,
+            // A cancelled job was refunded; one still going has no final cost yet.
+            cost: match job.phase() {
+                Phase::Completed { .. } => Some(job.cost_usd),
+                Phase::Cancelled => Some(0.0),
+                _ => None,
+            }
+            .filter(|_| include_cost),
         };
         if let Phase::Completed { finished_at } = job.phase() {
             // `/status` says "completed"; `/result` says "succeeded", as upstream does.
@@ -162,7 +199,12 @@ async fn cancel(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
         }
         let (status, outcome) = match sim.jobs.cancel(&id) {
             None => return wire::not_found(),
-            Some(CancelOutcome::Cancelled) => ("cancelled", "cancelled"),
+            Some(CancelOutcome::Cancelled) => {
+                if let Some(job) = sim.jobs.get(&id) {
+                    billing::refund(&sim, job.cost_usd);
+                }
+                ("cancelled", "cancelled")
+            }
             Some(CancelOutcome::NotCancellable(phase)) => (phase.status_str(), "not_cancellable"),
         };
         tracing::debug!(request_id = %id, outcome, "simulator: cancel");

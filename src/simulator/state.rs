@@ -52,6 +52,8 @@ pub(crate) struct Job {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) images: u32,
+    /// What the job costs (charged at submit, refunded if cancelled), in US dollars.
+    pub(crate) cost_usd: f64,
     pub(crate) created_at: SystemTime,
     submitted: Instant,
     initial_queue_position: u32,
@@ -76,6 +78,7 @@ impl Job {
             width,
             height,
             images,
+            cost_usd: config.price_usd_per_image * f64::from(images),
             created_at: SystemTime::now(),
             submitted: Instant::now(),
             initial_queue_position: config.initial_queue_position,

@@ -39,6 +39,9 @@ pub(crate) struct ResultResponse {
     pub(crate) created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) finished_at: Option<String>,
+    /// Only with `include_cost=true`, once the job has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cost: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

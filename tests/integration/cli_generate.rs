@@ -24,6 +24,9 @@ fn generate_with_the_simulator_saves_real_pngs() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("request_id"), "{stderr}");
+    // The estimate before paying, the cost after (the simulator's $0.03 a picture).
+    assert!(stderr.contains("Estimated cost $0.03–$0.45"), "{stderr}");
+    assert!(stderr.contains("cost $0.03 (request_id"), "{stderr}");
     let paths: Vec<String> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()

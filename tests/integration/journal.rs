@@ -9,7 +9,9 @@ use crate::common::*;
 use chrono::Utc;
 use rmcp::model::CallToolRequestParams;
 use runcomfy_mcp::{
-    journal::{location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, NewJob, SubmitOutcome},
+    journal::{
+        location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, Limits, NewJob, SubmitOutcome,
+    },
     simulator::SimConfig,
 };
 use serde_json::{json, Value};
@@ -259,13 +261,19 @@ async fn retention_removes_old_jobs_only() {
         for (prompt, days) in [("ancient", 400), ("old", 40), ("recent", 2)] {
             let at = Utc::now() - chrono::Duration::days(days);
             let key = store
-                .begin_submit(&NewJob {
-                    model: "m".into(),
-                    prompt: prompt.into(),
-                    size: "1024x1024(1:1)".into(),
-                    params: json!({}),
-                    submitted_at: at,
-                })
+                .begin_submit(
+                    &NewJob {
+                        model: "m".into(),
+                        prompt: prompt.into(),
+                        size: "1024x1024(1:1)".into(),
+                        params: json!({}),
+                        submitted_at: at,
+                        estimate_usd: None,
+                    },
+                    &Limits::default(),
+                )
+                .unwrap()
+                .admitted()
                 .unwrap();
             let request_id = format!("{prompt}-0000");
             store

@@ -19,6 +19,7 @@ mod journal;
 mod load;
 mod media;
 mod memory;
+mod money;
 mod simulator;
 mod simulator_edit;
 mod stdio_bounds;

@@ -248,11 +248,11 @@ async fn upstream_error_classes_are_actionable() {
     let cases = [
         (
             json!({"endpoint": "submit", "status": 402, "body": {"error_code": 400002, "error_message": "Insufficient balance"}}),
-            "Top up",
+            "top up your RunComfy balance",
         ),
         (
             json!({"endpoint": "submit", "status": 200, "body": {"error_code": 400002, "error_message": "Insufficient balance"}}),
-            "Top up",
+            "top up your RunComfy balance",
         ),
         (
             json!({"endpoint": "submit", "status": 401, "body": {"error_code": 400004, "error_message": "Invalid token"}}),

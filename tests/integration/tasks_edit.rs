@@ -70,6 +70,13 @@ async fn a_task_edits_a_batch_and_a_bad_reference_gets_no_task() {
     assert_eq!(done["jobs"].as_array().unwrap().len(), 2);
     assert_eq!(done["images"].as_array().unwrap().len(), 2);
     assert_eq!(done["made_with"]["images"], json!([url]));
+    // Each job's cost as the simulator reports it (one image at $0.03), and the estimate made
+    // before: one reference leaves room for 14 images in a set.
+    let cost = |v: &Value| (v.as_f64().unwrap() * 1e6).round() / 1e6;
+    assert_eq!(cost(&done["cost_usd"]), 0.06, "{done}");
+    assert_eq!(cost(&done["jobs"][1]["cost_usd"]), 0.03, "{done}");
+    assert_eq!(done["estimated_cost_usd"]["images_per_job"], json!([1, 14]));
+    assert_eq!(cost(&done["estimated_cost_usd"]["max_usd"]), 0.84);
     let http = reqwest::Client::new();
     for id in done["request_ids"].as_array().unwrap() {
         let job: Value = http

@@ -15,8 +15,8 @@ use super::super::{
 };
 use crate::{
     dreamina::{ImageRequest, MAX_IMAGES},
-    jobs::{Prepared, MAX_COUNT},
-    runcomfy::{ApiError, JobStatus, RequestId},
+    jobs::{CostEstimate, Prepared, SubmitError, MAX_COUNT},
+    runcomfy::{JobStatus, RequestId},
 };
 
 fn one() -> u32 {
@@ -76,13 +76,24 @@ pub struct Submitted {
     /// Submits of this call that failed, when others succeeded (when all fail the call is an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// What the jobs submitted are expected to cost, from RunComfy's price list: exact with force_single, a range otherwise (a set may hold several images). get_result reports the actual cost. Missing when the price is not known (see cost_note).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<CostEstimate>,
+    /// Why there is no estimate, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_note: Option<String>,
     /// What to call next.
     pub next_step: String,
 }
 
 impl Submitted {
     /// The answer for a call's submits, in order. `Err` when none got a job.
-    fn new(outcomes: Vec<Result<RequestId, ApiError>>, prepared: &Prepared) -> Result<Self, ToolError> {
+    /// `estimate`: of one job of `prepared`.
+    fn new(
+        outcomes: Vec<Result<RequestId, SubmitError>>,
+        prepared: &Prepared,
+        estimate: Result<CostEstimate, String>,
+    ) -> Result<Self, ToolError> {
         let count = outcomes.len();
         let mut ids = Vec::new();
         let mut failures = Vec::new();
@@ -117,6 +128,20 @@ impl Submitted {
                 failures.len()
             ));
         }
+        // The estimate of the jobs that were made, not of those refused.
+        let jobs = ids.len() as u32;
+        let (estimated_cost_usd, cost_note) = match estimate {
+            Ok(one) => (
+                Some(CostEstimate {
+                    min_usd: one.min_usd * f64::from(jobs),
+                    max_usd: one.max_usd * f64::from(jobs),
+                    jobs,
+                    ..one
+                }),
+                None,
+            ),
+            Err(reason) => (None, Some(format!("No cost estimate: {reason}."))),
+        };
         Ok(Self {
             request_id: ids[0].clone(),
             request_ids: ids,
@@ -124,6 +149,8 @@ impl Submitted {
             size: prepared.recipe.size.clone(),
             endpoint: prepared.endpoint.as_str().to_owned(),
             failures: failures.iter().map(|f| f.text().replace('\n', " ")).collect(),
+            estimated_cost_usd,
+            cost_note,
             next_step,
         })
     }
@@ -147,6 +174,12 @@ impl Submitted {
         for failure in &self.failures {
             text.push_str(&format!("\nFailed submit: {failure}"));
         }
+        if let Some(estimate) = &self.estimated_cost_usd {
+            text.push_str(&format!("\n{}; get_result reports the actual cost.", estimate.text()));
+        }
+        if let Some(note) = &self.cost_note {
+            text.push_str(&format!("\n{note}"));
+        }
         text.push_str(&format!("\nNext: {}", self.next_step));
         success(self, text)
     }
@@ -159,7 +192,7 @@ pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<GenerateAr
 }
 
 fn description() -> String {
-    format!("Start ByteDance Dreamina 4.0 (Seedream 4.0) jobs on RunComfy and return their request_ids at once: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images), an edit or combination of them. An image takes from several seconds to a few minutes. Then call check_status with a request_id every few seconds until status is succeeded, and call get_result for the image URLs. count (1 to {MAX_COUNT}) starts that many jobs side by side for alternatives. Each job is paid for: do not call this again for the same image just because it is still running.")
+    format!("Start ByteDance Dreamina 4.0 (Seedream 4.0) jobs on RunComfy and return their request_ids at once: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images), an edit or combination of them. An image takes from several seconds to a few minutes. Then call check_status with a request_id every few seconds until status is succeeded, and call get_result for the image URLs. count (1 to {MAX_COUNT}) starts that many jobs side by side for alternatives. Each job is paid for: do not call this again for the same image just because it is still running. The answer gives estimated_cost_usd; the server may have a spending or job limit, and a submit past it is refused with an error that says when the next job fits.")
 }
 
 #[tool_router(router = generate_image_router, vis = "pub(super)")]
@@ -176,6 +209,7 @@ impl RunComfyServer {
         let GenerateArgs { request, count } = args::parse(arguments)?;
         let prepared = self.jobs.prepare(&request).await?;
         let outcomes = self.jobs.submit_batch(&prepared, count).await;
-        Ok(Submitted::new(outcomes, &prepared)?.render(request.images.len()))
+        let estimate = self.jobs.estimate(&prepared, 1).await;
+        Ok(Submitted::new(outcomes, &prepared, estimate)?.render(request.images.len()))
     }
 }

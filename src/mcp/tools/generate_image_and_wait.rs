@@ -29,7 +29,7 @@ use crate::{
     dreamina::MAX_IMAGES,
     jobs::{
         settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
-        Outputs, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
+        CostEstimate, Outputs, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
     },
     media::OutputKind,
     runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, URL_LIFETIME_HOURS},
@@ -56,7 +56,7 @@ fn max_wait_description() -> String {
 }
 
 fn description() -> String {
-    format!("Make images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy and wait for them, reporting progress, then return the image URLs as get_result does: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images: an earlier result's request_id#n, an https URL, an allowed local file), an edit, a restyle or a combination of them. count (1 to {MAX_COUNT}) makes that many alternatives side by side. If the images are not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_ids and status instead, not an error: then call get_result with each request_id a few seconds later. Every job is paid for: do not call this tool again for the same image. Cancelling the call cancels the jobs still queued.")
+    format!("Make images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy and wait for them, reporting progress, then return the image URLs as get_result does: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images: an earlier result's request_id#n, an https URL, an allowed local file), an edit, a restyle or a combination of them. count (1 to {MAX_COUNT}) makes that many alternatives side by side. If the images are not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_ids and status instead, not an error: then call get_result with each request_id a few seconds later. Every job is paid for: do not call this tool again for the same image. The answer gives the actual cost_usd and the estimate made before submitting; a server spending or job limit may refuse the submit, with an error that says when the next job fits. Cancelling the call cancels the jobs still queued.")
 }
 
 impl Validate for WaitArgs {
@@ -121,24 +121,27 @@ enum Part {
 impl RunComfyServer {
     /// The answer for the runs of one call (one job, or a batch), for the waiting tool and the
     /// tasks path alike.
+    /// `estimate`: what the jobs were expected to cost, when known.
     pub(in crate::mcp) async fn answer_runs(
         &self,
         mut runs: Vec<Result<Run, RunError>>,
         recipe: &Recipe,
+        estimate: Option<&CostEstimate>,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
         if runs.len() == 1 {
             let run = runs.remove(0);
-            return self.answer_run(run, recipe, delivery, peer).await;
+            return self.answer_run(run, recipe, estimate, delivery, peer).await;
         }
-        self.answer_batch(runs, recipe, delivery, peer).await
+        self.answer_batch(runs, recipe, estimate, delivery, peer).await
     }
 
     async fn answer_run(
         &self,
         run: Result<Run, RunError>,
         recipe: &Recipe,
+        estimate: Option<&CostEstimate>,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
@@ -152,12 +155,14 @@ impl RunComfyServer {
                 let mut delivered = self.delivered(id.clone(), answer, delivery).await?;
                 delivered.result.made_with = Some(recipe.clone());
                 delivered.result.request_ids = vec![id];
+                delivered.result.estimated_cost_usd = estimate.cloned();
                 Ok(self.shaped(&delivered, peer))
             }
             RunOutcome::StillRunning(last) => {
                 let mut result = JobResult::pending(id.clone(), last, waited);
                 result.made_with = Some(recipe.clone());
                 result.request_ids = vec![id];
+                result.estimated_cost_usd = estimate.cloned();
                 Ok(result.render(&[], true))
             }
             RunOutcome::Cancelled(cancel) => Err(wait_cancelled(&id, &cancel)),
@@ -171,6 +176,7 @@ impl RunComfyServer {
         &self,
         runs: Vec<Result<Run, RunError>>,
         recipe: &Recipe,
+        estimate: Option<&CostEstimate>,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
@@ -202,7 +208,7 @@ impl RunComfyServer {
         let mut unlisted = 0;
         for part in parts {
             match part {
-                Part::Done(id, _) => {
+                Part::Done(id, answer) => {
                     let media = collected.next().unwrap_or_default();
                     // What collect_all listed, within each job's bounds; the rest is counted.
                     let listed = |kind| {
@@ -224,6 +230,7 @@ impl RunComfyServer {
                         images: job_images,
                         unlisted_outputs: count_u32(media.unlisted),
                         error: None,
+                        cost_usd: answer.cost,
                     });
                     reports.extend(media.outputs);
                     notes.extend(media.notes);
@@ -239,6 +246,7 @@ impl RunComfyServer {
             }
         }
         let request_ids: Vec<RequestId> = jobs.iter().filter_map(|j| j.request_id.clone()).collect();
+        let costs: Vec<f64> = jobs.iter().filter_map(|j| j.cost_usd).collect();
         let succeeded = jobs.iter().any(|j| j.status == JobStatus::Succeeded.as_str());
         let (Some(first_id), true) = (request_ids.first().cloned(), succeeded || !pending.is_empty()) else {
             let texts: Vec<&str> = errors.iter().map(ToolError::text).collect();
@@ -282,6 +290,8 @@ impl RunComfyServer {
             made_with: Some(recipe.clone()),
             request_ids,
             jobs,
+            cost_usd: (!costs.is_empty()).then(|| costs.iter().sum()),
+            estimated_cost_usd: estimate.cloned(),
         };
         let client = peer.peer_info().map(|info| info.client_info.name.clone());
         let keep = self.structured.keep_with_images(client.as_deref());
@@ -303,6 +313,7 @@ fn part(run: Result<Run, RunError>) -> Part {
                 images: Vec::new(),
                 unlisted_outputs: 0,
                 error: Some(ToolError::submit(&e).text().replace('\n', " ")),
+                cost_usd: None,
             };
             return Part::Other(job, Some(ToolError::submit(&e)));
         }
@@ -316,6 +327,7 @@ fn part(run: Result<Run, RunError>) -> Part {
                 images: Vec::new(),
                 unlisted_outputs: 0,
                 error: Some(format!("Following this job failed: {}", failure.text())),
+                cost_usd: None,
             };
             // It exists and may still make its image: something to come back for, not an error.
             return Part::Other(job, None);
@@ -329,19 +341,25 @@ fn part(run: Result<Run, RunError>) -> Part {
         images: Vec::new(),
         unlisted_outputs: 0,
         error,
+        cost_usd: None,
     };
     match outcome {
         RunOutcome::Done(answer) if answer.status == JobStatus::Succeeded => Part::Done(id, answer),
         RunOutcome::Done(answer) if answer.status == JobStatus::Failed => {
             let failure = job_failed(&id, &answer);
-            Part::Other(
-                job("failed", true, None, Some(failure.text().replace('\n', " "))),
-                Some(failure),
-            )
+            let failed = BatchJob {
+                cost_usd: answer.cost,
+                ..job("failed", true, None, Some(failure.text().replace('\n', " ")))
+            };
+            Part::Other(failed, Some(failure))
         }
         RunOutcome::Done(answer) => {
             let finished = answer.status.is_terminal();
-            Part::Other(job(answer.status.as_str(), finished, None, None), None)
+            let ended = BatchJob {
+                cost_usd: answer.cost,
+                ..job(answer.status.as_str(), finished, None, None)
+            };
+            Part::Other(ended, None)
         }
         RunOutcome::StillRunning(last) => {
             let status = last.as_ref().map_or(JobStatus::InQueue, |s| s.status.clone());
@@ -405,6 +423,7 @@ impl RunComfyServer {
         let args: WaitArgs = args::parse(arguments)?;
         let GenerateArgs { request, count } = &args.generate;
         let prepared = self.jobs.prepare(request).await?;
+        let estimate = self.jobs.estimate(&prepared, *count).await.ok();
         let mut progress = meta
             .get_progress_token()
             .map(|token| ProgressReporter::new(peer.clone(), token));
@@ -420,6 +439,7 @@ impl RunComfyServer {
         if let Some(progress) = progress {
             progress.finish().await;
         }
-        self.answer_runs(runs, &prepared.recipe, &args.delivery, &peer).await
+        self.answer_runs(runs, &prepared.recipe, estimate.as_ref(), &args.delivery, &peer)
+            .await
     }
 }

@@ -20,7 +20,7 @@ use super::super::{
     RunComfyServer,
 };
 use crate::{
-    jobs::Recipe,
+    jobs::{price::usd, CostEstimate, Recipe},
     media::{self, Collected, InlineForm, InlineImage, OutputReport},
     runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse, URL_LIFETIME_HOURS},
 };
@@ -105,6 +105,12 @@ pub struct JobResult {
     /// Each job of a batch (count above 1), in order; the fields above then sum them up: images and outputs of every job, status succeeded once any has images.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<BatchJob>,
+    /// What the job cost in US dollars, as RunComfy reported it (a batch: the jobs whose cost is known, added up). Missing until RunComfy reports it, usually once the job has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// What the call's jobs were expected to cost before they were submitted (generate_image_and_wait), from RunComfy's price list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<CostEstimate>,
 }
 
 /// One job of a batch.
@@ -114,7 +120,7 @@ pub struct BatchJob {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String")]
     pub request_id: Option<RequestId>,
-    /// in_queue, in_progress, succeeded, failed, cancelled as RunComfy last said; not_submitted: RunComfy refused the submit (no job, no charge); unknown: the submit's answer or the job's status was lost (see error).
+    /// in_queue, in_progress, succeeded, failed, cancelled as RunComfy last said; not_submitted: RunComfy or a spending limit refused the submit (no job, no charge); unknown: the submit's answer or the job's status was lost (see error).
     pub status: String,
     /// True when the status will not change any more.
     pub finished: bool,
@@ -129,6 +135,9 @@ pub struct BatchJob {
     /// What went wrong, and what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What it cost in US dollars, once RunComfy reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// A job's result with its media collected, and the images to put inline.
@@ -169,6 +178,8 @@ impl JobResult {
             unlisted_outputs: count_u32(listed.unlisted),
             created_at: answer.created_at.map(plain),
             finished_at: answer.finished_at.map(plain),
+            cost_usd: answer.cost,
+            estimated_cost_usd: None,
             next_step,
             outputs: media.map(|m| m.outputs.clone()).unwrap_or_default(),
             url_lifetime_hours: media.map(|_| URL_LIFETIME_HOURS),
@@ -206,6 +217,8 @@ impl JobResult {
             made_with: None,
             request_ids: Vec::new(),
             jobs: Vec::new(),
+            cost_usd: None,
+            estimated_cost_usd: None,
         }
     }
 
@@ -244,6 +257,9 @@ impl JobResult {
                 text.push_str(&format!("\nJob {} {id}: {}", i + 1, job.status));
                 if let Some(p) = job.queue_position {
                     text.push_str(&format!(", queue position {p}"));
+                }
+                if let Some(cost) = job.cost_usd {
+                    text.push_str(&format!(", cost {}", usd(cost)));
                 }
                 if let Some(error) = &job.error {
                     text.push_str(&format!("\n  {}", error.replace('\n', " ")));
@@ -290,6 +306,12 @@ impl JobResult {
         }
         for note in &self.notes {
             text.push_str(&format!("\nNote: {note}"));
+        }
+        if let Some(cost) = self.cost_usd {
+            text.push_str(&format!("\nCost: {} (as RunComfy reported it).", usd(cost)));
+        }
+        if let Some(estimate) = &self.estimated_cost_usd {
+            text.push_str(&format!("\n{}.", estimate.text()));
         }
         if let Some(recipe) = &self.made_with {
             text.push_str(&format!(

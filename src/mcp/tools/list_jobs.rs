@@ -15,7 +15,8 @@ use super::super::{
     RunComfyServer,
 };
 use crate::{
-    journal::{JobQuery, JobRecord, RecordedStatus},
+    jobs::price::usd,
+    journal::{JobQuery, JobRecord, RecordedStatus, SpendTotals, Tally},
     media::{thousands, ListingRoom},
     runcomfy::JobStatus,
     text::ellipsis,
@@ -110,6 +111,8 @@ impl ListJobsArgs {
 pub struct JobList {
     /// Newest first.
     pub jobs: Vec<JobEntry>,
+    /// Spending of every job recorded on this machine (not only those listed): today (UTC), over the last 7 days and over all recorded time. Jobs whose cost is not known yet are counted in estimated_usd, at the top of their estimate.
+    pub spend: SpendTotals,
     /// How to use what was found.
     pub next_step: String,
 }
@@ -151,6 +154,12 @@ pub struct JobEntry {
     /// What went wrong, for a failed, rejected or unknown submit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What it cost in US dollars, as RunComfy reported it (once get_result or a waiting tool fetched its result).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// The most it was expected to cost when submitted, in US dollars.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<f64>,
 }
 
 impl JobEntry {
@@ -175,13 +184,20 @@ impl JobEntry {
             saved_paths: saved.to_vec(),
             unlisted: u32::try_from(unlisted).unwrap_or(u32::MAX),
             error: job.error.map(|e| ellipsis(&e, ERROR_CHARS)),
+            cost_usd: job.cost_usd,
+            estimated_cost_usd: job.estimate_usd,
         }
     }
 
     fn line(&self, n: usize) -> String {
         let id = self.request_id.as_deref().unwrap_or("(no request_id)");
+        let cost = match (self.cost_usd, self.estimated_cost_usd) {
+            (Some(cost), _) => format!(" · {}", usd(cost)),
+            (None, Some(estimate)) => format!(" · up to {} (estimate)", usd(estimate)),
+            (None, None) => String::new(),
+        };
         let mut line = format!(
-            "{n}. {id} · {} · {} · {} · \"{}\"",
+            "{n}. {id} · {} · {} · {}{cost} · \"{}\"",
             self.status, self.size, self.submitted_at, self.prompt
         );
         if let Some(p) = self.queue_position {
@@ -207,7 +223,7 @@ impl JobEntry {
 }
 
 impl JobList {
-    pub fn new(jobs: Vec<JobRecord>) -> Self {
+    pub fn new(jobs: Vec<JobRecord>, spend: SpendTotals) -> Self {
         // One listing bound for the whole answer: the newest jobs' URLs first.
         let mut room = ListingRoom::new();
         let jobs: Vec<JobEntry> = jobs.into_iter().map(|job| JobEntry::new(job, &mut room)).collect();
@@ -224,7 +240,7 @@ impl JobList {
                 " A job in status unknown or submitting may exist and be charged without a request_id: check the RunComfy dashboard (Generations) before submitting it again.",
             );
         }
-        Self { jobs, next_step }
+        Self { jobs, spend, next_step }
     }
 
     fn render(&self) -> CallToolResult {
@@ -233,6 +249,12 @@ impl JobList {
             text.push('\n');
             text.push_str(&job.line(i + 1));
         }
+        text.push_str(&format!(
+            "\nSpent today (UTC): {}; last 7 days: {}; all recorded: {}.",
+            tally_text(&self.spend.today),
+            tally_text(&self.spend.last_7_days),
+            tally_text(&self.spend.all_recorded)
+        ));
         text.push_str(&format!("\n{}", self.next_step));
         success(self, text)
     }
@@ -240,6 +262,26 @@ impl JobList {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// `$0.09 over 3 jobs (+ up to $0.45 estimated for 1 job not yet costed)`.
+pub fn tally_text(tally: &Tally) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut text = format!("{} over {} job{}", usd(tally.cost_usd), tally.jobs, plural(tally.jobs));
+    if tally.estimated_usd > 0.0 {
+        text.push_str(&format!(
+            " (+ up to {} estimated for jobs not yet costed)",
+            usd(tally.estimated_usd)
+        ));
+    }
+    if tally.unpriced_jobs > 0 {
+        text.push_str(&format!(
+            " ({} job{} of unknown price)",
+            tally.unpriced_jobs,
+            plural(tally.unpriced_jobs)
+        ));
+    }
+    text
 }
 
 /// On one line, and at most [`PROMPT_CHARS`] long.
@@ -260,7 +302,7 @@ impl RunComfyServer {
     #[tool(
         name = "list_jobs",
         title = "List recent jobs",
-        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, and image URLs or saved files once known. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it, or pass request_id#n in a generate tool's images to edit its n-th image. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. Reads only this machine's journal: does not contact RunComfy."),
+        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, cost (or its estimate until known), and image URLs or saved files once known, plus the spending of today, the last 7 days and all recorded time. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it, or pass request_id#n in a generate tool's images to edit its n-th image. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. Reads only this machine's journal: does not contact RunComfy."),
         input_schema = schema_for::<ListJobsArgs>(),
         output_schema = output_schema_for::<JobList>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
@@ -268,7 +310,8 @@ impl RunComfyServer {
     async fn list_jobs(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
         let query = args::parse::<ListJobsArgs>(arguments)?.query();
         let jobs = self.jobs.list(query).await.map_err(|reason| unavailable(&reason))?;
-        Ok(JobList::new(jobs).render())
+        let spend = self.jobs.spend().await.map_err(|reason| unavailable(&reason))?;
+        Ok(JobList::new(jobs, spend).render())
     }
 }
 

@@ -1,0 +1,290 @@
+//! Money in view, through the real binary and the simulator's prices: the actual cost in every
+//! result form and in the journal, the spending totals of list_jobs, the estimate before paying
+//! (single, set and batch), an exhausted balance, and the spend and rate limits, including
+//! several server processes racing one journal for the last dollars of a limit.
+
+use std::path::Path;
+
+use crate::common::*;
+use runcomfy_mcp::simulator::SimConfig;
+use serde_json::{json, Value};
+
+/// Dollars to a millionth: sums of floats drift in the last digits.
+fn usd(value: &Value) -> f64 {
+    let v = value.as_f64().unwrap_or_else(|| panic!("not an amount: {value}"));
+    (v * 1e6).round() / 1e6
+}
+
+/// A stdio server polling fast, its journal in `dir`, with `flags`.
+async fn server(base_url: &str, dir: &Path, flags: &[&str]) -> Client {
+    let bin = Bin::serve()
+        .args(["--poll-first-ms", "50", "--poll-max-ms", "200"])
+        .args(flags)
+        .upstream(base_url)
+        .journal_in(dir);
+    start_stdio((), bin).await.client
+}
+
+async fn wait_for(client: &Client, arguments: Value) -> Value {
+    let result = call(client, "generate_image_and_wait", arguments).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    structured(&result).clone()
+}
+
+async fn result_when_finished(client: &Client, id: &str) -> Value {
+    eventually(
+        async || {
+            let result = call(client, "get_result", json!({ "request_id": id })).await;
+            assert!(!is_error(&result), "{}", text(&result));
+            let out = structured(&result).clone();
+            if out["finished"] == true {
+                Ok((out, text(&result)))
+            } else {
+                Err(out["status"].clone())
+            }
+        },
+        "the job to finish",
+    )
+    .await
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costs_are_in_every_result_form_and_in_the_journal_with_totals() {
+    let sim = simulator(SimConfig {
+        images_per_job: 2,
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let client = server(&sim.base_url(), state.path(), &[]).await;
+
+    // A set: two images at $0.03; the estimate said one to fifteen.
+    let set = call(&client, "generate_image_and_wait", json!({"prompt": "a set of foxes"})).await;
+    assert!(!is_error(&set), "{}", text(&set));
+    let out = structured(&set);
+    assert_eq!(usd(&out["cost_usd"]), 0.06, "{out}");
+    assert_eq!(usd(&out["estimated_cost_usd"]["min_usd"]), 0.03);
+    assert_eq!(usd(&out["estimated_cost_usd"]["max_usd"]), 0.45);
+    assert_eq!(out["estimated_cost_usd"]["images_per_job"], json!([1, 15]));
+    assert!(text(&set).contains("Cost: $0.06"), "{}", text(&set));
+    assert!(text(&set).contains("Estimated cost $0.03–$0.45"), "{}", text(&set));
+
+    // force_single: one image, an exact estimate at submit, the cost in get_result.
+    let submitted = call(
+        &client,
+        "generate_image",
+        json!({"prompt": "one fox", "force_single": true}),
+    )
+    .await;
+    assert!(!is_error(&submitted), "{}", text(&submitted));
+    let estimate = &structured(&submitted)["estimated_cost_usd"];
+    assert_eq!((usd(&estimate["min_usd"]), usd(&estimate["max_usd"])), (0.03, 0.03));
+    assert!(
+        text(&submitted).contains("Estimated cost $0.03 ("),
+        "{}",
+        text(&submitted)
+    );
+    let id = structured(&submitted)["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(usd(&result_when_finished(&client, &id).await["cost_usd"]), 0.03);
+
+    // A batch: an estimate × count, each job's cost and their sum.
+    let batch = wait_for(
+        &client,
+        json!({"prompt": "two foxes", "force_single": true, "count": 2}),
+    )
+    .await;
+    assert_eq!(usd(&batch["estimated_cost_usd"]["max_usd"]), 0.06, "{batch}");
+    assert_eq!(batch["estimated_cost_usd"]["jobs"], 2);
+    assert_eq!(usd(&batch["jobs"][0]["cost_usd"]), 0.03);
+    assert_eq!(usd(&batch["cost_usd"]), 0.06);
+
+    // The journal kept each cost; the totals add them up.
+    let listed = call(&client, "list_jobs", json!({})).await;
+    assert!(!is_error(&listed), "{}", text(&listed));
+    let list = structured(&listed);
+    let costs: Vec<f64> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| usd(&j["cost_usd"]))
+        .collect();
+    assert_eq!(costs, [0.03, 0.03, 0.03, 0.06], "newest first: {list}");
+    for window in ["today", "last_7_days", "all_recorded"] {
+        assert_eq!(list["spend"][window]["jobs"], 4, "{window}");
+        assert_eq!(usd(&list["spend"][window]["cost_usd"]), 0.15, "{window}");
+        assert_eq!(usd(&list["spend"][window]["estimated_usd"]), 0.0, "{window}");
+    }
+    assert!(
+        text(&listed).contains("Spent today (UTC): $0.15 over 4 jobs"),
+        "{}",
+        text(&listed)
+    );
+    // The price was read from the catalogue once, then reused.
+    assert_eq!(sim.stats().model_calls, 1);
+
+    // The journal carries the costs to `usage`.
+    let usage = Bin::new(["usage"]).journal_in(state.path()).std().output().unwrap();
+    let printed = String::from_utf8_lossy(&usage.stdout);
+    assert!(usage.status.success(), "{}", String::from_utf8_lossy(&usage.stderr));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let row = printed
+        .lines()
+        .find(|l| l.starts_with(&today))
+        .unwrap_or_else(|| panic!("{printed}"));
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>()[1..3],
+        ["4", "$0.15"],
+        "{printed}"
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_balance_says_top_up_and_an_unknown_price_says_so() {
+    let sim = simulator(SimConfig {
+        balance_usd: Some(0.05),
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let client = server(&sim.base_url(), state.path(), &[]).await;
+    let one = json!({"prompt": "a fox", "force_single": true});
+    submit(&client, one.clone()).await;
+    let refused = call(&client, "generate_image", one.clone()).await;
+    assert!(is_error(&refused));
+    assert!(
+        text(&refused).contains("top up your RunComfy balance"),
+        "{}",
+        text(&refused)
+    );
+    assert!(text(&refused).contains("No job was created"), "{}", text(&refused));
+    assert_eq!(sim.stats().accepted, 1);
+
+    // A catalogue that cannot be read: the job still runs, and the answer says why there is no
+    // estimate (a fresh server, so that no cached price hides it).
+    let control = Control::new(&sim);
+    control.config(json!({"balance_usd": null})).await;
+    control
+        .fault(json!({"endpoint": "model", "status": 404, "times": 10,
+                      "body": {"error_code": 400001, "error_message": "no such model"}}))
+        .await;
+    let fresh = server(&sim.base_url(), state.path(), &[]).await;
+    let submitted = call(&fresh, "generate_image", one).await;
+    assert!(!is_error(&submitted), "{}", text(&submitted));
+    assert!(structured(&submitted).get("estimated_cost_usd").is_none());
+    assert!(
+        text(&submitted).contains("No cost estimate: RunComfy's catalogue entry"),
+        "{}",
+        text(&submitted)
+    );
+    client.cancel().await.unwrap();
+    fresh.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_refuse_before_anything_is_sent_and_say_when_the_next_job_fits() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let one = json!({"prompt": "a fox", "force_single": true});
+
+    // $0.07 a day admits two jobs at $0.03.
+    let client = server(&sim.base_url(), state.path(), &["--max-spend-usd-per-day", "0.07"]).await;
+    submit(&client, one.clone()).await;
+    let _ = wait_for(&client, one.clone()).await;
+    let refused = call(&client, "generate_image", one.clone()).await;
+    assert!(is_error(&refused), "{}", text(&refused));
+    let said = text(&refused);
+    for part in [
+        "Spending limit reached: $0.06 spent over the last 24 hours",
+        "$0.03 of it estimates",
+        "--max-spend-usd-per-day) is $0.07",
+        "fits again at",
+        "Nothing was sent to RunComfy",
+    ] {
+        assert!(said.contains(part), "{part:?} in {said}");
+    }
+    assert_eq!(sim.stats().submissions, 2, "the refused job never reached RunComfy");
+    client.cancel().await.unwrap();
+
+    // The rate limit counts the same journal, from another process.
+    let rated = server(&sim.base_url(), state.path(), &["--max-jobs-per-hour", "3"]).await;
+    submit(&rated, one.clone()).await;
+    let refused = call(&rated, "generate_image_and_wait", one.clone()).await;
+    assert!(is_error(&refused));
+    assert!(
+        text(&refused).contains("Job limit reached: 3 jobs were submitted over the last hour"),
+        "{}",
+        text(&refused)
+    );
+    assert!(text(&refused).contains("The next job fits at"), "{}", text(&refused));
+    assert_eq!(sim.stats().submissions, 3);
+    rated.cancel().await.unwrap();
+
+    // An unknown price cannot be checked against a spend limit: refused, nothing sent.
+    Control::new(&sim)
+        .fault(json!({"endpoint": "model", "status": 404, "times": 10,
+                      "body": {"error_code": 400001, "error_message": "no such model"}}))
+        .await;
+    let blind = server(&sim.base_url(), state.path(), &["--max-spend-usd-per-day", "100"]).await;
+    let refused = call(&blind, "generate_image", one).await;
+    assert!(is_error(&refused));
+    assert!(text(&refused).contains("price is not known"), "{}", text(&refused));
+    assert_eq!(sim.stats().submissions, 3);
+    blind.cancel().await.unwrap();
+
+    // Limits need the journal they are counted in.
+    let output = Bin::serve()
+        .upstream(&sim.base_url())
+        .args(["--max-jobs-per-hour", "5"])
+        .std()
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("drop --no-journal"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Several server processes on one journal, each submitting at once, against a limit that
+/// admits `K` jobs: exactly `K` submits reach the simulator, and every other call is told the
+/// limit's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servers_racing_one_journal_never_pass_a_limit_together() {
+    const SERVERS: usize = 4;
+    const CALLS_EACH: usize = 3;
+    const K: u64 = 3;
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    // $0.10 admits three jobs at $0.03; each counts at its estimate until its cost is known.
+    let flags = ["--max-spend-usd-per-day", "0.10"];
+    let mut clients = Vec::new();
+    for _ in 0..SERVERS {
+        clients.push(server(&sim.base_url(), state.path(), &flags).await);
+    }
+    let calls = clients.iter().flat_map(|client| {
+        (0..CALLS_EACH).map(move |i| {
+            call(
+                client,
+                "generate_image",
+                json!({"prompt": format!("race {i}"), "force_single": true}),
+            )
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    let admitted = results.iter().filter(|r| !is_error(r)).count() as u64;
+    for refused in results.iter().filter(|r| is_error(r)) {
+        assert!(
+            text(refused).contains("Spending limit reached"),
+            "every other call gets the limit's answer: {}",
+            text(refused)
+        );
+    }
+    assert_eq!(admitted, K, "admitted calls");
+    assert_eq!(sim.stats().submissions, K, "submits that reached the simulator");
+    for client in clients {
+        client.cancel().await.unwrap();
+    }
+}
