@@ -25,6 +25,22 @@ async fn server(base_url: &str, dir: &Path, flags: &[&str]) -> Client {
     start_stdio((), bin).await.client
 }
 
+/// Asserts an isError answer that says each of `parts`.
+fn assert_refused(result: &rmcp::model::CallToolResult, parts: &[&str]) {
+    assert!(is_error(result), "expected an error: {}", text(result));
+    for part in parts {
+        assert!(text(result).contains(part), "{part:?} in {}", text(result));
+    }
+}
+
+/// The simulator's catalogue answers "no such model" for a while: no price can be read.
+async fn unreadable_catalogue(control: &Control) {
+    let no_model = json!({"error_code": 400001, "error_message": "no such model"});
+    control
+        .fault(json!({"endpoint": "model", "status": 404, "times": 10, "body": no_model}))
+        .await;
+}
+
 async fn wait_for(client: &Client, arguments: Value) -> Value {
     let result = call(client, "generate_image_and_wait", arguments).await;
     assert!(!is_error(&result), "{}", text(&result));
@@ -152,23 +168,14 @@ async fn an_exhausted_balance_says_top_up_and_an_unknown_price_says_so() {
     let one = json!({"prompt": "a fox", "force_single": true});
     submit(&client, one.clone()).await;
     let refused = call(&client, "generate_image", one.clone()).await;
-    assert!(is_error(&refused));
-    assert!(
-        text(&refused).contains("top up your RunComfy balance"),
-        "{}",
-        text(&refused)
-    );
-    assert!(text(&refused).contains("No job was created"), "{}", text(&refused));
+    assert_refused(&refused, &["top up your RunComfy balance", "No job was created"]);
     assert_eq!(sim.stats().accepted, 1);
 
     // A catalogue that cannot be read: the job still runs, and the answer says why there is no
     // estimate (a fresh server, so that no cached price hides it).
     let control = Control::new(&sim);
     control.config(json!({"balance_usd": null})).await;
-    control
-        .fault(json!({"endpoint": "model", "status": 404, "times": 10,
-                      "body": {"error_code": 400001, "error_message": "no such model"}}))
-        .await;
+    unreadable_catalogue(&control).await;
     let fresh = server(&sim.base_url(), state.path(), &[]).await;
     let submitted = call(&fresh, "generate_image", one).await;
     assert!(!is_error(&submitted), "{}", text(&submitted));
@@ -193,17 +200,16 @@ async fn limits_refuse_before_anything_is_sent_and_say_when_the_next_job_fits() 
     submit(&client, one.clone()).await;
     let _ = wait_for(&client, one.clone()).await;
     let refused = call(&client, "generate_image", one.clone()).await;
-    assert!(is_error(&refused), "{}", text(&refused));
-    let said = text(&refused);
-    for part in [
-        "Spending limit reached: $0.06 spent over the last 24 hours",
-        "$0.03 of it estimates",
-        "--max-spend-usd-per-day) is $0.07",
-        "fits again at",
-        "Nothing was sent to RunComfy",
-    ] {
-        assert!(said.contains(part), "{part:?} in {said}");
-    }
+    assert_refused(
+        &refused,
+        &[
+            "Spending limit reached: $0.06 spent over the last 24 hours",
+            "$0.03 of it estimates",
+            "--max-spend-usd-per-day) is $0.07",
+            "fits again at",
+            "Nothing was sent to RunComfy",
+        ],
+    );
     assert_eq!(sim.stats().submissions, 2, "the refused job never reached RunComfy");
     client.cancel().await.unwrap();
 
@@ -211,25 +217,21 @@ async fn limits_refuse_before_anything_is_sent_and_say_when_the_next_job_fits() 
     let rated = server(&sim.base_url(), state.path(), &["--max-jobs-per-hour", "3"]).await;
     submit(&rated, one.clone()).await;
     let refused = call(&rated, "generate_image_and_wait", one.clone()).await;
-    assert!(is_error(&refused));
-    assert!(
-        text(&refused).contains("Job limit reached: 3 jobs were submitted over the last hour"),
-        "{}",
-        text(&refused)
+    assert_refused(
+        &refused,
+        &[
+            "Job limit reached: 3 jobs were submitted over the last hour",
+            "The next job fits at",
+        ],
     );
-    assert!(text(&refused).contains("The next job fits at"), "{}", text(&refused));
     assert_eq!(sim.stats().submissions, 3);
     rated.cancel().await.unwrap();
 
     // An unknown price cannot be checked against a spend limit: refused, nothing sent.
-    Control::new(&sim)
-        .fault(json!({"endpoint": "model", "status": 404, "times": 10,
-                      "body": {"error_code": 400001, "error_message": "no such model"}}))
-        .await;
+    unreadable_catalogue(&Control::new(&sim)).await;
     let blind = server(&sim.base_url(), state.path(), &["--max-spend-usd-per-day", "100"]).await;
     let refused = call(&blind, "generate_image", one).await;
-    assert!(is_error(&refused));
-    assert!(text(&refused).contains("price is not known"), "{}", text(&refused));
+    assert_refused(&refused, &["price is not known", "Nothing was sent to RunComfy"]);
     assert_eq!(sim.stats().submissions, 3);
     blind.cancel().await.unwrap();
 

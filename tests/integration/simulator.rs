@@ -520,7 +520,7 @@ async fn config_changes_apply_to_new_jobs_only() {
     let stats = api.control(reqwest::Method::GET, "/__sim/stats", None).await;
     assert_eq!(
         stats,
-        json!({"submissions": 2, "status_calls": 2, "result_calls": 0,
+        json!({"submissions": 2, "accepted": 2, "model_calls": 0, "status_calls": 2, "result_calls": 0,
                "cancel_calls": 0, "image_calls": 0})
     );
     let bad = api
