@@ -23,7 +23,7 @@ pub struct JournalArgs {
           value_parser = clap::value_parser!(u32).range(1..=36_500))]
     pub journal_max_age_days: u32,
 
-    /// Keep at most this many jobs, the newest.
+    /// Keep at most this many jobs, the newest (those of the last 24 hours are always kept: the spend and rate limits count them).
     #[arg(long, env = "RUNCOMFY_JOURNAL_MAX_JOBS", value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub journal_max_jobs: u32,

@@ -302,10 +302,12 @@ impl JobStore for SqliteStore {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let by_age = tx.execute("DELETE FROM jobs WHERE submitted_at < ?1", [oldest_kept])?;
+            // The count bound never takes a job of the last 24 hours: the spend and rate limits
+            // count those, and a small --journal-max-jobs must not reopen a spent budget.
             let by_count = tx.execute(
                 "DELETE FROM jobs WHERE key NOT IN \
-                 (SELECT key FROM jobs ORDER BY submitted_at DESC, key DESC LIMIT ?1)",
-                [retention.max_jobs],
+                 (SELECT key FROM jobs ORDER BY submitted_at DESC, key DESC LIMIT ?1) AND submitted_at <= ?2",
+                params![retention.max_jobs, millis(now - spend::SPEND_WINDOW)],
             )?;
             tx.commit()?;
             Ok(by_age + by_count)
@@ -572,6 +574,10 @@ mod tests {
         };
         assert_eq!(store.prune(&retention, now).unwrap(), 1);
         assert_eq!(all(&store)[0].prompt, "new");
+        // Past the count bound, but within the limits' window: kept.
+        submitted(&store, "an hour ago", now - chrono::Duration::hours(1));
+        assert_eq!(store.prune(&retention, now).unwrap(), 0);
+        assert_eq!(all(&store).len(), 2);
     }
 
     #[test]
