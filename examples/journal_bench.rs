@@ -1,5 +1,6 @@
 //! What the journal costs a tool call: the two transactions of a submit (before and after it is
-//! sent, each synced to disk), a status update, and a `list_jobs` read, on this machine's disk.
+//! sent, each synced to disk), the same with both limits checked against every job of the last
+//! day, a status update, a `list_jobs` read and its spend totals, on this machine's disk.
 //!
 //! `cargo run --release --example journal_bench [DIR]` (DIR defaults to a temporary directory;
 //! pass one on the disk that will hold the real journal).
@@ -47,6 +48,35 @@ fn main() {
     }
     let submit = started.elapsed() / JOBS as u32;
 
+    // The same submits with both limits set: each one counts the window's jobs (all of the above).
+    let limits = Limits {
+        max_spend_usd_per_day: Some(1e9),
+        max_jobs_per_hour: Some(u32::MAX),
+    };
+    let started = Instant::now();
+    for i in 0..JOBS {
+        let job = NewJob {
+            model: "bytedance/dreamina-4-0/text-to-image".into(),
+            prompt: format!("limited prompt number {i}"),
+            size: "2048x2048(1:1)".into(),
+            params: json!({"prompt": "x"}),
+            submitted_at: Utc::now(),
+            estimate_usd: Some(0.03),
+        };
+        let key = store.begin_submit(&job, &limits).unwrap().admitted().unwrap();
+        let outcome = SubmitOutcome::Accepted {
+            request_id: format!("limited-{i}"),
+        };
+        store.finish_submit(key, &outcome, Utc::now()).unwrap();
+    }
+    let limited = started.elapsed() / JOBS as u32;
+
+    let started = Instant::now();
+    for _ in 0..100 {
+        store.spend(Utc::now()).unwrap();
+    }
+    let spend = started.elapsed() / 100;
+
     let started = Instant::now();
     for i in 0..JOBS {
         let update = JobUpdate {
@@ -69,6 +99,11 @@ fn main() {
     let list = started.elapsed() / JOBS as u32;
     println!("journal at {}", path.display());
     println!("per submit (record before + outcome after + prune): {submit:?}");
+    println!(
+        "per submit with both limits checked ({JOBS} to {} jobs in the window): {limited:?}",
+        2 * JOBS
+    );
+    println!("per spend totals read (list_jobs, {} jobs): {spend:?}", 2 * JOBS);
     println!("per status update: {update:?}");
     println!("per list_jobs read (10 of {JOBS}): {list:?}");
     let _ = std::fs::remove_file(&path);
