@@ -211,6 +211,18 @@ async fn limits_refuse_before_anything_is_sent_and_say_when_the_next_job_fits() 
         ],
     );
     assert_eq!(sim.stats().submissions, 2, "the refused job never reached RunComfy");
+    // The job whose result nobody fetched counts at its estimate, in list_jobs too.
+    let listed = call(&client, "list_jobs", json!({})).await;
+    let list = structured(&listed);
+    assert!(list["jobs"][1].get("cost_usd").is_none(), "{list}");
+    assert_eq!(usd(&list["jobs"][1]["estimate_usd"]), 0.03);
+    assert_eq!(usd(&list["spend"]["today"]["estimated_usd"]), 0.03);
+    assert_eq!(usd(&list["spend"]["today"]["cost_usd"]), 0.03);
+    assert!(
+        text(&listed).contains("$0.03 over 2 jobs (+ up to $0.03 estimated"),
+        "{}",
+        text(&listed)
+    );
     client.cancel().await.unwrap();
 
     // The rate limit counts the same journal, from another process.

@@ -157,9 +157,9 @@ pub struct JobEntry {
     /// What it cost in US dollars, as RunComfy reported it (once get_result or a waiting tool fetched its result).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
-    /// The most it was expected to cost when submitted, in US dollars.
+    /// The most it was expected to cost when submitted (the top of its estimate), in US dollars: what the spending limit counts until cost_usd is known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub estimated_cost_usd: Option<f64>,
+    pub estimate_usd: Option<f64>,
 }
 
 impl JobEntry {
@@ -185,13 +185,13 @@ impl JobEntry {
             unlisted: u32::try_from(unlisted).unwrap_or(u32::MAX),
             error: job.error.map(|e| ellipsis(&e, ERROR_CHARS)),
             cost_usd: job.cost_usd,
-            estimated_cost_usd: job.estimate_usd,
+            estimate_usd: job.estimate_usd,
         }
     }
 
     fn line(&self, n: usize) -> String {
         let id = self.request_id.as_deref().unwrap_or("(no request_id)");
-        let cost = match (self.cost_usd, self.estimated_cost_usd) {
+        let cost = match (self.cost_usd, self.estimate_usd) {
             (Some(cost), _) => format!(" · {}", usd(cost)),
             (None, Some(estimate)) => format!(" · up to {} (estimate)", usd(estimate)),
             (None, None) => String::new(),
