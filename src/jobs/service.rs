@@ -161,7 +161,7 @@ impl JobService {
         let estimate = self.estimate(prepared, 1).await;
         if let (Some(limit), Err(reason)) = (self.limits.max_spend_usd_per_day, &estimate) {
             return Err(SubmitError::Limit(format!(
-                "Not submitted: the spending limit (--max-spend-usd-per-day {limit}) cannot be checked because this job's price is not known: {reason}. Nothing was sent to RunComfy; try again later."
+                "Not submitted: the spending limit (--max-spend-usd-per-day {limit}) cannot be checked because this job's price is not known: {reason}. Nothing was sent to RunComfy; try again in a minute."
             )));
         }
         let job = NewJob {
@@ -177,7 +177,9 @@ impl JobService {
             Gate::Refused(refusal) => {
                 let text = refusal_text(&refusal, Utc::now());
                 tracing::info!("submit refused: {text}");
-                return Err(SubmitError::Limit(format!("Not submitted. {text}")));
+                return Err(SubmitError::Limit(format!(
+                    "Not submitted. {text} Nothing was sent to RunComfy."
+                )));
             }
             Gate::Unchecked(reason) => {
                 return Err(SubmitError::Limit(format!(

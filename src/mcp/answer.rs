@@ -68,9 +68,7 @@ impl ToolError {
     /// second submit is a second payment.
     pub fn submit(e: &SubmitError) -> Self {
         if let SubmitError::Limit(text) = e {
-            return Self(format!(
-                "{text}\nNothing was sent to RunComfy; no job was created and nothing was charged."
-            ));
+            return Self(format!("{text}\nNo job was created and nothing was charged."));
         }
         let consequence = if e.submit_fate_unknown() {
             "The request may have reached RunComfy, so a job may exist and be charged. It was NOT sent again automatically. Check the RunComfy dashboard (Generations) before submitting again."
