@@ -98,6 +98,7 @@ struct SimulateArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    runcomfy_mcp::jobs::limits::unset_blank_env();
     let cli = Cli::parse();
     // At a shell, info lines would scroll the progress spinner away: only warnings by default.
     let quiet = matches!(cli.command, Some(Command::Generate(_) | Command::Usage(_)));

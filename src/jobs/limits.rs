@@ -23,6 +23,21 @@ pub struct LimitArgs {
     pub max_jobs_per_hour: Option<u32>,
 }
 
+/// The limits' environment variables.
+const ENV: [&str; 2] = ["RUNCOMFY_MAX_SPEND_USD_PER_DAY", "RUNCOMFY_MAX_JOBS_PER_HOUR"];
+
+/// A client configuration that leaves a limit blank (an MCP Bundle's optional setting left
+/// empty becomes `""`, and so does an `"env"` entry written as a placeholder) means no limit,
+/// not a malformed amount that stops the server from starting. Call before the arguments are
+/// parsed, while the process has one thread.
+pub fn unset_blank_env() {
+    for name in ENV {
+        if std::env::var_os(name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            std::env::remove_var(name);
+        }
+    }
+}
+
 fn positive_usd(raw: &str) -> Result<f64, String> {
     match raw.trim().trim_start_matches('$').parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),

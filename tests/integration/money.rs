@@ -302,3 +302,31 @@ async fn servers_racing_one_journal_never_pass_a_limit_together() {
         client.cancel().await.unwrap();
     }
 }
+
+/// A limit left blank in a client's configuration (an MCP Bundle's optional setting cleared, an
+/// `"env"` placeholder) means no limit: the server starts and serves, where a malformed amount
+/// would stop it with a usage error.
+#[tokio::test]
+async fn a_blank_limit_in_the_environment_means_no_limit() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let bin = Bin::serve()
+        .upstream(&sim.base_url())
+        .journal_in(state.path())
+        .env("RUNCOMFY_MAX_SPEND_USD_PER_DAY", "")
+        .env("RUNCOMFY_MAX_JOBS_PER_HOUR", " ");
+    let client = start_stdio((), bin).await.client;
+    submit(&client, json!({"prompt": "a fox", "force_single": true})).await;
+    assert_eq!(sim.stats().accepted, 1);
+    client.cancel().await.unwrap();
+
+    let malformed = Bin::serve()
+        .upstream(&sim.base_url())
+        .journal_in(state.path())
+        .env("RUNCOMFY_MAX_SPEND_USD_PER_DAY", "five")
+        .std()
+        .output()
+        .unwrap();
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("not an amount of US dollars"));
+}
