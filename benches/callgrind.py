@@ -10,8 +10,10 @@ unless flags say otherwise: once driving BASE check_status calls and once BASE +
 submitted through the server (so the journal knows it) that stays queued. The difference of the
 two totals divided by N is the figure: start-up, initialize and the submit cancel out. Over
 `--http`, the calls go round-robin over 8 Streamable HTTP sessions, one at a time. `--keep DIR`
-keeps the callgrind files for `callgrind_annotate`. Counts user-space instructions only; the
-kernel's share (syscalls) is not in them.
+keeps the callgrind files for `callgrind_annotate` (whose function names need a build with
+symbols: the release profile strips them, so build with `CARGO_PROFILE_RELEASE_STRIP=none`; the
+counts are the same either way). Counts user-space instructions only; the kernel's share
+(syscalls) is not in them.
 """
 
 import argparse
