@@ -8,8 +8,14 @@
 //! Servers run with `--no-journal --no-preview` unless a line says "defaults": those figures are
 //! about the MCP/HTTP path, not SQLite or image decoding. Counts come from the environment so a
 //! quick run is possible: `BENCH_STARTS`, `BENCH_CALLS`, `BENCH_SESSIONS`, `BENCH_SECS`,
-//! `BENCH_WAITS`, `BENCH_JOB_SECS`; `BENCH_SERVER_ENV="K=V,…"` adds environment to every server
-//! (to try a setting) and `BENCH_PERF=FILE` records a `perf` profile of the HTTP server under load.
+//! `BENCH_WAITS`, `BENCH_JOB_SECS`; `BENCH_BIN=PATH` runs another build of the server;
+//! `BENCH_SERVER_ENV="K=V,…"` adds environment to every server (to try a setting) and
+//! `BENCH_PERF=FILE` records a `perf` profile of the HTTP server under load.
+//! Issue 19's targets, with the defaults and the reference server as an anchor, are in
+//! [`targets`]; `BENCH_ONLY_TARGETS=1` runs just those.
+
+#[path = "server/targets.rs"]
+mod targets;
 
 use std::{
     collections::HashMap,
@@ -33,7 +39,10 @@ use tokio::{
     sync::oneshot,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_runcomfy-mcp");
+/// The server binary: this build's, or `BENCH_BIN` (to compare another build in the same run).
+static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runcomfy-mcp").to_owned())
+});
 const TOKEN: &str = "bench-token-7f1e";
 const PROTOCOL: &str = "2025-06-18";
 /// The server flags for figures about the MCP/HTTP path alone.
@@ -117,9 +126,17 @@ async fn run(counts: Counts) {
     let job = submit_direct(&http, &sim.base_url()).await;
     let mut report = Report::default();
     report.note(&format!(
-        "runcomfy-mcp server benchmark — {} cores, binary {BIN}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        "runcomfy-mcp server benchmark — {} cores, binary {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        *BIN
     ));
+    targets::run(&sim, &counts, &mut report).await;
+    if std::env::var_os("BENCH_ONLY_TARGETS").is_some() {
+        println!("\n{}", report.lines.join("\n"));
+        sim.shutdown().await;
+        return;
+    }
+    report.note("");
     report.note("servers run with --no-journal --no-preview unless the line says \"defaults\"");
     report.note("");
 
@@ -571,6 +588,20 @@ fn proc_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Our server with `args`, a clean environment pointed at the simulator, `env`, and then
+/// `BENCH_SERVER_ENV`.
+fn ours(args: &[&str], upstream: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(&*BIN);
+    command
+        .args(args)
+        .env_clear()
+        .env("RUNCOMFY_API_KEY", TOKEN)
+        .env("RUNCOMFY_BASE_URL", upstream)
+        .envs(env.iter().copied())
+        .envs(extra_env());
+    command
+}
+
 /// `BENCH_SERVER_ENV="K=V,K=V"`: extra environment for every server started, to try a setting.
 fn extra_env() -> Vec<(String, String)> {
     std::env::var("BENCH_SERVER_ENV")
@@ -648,20 +679,18 @@ struct StdioServer {
 
 impl StdioServer {
     async fn start(upstream: &str, flags: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .args(flags)
-            .env_clear()
-            .env("RUNCOMFY_API_KEY", TOKEN)
-            .env("RUNCOMFY_BASE_URL", upstream)
-            .env("RUST_LOG", "warn")
-            .envs(extra_env())
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        let mut command = ours(
+            &[&["serve"], flags].concat(),
+            upstream,
+            &[&[("RUST_LOG", "warn")], env].concat(),
+        );
+        command.stderr(Stdio::inherit());
+        Self::spawn(command)
+    }
+
+    /// Any MCP server over stdio (ours, or the reference server).
+    fn spawn(mut command: Command) -> Self {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).kill_on_drop(true);
         let at = Instant::now();
         let mut child = command.spawn().expect("the server starts");
         let stdin = child.stdin.take().unwrap();
@@ -748,18 +777,17 @@ struct HttpServer {
 
 impl HttpServer {
     async fn start(upstream: &str, flags: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--transport", "http", "--port", "0"])
-            .args(LEAN)
-            .args(flags)
-            .env_clear()
-            .env("RUNCOMFY_API_KEY", TOKEN)
-            .env("RUNCOMFY_BASE_URL", upstream)
-            .env("RUST_LOG", "warn")
-            .envs(extra_env())
+        let args = [&["serve", "--transport", "http", "--port", "0"], &LEAN[..], flags].concat();
+        let mut command = ours(&args, upstream, &[("RUST_LOG", "warn")]);
+        command.stderr(Stdio::inherit());
+        Self::spawn(command).await
+    }
+
+    /// Our server over HTTP, however started: it prints its URL on stdout once listening.
+    async fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("the server starts");
@@ -830,6 +858,17 @@ impl McpSession {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Ends the session: the status DELETE was answered with.
+    async fn delete(&self) -> u16 {
+        self.http
+            .delete(&self.url)
+            .header("mcp-session-id", &self.session)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
     }
 
     async fn call(&self, method: &str, params: Value) -> Value {

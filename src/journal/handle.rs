@@ -141,7 +141,13 @@ impl Journal {
 
     /// Records what was learnt about a job: a status, a result, a cancel, files saved here.
     pub async fn record(&self, id: &RequestId, update: JobUpdate) {
-        if update.is_empty() {
+        if update.is_empty()
+            || self
+                .inner
+                .store
+                .as_ref()
+                .is_some_and(|s| s.unchanged(id.as_str(), &update))
+        {
             return;
         }
         let request_id = id.to_string();

@@ -11,6 +11,7 @@
 
 mod handle;
 pub mod location;
+mod recent;
 mod record;
 pub mod settings;
 pub mod spend;
@@ -45,6 +46,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// non-terminal one (two servers may poll the same job). Returns false when the journal does
     /// not know the job (submitted elsewhere, or before the journal existed).
     fn update(&self, request_id: &str, update: &JobUpdate, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Whether `update` is known to change nothing (a poll of a job that did not move), answered
+    /// from memory without blocking, so that [`Journal`] can skip the blocking call. `false` when
+    /// in doubt.
+    fn unchanged(&self, _request_id: &str, _update: &JobUpdate) -> bool {
+        false
+    }
 
     /// Jobs, newest first.
     fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
+    recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, RecordedStatus, Retention, StoreError, SubmitOutcome,
 };
@@ -86,6 +87,8 @@ impl From<rusqlite::Error> for StoreError {
 pub struct SqliteStore {
     // One connection per process; SQLite's locks coordinate with the other processes.
     conn: Mutex<Connection>,
+    /// Each job's status as last written or read here; only changed under `conn`'s lock.
+    recent: Recent,
 }
 
 impl SqliteStore {
@@ -112,18 +115,27 @@ impl SqliteStore {
         if version > SCHEMA_VERSION {
             return Err(OpenError::Newer(version));
         }
-        tx.execute_batch(SCHEMA).map_err(|e| match OpenError::from(e) {
-            // A `jobs` table of another shape is somebody else's file.
-            OpenError::Unavailable(m) if m.contains("no such column") => OpenError::Corrupt(m),
-            other => other,
-        })?;
-        migrate(&tx)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
+        // A journal already at this version is only read: writing its version again at every
+        // start cost a WAL commit, and with the checkpoint at exit five disk syncs a run (strace).
+        if version < SCHEMA_VERSION {
+            tx.execute_batch(SCHEMA).map_err(|e| match OpenError::from(e) {
+                // A `jobs` table of another shape is somebody else's file.
+                OpenError::Unavailable(m) if m.contains("no such column") => OpenError::Corrupt(m),
+                other => other,
+            })?;
+            migrate(&tx)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        } else {
+            tx.rollback()?; // nothing was written
+        }
         // A table of the right name but another shape is not ours either.
         conn.prepare(&format!("SELECT {COLUMNS} FROM jobs LIMIT 0"))
             .map_err(|e| OpenError::Corrupt(e.to_string()))?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            recent: Recent::default(),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
@@ -187,7 +199,11 @@ impl JobStore for SqliteStore {
                 "UPDATE jobs SET request_id = ?2, status = ?3, error = ?4, updated_at = ?5, finished_at = ?6 WHERE key = ?1",
                 params![key.0, request_id, state.as_str(), error, millis(now), finished],
             )?;
-            tx.commit()
+            tx.commit()?;
+            if let Some(id) = request_id {
+                self.recent.forget(id);
+            }
+            Ok(())
         })
     }
 
@@ -202,12 +218,14 @@ impl JobStore for SqliteStore {
                 )
                 .optional()?
             else {
+                self.recent.saw(request_id, None);
                 return Ok(false);
             };
             let before = job.clone();
             apply(&mut job, update, now);
             if job == before {
                 // Nothing new (a poll of a job that did not move): no write, no disk sync.
+                self.recent.saw(request_id, Some((&job.status, job.queue_position)));
                 return Ok(true);
             }
             tx.execute(
@@ -227,8 +245,13 @@ impl JobStore for SqliteStore {
                 ],
             )?;
             tx.commit()?;
+            self.recent.saw(request_id, Some((&job.status, job.queue_position)));
             Ok(true)
         })
+    }
+
+    fn unchanged(&self, request_id: &str, update: &JobUpdate) -> bool {
+        self.recent.unchanged(request_id, update)
     }
 
     fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
@@ -509,6 +532,47 @@ mod tests {
         assert!(!store.update("unknown-id", &JobUpdate::default(), Utc::now()).unwrap());
         assert_eq!(store.get(&id).unwrap().unwrap().images, ["http://x/1.png"]);
         assert_eq!(store.get("unknown-id").unwrap(), None);
+    }
+
+    #[test]
+    fn a_poll_that_did_not_move_is_known_unchanged_and_every_other_one_is_written() {
+        let (dir, store) = store();
+        let id = submitted(&store, "a", Utc::now());
+        let queued = |p| JobUpdate::status(&JobStatus::InQueue, Some(p));
+        assert!(!store.unchanged(&id, &queued(3)), "not read yet");
+        assert!(store.update(&id, &queued(3), Utc::now()).unwrap());
+        assert!(store.unchanged(&id, &queued(3)));
+        assert!(!store.unchanged(&id, &queued(2)));
+        assert!(store.update(&id, &queued(2), Utc::now()).unwrap());
+        assert_eq!(store.get(&id).unwrap().unwrap().queue_position, Some(2));
+        // Another process moves the job on: this one's older news is still not written over it.
+        let other = SqliteStore::open(&dir.path().join("journal.sqlite3")).unwrap();
+        let running = JobUpdate::status(&JobStatus::InProgress, None);
+        assert!(other.update(&id, &running, Utc::now()).unwrap());
+        assert!(store.unchanged(&id, &queued(2)), "this process already recorded it");
+        assert_eq!(
+            store.get(&id).unwrap().unwrap().status,
+            RecordedStatus::Job(JobStatus::InProgress)
+        );
+        assert!(!store.unchanged(&id, &running));
+        assert!(store.update(&id, &running, Utc::now()).unwrap());
+        assert_eq!(
+            store.get(&id).unwrap().unwrap().status,
+            RecordedStatus::Job(JobStatus::InProgress)
+        );
+        // A result carries more than a status: never skipped.
+        let done = JobUpdate {
+            status: Some(JobStatus::Succeeded),
+            images: vec!["http://x/1.png".into()],
+            ..Default::default()
+        };
+        assert!(!store.unchanged(&id, &done));
+        assert!(!store.unchanged("unknown-id", &running));
+        assert!(!store.update("unknown-id", &running, Utc::now()).unwrap());
+        assert!(
+            store.unchanged("unknown-id", &running),
+            "a job this journal does not have"
+        );
     }
 
     #[test]

@@ -151,6 +151,9 @@ impl ApiError {
     /// Builds the error for an answer that carries one: a non-2xx status, or any status with a
     /// top-level `error_code`. Returns `None` for a 2xx answer without `error_code`.
     pub fn from_answer(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Option<Self> {
+        if (200..300).contains(&status) && success_code(body).is_none() {
+            return None;
+        }
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let code = json.as_ref().and_then(|j| j.get("error_code")).and_then(as_code);
         if (200..300).contains(&status) && code.is_none() {
@@ -202,6 +205,20 @@ impl ApiError {
             _ => Self::Upstream { status, code, message },
         }
     }
+}
+
+/// The error code of a success answer (RunComfy sends a few errors with a 2xx status), read
+/// without building the whole answer as a tree: every status poll comes through here.
+fn success_code(body: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Code {
+        error_code: Option<Value>,
+    }
+    serde_json::from_slice::<Code>(body)
+        .ok()?
+        .error_code
+        .as_ref()
+        .and_then(as_code)
 }
 
 fn as_code(v: &Value) -> Option<i64> {

@@ -1,0 +1,305 @@
+//! Issue 19's targets, with the server's defaults (journal on, previews on, the default log level),
+//! measured side by side with the official reference server, `@modelcontextprotocol/server-everything`
+//! on node (installed by `scripts/bench-setup`), as the in-run anchor: its figures come from the
+//! same machine in the same minute, so a loaded machine moves both. Three interleaved repetitions,
+//! medians. CPU is the server process's own (all its threads, from `/proc/PID/task/*/schedstat`,
+//! nanoseconds), over `calls` sequential calls after a warm-up.
+
+use super::*;
+
+/// Where `scripts/bench-setup` installs the reference server.
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/benches/reference/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+);
+const REPETITIONS: usize = 3;
+/// HTTP sessions open at once for the "light load" figure, called round-robin, one call at a time.
+const HTTP_SESSIONS: usize = 8;
+
+/// One repetition's figures for one server.
+#[derive(Default)]
+struct Samples {
+    start: Vec<Duration>,
+    idle_kb: Vec<u64>,
+    loaded_kb: Vec<u64>,
+    cpu_per_call: Vec<Duration>,
+}
+
+impl Samples {
+    fn start(&self) -> Duration {
+        median(&self.start)
+    }
+    fn idle_kb(&self) -> u64 {
+        median_u64(&self.idle_kb)
+    }
+    fn loaded_kb(&self) -> u64 {
+        median_u64(&self.loaded_kb)
+    }
+    fn cpu(&self) -> Duration {
+        median(&self.cpu_per_call)
+    }
+}
+
+pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
+    let upstream = sim.base_url();
+    let reference = std::env::var("BENCH_REFERENCE").unwrap_or_else(|_| REFERENCE.to_owned());
+    let reference = std::path::Path::new(&reference).exists().then_some(reference);
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap().to_owned();
+    let (mut ours, mut lean, mut theirs) = (Samples::default(), Samples::default(), Samples::default());
+    let (mut http, mut http_lean) = (Vec::new(), Vec::new());
+    let mut deletes = Vec::new();
+    let starts = (counts.starts / REPETITIONS).max(3);
+    for _ in 0..REPETITIONS {
+        stdio(&mut ours, starts, counts.calls, || defaults(&upstream, &state_dir, &[])).await;
+        stdio(&mut lean, 1, counts.calls, || {
+            defaults(&upstream, &state_dir, &["--no-journal"])
+        })
+        .await;
+        if let Some(reference) = &reference {
+            stdio(&mut theirs, starts, counts.calls, || everything(reference)).await;
+        }
+        let (cpu, statuses) = http_light(&upstream, &state_dir, &[], counts.calls).await;
+        http.push(cpu);
+        deletes.extend(statuses);
+        http_lean.push(
+            http_light(&upstream, &state_dir, &["--no-journal"], counts.calls)
+                .await
+                .0,
+        );
+    }
+
+    report.note("");
+    report.note(&format!(
+        "issue 19 targets: the server's defaults (journal on, previews on), {REPETITIONS} interleaved \
+         repetitions, medians; CPU is the server's own, over {} sequential calls",
+        counts.calls
+    ));
+    let (stdio_cpu, http_cpu) = (ours.cpu(), median(&http));
+    report.figure(
+        "server CPU per check_status, stdio",
+        us(stdio_cpu),
+        Some(("≤ 60 µs", stdio_cpu <= Duration::from_micros(60))),
+    );
+    report.figure(
+        &format!("server CPU per check_status, Streamable HTTP, {HTTP_SESSIONS} sessions"),
+        us(http_cpu),
+        Some(("≤ 150 µs", http_cpu <= Duration::from_micros(150))),
+    );
+    let stdio_share = stdio_cpu.saturating_sub(lean.cpu());
+    let http_share = http_cpu.saturating_sub(median(&http_lean));
+    report.figure(
+        "  the journal's share, stdio (defaults − --no-journal)",
+        us(stdio_share),
+        Some(("≤ 20 µs", stdio_share <= Duration::from_micros(20))),
+    );
+    report.figure(
+        "  the journal's share, Streamable HTTP",
+        us(http_share),
+        Some(("≤ 20 µs", http_share <= Duration::from_micros(20))),
+    );
+    report.figure(
+        "idle RSS after initialize, stdio",
+        mb(ours.idle_kb()),
+        Some(("≤ 8 MB", ours.idle_kb() <= 8 * 1024)),
+    );
+    report.figure("  RSS after the calls, stdio", mb(ours.loaded_kb()), None);
+    report.figure(
+        "start → initialize answered, stdio",
+        ms(ours.start()),
+        Some(("≤ 4 ms", ours.start() <= Duration::from_millis(4))),
+    );
+    let deletes_ok = !deletes.is_empty() && deletes.iter().all(|s| *s == 200 || *s == 204);
+    let mut answered: Vec<u16> = deletes.clone();
+    answered.sort();
+    answered.dedup();
+    report.figure(
+        "DELETE /mcp of a session answers",
+        format!("{answered:?}"),
+        Some(("200 or 204", deletes_ok)),
+    );
+
+    let Some(reference) = reference else {
+        report.note(&format!(
+            "reference server not installed ({REFERENCE}): run scripts/bench-setup for the anchor"
+        ));
+        return;
+    };
+    report.note(&format!(
+        "in-run anchor: server-everything on {} (echo tool, no upstream call), {reference}",
+        node_version()
+    ));
+    report.figure("  reference: server CPU per echo call", us(theirs.cpu()), None);
+    report.figure("  reference: idle RSS after initialize", mb(theirs.idle_kb()), None);
+    report.figure("  reference: start → initialize answered", ms(theirs.start()), None);
+    let ratio = |a: f64, b: f64| format!("{:.2}×", a / b.max(f64::MIN_POSITIVE));
+    report.figure(
+        "  ours / reference: CPU per call",
+        ratio(stdio_cpu.as_secs_f64(), theirs.cpu().as_secs_f64()),
+        None,
+    );
+    report.figure(
+        "  ours / reference: idle RSS",
+        ratio(ours.idle_kb() as f64, theirs.idle_kb() as f64),
+        None,
+    );
+    report.figure(
+        "  ours / reference: start-up",
+        ratio(ours.start().as_secs_f64(), theirs.start().as_secs_f64()),
+        None,
+    );
+}
+
+/// Our server as a client starts it: its defaults, its default log level (stderr discarded).
+fn defaults(upstream: &str, state_dir: &str, flags: &[&str]) -> (Command, Call) {
+    let mut command = ours(
+        &[&["serve"], flags].concat(),
+        upstream,
+        &[("RUNCOMFY_STATE_DIR", state_dir)],
+    );
+    command.stderr(Stdio::null());
+    (command, Call::CheckStatus)
+}
+
+fn everything(path: &str) -> (Command, Call) {
+    let node = std::env::var("BENCH_NODE").unwrap_or_else(|_| "node".to_owned());
+    let mut command = Command::new(node);
+    command.args([path, "stdio"]).stderr(Stdio::null());
+    (command, Call::Echo)
+}
+
+fn node_version() -> String {
+    let node = std::env::var("BENCH_NODE").unwrap_or_else(|_| "node".to_owned());
+    std::process::Command::new(&node)
+        .arg("--version")
+        .output()
+        .map(|o| format!("node {}", String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or(node)
+}
+
+/// The call a server is measured on.
+#[derive(Clone, Copy)]
+enum Call {
+    /// On a job the server submitted itself (so its journal knows it), queued for the whole run.
+    CheckStatus,
+    Echo,
+}
+
+/// `starts` cold starts (spawn → initialize answered), then, on the last one, idle RSS, `calls`
+/// calls with their CPU, and RSS after them.
+async fn stdio(samples: &mut Samples, starts: usize, calls: usize, command: impl Fn() -> (Command, Call)) {
+    for i in 0..starts {
+        let (command, call) = command();
+        let server = StdioServer::spawn(command);
+        server.initialize().await;
+        samples
+            .start
+            .push(server.started.elapsed_at_init.lock().unwrap().expect("initialized"));
+        if i + 1 < starts {
+            server.stop().await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        samples.idle_kb.push(proc_kb(server.pid(), "VmRSS"));
+        let args = match call {
+            Call::CheckStatus => {
+                let job = submit(|m, p| server.request(m, p)).await;
+                json!({ "name": "check_status", "arguments": { "request_id": job } })
+            }
+            Call::Echo => json!({ "name": "echo", "arguments": { "message": "benchmark" } }),
+        };
+        let cpu = cpu_per_call(server.pid(), calls, || async {
+            expect_tool_ok(&server.request("tools/call", args.clone()).await);
+        })
+        .await;
+        samples.cpu_per_call.push(cpu);
+        samples.loaded_kb.push(proc_kb(server.pid(), "VmRSS"));
+        server.stop().await;
+    }
+}
+
+/// Server CPU per check_status over Streamable HTTP with [`HTTP_SESSIONS`] sessions, called
+/// round-robin one at a time; and what each session's DELETE was answered.
+async fn http_light(upstream: &str, state_dir: &str, flags: &[&str], calls: usize) -> (Duration, Vec<u16>) {
+    let args = [&["serve", "--transport", "http", "--port", "0"], flags].concat();
+    let mut command = ours(&args, upstream, &[("RUNCOMFY_STATE_DIR", state_dir)]);
+    command.stderr(Stdio::null());
+    let server = HttpServer::spawn(command).await;
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..HTTP_SESSIONS {
+        sessions.push(McpSession::open(&client, &server.base).await);
+    }
+    let job = submit(|m, p| sessions[0].call(m, p)).await;
+    let args = json!({ "name": "check_status", "arguments": { "request_id": job } });
+    let next = AtomicU64::new(0);
+    let cpu = cpu_per_call(server.pid(), calls, || async {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize % sessions.len();
+        expect_tool_ok(&sessions[i].call("tools/call", args.clone()).await);
+    })
+    .await;
+    let mut deletes = Vec::new();
+    for session in &sessions {
+        deletes.push(session.delete().await);
+    }
+    server.stop().await;
+    (cpu, deletes)
+}
+
+/// Submits one job through the server (generate_image): its request id.
+async fn submit<F, Fut>(call: F) -> String
+where
+    F: Fn(&'static str, Value) -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let answer = call(
+        "tools/call",
+        json!({ "name": "generate_image", "arguments": { "prompt": "benchmark", "force_single": true } }),
+    )
+    .await;
+    expect_tool_ok(&answer);
+    answer["result"]["structuredContent"]["request_id"]
+        .as_str()
+        .expect("request_id")
+        .to_owned()
+}
+
+/// The server's CPU per `op`, over `calls` of them after a warm-up of a tenth as many.
+async fn cpu_per_call<F, Fut>(pid: u32, calls: usize, op: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..(calls / 10).clamp(5, 200) {
+        op().await;
+    }
+    let before = proc_cpu_ns(pid);
+    for _ in 0..calls.max(1) {
+        op().await;
+    }
+    let used = proc_cpu_ns(pid).saturating_sub(before);
+    Duration::from_nanos(used / calls.max(1) as u64)
+}
+
+/// Nanoseconds on a CPU so far, summed over the process's threads (a thread that exits takes its
+/// share with it; the servers here keep theirs for the run).
+fn proc_cpu_ns(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn median_u64(values: &[u64]) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
