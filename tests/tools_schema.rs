@@ -15,14 +15,32 @@ async fn tools_list() -> Value {
     serde_json::to_value(tools).unwrap()
 }
 
+/// tools/list as a host that renders MCP Apps views sees it.
+async fn app_tools_list() -> Value {
+    let sim = simulator(fast_config()).await;
+    let client = connect_with(app_host_config(), &sim.base_url(), &[]).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    client.cancel().await.unwrap();
+    serde_json::to_value(tools).unwrap()
+}
+
+/// A client without the MCP Apps extension: exactly the list from before the extension existed
+/// (this snapshot is the one that predates it).
 #[tokio::test]
 async fn tools_list_snapshot() {
     insta::assert_json_snapshot!("tools_list", tools_list().await);
 }
 
+/// A host that renders views: the image tools and list_jobs link the view, and the app-only
+/// tools of its buttons are listed for the view alone.
+#[tokio::test]
+async fn tools_list_for_app_hosts_snapshot() {
+    insta::assert_json_snapshot!("tools_list_app", app_tools_list().await);
+}
+
 #[tokio::test]
 async fn schemas_are_portable_across_clients() {
-    let tools = tools_list().await;
+    let tools = app_tools_list().await; // the longer list: every tool
     let key = regex_lite_key;
     for tool in tools.as_array().unwrap() {
         let name = tool["name"].as_str().unwrap();

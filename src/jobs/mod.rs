@@ -9,6 +9,7 @@
 
 mod follow;
 pub mod limits;
+mod outputs;
 pub mod poll;
 mod prepare;
 pub mod price;

@@ -99,7 +99,7 @@ impl std::fmt::Display for PrepareError {
 impl std::error::Error for PrepareError {}
 
 /// Why an earlier job's output cannot be used.
-enum OutputError {
+pub(super) enum OutputError {
     Unusable(String),
     Lookup(ApiError),
 }
@@ -169,7 +169,7 @@ impl JobService {
 
     /// The URL of job `id`'s `index`-th image (from 1), exactly as RunComfy gave it: from the
     /// journal when it holds the result, else from RunComfy's result for the job.
-    async fn job_output(&self, id: &RequestId, index: usize) -> Result<String, OutputError> {
+    pub(super) async fn job_output(&self, id: &RequestId, index: usize) -> Result<String, OutputError> {
         if let Some(job) = self.journal.get(id).await.filter(|j| !j.images.is_empty()) {
             return pick(id, &job.images, index);
         }

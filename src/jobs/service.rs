@@ -31,7 +31,7 @@ pub const MAX_COUNT: u32 = 4;
 pub struct JobService {
     client: Arc<Client>,
     /// Result files: its own client, bound to where results may live.
-    downloader: Downloader,
+    pub(super) downloader: Downloader,
     pub(super) journal: Journal,
     policy: WaitPolicy,
     pub(super) media: Arc<MediaOptions>,

@@ -3,9 +3,11 @@
 //! goes through [`crate::jobs::JobService`].
 
 mod answer;
+mod app;
 mod args;
 mod media;
 mod progress;
+mod resources;
 mod schema;
 mod server;
 pub mod settings;

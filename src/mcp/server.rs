@@ -4,15 +4,17 @@
 use rmcp::{
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
     model::{
-        CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult, Implementation,
-        ServerCapabilities, ServerConfig, UpdateTaskParams,
+        CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
+        Implementation, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+        UpdateTaskParams,
     },
     service::RequestContext,
     task_manager::TaskManager,
     tool_handler, ErrorData, RoleServer, ServerHandler,
 };
 
-use super::{settings::StructuredMode, tools};
+use super::{app, resources, settings::StructuredMode, tools};
 use crate::jobs::JobService;
 
 const INSTRUCTIONS: &str = "Makes and edits images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy. \
@@ -47,11 +49,26 @@ impl RunComfyServer {
     }
 }
 
-// `tool_handler` fills in list_tools and get_tool from the router; call_tool is ours, for tasks.
+/// Whether the client of this request renders MCP Apps views (see [`app`]).
+fn renders(context: &RequestContext<RoleServer>) -> bool {
+    app::client_renders(context.client_capabilities().as_ref())
+}
+
+// `tool_handler` fills in get_tool from the router; call_tool is ours, for tasks and app-only
+// tools, and list_tools, for the Apps metadata.
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for RunComfyServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tasks().build())
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_tasks()
+            .build();
+        capabilities
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(app::EXTENSION_ID.to_owned(), app::server_settings());
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("runcomfy-mcp", env!("CARGO_PKG_VERSION"))
                     .with_title("RunComfy Dreamina 4.0 image generation and editing"),
@@ -64,6 +81,10 @@ impl ServerHandler for RunComfyServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if app::is_app_only(&request.name) && !renders(&context) {
+            // Hidden from this client: as unknown to it as a tool that does not exist.
+            return Err(ErrorData::invalid_params("tool not found", None));
+        }
         let client_has_tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
         if client_has_tasks {
             if let Some(task) = self.start_task(&request, context.peer.clone()).await {
@@ -73,6 +94,46 @@ impl ServerHandler for RunComfyServer {
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = app::tools_for(self.tool_router.list_all(), renders(&context));
+        // As rmcp's generated list_tools answers: cache hints for the protocols that have them.
+        let cache_hints = context
+            .protocol_version()
+            .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.ttl_ms = cache_hints.then_some(0);
+        result.cache_scope = cache_hints.then_some(CacheScope::Public);
+        Ok(result)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(self.list_resources_for(renders(&context)).await)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(self.read_resource_at(&request.uri, renders(&context)).await?.into())
     }
 
     async fn get_task(

@@ -18,6 +18,7 @@
 pub mod address;
 pub mod download;
 pub mod inputs;
+pub mod on_demand;
 pub mod preview;
 pub mod save;
 pub mod settings;
@@ -57,6 +58,9 @@ static PROCESS_DOWNLOADS: Semaphore = Semaphore::const_new(16);
 /// Previews per result, in bytes, are capped at this many previews' worth, so a large image set
 /// cannot push a result past what the per-preview cap was chosen for.
 const PREVIEW_BUDGET_IN_PREVIEWS: usize = 4;
+/// Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
+/// a thousand results finishing together must not hold a thousand decoded images at once.
+static DECODES: Semaphore = Semaphore::const_new(1);
 
 /// What kind of file an output is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -271,9 +275,6 @@ pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, reques
         .map(|r| ListingRoom::share_of(requests.len()).listing(r.images, r.videos))
         .collect();
     let downloads = Semaphore::new(PARALLEL_DOWNLOADS);
-    // Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
-    // a thousand results finishing together must not hold a thousand decoded images at once.
-    static DECODES: Semaphore = Semaphore::const_new(1);
     let decodes = &DECODES;
     let work = requests.iter().zip(&listed).map(|(&request, listed)| {
         let downloads = &downloads;

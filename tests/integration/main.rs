@@ -6,6 +6,7 @@
 
 mod common;
 
+mod app;
 mod bounded_results;
 mod cli_edit;
 mod cli_generate;

@@ -89,7 +89,7 @@ pub struct Submitted {
 impl Submitted {
     /// The answer for a call's submits, in order. `Err` when none got a job.
     /// `estimate`: of one job of `prepared`.
-    fn new(
+    pub(super) fn new(
         outcomes: Vec<Result<RequestId, SubmitError>>,
         prepared: &Prepared,
         estimate: Result<CostEstimate, String>,
@@ -155,7 +155,7 @@ impl Submitted {
         })
     }
 
-    fn render(&self, references: usize) -> CallToolResult {
+    pub(super) fn render(&self, references: usize) -> CallToolResult {
         let what = match references {
             0 => String::new(),
             1 => ", editing 1 reference image".to_owned(),

@@ -7,6 +7,8 @@ pub mod generate_image;
 pub mod generate_image_and_wait;
 pub mod get_result;
 pub mod list_jobs;
+pub mod save_image;
+pub mod vary_job;
 
 use rmcp::{handler::server::router::tool::ToolRouter, model::JsonObject};
 
@@ -21,6 +23,8 @@ pub(super) fn router() -> ToolRouter<RunComfyServer> {
         + RunComfyServer::cancel_request_router()
         + RunComfyServer::generate_image_and_wait_router()
         + RunComfyServer::list_jobs_router()
+        + RunComfyServer::save_image_router()
+        + RunComfyServer::vary_job_router()
 }
 
 /// For a tool a tasks-capable client may run as a task (both image tools start jobs worth

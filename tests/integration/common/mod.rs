@@ -235,3 +235,18 @@ pub async fn completed_task<H: rmcp::ClientHandler>(
         other => panic!("expected a completed task, got {other:?}"),
     }
 }
+
+/// The client info of a host that renders MCP Apps views: it declares the
+/// `io.modelcontextprotocol/ui` extension with the app mime type.
+pub fn app_host_config() -> rmcp::model::ClientConfig {
+    let mut capabilities = rmcp::model::ClientCapabilities::default();
+    let settings = serde_json::json!({ "mimeTypes": ["text/html;profile=mcp-app"] });
+    capabilities.extensions = Some(
+        [(
+            "io.modelcontextprotocol/ui".to_owned(),
+            settings.as_object().cloned().unwrap_or_default(),
+        )]
+        .into(),
+    );
+    rmcp::model::ClientConfig::new(capabilities, rmcp::model::Implementation::new("app-host-test", "1.0.0"))
+}

@@ -1,0 +1,106 @@
+//! One output file, fetched when someone asks for it rather than when the job finished: the
+//! bytes behind a result resource (the original or a preview) and the save a person chose in the
+//! app view. Same bounds as [`super::collect`]: the address policy (the [`Downloader`]), the
+//! download cap and timeout, the process-wide download slots and the one decode at a time.
+
+use tempfile::NamedTempFile;
+
+use super::{
+    download::{self, Downloaded, Downloader, Limits},
+    preview::{self, PreviewLimits},
+    save, MediaOptions, DECODES, PROCESS_DOWNLOADS,
+};
+
+/// Which form of an output to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// The file as RunComfy made it, if it is at most this many bytes.
+    Original { max_bytes: u64 },
+    /// Scaled down and re-encoded as JPEG, within the server's preview limits.
+    Preview,
+}
+
+/// An output's bytes.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub mime_type: String,
+    pub data: Vec<u8>,
+}
+
+/// Downloads `url` and returns it in `form`. `Err` says what went wrong, for the person.
+pub async fn fetch(downloader: &Downloader, options: &MediaOptions, url: &str, form: Form) -> Result<File, String> {
+    let max_bytes = match form {
+        Form::Original { max_bytes } => max_bytes.min(options.download_max_bytes),
+        Form::Preview => options.download_max_bytes,
+    };
+    let spool = NamedTempFile::new().map_err(|e| format!("cannot create a temporary file: {e}"))?;
+    let downloaded = bounded_download(downloader, options, url, max_bytes, spool).await?;
+    match form {
+        Form::Original { .. } => {
+            let mime_type = downloaded.mime_type().to_owned();
+            let data = tokio::fs::read(downloaded.file.path())
+                .await
+                .map_err(|e| format!("cannot read the downloaded file: {e}"))?;
+            Ok(File { mime_type, data })
+        }
+        Form::Preview => {
+            let limits = PreviewLimits {
+                max_side: options.preview_max_side,
+                max_bytes: options.preview_max_bytes,
+            };
+            let _slot = DECODES.acquire().await;
+            let made = tokio::task::spawn_blocking(move || {
+                preview::make(downloaded.file.path(), downloaded.format, limits).map(|(p, _)| p)
+            })
+            .await
+            .map_err(|e| format!("the preview could not be made: {e}"))??;
+            Ok(File {
+                mime_type: preview::Preview::MIME_TYPE.to_owned(),
+                data: made.jpeg,
+            })
+        }
+    }
+}
+
+/// Downloads `url` into the output directory as `{stem}-{index}.{ext}`; the saved path.
+pub async fn save(
+    downloader: &Downloader,
+    options: &MediaOptions,
+    url: &str,
+    stem: &str,
+    index: usize,
+) -> Result<std::path::PathBuf, String> {
+    let Some(dir) = &options.output_dir else {
+        return Err(
+            "this server saves no images: start it with --output-dir DIR (or RUNCOMFY_OUTPUT_DIR) to save them"
+                .to_owned(),
+        );
+    };
+    let spool = dir
+        .spool()
+        .map_err(|e| format!("cannot write in {}: {e}", dir.path().display()))?;
+    let downloaded = bounded_download(downloader, options, url, options.download_max_bytes, spool).await?;
+    let name = save::file_name(stem, index, downloaded.extension());
+    let dir = dir.clone();
+    tokio::task::spawn_blocking(move || dir.persist(downloaded.file, &name))
+        .await
+        .map_err(|e| format!("the file could not be saved: {e}"))?
+        .map_err(|e| format!("the file could not be saved: {e}"))
+}
+
+async fn bounded_download(
+    downloader: &Downloader,
+    options: &MediaOptions,
+    url: &str,
+    max_bytes: u64,
+    spool: NamedTempFile,
+) -> Result<Downloaded, String> {
+    let _slot = PROCESS_DOWNLOADS.acquire().await;
+    let limits = Limits {
+        max_bytes,
+        timeout: options.download_timeout,
+    };
+    download::download(downloader, url, limits, spool)
+        .await
+        .map_err(|e| format!("the image could not be downloaded: {e}"))
+}

@@ -1,0 +1,206 @@
+//! Result resources and the MCP Apps extension over stdio: result images read as resources by
+//! any client, the view and the app-only tools only for a host that declares the extension, and
+//! the app-only tools doing what their buttons say (a save costs nothing, a variation is one new
+//! job with the same prompt).
+
+use base64::Engine as _;
+use rmcp::{
+    model::{ReadResourceRequestParams, ResourceContents},
+    service::RunningService,
+    RoleClient,
+};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const VIEWER: &str = "ui://runcomfy/viewer.html";
+
+/// The first blob of a resource read, decoded, with its mime type.
+async fn read_blob<H: rmcp::ClientHandler>(client: &RunningService<RoleClient, H>, uri: &str) -> (String, Vec<u8>) {
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap_or_else(|e| panic!("resources/read {uri}: {e}"));
+    match &read.contents[0] {
+        ResourceContents::BlobResourceContents { mime_type, blob, .. } => (
+            mime_type.clone().unwrap_or_default(),
+            base64::engine::general_purpose::STANDARD.decode(blob).unwrap(),
+        ),
+        other => panic!("{uri} is not a blob: {other:?}"),
+    }
+}
+
+async fn finished_job<H: rmcp::ClientHandler>(client: &RunningService<RoleClient, H>, prompt: &str) -> String {
+    let result = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("generate_image_and_wait")
+                .with_arguments(args(json!({ "prompt": prompt, "size": "1024x1024" }))),
+        )
+        .await
+        .unwrap();
+    assert!(!is_error(&result), "{}", text(&result));
+    structured(&result)["request_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn any_client_reads_result_images_as_resources_but_gets_no_view_or_app_tools() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let client = start_stdio((), Bin::serve().upstream(&sim.base_url()).journal_in(state.path()))
+        .await
+        .client;
+    let id = finished_job(&client, "a lighthouse at dusk").await;
+
+    let templates = client.list_all_resource_templates().await.unwrap();
+    let uris: Vec<&str> = templates.iter().map(|t| t.uri_template.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "runcomfy://jobs/{request_id}/images/{n}",
+            "runcomfy://jobs/{request_id}/previews/{n}"
+        ]
+    );
+
+    let (mime, png) = read_blob(&client, &format!("runcomfy://jobs/{id}/images/1")).await;
+    assert_eq!(mime, "image/png");
+    let original = image::load_from_memory(&png).unwrap();
+    assert_eq!((original.width(), original.height()), (1024, 1024));
+    let (mime, jpeg) = read_blob(&client, &format!("runcomfy://jobs/{id}/previews/1")).await;
+    assert_eq!(mime, "image/jpeg");
+    let preview = image::load_from_memory(&jpeg).unwrap();
+    assert!(preview.width() <= 768 && jpeg.len() <= 150 * 1024, "{}", jpeg.len());
+
+    let listed = client.list_all_resources().await.unwrap();
+    assert!(listed.iter().any(|r| r.uri == format!("runcomfy://jobs/{id}/images/1")));
+    assert!(
+        listed.iter().all(|r| r.uri != VIEWER),
+        "the view is listed only for app hosts"
+    );
+
+    // A job that has no second image, a stranger's URI and the view: clear refusals.
+    for (uri, says) in [
+        (format!("runcomfy://jobs/{id}/images/2"), "has 1 image"),
+        ("runcomfy://jobs/x/videos/1".to_owned(), "not a resource of this server"),
+        (VIEWER.to_owned(), "MCP Apps"),
+    ] {
+        let error = client
+            .read_resource(ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .expect_err(&uri);
+        assert!(error.to_string().contains(says), "{uri}: {error}");
+    }
+
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(
+        tools.iter().all(|t| t.meta.is_none()),
+        "no UI metadata without the extension"
+    );
+    assert!(!tools.iter().any(|t| t.name == "save_image" || t.name == "vary_job"));
+    let hidden = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("vary_job").with_arguments(args(json!({ "request_id": id }))),
+        )
+        .await;
+    assert!(hidden.is_err(), "an app-only tool is unknown to other clients");
+    assert_eq!(Control::new(&sim).jobs().await.len(), 1, "nothing was submitted");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_app_host_gets_the_view_and_its_buttons_work() {
+    let sim = simulator(fast_config()).await;
+    let (out, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bin = Bin::serve()
+        .upstream(&sim.base_url())
+        .journal_in(state.path())
+        .env("RUNCOMFY_OUTPUT_DIR", out.path());
+    let client = start_stdio(app_host_config(), bin).await.client;
+
+    let tools = client.list_all_tools().await.unwrap();
+    let ui = |name: &str| -> Value {
+        let tool = tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} listed"));
+        tool.meta
+            .as_ref()
+            .and_then(|m| m.0.get("ui"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    for name in ["generate_image_and_wait", "get_result", "list_jobs"] {
+        assert_eq!(
+            ui(name),
+            json!({ "resourceUri": VIEWER, "visibility": ["model", "app"] }),
+            "{name}"
+        );
+    }
+    for name in ["save_image", "vary_job"] {
+        assert_eq!(ui(name)["visibility"], json!(["app"]), "{name}");
+    }
+    assert_eq!(ui("check_status"), Value::Null);
+
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(VIEWER))
+        .await
+        .unwrap();
+    let ResourceContents::TextResourceContents {
+        mime_type,
+        text: html,
+        meta,
+        ..
+    } = &read.contents[0]
+    else {
+        panic!("the view is text")
+    };
+    assert_eq!(mime_type.as_deref(), Some("text/html;profile=mcp-app"));
+    assert!(html.contains("ui/initialize"));
+    let csp = &meta.as_ref().unwrap().0["ui"]["csp"];
+    assert_eq!(csp, &json!({ "connectDomains": [], "resourceDomains": [] }));
+
+    let id = finished_job(&client, "a red kite over hills").await;
+    let saved = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("save_image")
+                .with_arguments(args(json!({ "request_id": id, "index": 1 }))),
+        )
+        .await
+        .unwrap();
+    assert!(!is_error(&saved), "{}", text(&saved));
+    let path = structured(&saved)["saved_path"].as_str().unwrap().to_owned();
+    assert!(
+        path.starts_with(out.path().canonicalize().unwrap().to_str().unwrap()),
+        "{path}"
+    );
+    image::open(&path).expect("the saved file is an image");
+    assert_eq!(Control::new(&sim).jobs().await.len(), 1, "saving costs no job");
+
+    let varied = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("vary_job").with_arguments(args(json!({ "request_id": id }))),
+        )
+        .await
+        .unwrap();
+    assert!(!is_error(&varied), "{}", text(&varied));
+    let new_id = structured(&varied)["request_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, id);
+    let control = Control::new(&sim);
+    assert_eq!(control.jobs().await.len(), 2, "exactly one new job");
+    let input = control.job(&new_id).await;
+    assert_eq!(input["request"]["prompt"], "a red kite over hills", "{input}");
+
+    let unknown = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("vary_job")
+                .with_arguments(args(json!({ "request_id": "not-recorded-here" }))),
+        )
+        .await
+        .unwrap();
+    assert!(
+        is_error(&unknown) && text(&unknown).contains("Nothing was submitted"),
+        "{}",
+        text(&unknown)
+    );
+    assert_eq!(control.jobs().await.len(), 2);
+    client.cancel().await.unwrap();
+}
