@@ -23,9 +23,9 @@ suite() {
 
 # The lines of a passing run worth showing: nextest's and libtest's summaries, pytest's, the
 # conformance runner's.
-summary_lines='^ *Summary \[|^test result: |^[0-9]+ passed|^== conformance|^(Passed|Failed):|^conformance: OK|^[a-z-]+: (Passed|Failed):'
+summary_lines='^ *Summary \[|^test result: |^[0-9]+ passed|^== conformance|^(Passed|Failed):|^conformance: OK|^[a-z-]+: (Passed|Failed):|^app-e2e: passed'
 # The lines of a failing run that say what failed.
-failure_lines='^ *(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK|ABORT) |panicked at|^FAILED |^ERROR |^E  |^error(\[|:)|^failures:$|unexpected result|did not'
+failure_lines='^ *(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK|ABORT) |panicked at|^FAILED |^ERROR |^E  |^error(\[|:)|^failures:$|unexpected result|did not|^app-e2e: FAILED'
 
 # The Rust tests: with cargo-nextest when it is installed (every test in a process of its own,
 # the tests of all binaries run together; nextest runs no doc tests, so `cargo test --doc` does),

@@ -1,0 +1,297 @@
+// The MCP Apps view end to end, in a real browser: Debian's headless Chromium (driven by
+// puppeteer-core, which never downloads a browser) loads a small host page built on the official
+// AppBridge (tests/ts/app_host/), which connects to `runcomfy-mcp serve --transport http
+// --simulate`, calls the tools, reads the ui:// view, mounts it in a sandboxed iframe and passes
+// it each result. It checks what a person would see and do:
+//   1. generate_image_and_wait: the image renders (naturalWidth > 0) with its prompt; Save writes
+//      the file to the output directory; Open full size asks the host to open the image's URL;
+//      Make a variation starts exactly one new job, which the view follows to its image.
+//   2. A job held in the simulator's queue: the view shows its queue position, keeps it current
+//      through check_status, and its Cancel button cancels the job upstream.
+//   3. list_jobs: the gallery lists the earlier jobs, with their thumbnails.
+// Throughout, the view makes no network request at all and breaks no CSP rule, and the browser
+// reaches nothing but the host page's origin on 127.0.0.1. Screenshots go to target/app-e2e/.
+//
+// Usage: node tests/ts/app_e2e.mjs [path/to/runcomfy-mcp]   (default: target/debug/runcomfy-mcp,
+// or $RUNCOMFY_MCP_BIN; the browser: $CHROMIUM or /usr/bin/chromium).
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import fs from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
+import puppeteer from "puppeteer-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const bin = process.argv[2] ?? process.env.RUNCOMFY_MCP_BIN ?? path.join(root, "target/debug/runcomfy-mcp");
+const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const shots = path.join(root, "target/app-e2e");
+fs.mkdirSync(shots, { recursive: true });
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "runcomfy-app-e2e-"));
+const outputDir = path.join(scratch, "out");
+fs.mkdirSync(outputDir);
+
+let server;
+let browser;
+let hostServer;
+const cleanups = [];
+function step(what) {
+  console.log(`app-e2e: ${what}`);
+}
+function check(condition, what) {
+  if (!condition) throw new Error(`check failed: ${what}`);
+  console.log(`  ok: ${what}`);
+}
+
+/** Polls `probe` (async, returns a truthy value when done) for up to `seconds`. */
+async function until(what, probe, seconds = 30) {
+  const deadline = Date.now() + seconds * 1000;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The MCP server, with its built-in simulator; resolves to both base URLs. */
+async function startServer() {
+  server = spawn(bin, ["serve", "--transport", "http", "--port", "0", "--simulate"], {
+    env: {
+      ...process.env,
+      RUNCOMFY_STATE_DIR: path.join(scratch, "state"),
+      RUNCOMFY_OUTPUT_DIR: outputDir,
+      RUST_LOG: process.env.RUST_LOG ?? "runcomfy_mcp=info,warn",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  server.stdout.on("data", (c) => (stdout += c));
+  server.stderr.on("data", (c) => {
+    stderr += c;
+    process.stderr.write(c);
+  });
+  // The simulator's control API (to hold a job in the queue) is at the URL the server logs.
+  const base = await until("the server's base URL", () => stdout.split("\n").find((l) => l.startsWith("http")));
+  const sim = await until("the simulator's URL", () => stderr.match(/built-in simulator.*?url=(http:\/\/127\.0\.0\.1:\d+)/)?.[1]);
+  return { base: base.trim(), sim };
+}
+
+/** The host page and its bundled script on 127.0.0.1, with /mcp proxied to the server. */
+async function startHost(mcpBase) {
+  const bundle = await esbuild.build({
+    entryPoints: [path.join(here, "app_host/host.js")],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    target: "chrome120",
+    write: false,
+    logLevel: "warning",
+  });
+  const script = bundle.outputFiles[0].contents;
+  const page = fs.readFileSync(path.join(here, "app_host/host.html"));
+  const upstream = new URL(mcpBase);
+  hostServer = http.createServer((req, res) => {
+    if (req.url === "/" || req.url === "/host.html") {
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(page);
+    } else if (req.url === "/host.js") {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(script);
+    } else if (req.url.startsWith("/mcp")) {
+      const headers = { ...req.headers };
+      delete headers.host;
+      const forward = http.request(
+        { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers },
+        (answer) => {
+          res.writeHead(answer.statusCode, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forward.on("error", (e) => res.destroy(e));
+      req.pipe(forward);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  hostServer.listen(0, "127.0.0.1");
+  await once(hostServer, "listening");
+  return `http://127.0.0.1:${hostServer.address().port}`;
+}
+
+async function simJob(sim, id) {
+  const r = await fetch(`${sim}/__sim/jobs/${id}`);
+  return r.json();
+}
+async function simJobs(sim) {
+  return (await fetch(`${sim}/__sim/jobs`)).json();
+}
+async function simConfig(sim, patch) {
+  const r = await fetch(`${sim}/__sim/config`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(patch) });
+  if (!r.ok) throw new Error(`simulator config refused: ${r.status}`);
+}
+
+/** The view's frame of a turn. */
+async function viewFrame(page, slot) {
+  return until(`the view of turn ${slot}`, () => page.frames().find((f) => f.name() === `view-${slot}`));
+}
+
+/** The loaded images of a view, with their sizes. */
+async function images(frame) {
+  return frame.$$eval("img", (imgs) => imgs.map((i) => ({ ref: i.dataset.ref, w: i.naturalWidth, complete: i.complete })));
+}
+
+async function click(frame, selector) {
+  await frame.waitForSelector(selector);
+  await frame.$eval(selector, (b) => b.click());
+}
+
+async function main() {
+  const { base, sim } = await startServer();
+  const hostUrl = await startHost(base);
+  step(`server ${base}, simulator ${sim}, host page ${hostUrl}`);
+
+  browser = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    userDataDir: path.join(scratch, "chromium-profile"),
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--no-default-browser-check",
+    ],
+  });
+  // The loopback-only flags reached the browser intact (the Debian launcher is a shell script).
+  const about = await browser.newPage();
+  await about.goto("chrome://version");
+  const commandLine = await about.$eval("#command_line", (e) => e.textContent);
+  check(commandLine.includes("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"), "Chromium runs with the loopback-only resolver rules");
+  await about.close();
+  const page = await browser.newPage();
+  await page.setViewport({ width: 900, height: 900 });
+  const requests = [];
+  page.on("request", (r) => requests.push(r.url()));
+  const consoleLines = [];
+  page.on("console", (m) => consoleLines.push(m.text()));
+  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(hostUrl);
+  const tools = await page.evaluate(() => window.host.connect());
+  check(tools.find((t) => t.name === "vary_job")?.ui?.visibility?.join() === "app", "the app-only tools are listed for this host");
+
+  // 1. A finished image.
+  step("generate_image_and_wait, shown in the view");
+  const prompt = "a lighthouse on a cliff at dusk, watercolor";
+  const first = await page.evaluate(
+    (prompt) => window.host.run("a", "generate_image_and_wait", { prompt, size: "1024x1024", force_single: true }),
+    prompt,
+  );
+  check(first.result?.status === "succeeded", `the job succeeded (${first.result?.request_id})`);
+  const firstId = first.result.request_id;
+  const a = await viewFrame(page, "a");
+  const rendered = await until("the image to render", async () => {
+    const imgs = await images(a);
+    return imgs.length === 1 && imgs[0].w > 0 && imgs;
+  });
+  check(rendered[0].ref === `${firstId}#1` && rendered[0].w > 0, `image ${firstId}#1 rendered, naturalWidth ${rendered[0].w}`);
+  check((await a.$eval("[data-field=prompt]", (e) => e.textContent)) === prompt, "the view shows the prompt");
+  check((await a.$eval("[data-field=facts]", (e) => e.textContent)).includes("1024x1024"), "the view shows the size");
+  check(
+    (await a.$eval("[data-action=vary]", (e) => e.textContent)).includes("paid job"),
+    "the variation button says it starts a paid job",
+  );
+
+  await click(a, "[data-action=save]");
+  const saved = await until("the saved file", () => fs.readdirSync(outputDir).find((f) => f.startsWith(firstId)));
+  check(fs.statSync(path.join(outputDir, saved)).size > 0, `Save wrote ${saved} to the output directory`);
+  await until("the save to be reported", async () => (await a.$eval(".note.action", (e) => e.textContent)).includes(saved));
+
+  await click(a, "[data-action=open]");
+  const opened = await until("the host to be asked to open a link", () => page.evaluate(() => window.host.state.opened[0]));
+  check(opened.startsWith(sim) && opened.includes(firstId), `Open full size asked the host to open ${opened}`);
+
+  check((await simJobs(sim)).length === 1, "no job was started without a click");
+  await click(a, "[data-action=vary]");
+  const varied = await until("the variation to appear", async () => {
+    const jobs = await a.$$eval("[data-job]", (els) => els.map((e) => e.dataset.job));
+    return jobs.length === 2 && jobs[1];
+  });
+  check((await simJobs(sim)).length === 2, `one click, one new job (${varied})`);
+  check((await simJob(sim, varied)).request.prompt === prompt, "the variation has the same prompt");
+  await until("the variation's image to render", async () => (await images(a)).filter((i) => i.w > 0).length === 2, 60);
+  check(true, "the view followed the variation to its image");
+  await (await page.$("#turn-a")).screenshot({ path: path.join(shots, "viewer.png") });
+  const told = await page.evaluate(() => window.host.state.modelContext.length);
+  check(told >= 1, "the view told the model about the new job (ui/update-model-context)");
+
+  // 2. A job held in the queue.
+  step("a queued job: its position, kept current, and Cancel");
+  await simConfig(sim, { initial_queue_position: 3, queue_step_ms: 3_600_000 });
+  const queued = await page.evaluate(() =>
+    window.host.run("b", "generate_image_and_wait", { prompt: "a fox in the snow", size: "1024x1024", max_wait_seconds: 1 }),
+  );
+  check(queued.result?.status === "in_queue" && queued.result?.queue_position === 3, "the wait ended with the job at queue position 3");
+  const queuedId = queued.result.request_id;
+  const b = await viewFrame(page, "b");
+  await until("the queue position", async () => (await b.$eval("[data-status]", (e) => e.textContent)).includes("queue position 3"));
+  check(true, "the view shows queue position 3");
+  const callsAtStart = (await simJob(sim, queuedId)).status_calls;
+  await until("the view to poll check_status", async () => (await simJob(sim, queuedId)).status_calls >= callsAtStart + 2);
+  check(true, "the view keeps the status current through check_status");
+  await (await page.$("#turn-b")).screenshot({ path: path.join(shots, "queued.png") });
+  await click(b, "[data-action=cancel]");
+  await until("the job to be cancelled upstream", async () => (await simJob(sim, queuedId)).status === "cancelled");
+  check(true, `Cancel cancelled ${queuedId} at the simulator`);
+  await until("the view to say so", async () => (await b.$eval("[data-status]", (e) => e.dataset.status)) === "cancelled");
+  check(true, "the view shows it cancelled");
+  await simConfig(sim, { initial_queue_position: 2, queue_step_ms: 300 });
+
+  // 3. The gallery.
+  step("list_jobs as a gallery");
+  await page.evaluate(() => window.host.run("c", "list_jobs", {}));
+  const c = await viewFrame(page, "c");
+  const tiles = await until("the gallery's tiles", async () => {
+    const t = await c.$$eval("[data-field=gallery] [data-job]", (els) => els.map((e) => e.dataset.job));
+    return t.length >= 3 && t;
+  });
+  check([firstId, varied, queuedId].every((id) => tiles.includes(id)), `the gallery lists the earlier jobs (${tiles.length} tiles)`);
+  await until("the gallery's thumbnails", async () => (await images(c)).filter((i) => i.w > 0).length >= 2);
+  check(true, "the gallery's thumbnails rendered");
+  await (await page.$("#turn-c")).screenshot({ path: path.join(shots, "gallery.png") });
+  await page.screenshot({ path: path.join(shots, "host.png"), fullPage: true });
+
+  // Nothing but the host page's origin was reached; the views broke no CSP rule.
+  const elsewhere = requests.filter((u) => !u.startsWith(`${hostUrl}/`) && !u.startsWith("data:") && u !== "about:srcdoc");
+  check(elsewhere.length === 0, `every browser request went to ${hostUrl} (${requests.length} requests; elsewhere: ${elsewhere.join(", ")})`);
+  const violations = consoleLines.filter((l) => /Content Security Policy|pageerror/i.test(l));
+  check(violations.length === 0, `no CSP violation or page error (${violations.join(" | ")})`);
+  step(`passed; screenshots in ${path.relative(root, shots)}/`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  console.error(`app-e2e: FAILED: ${error.stack ?? error}`);
+} finally {
+  await browser?.close().catch(() => {});
+  hostServer?.close();
+  server?.kill("SIGTERM");
+  if (server) await once(server, "exit").catch(() => {});
+  for (const c of cleanups) c();
+  fs.rmSync(scratch, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
