@@ -20,6 +20,8 @@ pub const MIME_TYPE: &str = "text/html;profile=mcp-app";
 /// The one view: a job's result (live while it runs) and, for list_jobs, the gallery.
 pub const VIEWER_URI: &str = "ui://runcomfy/viewer.html";
 pub const VIEWER_HTML: &str = include_str!("app/viewer.html");
+/// `_meta["ui/resourceUri"]`: the link's deprecated spelling.
+const LEGACY_URI_KEY: &str = "ui/resourceUri";
 
 /// Tools the view is linked to: their results are what it shows.
 const VIEWED_TOOLS: [&str; 4] = ["generate_image_and_wait", "generate_image", "get_result", "list_jobs"];
@@ -57,6 +59,9 @@ pub fn tools_for(tools: Vec<Tool>, renders: bool) -> Vec<Tool> {
                         "ui".to_owned(),
                         json!({ "resourceUri": VIEWER_URI, "visibility": visibility }),
                     );
+                    // The flat key older hosts read, set alongside as the official SDK's
+                    // registerAppTool does.
+                    meta.0.insert(LEGACY_URI_KEY.to_owned(), json!(VIEWER_URI));
                 }
             }
             tool

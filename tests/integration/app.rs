@@ -117,22 +117,28 @@ async fn an_app_host_gets_the_view_and_its_buttons_work() {
     let client = start_stdio(app_host_config(), bin).await.client;
 
     let tools = client.list_all_tools().await.unwrap();
-    let ui = |name: &str| -> Value {
+    let meta = |name: &str, key: &str| -> Value {
         let tool = tools
             .iter()
             .find(|t| t.name == name)
             .unwrap_or_else(|| panic!("{name} listed"));
         tool.meta
             .as_ref()
-            .and_then(|m| m.0.get("ui"))
+            .and_then(|m| m.0.get(key))
             .cloned()
             .unwrap_or(Value::Null)
     };
+    let ui = |name: &str| meta(name, "ui");
     for name in ["generate_image_and_wait", "get_result", "list_jobs"] {
         assert_eq!(
             ui(name),
             json!({ "resourceUri": VIEWER, "visibility": ["model", "app"] }),
             "{name}"
+        );
+        assert_eq!(
+            meta(name, "ui/resourceUri"),
+            json!(VIEWER),
+            "{name}: the key older hosts read"
         );
     }
     for name in ["save_image", "vary_job"] {
