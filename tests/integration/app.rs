@@ -210,3 +210,47 @@ async fn an_app_host_gets_the_view_and_its_buttons_work() {
     assert_eq!(control.jobs().await.len(), 2);
     client.cancel().await.unwrap();
 }
+
+/// The answer of `tool` as JSON, with what differs from job to job (its ids, the simulator's
+/// timestamps) replaced by placeholders.
+async fn normalised<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> (String, String) {
+    let result = client
+        .call_tool(rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap();
+    let id = result
+        .structured_content
+        .as_ref()
+        .and_then(|s| s["request_id"].as_str())
+        .unwrap_or("-")
+        .to_owned();
+    let mut value = serde_json::to_value(&result).unwrap();
+    if let Some(structured) = value.get_mut("structuredContent").and_then(Value::as_object_mut) {
+        structured.remove("created_at");
+        structured.remove("finished_at");
+    }
+    (id.clone(), value.to_string().replace(&id, "ID"))
+}
+
+#[tokio::test]
+async fn results_are_the_same_for_app_hosts_and_other_clients() {
+    let sim = simulator(fast_config()).await;
+    let plain = connect(&sim.base_url(), &[]).await;
+    let host = connect_with(app_host_config(), &sim.base_url(), &[]).await;
+    let generate = json!({ "prompt": "a quiet harbour", "size": "1024x1024", "force_single": true });
+    let (plain_id, plain_answer) = normalised(&plain, "generate_image_and_wait", generate.clone()).await;
+    let (host_id, host_answer) = normalised(&host, "generate_image_and_wait", generate).await;
+    assert_ne!(plain_id, host_id);
+    assert_eq!(plain_answer, host_answer, "the waiting tool's result");
+    for tool in ["get_result", "check_status"] {
+        let (_, plain_answer) = normalised(&plain, tool, json!({ "request_id": plain_id })).await;
+        let (_, host_answer) = normalised(&host, tool, json!({ "request_id": host_id })).await;
+        assert_eq!(plain_answer, host_answer, "{tool}'s result");
+    }
+    plain.cancel().await.unwrap();
+    host.cancel().await.unwrap();
+}
