@@ -3,6 +3,8 @@
 //! app view. Same bounds as [`super::collect`]: the address policy (the [`Downloader`]), the
 //! download cap and timeout, the process-wide download slots and the one decode at a time.
 
+use std::{collections::VecDeque, sync::Mutex};
+
 use tempfile::NamedTempFile;
 
 use super::{
@@ -27,8 +29,34 @@ pub struct File {
     pub data: Vec<u8>,
 }
 
+/// Previews made lately, by URL, newest last: a view shows the same image in a job's card and in
+/// the gallery, and a host may read it again on every render, while making a preview decodes
+/// the whole image. At most [`CACHED_PREVIEWS`] of at most the preview cap each (150 KiB by
+/// default: under 5 MB in all).
+static PREVIEWS: Mutex<VecDeque<(String, File)>> = Mutex::new(VecDeque::new());
+const CACHED_PREVIEWS: usize = 32;
+
+fn cached_preview(url: &str) -> Option<File> {
+    let previews = PREVIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    previews.iter().find(|(u, _)| u == url).map(|(_, f)| f.clone())
+}
+
+fn keep_preview(url: &str, file: &File) {
+    let mut previews = PREVIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    previews.retain(|(u, _)| u != url);
+    if previews.len() == CACHED_PREVIEWS {
+        previews.pop_front();
+    }
+    previews.push_back((url.to_owned(), file.clone()));
+}
+
 /// Downloads `url` and returns it in `form`. `Err` says what went wrong, for the person.
 pub async fn fetch(downloader: &Downloader, options: &MediaOptions, url: &str, form: Form) -> Result<File, String> {
+    if form == Form::Preview {
+        if let Some(file) = cached_preview(url) {
+            return Ok(file);
+        }
+    }
     let max_bytes = match form {
         Form::Original { max_bytes } => max_bytes.min(options.download_max_bytes),
         Form::Preview => options.download_max_bytes,
@@ -54,10 +82,12 @@ pub async fn fetch(downloader: &Downloader, options: &MediaOptions, url: &str, f
             })
             .await
             .map_err(|e| format!("the preview could not be made: {e}"))??;
-            Ok(File {
+            let file = File {
                 mime_type: preview::Preview::MIME_TYPE.to_owned(),
                 data: made.jpeg,
-            })
+            };
+            keep_preview(url, &file);
+            Ok(file)
         }
     }
 }
@@ -103,4 +133,28 @@ async fn bounded_download(
     download::download(downloader, url, limits, spool)
         .await
         .map_err(|e| format!("the image could not be downloaded: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preview_cache_keeps_the_latest_and_drops_the_oldest() {
+        let file = |n: u8| File {
+            mime_type: "image/jpeg".to_owned(),
+            data: vec![n],
+        };
+        let url = |n: usize| format!("https://cache.test/{n}.png");
+        for n in 0..=CACHED_PREVIEWS {
+            keep_preview(&url(n), &file(n as u8));
+        }
+        assert!(cached_preview(&url(0)).is_none(), "the oldest went");
+        assert_eq!(cached_preview(&url(1)).unwrap().data, [1]);
+        assert_eq!(
+            cached_preview(&url(CACHED_PREVIEWS)).unwrap().data,
+            [CACHED_PREVIEWS as u8]
+        );
+        assert!(PREVIEWS.lock().unwrap().len() <= CACHED_PREVIEWS);
+    }
 }
