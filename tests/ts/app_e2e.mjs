@@ -5,7 +5,8 @@
 // it each result. It checks what a person would see and do:
 //   1. generate_image_and_wait: the image renders (naturalWidth > 0) with its prompt; Save writes
 //      the file to the output directory; Open full size asks the host to open the image's URL;
-//      Make a variation starts exactly one new job, which the view follows to its image.
+//      Make a variation and an edit with a typed prompt each start exactly one new job, which the
+//      view follows to its image.
 //   2. A job held in the simulator's queue: the view shows its queue position, keeps it current
 //      through check_status, and its Cancel button cancels the job upstream.
 //   3. list_jobs: the gallery lists the earlier jobs, with their thumbnails.
@@ -233,8 +234,20 @@ async function main() {
   await until("the variation's image to render", async () => (await images(a)).filter((i) => i.w > 0).length === 2, 60);
   check(true, "the view followed the variation to its image");
   await (await page.$("#turn-a")).screenshot({ path: path.join(shots, "viewer.png") });
+  await click(a, `[data-job="${firstId}"] [data-action=edit]`);
+  await a.type(`[data-job="${firstId}"] .edit input`, "make it winter");
+  await click(a, `[data-job="${firstId}"] [data-action=edit-go]`);
+  const edited = await until("the edit to appear", async () => {
+    const jobs = await a.$$eval("[data-job]", (els) => els.map((e) => e.dataset.job));
+    return jobs.length === 3 && jobs[2];
+  });
+  const editJob = await simJob(sim, edited);
+  check((await simJobs(sim)).length === 3 && editJob.request.prompt === "make it winter", `the edit is one new job with the typed prompt (${edited})`);
+  check(editJob.inputs?.length === 1, "the edit has the image as its reference");
+  await until("the edit's image to render", async () => (await images(a)).filter((i) => i.w > 0).length === 3, 60);
+  check(true, "the view followed the edit to its image");
   const told = await page.evaluate(() => window.host.state.modelContext.length);
-  check(told >= 1, "the view told the model about the new job (ui/update-model-context)");
+  check(told >= 2, "the view told the model about each new job (ui/update-model-context)");
 
   // 2. A job held in the queue.
   step("a queued job: its position, kept current, and Cancel");
@@ -264,9 +277,9 @@ async function main() {
   const c = await viewFrame(page, "c");
   const tiles = await until("the gallery's tiles", async () => {
     const t = await c.$$eval("[data-field=gallery] [data-job]", (els) => els.map((e) => e.dataset.job));
-    return t.length >= 3 && t;
+    return t.length >= 4 && t;
   });
-  check([firstId, varied, queuedId].every((id) => tiles.includes(id)), `the gallery lists the earlier jobs (${tiles.length} tiles)`);
+  check([firstId, varied, edited, queuedId].every((id) => tiles.includes(id)), `the gallery lists the earlier jobs (${tiles.length} tiles)`);
   await until("the gallery's thumbnails", async () => (await images(c)).filter((i) => i.w > 0).length >= 2);
   check(true, "the gallery's thumbnails rendered");
   await (await page.$("#turn-c")).screenshot({ path: path.join(shots, "gallery.png") });
