@@ -292,3 +292,38 @@ async fn the_local_upstream_serves_its_own_results() {
     let reports = collect(&remote, &urls).await;
     assert!(problem(&reports[0]).contains("only https"), "{}", problem(&reports[0]));
 }
+
+/// The on-demand path (result resources, the app view's Save) goes through the same policy.
+#[tokio::test]
+async fn resource_reads_and_saves_are_refused_the_same_way() {
+    use runcomfy_mcp::media::{
+        on_demand::{self, Form},
+        OutputDir,
+    };
+    let h = harness(AddressPolicy::public_only()).await;
+    let out = tempfile::tempdir().unwrap();
+    let options = MediaOptions {
+        output_dir: Some(OutputDir::prepare(out.path().to_str().unwrap()).unwrap()),
+        ..MediaOptions::default()
+    };
+    for url in [
+        "https://169.254.169.254/latest/meta-data/iam",
+        "https://private.test/a.png",
+    ] {
+        for form in [Form::Preview, Form::Original { max_bytes: 1 << 20 }] {
+            let refused = on_demand::fetch(&h.downloader, &options, url, form).await.unwrap_err();
+            assert!(refused.contains("refused"), "{url} {form:?}: {refused}");
+        }
+        let refused = on_demand::save(&h.downloader, &options, url, "job", 1)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("refused"), "{url}: {refused}");
+    }
+    assert!(h.resolver.dialled.lock().unwrap().is_empty(), "refused before any dial");
+    assert!(
+        h.recorder.seen().is_empty(),
+        "nothing connected: {:?}",
+        h.recorder.seen()
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing saved");
+}
