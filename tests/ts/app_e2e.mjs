@@ -155,6 +155,9 @@ async function click(frame, selector) {
 }
 
 async function main() {
+  if (!fs.existsSync(chromium)) {
+    throw new Error(`no browser at ${chromium}: install Debian's chromium (apt-get install chromium; .ci/run does) or set CHROMIUM`);
+  }
   const { base, sim } = await startServer();
   const hostUrl = await startHost(base);
   step(`server ${base}, simulator ${sim}, host page ${hostUrl}`);
