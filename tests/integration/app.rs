@@ -254,3 +254,26 @@ async fn results_are_the_same_for_app_hosts_and_other_clients() {
     plain.cancel().await.unwrap();
     host.cancel().await.unwrap();
 }
+
+/// A variation is a paid job like any other: the job limit refuses it, and nothing is sent.
+#[tokio::test]
+async fn a_variation_counts_against_the_job_limit() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let bin = Bin::serve()
+        .args(["--max-jobs-per-hour", "1"])
+        .upstream(&sim.base_url())
+        .journal_in(state.path());
+    let client = start_stdio(app_host_config(), bin).await.client;
+    let id = finished_job(&client, "a lone tree").await;
+    let refused = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("vary_job").with_arguments(args(json!({ "request_id": id }))),
+        )
+        .await
+        .unwrap();
+    assert!(is_error(&refused), "{}", text(&refused));
+    assert!(text(&refused).contains("Job limit reached"), "{}", text(&refused));
+    assert_eq!(sim.stats().submissions, 1, "nothing was sent");
+    client.cancel().await.unwrap();
+}
