@@ -2,17 +2,13 @@
 //! (relative to the working directory) is the user's own choice and is sent; the edited file is
 //! saved like any result. Bad input is refused before anything is submitted.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runcomfy-mcp");
+use crate::common::{saved_paths, Bin};
 
+/// `generate ARGS` on the simulator, run in `cwd` (relative image paths are the user's own).
 fn generate(cwd: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(cwd)
-        .env("RUNCOMFY_NO_JOURNAL", "true")
-        .env_remove("RUNCOMFY_API_KEY")
-        .env_remove("RUNCOMFY_INPUT_DIRS")
-        .arg("generate")
+    Bin::new(["generate"])
         .args(args)
         .args([
             "--simulate",
@@ -22,6 +18,8 @@ fn generate(cwd: &std::path::Path, args: &[&str]) -> Output {
             "1024x1024",
             "--force-single",
         ])
+        .std()
+        .current_dir(cwd)
         .output()
         .unwrap()
 }
@@ -54,11 +52,7 @@ fn generate_with_an_image_writes_an_edited_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("request_id"), "{stderr}");
-    let paths: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let paths = saved_paths(&output);
     assert_eq!(paths.len(), 1, "{paths:?}");
     let edited = image::open(&paths[0]).unwrap().to_rgb8();
     assert_eq!(edited.dimensions(), (1024, 1024));

@@ -27,11 +27,7 @@ fn generate_with_the_simulator_saves_real_pngs() {
     // The estimate before paying, the cost after (the simulator's $0.03 a picture).
     assert!(stderr.contains("Estimated cost $0.03–$0.45"), "{stderr}");
     assert!(stderr.contains("cost $0.03 (request_id"), "{stderr}");
-    let paths: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let paths = saved_paths(&output);
     assert_eq!(paths.len(), 1, "{paths:?}");
     let file = std::fs::File::open(&paths[0]).unwrap();
     let info = png::Decoder::new(std::io::BufReader::new(file))

@@ -24,6 +24,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_runcomfy-mcp");
 pub const TOKEN: &str = "test-token-5f3c9a";
 
 /// Short timings so a whole job takes well under a second.
+/// The files `generate` saved: it prints one path a line on stdout, and nothing else there.
+pub fn saved_paths(output: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 pub fn fast_config() -> SimConfig {
     SimConfig {
         initial_queue_position: 2,
