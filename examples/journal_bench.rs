@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use runcomfy_mcp::journal::{
-    sqlite::SqliteStore, JobQuery, JobStore, JobUpdate, Limits, NewJob, Retention, SubmitOutcome,
+    sqlite::SqliteStore, JobQuery, JobStore, JobUpdate, Limits, NewJob, Owner, Retention, SubmitOutcome,
 };
 use serde_json::json;
 
@@ -28,6 +28,7 @@ fn main() {
     let started = Instant::now();
     for i in 0..JOBS {
         let job = NewJob {
+            owner: Owner::single(),
             model: "bytedance/dreamina-4-0/text-to-image".into(),
             prompt: format!("benchmark prompt number {i}, a lighthouse at dusk in watercolour"),
             size: "2048x2048(1:1)".into(),
@@ -56,6 +57,7 @@ fn main() {
     let started = Instant::now();
     for i in 0..JOBS {
         let job = NewJob {
+            owner: Owner::single(),
             model: "bytedance/dreamina-4-0/text-to-image".into(),
             prompt: format!("limited prompt number {i}"),
             size: "2048x2048(1:1)".into(),
@@ -73,7 +75,7 @@ fn main() {
 
     let started = Instant::now();
     for _ in 0..100 {
-        store.spend(Utc::now()).unwrap();
+        store.spend(&Owner::single(), Utc::now()).unwrap();
     }
     let spend = started.elapsed() / 100;
 
@@ -83,7 +85,9 @@ fn main() {
             status: Some(runcomfy_mcp::runcomfy::JobStatus::InProgress),
             ..JobUpdate::default()
         };
-        store.update(&format!("bench-{i}"), &update, Utc::now()).unwrap();
+        store
+            .update(&Owner::single(), &format!("bench-{i}"), &update, Utc::now())
+            .unwrap();
     }
     let update = started.elapsed() / JOBS as u32;
 
@@ -91,6 +95,7 @@ fn main() {
     for _ in 0..JOBS {
         store
             .list(&JobQuery {
+                owner: Owner::single(),
                 status: None,
                 limit: 10,
             })

@@ -8,13 +8,16 @@ use std::fmt::Write;
 
 use crate::{
     jobs::price::usd,
-    journal::{DayUsage, Journal, SpendTotals, Tally},
+    journal::{DayUsage, Journal, Owner, SpendTotals, Tally},
 };
 
 /// The report, as printed.
 pub async fn report(journal: &Journal, days: u32) -> anyhow::Result<String> {
-    let by_day = journal.usage(days).await.map_err(anyhow::Error::msg)?;
-    let totals = journal.spend().await.map_err(anyhow::Error::msg)?;
+    let by_day = journal
+        .usage(&Owner::single(), days)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let totals = journal.spend(&Owner::single()).await.map_err(anyhow::Error::msg)?;
     Ok(render(
         journal.location().unwrap_or("the job journal"),
         days,

@@ -9,7 +9,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use super::Event;
 use crate::{
-    journal::{JobUpdate, Journal},
+    journal::{JobUpdate, Journal, Owner},
     runcomfy::RequestId,
 };
 
@@ -28,7 +28,7 @@ impl Follower {
                 while seen.changed().await.is_ok() {
                     let update = seen.borrow_and_update().clone();
                     if let Some(update) = update {
-                        journal.record(&id, update).await;
+                        journal.record(&Owner::single(), &id, update).await;
                     }
                 }
             })

@@ -4,7 +4,7 @@
 
 use super::{prepare::OutputError, JobService};
 use crate::{
-    journal::JobUpdate,
+    journal::{JobUpdate, Owner},
     media::on_demand::{self, File, Form},
     runcomfy::RequestId,
 };
@@ -21,7 +21,9 @@ impl JobService {
         let url = self.output_url(id, index).await?;
         let path = on_demand::save(&self.downloader, &self.media, &url, id.as_str(), index).await?;
         let path = path.display().to_string();
-        self.journal.record(id, JobUpdate::saved(vec![path.clone()])).await;
+        self.journal
+            .record(&Owner::single(), id, JobUpdate::saved(vec![path.clone()]))
+            .await;
         Ok(path)
     }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::JobService;
 use crate::{
     dreamina::{Endpoint, ImageRequest, InputError, WIRE_IMAGES_KEY},
-    journal::JobRecord,
+    journal::{JobRecord, Owner},
     media::inputs::{self, InputRecord, Source},
     runcomfy::{ApiError, JobStatus, RequestId, MAX_SUBMIT_BYTES},
 };
@@ -164,13 +164,21 @@ impl JobService {
 
     /// The prompt and settings of a job this machine submitted, from the journal.
     pub async fn recipe(&self, id: &RequestId) -> Option<Recipe> {
-        self.journal.get(id).await.map(|job| Recipe::from_record(&job))
+        self.journal
+            .get(&Owner::single(), id)
+            .await
+            .map(|job| Recipe::from_record(&job))
     }
 
     /// The URL of job `id`'s `index`-th image (from 1), exactly as RunComfy gave it: from the
     /// journal when it holds the result, else from RunComfy's result for the job.
     pub(super) async fn job_output(&self, id: &RequestId, index: usize) -> Result<String, OutputError> {
-        if let Some(job) = self.journal.get(id).await.filter(|j| !j.images.is_empty()) {
+        if let Some(job) = self
+            .journal
+            .get(&Owner::single(), id)
+            .await
+            .filter(|j| !j.images.is_empty())
+        {
             return pick(id, &job.images, index);
         }
         let answer = match self.result(id).await {

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     dreamina::{Models, EDIT_MODEL},
-    journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
+    journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, Owner, SpendTotals, SubmitOutcome},
     media::{self, Collected, Downloader, MediaOptions},
     runcomfy::{ApiError, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
@@ -142,7 +142,7 @@ impl JobService {
 
     /// Spend today, over the last 7 days and over all recorded time, from the journal.
     pub async fn spend(&self) -> Result<SpendTotals, String> {
-        self.journal.spend().await
+        self.journal.spend(&Owner::single()).await
     }
 
     pub fn with_models(mut self, models: Models) -> Self {
@@ -165,6 +165,7 @@ impl JobService {
             )));
         }
         let job = NewJob {
+            owner: Owner::single(),
             model: prepared.model.clone(),
             prompt: prepared.recipe.prompt.clone(),
             size: prepared.recipe.size.clone(),
@@ -210,19 +211,25 @@ impl JobService {
 
     pub async fn status(&self, id: &RequestId) -> Result<StatusResponse, ApiError> {
         let answer = self.client.status(id).await?;
-        self.journal.record(id, JobUpdate::from_status(&answer)).await;
+        self.journal
+            .record(&Owner::single(), id, JobUpdate::from_status(&answer))
+            .await;
         Ok(answer)
     }
 
     pub async fn result(&self, id: &RequestId) -> Result<ResultResponse, ApiError> {
         let answer = self.client.result(id).await?;
-        self.journal.record(id, JobUpdate::from_result(&answer)).await;
+        self.journal
+            .record(&Owner::single(), id, JobUpdate::from_result(&answer))
+            .await;
         Ok(answer)
     }
 
     pub async fn cancel(&self, id: &RequestId) -> Result<CancelResponse, ApiError> {
         let answer = self.client.cancel(id).await?;
-        self.journal.record(id, JobUpdate::from_cancel(&answer)).await;
+        self.journal
+            .record(&Owner::single(), id, JobUpdate::from_cancel(&answer))
+            .await;
         Ok(answer)
     }
 
@@ -244,7 +251,9 @@ impl JobService {
         .await;
         follower.finish().await;
         if let Ok(WaitOutcome::Cancelled { cancel: Ok(answer), .. }) = &outcome {
-            self.journal.record(id, JobUpdate::from_cancel(answer)).await;
+            self.journal
+                .record(&Owner::single(), id, JobUpdate::from_cancel(answer))
+                .await;
         }
         outcome
     }
@@ -336,7 +345,9 @@ impl JobService {
             let saved: Vec<String> = collected.outputs.iter().filter_map(|o| o.saved_path.clone()).collect();
             if !saved.is_empty() {
                 // The journal keeps where the files went, so list_jobs can point at them later.
-                self.journal.record(job.id, JobUpdate::saved(saved)).await;
+                self.journal
+                    .record(&Owner::single(), job.id, JobUpdate::saved(saved))
+                    .await;
             }
         }
         all

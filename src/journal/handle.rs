@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::{
-    Admission, DayUsage, JobKey, JobQuery, JobRecord, JobStore, JobUpdate, Limits, NewJob, Refusal, Retention,
+    Admission, DayUsage, JobKey, JobQuery, JobRecord, JobStore, JobUpdate, Limits, NewJob, Owner, Refusal, Retention,
     SpendTotals, StoreError, SubmitOutcome,
 };
 use crate::runcomfy::RequestId;
@@ -118,14 +118,18 @@ impl Journal {
         }
     }
 
-    /// Spend today, over the last 7 days and over all recorded time. `Err` says why there is none.
-    pub async fn spend(&self) -> Result<SpendTotals, String> {
-        self.query("counting spend", move |s| s.spend(Utc::now())).await
+    /// `owner`'s spend today, over the last 7 days and over all recorded time. `Err` says why
+    /// there is none.
+    pub async fn spend(&self, owner: &Owner) -> Result<SpendTotals, String> {
+        let owner = owner.clone();
+        self.query("counting spend", move |s| s.spend(&owner, Utc::now())).await
     }
 
-    /// Spend and jobs per UTC day over the last `days` days, newest first.
-    pub async fn usage(&self, days: u32) -> Result<Vec<DayUsage>, String> {
-        self.query("counting usage", move |s| s.usage(days, Utc::now())).await
+    /// `owner`'s spend and jobs per UTC day over the last `days` days, newest first.
+    pub async fn usage(&self, owner: &Owner, days: u32) -> Result<Vec<DayUsage>, String> {
+        let owner = owner.clone();
+        self.query("counting usage", move |s| s.usage(&owner, days, Utc::now()))
+            .await
     }
 
     /// Records how a submit ended: the request id, or that its fate is unknown, or that no job
@@ -139,23 +143,26 @@ impl Journal {
         .await;
     }
 
-    /// Records what was learnt about a job: a status, a result, a cancel, files saved here.
-    pub async fn record(&self, id: &RequestId, update: JobUpdate) {
+    /// Records what was learnt about `owner`'s job: a status, a result, a cancel, files saved
+    /// here.
+    pub async fn record(&self, owner: &Owner, id: &RequestId, update: JobUpdate) {
         if update.is_empty()
             || self
                 .inner
                 .store
                 .as_ref()
-                .is_some_and(|s| s.unchanged(id.as_str(), &update))
+                .is_some_and(|s| s.unchanged(owner, id.as_str(), &update))
         {
             return;
         }
-        let request_id = id.to_string();
+        let (owner, request_id) = (owner.clone(), id.to_string());
         let known = self
-            .run("updating a job", move |s| s.update(&request_id, &update, Utc::now()))
+            .run("updating a job", move |s| {
+                s.update(&owner, &request_id, &update, Utc::now())
+            })
             .await;
         if known == Some(false) {
-            tracing::debug!(%id, "job not in the journal (submitted elsewhere or before it existed)");
+            tracing::debug!(%id, "job not in the journal (submitted elsewhere, before it existed, or another owner's)");
         }
     }
 
@@ -178,10 +185,13 @@ impl Journal {
             .ok_or_else(|| "The job journal could not be read; the server's log (stderr) says why.".to_owned())
     }
 
-    /// The job with this request id as recorded here; `None` when unknown, or without a journal.
-    pub async fn get(&self, id: &RequestId) -> Option<JobRecord> {
-        let request_id = id.to_string();
-        self.run("reading a job", move |s| s.get(&request_id)).await.flatten()
+    /// `owner`'s job with this request id as recorded here; `None` when unknown, another
+    /// owner's, or without a journal.
+    pub async fn get(&self, owner: &Owner, id: &RequestId) -> Option<JobRecord> {
+        let (owner, request_id) = (owner.clone(), id.to_string());
+        self.run("reading a job", move |s| s.get(&owner, &request_id))
+            .await
+            .flatten()
     }
 
     async fn run<T: Send + 'static>(

@@ -18,7 +18,7 @@ pub mod spend;
 pub mod sqlite;
 
 pub use handle::{Gate, Journal};
-pub use record::{JobKey, JobQuery, JobRecord, JobUpdate, NewJob, RecordedStatus, Retention, SubmitOutcome};
+pub use record::{JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Owner, RecordedStatus, Retention, SubmitOutcome};
 pub use settings::JournalArgs;
 pub use spend::{Admission, DayUsage, Limits, Refusal, SpendTotals, Tally};
 
@@ -33,10 +33,16 @@ pub struct StoreError(pub String);
 /// Where jobs are kept. Calls block (a file or a network round trip): callers run them off the
 /// async runtime, as [`Journal`] does. Implementations must be safe to share between threads and
 /// between processes on one machine.
+///
+/// Every job has an [`Owner`], and every call that reads or changes jobs by request id or counts
+/// them is asked on behalf of one: it sees, changes and counts that owner's rows only. Another
+/// owner's job is answered exactly as a job the journal does not know (`None`, `false`, left
+/// out), so that request ids cannot be probed. Only [`JobStore::prune`] and
+/// [`JobStore::finish_submit`] (by the row's own key) work across owners.
 pub trait JobStore: Send + Sync + 'static {
     /// Records a submit before it is sent, so that a crash mid-submit leaves a trace, unless it
-    /// would pass one of `limits` ([`spend::check`]). The check and the record are one
-    /// transaction that no other process's submit can interleave with.
+    /// would pass one of `limits` ([`spend::check`]) counting `job.owner`'s jobs only. The check
+    /// and the record are one transaction that no other process's submit can interleave with.
     fn begin_submit(&self, job: &NewJob, limits: &Limits) -> Result<Admission, StoreError>;
 
     /// Records how the submit ended.
@@ -44,30 +50,37 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Applies what was learnt about a job. A terminal status is never overwritten by an older,
     /// non-terminal one (two servers may poll the same job). Returns false when the journal does
-    /// not know the job (submitted elsewhere, or before the journal existed).
-    fn update(&self, request_id: &str, update: &JobUpdate, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// not know the job (submitted elsewhere, or before the journal existed) or it is another
+    /// owner's (then it is left as it is).
+    fn update(
+        &self,
+        owner: &Owner,
+        request_id: &str,
+        update: &JobUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Whether `update` is known to change nothing (a poll of a job that did not move), answered
     /// from memory without blocking, so that [`Journal`] can skip the blocking call. `false` when
     /// in doubt.
-    fn unchanged(&self, _request_id: &str, _update: &JobUpdate) -> bool {
+    fn unchanged(&self, _owner: &Owner, _request_id: &str, _update: &JobUpdate) -> bool {
         false
     }
 
-    /// Jobs, newest first.
+    /// `query.owner`'s jobs, newest first.
     fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
 
-    /// The job with this request id, if the journal knows it.
-    fn get(&self, request_id: &str) -> Result<Option<JobRecord>, StoreError>;
+    /// `owner`'s job with this request id, if the journal knows it (another owner's is `None`).
+    fn get(&self, owner: &Owner, request_id: &str) -> Result<Option<JobRecord>, StoreError>;
 
-    /// Spend and job counts today, over the last 7 days and over all the journal holds.
-    fn spend(&self, now: DateTime<Utc>) -> Result<SpendTotals, StoreError>;
+    /// `owner`'s spend and job counts today, over the last 7 days and over all the journal holds.
+    fn spend(&self, owner: &Owner, now: DateTime<Utc>) -> Result<SpendTotals, StoreError>;
 
-    /// Spend and job counts per UTC day over the last `days` days (today included), newest first;
-    /// days without jobs are left out.
-    fn usage(&self, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError>;
+    /// `owner`'s spend and job counts per UTC day over the last `days` days (today included),
+    /// newest first; days without jobs are left out.
+    fn usage(&self, owner: &Owner, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError>;
 
-    /// Deletes jobs older than the retention age, then the oldest beyond the retention count.
-    /// Returns how many were deleted.
+    /// Deletes jobs older than the retention age, then the oldest beyond the retention count (all
+    /// owners' together: retention is the server's, not a person's). Returns how many were deleted.
     fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError>;
 }

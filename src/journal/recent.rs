@@ -9,14 +9,17 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use super::{JobUpdate, RecordedStatus};
+use super::{JobUpdate, Owner, RecordedStatus};
 
 /// Jobs remembered at most; past it the memory starts again (each job then costs one more read).
 const CAPACITY: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct Recent {
-    by_id: Mutex<HashMap<String, Seen>>,
+    /// By request id, with the owner it was seen for: what one owner saw says nothing about
+    /// another owner's view (a job that is another's is "unknown" to them), so a lookup by
+    /// another owner misses. Keyed by the id alone, so that a lookup allocates nothing.
+    by_id: Mutex<HashMap<String, (Owner, Seen)>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,12 +35,16 @@ enum Seen {
 impl Recent {
     /// Whether applying `update` to the row of `request_id` is known to change nothing: a status
     /// (and queue position) alone, equal to the row's, or a non-terminal one for a finished job.
-    pub(super) fn unchanged(&self, request_id: &str, update: &JobUpdate) -> bool {
+    pub(super) fn unchanged(&self, owner: &Owner, request_id: &str, update: &JobUpdate) -> bool {
         let Some(status) = status_only(update) else {
             return false;
         };
         let by_id = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        match by_id.get(request_id) {
+        match by_id
+            .get(request_id)
+            .filter(|(seen_by, _)| seen_by == owner)
+            .map(|(_, seen)| seen)
+        {
             None => false,
             Some(Seen::Unknown) => true,
             Some(Seen::Row {
@@ -51,8 +58,9 @@ impl Recent {
         }
     }
 
-    /// The row of `request_id` as just written or read; `None`: the journal has no such row.
-    pub(super) fn saw(&self, request_id: &str, row: Option<(&RecordedStatus, Option<u32>)>) {
+    /// The row of `request_id` as `owner` just wrote or read it; `None`: the journal has no such
+    /// row of `owner`'s.
+    pub(super) fn saw(&self, owner: &Owner, request_id: &str, row: Option<(&RecordedStatus, Option<u32>)>) {
         let seen = match row {
             None => Seen::Unknown,
             Some((status, queue_position)) => Seen::Row {
@@ -65,9 +73,14 @@ impl Recent {
             by_id.clear();
         }
         match by_id.get_mut(request_id) {
-            Some(entry) => *entry = seen,
+            Some((seen_by, entry)) => {
+                if seen_by != owner {
+                    *seen_by = owner.clone();
+                }
+                *entry = seen;
+            }
             None => {
-                by_id.insert(request_id.to_owned(), seen);
+                by_id.insert(request_id.to_owned(), (owner.clone(), seen));
             }
         }
     }
@@ -99,6 +112,10 @@ mod tests {
     use super::*;
     use crate::runcomfy::JobStatus;
 
+    fn me() -> Owner {
+        Owner::single()
+    }
+
     fn queued(position: u32) -> JobUpdate {
         JobUpdate::status(&JobStatus::InQueue, Some(position))
     }
@@ -106,36 +123,55 @@ mod tests {
     #[test]
     fn only_a_status_equal_to_the_remembered_row_is_unchanged() {
         let recent = Recent::default();
-        assert!(!recent.unchanged("a", &queued(3)), "nothing remembered yet");
-        recent.saw("a", Some((&RecordedStatus::Job(JobStatus::InQueue), Some(3))));
-        assert!(recent.unchanged("a", &queued(3)));
-        assert!(!recent.unchanged("a", &queued(2)), "the queue moved");
-        assert!(!recent.unchanged("a", &JobUpdate::status(&JobStatus::InProgress, None)));
+        assert!(!recent.unchanged(&me(), "a", &queued(3)), "nothing remembered yet");
+        recent.saw(&me(), "a", Some((&RecordedStatus::Job(JobStatus::InQueue), Some(3))));
+        assert!(recent.unchanged(&me(), "a", &queued(3)));
+        assert!(!recent.unchanged(&me(), "a", &queued(2)), "the queue moved");
+        assert!(!recent.unchanged(&me(), "a", &JobUpdate::status(&JobStatus::InProgress, None)));
         let with_urls = JobUpdate {
             images: vec!["https://x/1.png".into()],
             ..queued(3)
         };
-        assert!(!recent.unchanged("a", &with_urls), "more than a status");
+        assert!(!recent.unchanged(&me(), "a", &with_urls), "more than a status");
         recent.forget("a");
-        assert!(!recent.unchanged("a", &queued(3)));
+        assert!(!recent.unchanged(&me(), "a", &queued(3)));
     }
 
     #[test]
     fn a_finished_row_ignores_late_non_terminal_polls_but_not_terminal_ones() {
         let recent = Recent::default();
-        recent.saw("a", Some((&RecordedStatus::Job(JobStatus::Succeeded), None)));
-        assert!(recent.unchanged("a", &JobUpdate::status(&JobStatus::InProgress, None)));
-        assert!(recent.unchanged("a", &JobUpdate::status(&JobStatus::Succeeded, None)));
-        assert!(!recent.unchanged("a", &JobUpdate::status(&JobStatus::Failed, None)));
+        recent.saw(&me(), "a", Some((&RecordedStatus::Job(JobStatus::Succeeded), None)));
+        assert!(recent.unchanged(&me(), "a", &JobUpdate::status(&JobStatus::InProgress, None)));
+        assert!(recent.unchanged(&me(), "a", &JobUpdate::status(&JobStatus::Succeeded, None)));
+        assert!(!recent.unchanged(&me(), "a", &JobUpdate::status(&JobStatus::Failed, None)));
+    }
+
+    #[test]
+    fn what_one_owner_saw_says_nothing_to_another() {
+        let recent = Recent::default();
+        let other = Owner::from_stored("ab12");
+        recent.saw(&other, "theirs", None);
+        assert!(recent.unchanged(&other, "theirs", &queued(1)));
+        assert!(
+            !recent.unchanged(&me(), "theirs", &queued(1)),
+            "unknown to them is not unknown to me"
+        );
+        recent.saw(
+            &me(),
+            "theirs",
+            Some((&RecordedStatus::Job(JobStatus::InQueue), Some(1))),
+        );
+        assert!(recent.unchanged(&me(), "theirs", &queued(1)));
+        assert!(!recent.unchanged(&other, "theirs", &queued(1)));
     }
 
     #[test]
     fn an_unknown_job_stays_unknown_and_the_memory_is_bounded() {
         let recent = Recent::default();
-        recent.saw("elsewhere", None);
-        assert!(recent.unchanged("elsewhere", &queued(1)));
+        recent.saw(&me(), "elsewhere", None);
+        assert!(recent.unchanged(&me(), "elsewhere", &queued(1)));
         for i in 0..CAPACITY + 1 {
-            recent.saw(&format!("job-{i}"), None);
+            recent.saw(&me(), &format!("job-{i}"), None);
         }
         let remembered = recent.by_id.lock().unwrap().len();
         assert!(remembered <= CAPACITY, "{remembered}");

@@ -68,9 +68,56 @@ impl std::fmt::Display for RecordedStatus {
     }
 }
 
+/// Whose a job is: the person whose RunComfy key paid for it. Every query is asked on behalf of
+/// one owner and sees only that owner's jobs; spend and rate limits count each owner's jobs
+/// apart (each person's own money).
+///
+/// With one server-wide key (the default) every job has the [`Owner::single`] owner, as have the
+/// rows of journals older than owners. With per-user keys it is a keyed hash of the caller's
+/// RunComfy key (HMAC-SHA256 under the server's secret, in hex): stable for one key, the same on
+/// every replica that shares the secret, and useless for recovering the key. The key itself is
+/// never stored. Stored as its string (`""` for the single owner), compared for equality only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Owner(String);
+
+impl Owner {
+    /// The owner of every job of a server with one RunComfy key (and of rows older than owners).
+    pub fn single() -> Self {
+        Self(String::new())
+    }
+
+    /// An owner as stored, e.g. read back from a row.
+    pub fn from_stored(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// As stored: `""` for [`Owner::single`], else the keyed hash in lowercase hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for Owner {
+    /// For logs: the single owner by name, a hashed one by its first 12 hex digits (enough to
+    /// tell people apart, and a hash, never the key).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_single() {
+            f.write_str("single-user")
+        } else {
+            f.write_str(&self.0[..self.0.len().min(12)])
+        }
+    }
+}
+
 /// A submit about to be sent.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// Whose job it is; the limits count this owner's jobs only.
+    pub owner: Owner,
     pub model: String,
     pub prompt: String,
     /// The size as sent, e.g. `2048x2048(1:1)`.
@@ -178,6 +225,7 @@ impl JobUpdate {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     pub key: JobKey,
+    pub owner: Owner,
     /// None while submitting, and for a submit whose fate is unknown.
     pub request_id: Option<String>,
     pub model: String,
@@ -208,6 +256,8 @@ impl JobRecord {
 /// Which jobs to list: newest first, at most `limit`.
 #[derive(Debug, Clone)]
 pub struct JobQuery {
+    /// Only this owner's jobs (there is no query across owners).
+    pub owner: Owner,
     /// Only jobs in this status.
     pub status: Option<RecordedStatus>,
     pub limit: u32,

@@ -11,13 +11,15 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transactio
 use super::{
     recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
-    JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, RecordedStatus, Retention, StoreError, SubmitOutcome,
+    JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
+    SubmitOutcome,
 };
 use crate::runcomfy::JobStatus;
 
 /// Bumped when the table changes; a file from a newer version is left alone. 2: `cost_usd` and
-/// `estimate_usd`, added to a version 1 file in place (see [`MIGRATIONS`]).
-const SCHEMA_VERSION: i64 = 2;
+/// `estimate_usd`; 3: `owner` (`''`, the single-user owner, for every older row); each added to
+/// an older file in place (see [`MIGRATIONS`]).
+const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,18 +41,29 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at     INTEGER NOT NULL,
     finished_at    INTEGER,
     cost_usd       REAL,
-    estimate_usd   REAL
+    estimate_usd   REAL,
+    owner          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (submitted_at DESC, key DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at DESC);
 ";
 
-/// Columns added since version 1, each with its definition: a file that lacks one gets it. Adding
-/// nullable columns keeps every row, and a version 1 server's queries, as they were.
-const MIGRATIONS: [(&str, &str); 2] = [("cost_usd", "REAL"), ("estimate_usd", "REAL")];
+/// Indexes on columns added since version 1: created after [`MIGRATIONS`] added the columns.
+const LATER_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submitted_at DESC, key DESC);
+";
+
+/// Columns added since version 1, each with its definition: a file that lacks one gets it. Each
+/// is nullable or has a default, which keeps every row, and an older server's queries, as they
+/// were; an older server's rows are the single-user owner's (`''`).
+const MIGRATIONS: [(&str, &str); 3] = [
+    ("cost_usd", "REAL"),
+    ("estimate_usd", "REAL"),
+    ("owner", "TEXT NOT NULL DEFAULT ''"),
+];
 
 const COLUMNS: &str = "key, request_id, model, prompt, size, params, status, queue_position, images, videos, \
-saved_paths, error, submitted_at, updated_at, finished_at, cost_usd, estimate_usd";
+saved_paths, error, submitted_at, updated_at, finished_at, cost_usd, estimate_usd, owner";
 
 /// The rows the spend and rate limits count: every submit but those RunComfy refused.
 const COUNTED: &str = "status <> 'rejected'";
@@ -124,6 +137,7 @@ impl SqliteStore {
                 other => other,
             })?;
             migrate(&tx)?;
+            tx.execute_batch(LATER_INDEXES)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
         } else {
@@ -153,16 +167,16 @@ impl JobStore for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if limits.any() {
                 let now = job.submitted_at;
-                let last_hour = counted_since(&tx, now - spend::RATE_WINDOW)?;
-                let last_day = counted_since(&tx, now - spend::SPEND_WINDOW)?;
+                let last_hour = counted_since(&tx, &job.owner, now - spend::RATE_WINDOW)?;
+                let last_day = counted_since(&tx, &job.owner, now - spend::SPEND_WINDOW)?;
                 if let Some(refusal) = spend::check(limits, now, job.estimate_usd, &last_hour, &last_day) {
                     return Ok(Admission::Refused(refusal));
                 }
             }
             let at = millis(job.submitted_at);
             tx.execute(
-                "INSERT INTO jobs (model, prompt, size, params, status, submitted_at, updated_at, estimate_usd) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                "INSERT INTO jobs (model, prompt, size, params, status, submitted_at, updated_at, estimate_usd, owner) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
                 params![
                     job.model,
                     job.prompt,
@@ -171,6 +185,7 @@ impl JobStore for SqliteStore {
                     RecordedStatus::Submitting.as_str(),
                     at,
                     job.estimate_usd,
+                    job.owner.as_str(),
                 ],
             )?;
             let key = JobKey(tx.last_insert_rowid());
@@ -207,25 +222,32 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn update(&self, request_id: &str, update: &JobUpdate, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    fn update(
+        &self,
+        owner: &Owner,
+        request_id: &str,
+        update: &JobUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(mut job) = tx
                 .query_row(
-                    &format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1"),
-                    [request_id],
+                    &format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1 AND owner = ?2"),
+                    [request_id, owner.as_str()],
                     read_row,
                 )
                 .optional()?
             else {
-                self.recent.saw(request_id, None);
+                self.recent.saw(owner, request_id, None);
                 return Ok(false);
             };
             let before = job.clone();
             apply(&mut job, update, now);
             if job == before {
                 // Nothing new (a poll of a job that did not move): no write, no disk sync.
-                self.recent.saw(request_id, Some((&job.status, job.queue_position)));
+                self.recent
+                    .saw(owner, request_id, Some((&job.status, job.queue_position)));
                 return Ok(true);
             }
             tx.execute(
@@ -245,43 +267,46 @@ impl JobStore for SqliteStore {
                 ],
             )?;
             tx.commit()?;
-            self.recent.saw(request_id, Some((&job.status, job.queue_position)));
+            self.recent
+                .saw(owner, request_id, Some((&job.status, job.queue_position)));
             Ok(true)
         })
     }
 
-    fn unchanged(&self, request_id: &str, update: &JobUpdate) -> bool {
-        self.recent.unchanged(request_id, update)
+    fn unchanged(&self, owner: &Owner, request_id: &str, update: &JobUpdate) -> bool {
+        self.recent.unchanged(owner, request_id, update)
     }
 
     fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
         self.with(|conn| {
             let sql = format!(
-                "SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) \
+                "SELECT {COLUMNS} FROM jobs WHERE owner = ?3 AND (?1 IS NULL OR status = ?1) \
                  ORDER BY submitted_at DESC, key DESC LIMIT ?2"
             );
             let mut statement = conn.prepare_cached(&sql)?;
             let status = query.status.as_ref().map(RecordedStatus::as_str);
-            let rows = statement.query_map(params![status, query.limit], read_row)?;
+            let rows = statement.query_map(params![status, query.limit, query.owner.as_str()], read_row)?;
             rows.collect()
         })
     }
 
-    fn get(&self, request_id: &str) -> Result<Option<JobRecord>, StoreError> {
+    fn get(&self, owner: &Owner, request_id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.with(|conn| {
-            let sql = format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1");
-            conn.prepare_cached(&sql)?.query_row([request_id], read_row).optional()
+            let sql = format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1 AND owner = ?2");
+            conn.prepare_cached(&sql)?
+                .query_row([request_id, owner.as_str()], read_row)
+                .optional()
         })
     }
 
-    fn spend(&self, now: DateTime<Utc>) -> Result<SpendTotals, StoreError> {
+    fn spend(&self, owner: &Owner, now: DateTime<Utc>) -> Result<SpendTotals, StoreError> {
         self.with(|conn| {
             let tally = |since: Option<DateTime<Utc>>| -> rusqlite::Result<Tally> {
                 let mut statement = conn.prepare_cached(&format!(
-                    "SELECT cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND submitted_at >= ?1"
+                    "SELECT cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND owner = ?2 AND submitted_at >= ?1"
                 ))?;
                 let mut tally = Tally::default();
-                let mut rows = statement.query([since.map_or(i64::MIN, millis)])?;
+                let mut rows = statement.query(params![since.map_or(i64::MIN, millis), owner.as_str()])?;
                 while let Some(row) = rows.next()? {
                     tally.add(row.get(0)?, row.get(1)?);
                 }
@@ -295,14 +320,14 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn usage(&self, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError> {
+    fn usage(&self, owner: &Owner, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError> {
         let since = spend::start_of_day(now) - chrono::Duration::days(i64::from(days.max(1)) - 1);
         self.with(|conn| {
             let mut statement = conn.prepare_cached(&format!(
-                "SELECT submitted_at, cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND submitted_at >= ?1 \
-                 ORDER BY submitted_at DESC"
+                "SELECT submitted_at, cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND owner = ?2 \
+                 AND submitted_at >= ?1 ORDER BY submitted_at DESC"
             ))?;
-            let mut rows = statement.query([millis(since)])?;
+            let mut rows = statement.query(params![millis(since), owner.as_str()])?;
             let mut days: Vec<DayUsage> = Vec::new();
             while let Some(row) = rows.next()? {
                 let day = from_millis(row.get(0)?).date_naive();
@@ -351,13 +376,17 @@ fn migrate(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The jobs the limits count that were submitted after `since`, oldest first.
-fn counted_since(tx: &rusqlite::Transaction<'_>, since: DateTime<Utc>) -> rusqlite::Result<Vec<Counted>> {
+/// `owner`'s jobs the limits count that were submitted after `since`, oldest first.
+fn counted_since(
+    tx: &rusqlite::Transaction<'_>,
+    owner: &Owner,
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<Counted>> {
     let mut statement = tx.prepare_cached(&format!(
-        "SELECT submitted_at, cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND submitted_at > ?1 \
+        "SELECT submitted_at, cost_usd, estimate_usd FROM jobs WHERE {COUNTED} AND owner = ?2 AND submitted_at > ?1 \
          ORDER BY submitted_at ASC, key ASC"
     ))?;
-    let rows = statement.query_map([millis(since)], |row| {
+    let rows = statement.query_map(params![millis(since), owner.as_str()], |row| {
         let cost: Option<f64> = row.get(1)?;
         let estimate: Option<f64> = row.get(2)?;
         Ok(Counted {
@@ -403,6 +432,7 @@ fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>) {
 fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         key: JobKey(row.get("key")?),
+        owner: Owner::from_stored(row.get::<_, String>("owner")?),
         request_id: row.get("request_id")?,
         model: row.get("model")?,
         prompt: row.get("prompt")?,
@@ -451,8 +481,13 @@ mod tests {
         (dir, store)
     }
 
+    fn me() -> Owner {
+        Owner::single()
+    }
+
     fn job(prompt: &str, at: DateTime<Utc>) -> NewJob {
         NewJob {
+            owner: me(),
             model: "m".into(),
             prompt: prompt.into(),
             size: "1024x1024(1:1)".into(),
@@ -478,6 +513,7 @@ mod tests {
     fn all(store: &SqliteStore) -> Vec<JobRecord> {
         store
             .list(&JobQuery {
+                owner: me(),
                 status: None,
                 limit: 1000,
             })
@@ -504,7 +540,7 @@ mod tests {
     fn updates_merge_and_a_finished_job_stays_finished() {
         let (_dir, store) = store();
         let id = submitted(&store, "a", Utc::now());
-        let update = |u: JobUpdate| assert!(store.update(&id, &u, Utc::now()).unwrap());
+        let update = |u: JobUpdate| assert!(store.update(&me(), &id, &u, Utc::now()).unwrap());
         update(JobUpdate {
             status: Some(JobStatus::InQueue),
             queue_position: Some(3),
@@ -529,9 +565,11 @@ mod tests {
         assert_eq!(row.images, ["http://x/1.png"]);
         assert_eq!(row.saved_paths, ["/tmp/1.png", "/tmp/2.png"]);
         assert!(row.finished_at.is_some());
-        assert!(!store.update("unknown-id", &JobUpdate::default(), Utc::now()).unwrap());
-        assert_eq!(store.get(&id).unwrap().unwrap().images, ["http://x/1.png"]);
-        assert_eq!(store.get("unknown-id").unwrap(), None);
+        assert!(!store
+            .update(&me(), "unknown-id", &JobUpdate::default(), Utc::now())
+            .unwrap());
+        assert_eq!(store.get(&me(), &id).unwrap().unwrap().images, ["http://x/1.png"]);
+        assert_eq!(store.get(&me(), "unknown-id").unwrap(), None);
     }
 
     #[test]
@@ -539,25 +577,28 @@ mod tests {
         let (dir, store) = store();
         let id = submitted(&store, "a", Utc::now());
         let queued = |p| JobUpdate::status(&JobStatus::InQueue, Some(p));
-        assert!(!store.unchanged(&id, &queued(3)), "not read yet");
-        assert!(store.update(&id, &queued(3), Utc::now()).unwrap());
-        assert!(store.unchanged(&id, &queued(3)));
-        assert!(!store.unchanged(&id, &queued(2)));
-        assert!(store.update(&id, &queued(2), Utc::now()).unwrap());
-        assert_eq!(store.get(&id).unwrap().unwrap().queue_position, Some(2));
+        assert!(!store.unchanged(&me(), &id, &queued(3)), "not read yet");
+        assert!(store.update(&me(), &id, &queued(3), Utc::now()).unwrap());
+        assert!(store.unchanged(&me(), &id, &queued(3)));
+        assert!(!store.unchanged(&me(), &id, &queued(2)));
+        assert!(store.update(&me(), &id, &queued(2), Utc::now()).unwrap());
+        assert_eq!(store.get(&me(), &id).unwrap().unwrap().queue_position, Some(2));
         // Another process moves the job on: this one's older news is still not written over it.
         let other = SqliteStore::open(&dir.path().join("journal.sqlite3")).unwrap();
         let running = JobUpdate::status(&JobStatus::InProgress, None);
-        assert!(other.update(&id, &running, Utc::now()).unwrap());
-        assert!(store.unchanged(&id, &queued(2)), "this process already recorded it");
+        assert!(other.update(&me(), &id, &running, Utc::now()).unwrap());
+        assert!(
+            store.unchanged(&me(), &id, &queued(2)),
+            "this process already recorded it"
+        );
         assert_eq!(
-            store.get(&id).unwrap().unwrap().status,
+            store.get(&me(), &id).unwrap().unwrap().status,
             RecordedStatus::Job(JobStatus::InProgress)
         );
-        assert!(!store.unchanged(&id, &running));
-        assert!(store.update(&id, &running, Utc::now()).unwrap());
+        assert!(!store.unchanged(&me(), &id, &running));
+        assert!(store.update(&me(), &id, &running, Utc::now()).unwrap());
         assert_eq!(
-            store.get(&id).unwrap().unwrap().status,
+            store.get(&me(), &id).unwrap().unwrap().status,
             RecordedStatus::Job(JobStatus::InProgress)
         );
         // A result carries more than a status: never skipped.
@@ -566,11 +607,11 @@ mod tests {
             images: vec!["http://x/1.png".into()],
             ..Default::default()
         };
-        assert!(!store.unchanged(&id, &done));
-        assert!(!store.unchanged("unknown-id", &running));
-        assert!(!store.update("unknown-id", &running, Utc::now()).unwrap());
+        assert!(!store.unchanged(&me(), &id, &done));
+        assert!(!store.unchanged(&me(), "unknown-id", &running));
+        assert!(!store.update(&me(), "unknown-id", &running, Utc::now()).unwrap());
         assert!(
-            store.unchanged("unknown-id", &running),
+            store.unchanged(&me(), "unknown-id", &running),
             "a job this journal does not have"
         );
     }
@@ -584,6 +625,7 @@ mod tests {
         }
         store
             .update(
+                &me(),
                 "id-b",
                 &JobUpdate {
                     status: Some(JobStatus::Failed),
@@ -602,14 +644,23 @@ mod tests {
         };
         assert_eq!(
             prompts(JobQuery {
+                owner: me(),
                 status: None,
                 limit: 10
             }),
             ["c", "b", "a"]
         );
-        assert_eq!(prompts(JobQuery { status: None, limit: 2 }), ["c", "b"]);
         assert_eq!(
             prompts(JobQuery {
+                owner: me(),
+                status: None,
+                limit: 2
+            }),
+            ["c", "b"]
+        );
+        assert_eq!(
+            prompts(JobQuery {
+                owner: me(),
                 status: Some(RecordedStatus::Job(JobStatus::InQueue)),
                 limit: 10
             }),
@@ -692,7 +743,7 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
-        let old = store.get("old-1").unwrap().unwrap();
+        let old = store.get(&me(), "old-1").unwrap().unwrap();
         assert_eq!(
             (old.prompt.as_str(), old.cost_usd, old.estimate_usd),
             ("an old fox", None, None)
@@ -701,8 +752,8 @@ mod tests {
             cost_usd: Some(0.03),
             ..Default::default()
         };
-        assert!(store.update("old-1", &update, Utc::now()).unwrap());
-        assert_eq!(store.get("old-1").unwrap().unwrap().cost_usd, Some(0.03));
+        assert!(store.update(&me(), "old-1", &update, Utc::now()).unwrap());
+        assert_eq!(store.get(&me(), "old-1").unwrap().unwrap().cost_usd, Some(0.03));
         let version: i64 = Connection::open(&path)
             .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -713,7 +764,7 @@ mod tests {
         assert_eq!(
             SqliteStore::open(&path)
                 .unwrap()
-                .get("old-1")
+                .get(&me(), "old-1")
                 .unwrap()
                 .unwrap()
                 .cost_usd,
@@ -732,6 +783,7 @@ mod tests {
         let id = submitted(&store, "a", now - chrono::Duration::hours(2));
         store
             .update(
+                &me(),
                 &id,
                 &JobUpdate {
                     cost_usd: Some(0.25),
@@ -766,11 +818,117 @@ mod tests {
             store.begin_submit(&cheap, &limits).unwrap(),
             Admission::Admitted(_)
         ));
-        let totals = store.spend(now).unwrap();
+        let totals = store.spend(&me(), now).unwrap();
         assert_eq!(totals.all_recorded.jobs, 3);
         assert_eq!(totals.all_recorded.cost_usd, 0.25);
         assert!((totals.all_recorded.estimated_usd - 0.6).abs() < 1e-9);
-        let days = store.usage(7, now).unwrap();
+        let days = store.usage(&me(), 7, now).unwrap();
         assert_eq!(days.iter().map(|d| d.tally.jobs).sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn each_owner_sees_changes_and_counts_only_their_own_jobs() {
+        let (_dir, store) = store();
+        let now = Utc::now();
+        let (alice, bob) = (Owner::from_stored("a1a1"), Owner::from_stored("b0b0"));
+        let submit = |owner: &Owner, prompt: &str| {
+            let key = begin(
+                &store,
+                &NewJob {
+                    owner: owner.clone(),
+                    ..job(prompt, now)
+                },
+            );
+            let id = format!("id-{prompt}");
+            store
+                .finish_submit(key, &SubmitOutcome::Accepted { request_id: id.clone() }, now)
+                .unwrap();
+            id
+        };
+        let alices = submit(&alice, "alice's fox");
+        submit(&bob, "bob's owl");
+        let listed = |owner: &Owner| {
+            store
+                .list(&JobQuery {
+                    owner: owner.clone(),
+                    status: None,
+                    limit: 10,
+                })
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.prompt, r.owner))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(&alice), [("alice's fox".to_owned(), alice.clone())]);
+        assert_eq!(listed(&bob), [("bob's owl".to_owned(), bob.clone())]);
+        assert_eq!(listed(&me()), [], "the single-user owner is an owner like any other");
+        // Bob cannot read, nor change, Alice's job: to him it is unknown.
+        assert!(store.get(&bob, &alices).unwrap().is_none());
+        let done = JobUpdate {
+            status: Some(JobStatus::Succeeded),
+            cost_usd: Some(0.4),
+            ..Default::default()
+        };
+        assert!(!store.update(&bob, &alices, &done, now).unwrap());
+        assert!(!store.unchanged(&alice, &alices, &JobUpdate::status(&JobStatus::InQueue, None)));
+        assert_eq!(
+            store.get(&alice, &alices).unwrap().unwrap().status,
+            RecordedStatus::Job(JobStatus::InQueue)
+        );
+        assert!(store.update(&alice, &alices, &done, now).unwrap());
+        assert_eq!(store.spend(&alice, now).unwrap().today.cost_usd, 0.4);
+        assert_eq!(store.spend(&bob, now).unwrap().today.jobs, 1);
+        assert_eq!(store.spend(&bob, now).unwrap().today.cost_usd, 0.0);
+        assert_eq!(store.usage(&bob, 1, now).unwrap()[0].tally.jobs, 1);
+        // Limits are each owner's: Alice at her one job an hour does not stop Bob's second.
+        let limits = Limits {
+            max_jobs_per_hour: Some(1),
+            ..Limits::default()
+        };
+        let next = |owner: &Owner| NewJob {
+            owner: owner.clone(),
+            ..job("again", now)
+        };
+        assert!(matches!(
+            store.begin_submit(&next(&alice), &limits).unwrap(),
+            Admission::Refused(Refusal::Jobs { jobs: 1, .. })
+        ));
+        assert!(matches!(
+            store.begin_submit(&next(&me()), &limits).unwrap(),
+            Admission::Admitted(_)
+        ));
+    }
+
+    #[test]
+    fn a_version_2_journal_gets_owners_and_its_jobs_are_the_single_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        {
+            // The table exactly as version 2 created it, with one job in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE jobs (key INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT UNIQUE, \
+                 model TEXT NOT NULL, prompt TEXT NOT NULL, size TEXT NOT NULL, params TEXT NOT NULL, \
+                 status TEXT NOT NULL, queue_position INTEGER, images TEXT NOT NULL DEFAULT '[]', \
+                 videos TEXT NOT NULL DEFAULT '[]', saved_paths TEXT NOT NULL DEFAULT '[]', error TEXT, \
+                 submitted_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER, \
+                 cost_usd REAL, estimate_usd REAL); \
+                 CREATE INDEX jobs_by_time ON jobs (submitted_at DESC, key DESC); \
+                 CREATE INDEX jobs_by_status ON jobs (status, submitted_at DESC); \
+                 INSERT INTO jobs (request_id, model, prompt, size, params, status, submitted_at, updated_at, cost_usd) \
+                 VALUES ('old-2', 'm', 'a version 2 fox', '1024x1024(1:1)', '{}', 'succeeded', 1, 1, 0.03); \
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.get(&Owner::single(), "old-2").unwrap().unwrap();
+        assert_eq!((old.prompt.as_str(), old.owner.is_single()), ("a version 2 fox", true));
+        assert!(store.get(&Owner::from_stored("b0b0"), "old-2").unwrap().is_none());
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{app, RunComfyServer};
 use crate::{
-    journal::{JobQuery, RecordedStatus},
+    journal::{JobQuery, Owner, RecordedStatus},
     media::{self, on_demand::Form},
     runcomfy::{JobStatus, RequestId},
 };
@@ -95,6 +95,7 @@ impl RunComfyServer {
             resources.push(viewer_resource());
         }
         let query = JobQuery {
+            owner: Owner::single(),
             status: Some(RecordedStatus::Job(JobStatus::Succeeded)),
             limit: LISTED_JOBS,
         };

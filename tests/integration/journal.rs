@@ -10,7 +10,8 @@ use chrono::Utc;
 use rmcp::model::CallToolRequestParams;
 use runcomfy_mcp::{
     journal::{
-        location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, Limits, NewJob, SubmitOutcome,
+        location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, Limits, NewJob, Owner,
+        SubmitOutcome,
     },
     simulator::SimConfig,
 };
@@ -263,6 +264,7 @@ async fn retention_removes_old_jobs_only() {
             let key = store
                 .begin_submit(
                     &NewJob {
+                        owner: Owner::single(),
                         model: "m".into(),
                         prompt: prompt.into(),
                         size: "1024x1024(1:1)".into(),
@@ -290,7 +292,7 @@ async fn retention_removes_old_jobs_only() {
                 images: vec![format!("https://example.invalid/{prompt}.png")],
                 ..JobUpdate::default()
             };
-            assert!(store.update(&request_id, &done, at).unwrap());
+            assert!(store.update(&Owner::single(), &request_id, &done, at).unwrap());
         }
     }
     let limits = [

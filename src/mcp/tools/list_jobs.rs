@@ -16,7 +16,7 @@ use super::super::{
 };
 use crate::{
     jobs::price::usd,
-    journal::{JobQuery, JobRecord, RecordedStatus, SpendTotals, Tally},
+    journal::{JobQuery, JobRecord, Owner, RecordedStatus, SpendTotals, Tally},
     media::{thousands, ListingRoom},
     runcomfy::JobStatus,
     text::ellipsis,
@@ -100,6 +100,7 @@ impl Validate for ListJobsArgs {
 impl ListJobsArgs {
     fn query(&self) -> JobQuery {
         JobQuery {
+            owner: Owner::single(),
             status: self.status.as_status(),
             limit: self.limit,
         }
