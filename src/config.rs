@@ -76,6 +76,7 @@ impl ServeArgs {
             TransportKind::Http => Some(self.transport.http_settings()?),
         };
         let media = self.media.options().map_err(anyhow::Error::msg)?;
+        self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
         let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
@@ -105,6 +106,7 @@ impl GenerateSettings {
             previews: false,
             ..MediaOptions::default()
         };
+        self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
         let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
         let journal = self.journal.open(self.upstream.simulate).await;

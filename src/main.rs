@@ -157,7 +157,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let serve = args.build().await?;
     match serve.http {
         None => transport::stdio::serve(serve.server).await,
-        Some(settings) => transport::http::serve(serve.server, settings).await,
+        Some(settings) => {
+            let journal = serve.server.journal().clone();
+            let database: transport::http::DatabaseHealth = std::sync::Arc::new(move || {
+                let journal = journal.clone();
+                Box::pin(async move { journal.database_health().await })
+            });
+            transport::http::serve(serve.server, settings, database).await
+        }
     }
 }
 

@@ -150,6 +150,10 @@ impl JobService {
         self
     }
 
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     pub fn policy(&self) -> &WaitPolicy {
         &self.policy
     }

@@ -194,6 +194,18 @@ impl Journal {
             .flatten()
     }
 
+    /// The shared database's state, for `/healthz`: `None` without one (a journal on this
+    /// machine, or none), else whether it answers (`Err` says why not, for the log).
+    pub async fn database_health(&self) -> Option<Result<(), String>> {
+        let store = self.inner.store.clone().filter(|s| s.shared())?;
+        Some(
+            tokio::task::spawn_blocking(move || store.health())
+                .await
+                .unwrap_or_else(|e| Err(StoreError(format!("the check panicked: {e}"))))
+                .map_err(|e| e.0),
+        )
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         what: &'static str,

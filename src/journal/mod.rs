@@ -5,17 +5,21 @@
 //!
 //! Storage only: it records and answers queries, and calls nobody (the job service in
 //! [`crate::jobs`] decides what to record and when). [`JobStore`] is the small storage interface
-//! (SQLite today, in [`sqlite`]; a shared database could back replicas later); [`Journal`] is the
+//! (SQLite by default, in [`sqlite`]; PostgreSQL for replicas that share one, in [`postgres`]); [`Journal`] is the
 //! async, never-failing front the job service uses; `record` has the rows and updates as plain
-//! data; [`location`] finds the file and repairs a broken one; [`settings`] holds the flags.
+//! data; [`postgres`] is the store replicas share; [`location`] finds the file and repairs a broken one; [`settings`] holds the flags.
 
+mod columns;
 mod handle;
 pub mod location;
+pub mod postgres;
 mod recent;
 mod record;
 pub mod settings;
 pub mod spend;
 pub mod sqlite;
+#[cfg(test)]
+pub(super) mod store_tests;
 
 pub use handle::{Gate, Journal};
 pub use record::{JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Owner, RecordedStatus, Retention, SubmitOutcome};
@@ -83,4 +87,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes jobs older than the retention age, then the oldest beyond the retention count (all
     /// owners' together: retention is the server's, not a person's). Returns how many were deleted.
     fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// Whether the store can be used now (a shared database can be unreachable; a file on this
+    /// machine is taken to be usable), for `/healthz`.
+    fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether the store is shared with other servers (what `/healthz` reports on).
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -6,13 +6,17 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::{builder::FalseyValueParser, Args};
 
-use super::{location, Journal, Retention};
+use super::{location, postgres, Journal, Retention};
 
 #[derive(Args, Debug, Clone)]
 pub struct JournalArgs {
     /// Directory for the job journal [default: $XDG_STATE_HOME/runcomfy-mcp or ~/.local/state/runcomfy-mcp on Linux, the local application-data directory on macOS and Windows].
     #[arg(long, env = "RUNCOMFY_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Keep the job journal in this PostgreSQL database instead of a file on this machine (postgres://user:password@host:port/db; a unix socket as postgres://user@%2Frun%2Fpostgresql/db). Replicas given the same database share jobs, limits and tasks. A blank value means unset.
+    #[arg(long, env = "RUNCOMFY_JOURNAL_URL", value_name = "URL", hide_env_values = true)]
+    pub journal_url: Option<String>,
 
     /// Do not record jobs on this machine (list_jobs then has nothing to show).
     #[arg(long, env = "RUNCOMFY_NO_JOURNAL", value_parser = FalseyValueParser::new())]
@@ -30,6 +34,26 @@ pub struct JournalArgs {
 }
 
 impl JournalArgs {
+    /// The database URL, if one is set (blank is unset, as an MCP Bundle's empty setting is).
+    pub fn database_url(&self) -> Option<&str> {
+        self.journal_url.as_deref().map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// Refuses settings that cannot work, before anything starts.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(url) = self.database_url() {
+            if self.no_journal {
+                anyhow::bail!("--journal-url (RUNCOMFY_JOURNAL_URL) and --no-journal (RUNCOMFY_NO_JOURNAL) contradict each other: drop one");
+            }
+            if !postgres::is_postgres_url(url) {
+                anyhow::bail!("--journal-url (RUNCOMFY_JOURNAL_URL) must be a PostgreSQL URL, postgres://user:password@host:port/database");
+            }
+            url.parse::<::postgres::Config>()
+                .map_err(|e| anyhow::anyhow!("--journal-url (RUNCOMFY_JOURNAL_URL) cannot be read: {e}"))?;
+        }
+        Ok(())
+    }
+
     pub fn retention(&self) -> Retention {
         Retention {
             max_age: chrono::Duration::days(self.journal_max_age_days.into()),
@@ -44,6 +68,9 @@ impl JournalArgs {
         if self.no_journal {
             tracing::info!("job journal off (--no-journal)");
             return Journal::off("it was turned off with --no-journal (RUNCOMFY_NO_JOURNAL)");
+        }
+        if let Some(url) = self.database_url() {
+            return self.open_database(url.to_owned()).await;
         }
         let Some(dir) = self.state_dir.clone().or_else(location::default_state_dir) else {
             let reason = "no home directory was found to keep it in; set --state-dir (RUNCOMFY_STATE_DIR)";
@@ -69,6 +96,34 @@ impl JournalArgs {
             Ok((store, path)) => {
                 tracing::info!(path = %path.display(), "job journal");
                 Journal::new(Arc::new(store), path.display().to_string(), retention)
+            }
+            Err(reason) => {
+                tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
+                Journal::off(reason)
+            }
+        }
+    }
+}
+
+impl JournalArgs {
+    /// The journal in a shared database. Never the file: a replica told to share must not
+    /// quietly keep a record of its own. A database that is down now is used once it is up.
+    async fn open_database(&self, url: String) -> Journal {
+        let retention = self.retention();
+        let opened = tokio::task::spawn_blocking(move || {
+            let store = postgres::PgStore::open(&url).map_err(|e| e.to_string())?;
+            if let Err(e) = super::JobStore::prune(&store, &retention, chrono::Utc::now()) {
+                tracing::debug!(error = %e, "job journal: pruning old jobs failed");
+            }
+            Ok::<_, String>(store)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("opening it panicked: {e}")));
+        match opened {
+            Ok(store) => {
+                let place = store.place().to_owned();
+                tracing::info!(database = %place, "job journal");
+                Journal::new(Arc::new(store), place, retention)
             }
             Err(reason) => {
                 tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");

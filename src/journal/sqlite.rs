@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
+    columns::{self, apply, from_millis, json_list, millis, parse_list, COLUMNS, COUNTED},
     recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
@@ -61,12 +62,6 @@ const MIGRATIONS: [(&str, &str); 3] = [
     ("estimate_usd", "REAL"),
     ("owner", "TEXT NOT NULL DEFAULT ''"),
 ];
-
-const COLUMNS: &str = "key, request_id, model, prompt, size, params, status, queue_position, images, videos, \
-saved_paths, error, submitted_at, updated_at, finished_at, cost_usd, estimate_usd, owner";
-
-/// The rows the spend and rate limits count: every submit but those RunComfy refused.
-const COUNTED: &str = "status <> 'rejected'";
 
 /// Why a file could not be opened as a journal, which decides what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -387,46 +382,9 @@ fn counted_since(
          ORDER BY submitted_at ASC, key ASC"
     ))?;
     let rows = statement.query_map(params![millis(since), owner.as_str()], |row| {
-        let cost: Option<f64> = row.get(1)?;
-        let estimate: Option<f64> = row.get(2)?;
-        Ok(Counted {
-            submitted_at: from_millis(row.get(0)?),
-            usd: cost.or(estimate).unwrap_or(0.0),
-            estimated: cost.is_none() && estimate.is_some(),
-        })
+        Ok(columns::counted(row.get(0)?, row.get(1)?, row.get(2)?))
     })?;
     rows.collect()
-}
-
-/// Merges what was learnt into the stored row.
-fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>) {
-    if let Some(new) = &update.status {
-        // Polls from two servers can arrive out of order: a finished job stays finished.
-        if !job.is_final() || new.is_terminal() {
-            job.status = RecordedStatus::Job(new.clone());
-            job.queue_position = update.queue_position;
-        }
-    }
-    if !update.images.is_empty() {
-        job.images = update.images.clone();
-    }
-    if !update.videos.is_empty() {
-        job.videos = update.videos.clone();
-    }
-    for path in &update.saved_paths {
-        if !job.saved_paths.contains(path) {
-            job.saved_paths.push(path.clone());
-        }
-    }
-    if update.error.is_some() {
-        job.error = update.error.clone();
-    }
-    if update.cost_usd.is_some() {
-        job.cost_usd = update.cost_usd;
-    }
-    if job.is_final() && job.finished_at.is_none() {
-        job.finished_at = Some(now);
-    }
 }
 
 fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -437,13 +395,12 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         model: row.get("model")?,
         prompt: row.get("prompt")?,
         size: row.get("size")?,
-        // Lenient: a row another version wrote oddly must not hide every other job.
-        params: serde_json::from_str(&row.get::<_, String>("params")?).unwrap_or_default(),
+        params: columns::parse_params(&row.get::<_, String>("params")?),
         status: RecordedStatus::from_stored(&row.get::<_, String>("status")?),
         queue_position: row.get("queue_position")?,
-        images: parse_list(row.get("images")?),
-        videos: parse_list(row.get("videos")?),
-        saved_paths: parse_list(row.get("saved_paths")?),
+        images: parse_list(&row.get::<_, String>("images")?),
+        videos: parse_list(&row.get::<_, String>("videos")?),
+        saved_paths: parse_list(&row.get::<_, String>("saved_paths")?),
         error: row.get("error")?,
         submitted_at: from_millis(row.get("submitted_at")?),
         updated_at: from_millis(row.get("updated_at")?),
@@ -453,246 +410,12 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
-fn parse_list(raw: String) -> Vec<String> {
-    serde_json::from_str(&raw).unwrap_or_default()
-}
-
-fn json_list(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
-}
-
-fn millis(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-fn from_millis(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::Refusal;
-    use serde_json::json;
-
-    fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("journal.sqlite3")).unwrap();
-        (dir, store)
-    }
 
     fn me() -> Owner {
         Owner::single()
-    }
-
-    fn job(prompt: &str, at: DateTime<Utc>) -> NewJob {
-        NewJob {
-            owner: me(),
-            model: "m".into(),
-            prompt: prompt.into(),
-            size: "1024x1024(1:1)".into(),
-            params: json!({"prompt": prompt}),
-            submitted_at: at,
-            estimate_usd: Some(0.5),
-        }
-    }
-
-    fn begin(store: &SqliteStore, job: &NewJob) -> JobKey {
-        store.begin_submit(job, &Limits::default()).unwrap().admitted().unwrap()
-    }
-
-    fn submitted(store: &SqliteStore, prompt: &str, at: DateTime<Utc>) -> String {
-        let key = begin(store, &job(prompt, at));
-        let id = format!("id-{prompt}");
-        store
-            .finish_submit(key, &SubmitOutcome::Accepted { request_id: id.clone() }, at)
-            .unwrap();
-        id
-    }
-
-    fn all(store: &SqliteStore) -> Vec<JobRecord> {
-        store
-            .list(&JobQuery {
-                owner: me(),
-                status: None,
-                limit: 1000,
-            })
-            .unwrap()
-    }
-
-    #[test]
-    fn a_submit_is_recorded_before_and_after_it_is_sent() {
-        let (_dir, store) = store();
-        let now = Utc::now();
-        let key = begin(&store, &job("a fox", now));
-        assert_eq!(all(&store)[0].status, RecordedStatus::Submitting);
-        store
-            .finish_submit(key, &SubmitOutcome::FateUnknown { error: "reset".into() }, now)
-            .unwrap();
-        let row = &all(&store)[0];
-        assert_eq!((row.status.as_str(), row.request_id.as_deref()), ("unknown", None));
-        assert_eq!(row.status, RecordedStatus::FateUnknown);
-        assert_eq!(row.error.as_deref(), Some("reset"));
-        assert_eq!(row.params, json!({"prompt": "a fox"}));
-    }
-
-    #[test]
-    fn updates_merge_and_a_finished_job_stays_finished() {
-        let (_dir, store) = store();
-        let id = submitted(&store, "a", Utc::now());
-        let update = |u: JobUpdate| assert!(store.update(&me(), &id, &u, Utc::now()).unwrap());
-        update(JobUpdate {
-            status: Some(JobStatus::InQueue),
-            queue_position: Some(3),
-            ..Default::default()
-        });
-        assert_eq!(all(&store)[0].queue_position, Some(3));
-        update(JobUpdate {
-            status: Some(JobStatus::Succeeded),
-            images: vec!["http://x/1.png".into()],
-            ..Default::default()
-        });
-        update(JobUpdate::saved(vec!["/tmp/1.png".into()]));
-        update(JobUpdate::saved(vec!["/tmp/1.png".into(), "/tmp/2.png".into()]));
-        // A late poll from another server.
-        update(JobUpdate {
-            status: Some(JobStatus::InProgress),
-            ..Default::default()
-        });
-        let row = &all(&store)[0];
-        assert_eq!(row.status, RecordedStatus::Job(JobStatus::Succeeded));
-        assert_eq!(row.queue_position, None);
-        assert_eq!(row.images, ["http://x/1.png"]);
-        assert_eq!(row.saved_paths, ["/tmp/1.png", "/tmp/2.png"]);
-        assert!(row.finished_at.is_some());
-        assert!(!store
-            .update(&me(), "unknown-id", &JobUpdate::default(), Utc::now())
-            .unwrap());
-        assert_eq!(store.get(&me(), &id).unwrap().unwrap().images, ["http://x/1.png"]);
-        assert_eq!(store.get(&me(), "unknown-id").unwrap(), None);
-    }
-
-    #[test]
-    fn a_poll_that_did_not_move_is_known_unchanged_and_every_other_one_is_written() {
-        let (dir, store) = store();
-        let id = submitted(&store, "a", Utc::now());
-        let queued = |p| JobUpdate::status(&JobStatus::InQueue, Some(p));
-        assert!(!store.unchanged(&me(), &id, &queued(3)), "not read yet");
-        assert!(store.update(&me(), &id, &queued(3), Utc::now()).unwrap());
-        assert!(store.unchanged(&me(), &id, &queued(3)));
-        assert!(!store.unchanged(&me(), &id, &queued(2)));
-        assert!(store.update(&me(), &id, &queued(2), Utc::now()).unwrap());
-        assert_eq!(store.get(&me(), &id).unwrap().unwrap().queue_position, Some(2));
-        // Another process moves the job on: this one's older news is still not written over it.
-        let other = SqliteStore::open(&dir.path().join("journal.sqlite3")).unwrap();
-        let running = JobUpdate::status(&JobStatus::InProgress, None);
-        assert!(other.update(&me(), &id, &running, Utc::now()).unwrap());
-        assert!(
-            store.unchanged(&me(), &id, &queued(2)),
-            "this process already recorded it"
-        );
-        assert_eq!(
-            store.get(&me(), &id).unwrap().unwrap().status,
-            RecordedStatus::Job(JobStatus::InProgress)
-        );
-        assert!(!store.unchanged(&me(), &id, &running));
-        assert!(store.update(&me(), &id, &running, Utc::now()).unwrap());
-        assert_eq!(
-            store.get(&me(), &id).unwrap().unwrap().status,
-            RecordedStatus::Job(JobStatus::InProgress)
-        );
-        // A result carries more than a status: never skipped.
-        let done = JobUpdate {
-            status: Some(JobStatus::Succeeded),
-            images: vec!["http://x/1.png".into()],
-            ..Default::default()
-        };
-        assert!(!store.unchanged(&me(), &id, &done));
-        assert!(!store.unchanged(&me(), "unknown-id", &running));
-        assert!(!store.update(&me(), "unknown-id", &running, Utc::now()).unwrap());
-        assert!(
-            store.unchanged(&me(), "unknown-id", &running),
-            "a job this journal does not have"
-        );
-    }
-
-    #[test]
-    fn newest_first_with_a_status_filter_and_a_limit() {
-        let (_dir, store) = store();
-        let t0 = Utc::now() - chrono::Duration::minutes(10);
-        for (i, p) in ["a", "b", "c"].iter().enumerate() {
-            submitted(&store, p, t0 + chrono::Duration::minutes(i as i64));
-        }
-        store
-            .update(
-                &me(),
-                "id-b",
-                &JobUpdate {
-                    status: Some(JobStatus::Failed),
-                    ..Default::default()
-                },
-                Utc::now(),
-            )
-            .unwrap();
-        let prompts = |q: JobQuery| {
-            store
-                .list(&q)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.prompt)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            prompts(JobQuery {
-                owner: me(),
-                status: None,
-                limit: 10
-            }),
-            ["c", "b", "a"]
-        );
-        assert_eq!(
-            prompts(JobQuery {
-                owner: me(),
-                status: None,
-                limit: 2
-            }),
-            ["c", "b"]
-        );
-        assert_eq!(
-            prompts(JobQuery {
-                owner: me(),
-                status: Some(RecordedStatus::Job(JobStatus::InQueue)),
-                limit: 10
-            }),
-            ["c", "a"]
-        );
-    }
-
-    #[test]
-    fn retention_removes_old_rows_only() {
-        let (_dir, store) = store();
-        let now = Utc::now();
-        submitted(&store, "ancient", now - chrono::Duration::days(100));
-        submitted(&store, "old", now - chrono::Duration::days(40));
-        submitted(&store, "recent", now - chrono::Duration::days(1));
-        submitted(&store, "new", now);
-        let retention = Retention {
-            max_age: chrono::Duration::days(30),
-            max_jobs: 10,
-        };
-        assert_eq!(store.prune(&retention, now).unwrap(), 2);
-        let left: Vec<String> = all(&store).into_iter().map(|r| r.prompt).collect();
-        assert_eq!(left, ["new", "recent"]);
-        let retention = Retention {
-            max_jobs: 1,
-            ..retention
-        };
-        assert_eq!(store.prune(&retention, now).unwrap(), 1);
-        assert_eq!(all(&store)[0].prompt, "new");
-        // Past the count bound, but within the limits' window: kept.
-        submitted(&store, "an hour ago", now - chrono::Duration::hours(1));
-        assert_eq!(store.prune(&retention, now).unwrap(), 0);
-        assert_eq!(all(&store).len(), 2);
     }
 
     #[test]
@@ -770,133 +493,6 @@ mod tests {
                 .cost_usd,
             Some(0.03)
         );
-    }
-
-    #[test]
-    fn limits_refuse_inside_the_store_and_count_unknown_costs_at_their_estimate() {
-        let (_dir, store) = store();
-        let now = Utc::now();
-        let limits = Limits {
-            max_spend_usd_per_day: Some(1.2),
-            max_jobs_per_hour: Some(3),
-        };
-        let id = submitted(&store, "a", now - chrono::Duration::hours(2));
-        store
-            .update(
-                &me(),
-                &id,
-                &JobUpdate {
-                    cost_usd: Some(0.25),
-                    ..Default::default()
-                },
-                now,
-            )
-            .unwrap();
-        // 0.25 actual + 0.5 estimated: one more 0.5 fits (1.25 > 1.2 does not).
-        submitted(&store, "b", now - chrono::Duration::minutes(30));
-        let refused = store.begin_submit(&job("c", now), &limits).unwrap();
-        let Admission::Refused(Refusal::Spend {
-            spent_usd,
-            estimated_usd,
-            ..
-        }) = refused
-        else {
-            panic!("{refused:?}")
-        };
-        assert_eq!((spent_usd, estimated_usd), (0.75, 0.5));
-        assert_eq!(all(&store).len(), 2, "a refused submit leaves no row");
-        // A rejected submit (no job) costs nothing and does not count.
-        let key = begin(&store, &job("rejected", now));
-        store
-            .finish_submit(key, &SubmitOutcome::Rejected { error: "402".into() }, now)
-            .unwrap();
-        let cheap = NewJob {
-            estimate_usd: Some(0.1),
-            ..job("d", now)
-        };
-        assert!(matches!(
-            store.begin_submit(&cheap, &limits).unwrap(),
-            Admission::Admitted(_)
-        ));
-        let totals = store.spend(&me(), now).unwrap();
-        assert_eq!(totals.all_recorded.jobs, 3);
-        assert_eq!(totals.all_recorded.cost_usd, 0.25);
-        assert!((totals.all_recorded.estimated_usd - 0.6).abs() < 1e-9);
-        let days = store.usage(&me(), 7, now).unwrap();
-        assert_eq!(days.iter().map(|d| d.tally.jobs).sum::<u64>(), 3);
-    }
-
-    #[test]
-    fn each_owner_sees_changes_and_counts_only_their_own_jobs() {
-        let (_dir, store) = store();
-        let now = Utc::now();
-        let (alice, bob) = (Owner::from_stored("a1a1"), Owner::from_stored("b0b0"));
-        let submit = |owner: &Owner, prompt: &str| {
-            let key = begin(
-                &store,
-                &NewJob {
-                    owner: owner.clone(),
-                    ..job(prompt, now)
-                },
-            );
-            let id = format!("id-{prompt}");
-            store
-                .finish_submit(key, &SubmitOutcome::Accepted { request_id: id.clone() }, now)
-                .unwrap();
-            id
-        };
-        let alices = submit(&alice, "alice's fox");
-        submit(&bob, "bob's owl");
-        let listed = |owner: &Owner| {
-            store
-                .list(&JobQuery {
-                    owner: owner.clone(),
-                    status: None,
-                    limit: 10,
-                })
-                .unwrap()
-                .into_iter()
-                .map(|r| (r.prompt, r.owner))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(listed(&alice), [("alice's fox".to_owned(), alice.clone())]);
-        assert_eq!(listed(&bob), [("bob's owl".to_owned(), bob.clone())]);
-        assert_eq!(listed(&me()), [], "the single-user owner is an owner like any other");
-        // Bob cannot read, nor change, Alice's job: to him it is unknown.
-        assert!(store.get(&bob, &alices).unwrap().is_none());
-        let done = JobUpdate {
-            status: Some(JobStatus::Succeeded),
-            cost_usd: Some(0.4),
-            ..Default::default()
-        };
-        assert!(!store.update(&bob, &alices, &done, now).unwrap());
-        assert!(!store.unchanged(&alice, &alices, &JobUpdate::status(&JobStatus::InQueue, None)));
-        assert_eq!(
-            store.get(&alice, &alices).unwrap().unwrap().status,
-            RecordedStatus::Job(JobStatus::InQueue)
-        );
-        assert!(store.update(&alice, &alices, &done, now).unwrap());
-        assert_eq!(store.spend(&alice, now).unwrap().today.cost_usd, 0.4);
-        assert_eq!(store.spend(&bob, now).unwrap().today.jobs, 1);
-        assert_eq!(store.spend(&bob, now).unwrap().today.cost_usd, 0.0);
-        assert_eq!(store.usage(&bob, 1, now).unwrap()[0].tally.jobs, 1);
-        // Limits are each owner's: Alice at her one job an hour does not stop Bob's second.
-        let limits = Limits {
-            max_jobs_per_hour: Some(1),
-            ..Limits::default()
-        };
-        let next = |owner: &Owner| NewJob {
-            owner: owner.clone(),
-            ..job("again", now)
-        };
-        assert!(matches!(
-            store.begin_submit(&next(&alice), &limits).unwrap(),
-            Admission::Refused(Refusal::Jobs { jobs: 1, .. })
-        ));
-        assert!(matches!(
-            store.begin_submit(&next(&me()), &limits).unwrap(),
-            Admission::Admitted(_)
-        ));
     }
 
     #[test]

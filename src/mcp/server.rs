@@ -47,6 +47,11 @@ impl RunComfyServer {
             tool_router: tools::router(),
         }
     }
+
+    /// The job journal the server records in (for `/healthz`).
+    pub fn journal(&self) -> &crate::journal::Journal {
+        self.jobs.journal()
+    }
 }
 
 /// Whether the client of this request renders MCP Apps views (see [`app`]).

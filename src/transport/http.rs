@@ -19,7 +19,7 @@ use axum::{
     routing::get,
     Router,
 };
-use futures::StreamExt;
+use futures::{future::BoxFuture, StreamExt};
 use rmcp::{
     transport::{
         streamable_http_server::session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
@@ -46,9 +46,19 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// After the grace period and closing every session, how long open connections get to wind down.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What `/healthz` reports beyond "the process answers": the shared database, when there is one
+/// (`None`: there is none; `Err`: why it cannot be reached, for the log).
+pub type DatabaseHealth = Arc<dyn Fn() -> BoxFuture<'static, Option<Result<(), String>>> + Send + Sync>;
+
 /// The whole app. `shutdown` ends every session when cancelled; `in_flight` counts requests
 /// being answered.
-pub fn app<S>(server: S, settings: &HttpSettings, shutdown: CancellationToken, in_flight: InFlight) -> Router
+pub fn app<S>(
+    server: S,
+    settings: &HttpSettings,
+    database: DatabaseHealth,
+    shutdown: CancellationToken,
+    in_flight: InFlight,
+) -> Router
 where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
@@ -95,7 +105,7 @@ where
     // in tower-http's limit too would turn a streamed oversized body into rmcp's 500. The other
     // routes get tower-http's, replacing axum's default (2 MB, extractors only).
     let others = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(move || healthz(database.clone())))
         .merge(legacy)
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes));
@@ -108,6 +118,20 @@ where
         .layer(middleware::from_fn_with_state(guards.clone(), guards::guard))
         .layer(cors(guards))
         .layer(middleware::map_response(close_after_refused_body))
+}
+
+/// `ok`, and with a shared database its state: a replica that cannot reach it answers 503, so
+/// that a load balancer sends its calls to one that can (without the database, spend limits
+/// refuse every submit and list_jobs has nothing to list). The reason goes to the log only.
+async fn healthz(database: DatabaseHealth) -> Response {
+    match database().await {
+        None => "ok".into_response(),
+        Some(Ok(())) => "ok\ndatabase: ok\n".into_response(),
+        Some(Err(reason)) => {
+            tracing::warn!(%reason, "/healthz: the journal database is unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable\ndatabase: unreachable\n").into_response()
+        }
+    }
 }
 
 /// A 413 goes out before the body has been read to its end, so the connection cannot carry
@@ -146,7 +170,7 @@ fn cors(guards: Arc<guards::Guards>) -> CorsLayer {
 
 /// Listens, prints the base URL on stdout (stdout is not a protocol channel here), and serves
 /// until SIGINT/SIGTERM, then shuts down gracefully.
-pub async fn serve<S>(server: S, settings: HttpSettings) -> anyhow::Result<()>
+pub async fn serve<S>(server: S, settings: HttpSettings, database: DatabaseHealth) -> anyhow::Result<()>
 where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
@@ -165,7 +189,7 @@ where
 
     let shutdown = CancellationToken::new();
     let in_flight = InFlight::new();
-    let app = app(server, &settings, shutdown.clone(), in_flight.clone());
+    let app = app(server, &settings, database, shutdown.clone(), in_flight.clone());
     let stop_accepting = CancellationToken::new();
     let limits = descriptor_checked(settings.connections);
     let mut http = tokio::spawn(connections::serve(listener, app, limits, stop_accepting.clone()));
