@@ -48,6 +48,11 @@ pub struct SimConfig {
     pub images_per_job: u32,
     /// `None`: any non-empty bearer token is accepted.
     pub required_token: Option<String>,
+    /// Tokens answered 401 as revoked, whatever else is set (a caller's bad key).
+    pub rejected_tokens: Vec<String>,
+    /// Keep which token each API call used (`GET /__sim/tokens`), for tests of per-user keys.
+    /// Off by default: the log costs a lock per call.
+    pub record_tokens: bool,
     /// What result images look like; read when an image is served.
     pub image_style: ImageStyle,
     /// The price of one image, in US dollars: the catalogue's `base_price_usd`, and a job's cost.
@@ -65,6 +70,8 @@ impl Default for SimConfig {
             run_ms: 800,
             images_per_job: 1,
             required_token: None,
+            rejected_tokens: Vec::new(),
+            record_tokens: false,
             image_style: ImageStyle::Gradient,
             price_usd_per_image: billing::DEFAULT_PRICE_USD,
             balance_usd: None,
@@ -126,6 +133,20 @@ struct Shared {
     counters: Counters,
     /// Absolute base of the URLs handed out (status, result, cancel, images).
     base_url: String,
+    /// `config.record_tokens`, readable without the config's lock.
+    record_tokens: std::sync::atomic::AtomicBool,
+    /// Which token each API call used, while `record_tokens` is on.
+    tokens: Mutex<Vec<TokenUse>>,
+}
+
+/// One API call's token, as `GET /__sim/tokens` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUse {
+    /// submit, status, result, cancel or model.
+    pub call: String,
+    /// The request id (a submit's is the new job's), or the model id.
+    pub subject: String,
+    pub token: String,
 }
 
 impl Shared {
@@ -134,6 +155,7 @@ impl Shared {
     }
 
     fn set_config(&self, config: SimConfig) {
+        self.record_tokens.store(config.record_tokens, Ordering::Relaxed);
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
@@ -158,6 +180,8 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            record_tokens: config.record_tokens.into(),
+            tokens: Mutex::default(),
             config: Mutex::new(config),
             jobs: state::Jobs::default(),
             faults: faults::Faults::default(),

@@ -39,6 +39,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/__sim/config", put(put_config).get(get_config))
         .route("/__sim/stats", get(get_stats))
         .route("/__sim/jobs", get(list_jobs))
+        .route("/__sim/tokens", get(list_tokens))
         .route("/__sim/jobs/{id}", get(get_job))
         .route("/__sim/faults", post(add_fault).delete(clear_faults).get(list_faults))
         .with_state(shared)
@@ -90,6 +91,7 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
         return billing::payment_required(balance, job.cost_usd);
     }
     sim.jobs.insert(id.clone(), job);
+    note_token(sim, "submit", &id, headers);
     count(&sim.counters.accepted);
     // Per-request lines are debug: at info, logging would cost more than answering.
     tracing::debug!(request_id = %id, "simulator: job submitted");
@@ -110,6 +112,7 @@ async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
         if !authorized(&sim, &headers) {
             return wire::unauthorized();
         }
+        note_token(&sim, "status", &id, &headers);
         let Some(phase) = sim.jobs.status(&id) else {
             return wire::not_found();
         };
@@ -135,6 +138,7 @@ async fn model(State(sim): Sim, Path(model): Path<String>, headers: HeaderMap) -
         if !authorized(&sim, &headers) {
             return wire::unauthorized();
         }
+        note_token(&sim, "model", model.trim_start_matches('/'), &headers);
         match model.trim_start_matches('/') {
             model @ (MODEL_ID | EDIT_MODEL_ID) => billing::model_entry(&sim, model),
             other => wire::error(
@@ -157,6 +161,7 @@ async fn result(State(sim): Sim, Path(id): Path<String>, RawQuery(query): RawQue
         if !authorized(&sim, &headers) {
             return wire::unauthorized();
         }
+        note_token(&sim, "result", &id, &headers);
         let Some(job) = sim.jobs.get(&id) else {
             return wire::not_found();
         };
@@ -197,6 +202,7 @@ async fn cancel(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
         if !authorized(&sim, &headers) {
             return wire::unauthorized();
         }
+        note_token(&sim, "cancel", &id, &headers);
         let (status, outcome) = match sim.jobs.cancel(&id) {
             None => return wire::not_found(),
             Some(CancelOutcome::Cancelled) => {
@@ -247,21 +253,41 @@ async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Res
     .await
 }
 
-/// Bearer token check: any non-empty token, or exactly `required_token` when set.
+/// Bearer token check: any non-empty token, or exactly `required_token` when set; never one of
+/// `rejected_tokens`.
 fn authorized(sim: &Shared, headers: &HeaderMap) -> bool {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let token = bearer(headers);
     // Compared under the lock: cloning the whole config on every request is what it would cost.
     let config = sim.config.lock().unwrap_or_else(|p| p.into_inner());
     match (token, config.required_token.as_deref()) {
         (None, _) => false,
+        (Some(given), _) if config.rejected_tokens.iter().any(|r| r == given) => false,
         (Some(_), None) => true,
         (Some(given), Some(required)) => given == required,
     }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Keeps which token `call` on `subject` used, when `record_tokens` is on (never logged).
+fn note_token(sim: &Shared, call: &str, subject: &str, headers: &HeaderMap) {
+    if !sim.record_tokens.load(Ordering::Relaxed) {
+        return;
+    }
+    let token = bearer(headers).unwrap_or_default().to_owned();
+    let mut tokens = sim.tokens.lock().unwrap_or_else(|p| p.into_inner());
+    tokens.push(super::TokenUse {
+        call: call.to_owned(),
+        subject: subject.to_owned(),
+        token,
+    });
 }
 
 // ---- control API (no auth: tests only, on loopback) ----
@@ -283,7 +309,11 @@ async fn put_config(State(sim): Sim, Json(patch): Json<Value>) -> Response {
     }
     match serde_json::from_value::<SimConfig>(Value::Object(merged)) {
         Ok(config) => {
-            tracing::info!(?config, "simulator: config changed");
+            // Tokens are the tests' secrets: never in a log line.
+            let mut shown = config.clone();
+            shown.required_token = shown.required_token.map(|_| "<redacted>".to_owned());
+            shown.rejected_tokens = vec!["<redacted>".to_owned(); shown.rejected_tokens.len()];
+            tracing::info!(config = ?shown, "simulator: config changed");
             sim.set_config(config.clone());
             Json(config).into_response()
         }
@@ -307,6 +337,10 @@ async fn list_jobs(State(sim): Sim) -> Response {
         .map(|(id, status)| json!({ "request_id": id, "status": status }))
         .collect();
     Json(jobs).into_response()
+}
+
+async fn list_tokens(State(sim): Sim) -> Response {
+    Json(sim.tokens.lock().unwrap_or_else(|p| p.into_inner()).clone()).into_response()
 }
 
 async fn get_job(State(sim): Sim, Path(id): Path<String>) -> Response {
