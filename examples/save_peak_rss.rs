@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let previews = args.next().as_deref() == Some("preview");
     let client = Client::new(ClientConfig {
         base_url: base_url.clone(),
-        token: ApiToken::new("measure").expect("non-empty"),
+        token: ApiToken::new("measure"),
         model: "bytedance/dreamina-4-0/text-to-image".into(),
         timeout: Duration::from_secs(120),
         retry: runcomfy_mcp::runcomfy::RetryPolicy::default(),
@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .submit(&json!({"prompt": "noise", "width\u{d7}height": "4096x4096(1:1)", "force_single": true}))
         .await?;
     let urls = loop {
-        let answer = client.result(&id).await?;
+        let answer = client.result(None, &id).await?;
         if answer.status == JobStatus::Succeeded {
             break answer.output.unwrap_or_default().image_urls();
         }

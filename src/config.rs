@@ -8,8 +8,8 @@ use std::{net::SocketAddr, sync::Arc};
 use clap::Args;
 
 use crate::{
-    jobs::{JobService, LimitArgs, WaitArgs},
-    journal::JournalArgs,
+    jobs::{owners, JobService, LimitArgs, Owners, WaitArgs},
+    journal::{location, JournalArgs},
     mcp::{McpArgs, RunComfyServer},
     media::{
         inputs::{InputOptions, DEFAULT_INPUT_MAX_BYTES},
@@ -17,7 +17,10 @@ use crate::{
     },
     runcomfy::{settings::token_from_env, ApiToken, Client, UpstreamArgs},
     simulator::{SimConfig, Simulator},
-    transport::settings::{HttpSettings, TransportArgs, TransportKind},
+    transport::{
+        per_user_keys::PerUserKeys,
+        settings::{HttpSettings, TransportArgs, TransportKind},
+    },
 };
 
 /// `serve`'s settings.
@@ -71,21 +74,43 @@ pub struct Serve {
 impl ServeArgs {
     pub async fn build(self) -> anyhow::Result<Serve> {
         // Checked before anything starts, so a refused setting costs nothing.
-        let http = match self.transport.transport {
+        let per_user_keys = self.transport.per_user_keys;
+        let mut http = match self.transport.transport {
+            TransportKind::Stdio if per_user_keys => anyhow::bail!(
+                "--per-user-keys needs --transport http: over stdio there is one client, which starts the server with its own RUNCOMFY_API_KEY"
+            ),
             TransportKind::Stdio => None,
             TransportKind::Http => Some(self.transport.http_settings()?),
         };
+        if per_user_keys && self.journal.no_journal {
+            anyhow::bail!(
+                "--per-user-keys keeps each person's jobs apart in the job journal: drop --no-journal (RUNCOMFY_NO_JOURNAL) to use it"
+            );
+        }
         let media = self.media.options().map_err(anyhow::Error::msg)?;
         self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
-        let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
+        if let Some(http) = http.as_mut().filter(|_| per_user_keys) {
+            let state_dir = self.journal.state_dir.clone().or_else(location::default_state_dir);
+            let owners = Owners::load(
+                std::env::var(owners::SECRET_VAR).ok(),
+                self.transport.owner_secret_file.as_deref(),
+                state_dir.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            http.per_user_keys = Some(std::sync::Arc::new(PerUserKeys {
+                owners,
+                bearer_is_key: http.guards.token.is_none(),
+            }));
+        }
+        let (client, downloader, simulator) = upstream_client(&self.upstream, per_user_keys).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
         let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_models(self.upstream.models())
             .with_limits(self.limits.limits());
         Ok(Serve {
-            server: RunComfyServer::new(jobs, self.mcp.structured_content),
+            server: RunComfyServer::new(jobs, self.mcp.structured_content).with_per_user_keys(per_user_keys),
             http,
             _simulator: simulator,
         })
@@ -108,7 +133,7 @@ impl GenerateSettings {
         };
         self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
-        let (client, downloader, simulator) = upstream_client(&self.upstream).await?;
+        let (client, downloader, simulator) = upstream_client(&self.upstream, false).await?;
         let journal = self.journal.open(self.upstream.simulate).await;
         let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_models(self.upstream.models())
@@ -119,18 +144,27 @@ impl GenerateSettings {
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here,
 /// and the client for its result files: public `https` addresses only, plus the upstream's own
-/// origin when that is on this machine (the simulator, a loopback `--base-url`).
-async fn upstream_client(args: &UpstreamArgs) -> anyhow::Result<(Arc<Client>, Downloader, Option<Simulator>)> {
+/// origin when that is on this machine (the simulator, a loopback `--base-url`). `per_user_keys`:
+/// the client has no key of its own (each call brings its caller's).
+async fn upstream_client(
+    args: &UpstreamArgs,
+    per_user_keys: bool,
+) -> anyhow::Result<(Arc<Client>, Downloader, Option<Simulator>)> {
     let (config, simulator) = if args.simulate {
         let simulator = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await?;
         tracing::info!(url = %simulator.base_url(), "using the built-in simulator (no RunComfy traffic, no token needed)");
         let token = ApiToken::new("simulator").expect("a non-empty literal");
         (
-            args.client_config(Some(token), Some(simulator.base_url()))?,
+            // With per-user keys the simulator sees each caller's key, as RunComfy would.
+            args.client_config(
+                (!per_user_keys).then_some(token),
+                Some(simulator.base_url()),
+                per_user_keys,
+            )?,
             Some(simulator),
         )
     } else {
-        (args.client_config(token_from_env(), None)?, None)
+        (args.client_config(token_from_env(), None, per_user_keys)?, None)
     };
     let policy = AddressPolicy::for_upstream(&config.base_url);
     if policy.allows_local_upstream() {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     dreamina::ImageRequest,
-    jobs::{price::usd, JobService, Run, RunError, RunOutcome, Step},
+    jobs::{price::usd, Caller, JobService, Run, RunError, RunOutcome, Step},
     media::{
         inputs::{looks_like_a_path, Source},
         OutputKind,
@@ -49,8 +49,10 @@ pub fn local_images(entries: &[String]) -> anyhow::Result<(Vec<String>, Vec<Stri
 
 /// Runs one generation to the end and returns the saved files.
 pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Vec<PathBuf>> {
+    // A shell is one person with the server's key.
+    let caller = Caller::server();
     // Every reference image checked and read before anything is paid for.
-    let prepared = jobs.prepare(request).await?;
+    let prepared = jobs.prepare(&caller, request).await?;
     let bar = ProgressBar::new_spinner()
         .with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
     bar.enable_steady_tick(Duration::from_millis(120));
@@ -69,7 +71,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
         }
     };
 
-    match jobs.estimate(&prepared, 1).await {
+    match jobs.estimate(&caller, &prepared, 1).await {
         Ok(estimate) => say(estimate.text()),
         Err(reason) => say(format!("no cost estimate: {reason}")),
     }
@@ -86,7 +88,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
     // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
     let max_wait = jobs.policy().max_wait;
     let run = jobs
-        .run(&prepared, max_wait, &cancel, |_, step| match step {
+        .run(&caller, &prepared, max_wait, &cancel, |_, step| match step {
             Step::Submitted(id) => say(format!("request_id {id}")),
             Step::Polled(_, event) => {
                 if bar.is_hidden() && event.changed {
@@ -149,7 +151,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
         bail!("job {id} succeeded but returned no output URLs");
     }
     // The same bounded download and safe atomic save as the MCP tools, without previews.
-    let collected = jobs.collect(&id, &images, &videos, false).await;
+    let collected = jobs.collect(&caller, &id, &images, &videos, false).await;
     let mut saved = Vec::new();
     // Outputs past the first media::MAX_PROCESSED are not fetched: counted, not listed one by one.
     let mut skipped = collected.unlisted;

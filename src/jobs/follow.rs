@@ -19,16 +19,16 @@ pub(super) struct Follower {
 }
 
 impl Follower {
-    pub(super) fn start(journal: &Journal, id: &RequestId) -> Self {
+    pub(super) fn start(journal: &Journal, owner: &Owner, id: &RequestId) -> Self {
         let (latest, mut seen) = watch::channel(None::<JobUpdate>);
         let writer = journal.off_reason().is_none().then(|| {
-            let (journal, id) = (journal.clone(), id.clone());
+            let (journal, owner, id) = (journal.clone(), owner.clone(), id.clone());
             tokio::spawn(async move {
                 // `changed` still reports a value sent just before the sender went away.
                 while seen.changed().await.is_ok() {
                     let update = seen.borrow_and_update().clone();
                     if let Some(update) = update {
-                        journal.record(&Owner::single(), &id, update).await;
+                        journal.record(&owner, &id, update).await;
                     }
                 }
             })

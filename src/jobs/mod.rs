@@ -6,17 +6,23 @@
 //! `follow` keeps the journal current during a wait; `prepare` resolves a request's inputs;
 //! [`price`] estimates a job's cost before it is paid for; [`limits`] holds the spend and rate
 //! limit flags (checked in the journal); [`settings`] holds the wait flags and their defaults.
+//! Every call is made for a [`Caller`]: whose jobs it sees and whose RunComfy key it spends
+//! ([`owners`] names a per-user key's owner).
 
+mod caller;
 mod follow;
 pub mod limits;
 mod outputs;
+pub mod owners;
 pub mod poll;
 mod prepare;
 pub mod price;
 mod service;
 pub mod settings;
 
+pub use caller::Caller;
 pub use limits::LimitArgs;
+pub use owners::Owners;
 pub use poll::{Backoff, Event, StatusSource, WaitOptions, WaitOutcome};
 pub use prepare::{PrepareError, Prepared, Recipe};
 pub use price::CostEstimate;

@@ -17,13 +17,15 @@ pub trait StatusSource: Sync {
     fn cancel(&self, id: &RequestId) -> impl Future<Output = Result<CancelResponse, ApiError>> + Send;
 }
 
+/// The client with the server's own key; a caller's key polls through the job service's
+/// `CallerClient`.
 impl StatusSource for Client {
     fn status(&self, id: &RequestId) -> impl Future<Output = Result<StatusResponse, ApiError>> + Send {
-        Client::status(self, id)
+        Client::status(self, None, id)
     }
 
     fn cancel(&self, id: &RequestId) -> impl Future<Output = Result<CancelResponse, ApiError>> + Send {
-        Client::cancel(self, id)
+        Client::cancel(self, None, id)
     }
 }
 

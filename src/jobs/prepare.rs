@@ -8,10 +8,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::JobService;
+use super::{Caller, JobService};
 use crate::{
     dreamina::{Endpoint, ImageRequest, InputError, WIRE_IMAGES_KEY},
-    journal::{JobRecord, Owner},
+    journal::JobRecord,
     media::inputs::{self, InputRecord, Source},
     runcomfy::{ApiError, JobStatus, RequestId, MAX_SUBMIT_BYTES},
 };
@@ -108,7 +108,7 @@ impl JobService {
     /// Checks `request` and resolves its reference images, in order; the first entry that
     /// cannot be used is the error. Reads files and may ask RunComfy for an earlier job's
     /// result, but never submits.
-    pub async fn prepare(&self, request: &ImageRequest) -> Result<Prepared, PrepareError> {
+    pub async fn prepare(&self, caller: &Caller, request: &ImageRequest) -> Result<Prepared, PrepareError> {
         request.validate()?;
         let mut urls = Vec::with_capacity(request.images.len());
         let mut records = Vec::with_capacity(request.images.len());
@@ -122,7 +122,7 @@ impl JobService {
                 Source::Url(url) => inputs::url(url),
                 Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).map_err(input)?,
                 Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
-                Source::Job { id, index } => match self.job_output(&id, index).await {
+                Source::Job { id, index } => match self.job_output(caller, &id, index).await {
                     Ok(url) => inputs::job_output(entry, url),
                     Err(OutputError::Unusable(message)) => return Err(input(message)),
                     Err(OutputError::Lookup(error)) => return Err(PrepareError::Lookup { field, id, error }),
@@ -162,26 +162,32 @@ impl JobService {
         })
     }
 
-    /// The prompt and settings of a job this machine submitted, from the journal.
-    pub async fn recipe(&self, id: &RequestId) -> Option<Recipe> {
+    /// The prompt and settings of `caller`'s job, from the journal.
+    pub async fn recipe(&self, caller: &Caller, id: &RequestId) -> Option<Recipe> {
         self.journal
-            .get(&Owner::single(), id)
+            .get(caller.owner(), id)
             .await
             .map(|job| Recipe::from_record(&job))
     }
 
     /// The URL of job `id`'s `index`-th image (from 1), exactly as RunComfy gave it: from the
-    /// journal when it holds the result, else from RunComfy's result for the job.
-    pub(super) async fn job_output(&self, id: &RequestId, index: usize) -> Result<String, OutputError> {
+    /// journal when it holds the result, else from RunComfy's result for the job. Only
+    /// `caller`'s own jobs: another person's is "no job", as an unknown one.
+    pub(super) async fn job_output(
+        &self,
+        caller: &Caller,
+        id: &RequestId,
+        index: usize,
+    ) -> Result<String, OutputError> {
         if let Some(job) = self
             .journal
-            .get(&Owner::single(), id)
+            .get(caller.owner(), id)
             .await
             .filter(|j| !j.images.is_empty())
         {
             return pick(id, &job.images, index);
         }
-        let answer = match self.result(id).await {
+        let answer = match self.result(caller, id).await {
             Ok(answer) => answer,
             Err(ApiError::NotFound { .. }) => {
                 return Err(OutputError::Unusable(format!(

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::{sync::Mutex, time::Instant};
 
 use super::Prepared;
-use crate::runcomfy::Client;
+use crate::runcomfy::{ApiToken, Client};
 
 /// The most images one Dreamina 4.0 job can make, reference images included (Seedream 4.0's
 /// documented cap of 15 for a set). An assumption of this server, not a RunComfy figure.
@@ -93,8 +93,17 @@ pub struct Prices {
 
 impl Prices {
     /// The estimate for `count` jobs of `prepared`; `Err` says why the price is not known.
-    pub async fn estimate(&self, client: &Client, prepared: &Prepared, count: u32) -> Result<CostEstimate, String> {
-        let (per_image_usd, pricing_note) = self.price(client, &prepared.model).await?;
+    /// `key`: whose key reads the catalogue (`None`: the server's). A price is the same for
+    /// everyone, so it is cached for all; a failure only when the server's own key met it, so
+    /// that one person's bad key does not leave the others without estimates.
+    pub async fn estimate(
+        &self,
+        client: &Client,
+        key: Option<&ApiToken>,
+        prepared: &Prepared,
+        count: u32,
+    ) -> Result<CostEstimate, String> {
+        let (per_image_usd, pricing_note) = self.price(client, key, &prepared.model).await?;
         let most = if prepared.recipe.force_single {
             1
         } else {
@@ -112,7 +121,7 @@ impl Prices {
         })
     }
 
-    async fn price(&self, client: &Client, model: &str) -> Price {
+    async fn price(&self, client: &Client, key: Option<&ApiToken>, model: &str) -> Price {
         let mut cache = self.cache.lock().await;
         if let Some((read_at, price)) = cache.get(model) {
             let ttl = if price.is_ok() { PRICE_TTL } else { FAILURE_TTL };
@@ -120,7 +129,7 @@ impl Prices {
                 return price.clone();
             }
         }
-        let price = match client.model_info(model).await {
+        let price = match client.model_info(key, model).await {
             Err(e) => Err(format!("RunComfy's catalogue entry for {model} could not be read: {e}")),
             Ok(info) => match (info.base_price_usd, info.price_unit.as_deref()) {
                 (Some(price), Some("output") | None) => Ok((price, info.pricing_note)),
@@ -133,7 +142,9 @@ impl Prices {
         if let Err(reason) = &price {
             tracing::warn!("no cost estimate: {reason}");
         }
-        cache.insert(model.to_owned(), (Instant::now(), price.clone()));
+        if price.is_ok() || key.is_none() {
+            cache.insert(model.to_owned(), (Instant::now(), price.clone()));
+        }
         price
     }
 }

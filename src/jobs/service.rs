@@ -2,6 +2,10 @@
 //! call goes upstream first and to the journal after, in that order, and the answer is returned
 //! untouched; the journal never fails a call. A request is first [`prepared`](super::prepare)
 //! (its reference images resolved), then submitted once, or several times for a batch.
+//!
+//! Every call is made for a [`Caller`]: their key goes upstream, the journal is read and written
+//! as their owner, and, for a caller with their own key, a request id the journal does not hold
+//! as theirs is not found, before anything is sent (see [`JobService::owned`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    caller::{Caller, CallerClient},
     follow::Follower,
     limits::refusal_text,
     poll,
@@ -18,7 +23,7 @@ use super::{
 };
 use crate::{
     dreamina::{Models, EDIT_MODEL},
-    journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, Owner, SpendTotals, SubmitOutcome},
+    journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
     media::{self, Collected, Downloader, MediaOptions},
     runcomfy::{ApiError, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
@@ -136,13 +141,13 @@ impl JobService {
 
     /// What `count` jobs of `prepared` will cost, from the model's catalogue price (read once
     /// and cached); `Err` says why the price is not known.
-    pub async fn estimate(&self, prepared: &Prepared, count: u32) -> Result<CostEstimate, String> {
-        self.prices.estimate(&self.client, prepared, count).await
+    pub async fn estimate(&self, caller: &Caller, prepared: &Prepared, count: u32) -> Result<CostEstimate, String> {
+        self.prices.estimate(&self.client, caller.key(), prepared, count).await
     }
 
-    /// Spend today, over the last 7 days and over all recorded time, from the journal.
-    pub async fn spend(&self) -> Result<SpendTotals, String> {
-        self.journal.spend(&Owner::single()).await
+    /// `caller`'s spend today, over the last 7 days and over all recorded time, from the journal.
+    pub async fn spend(&self, caller: &Caller) -> Result<SpendTotals, String> {
+        self.journal.spend(caller.owner()).await
     }
 
     pub fn with_models(mut self, models: Models) -> Self {
@@ -161,15 +166,15 @@ impl JobService {
     /// Submits a job, recording it before the body leaves and its outcome after, unless a limit
     /// refuses it (then nothing is sent). Never sent twice unless RunComfy provably did not take
     /// it (the client's retry policy).
-    pub async fn submit(&self, prepared: &Prepared) -> Result<RequestId, SubmitError> {
-        let estimate = self.estimate(prepared, 1).await;
+    pub async fn submit(&self, caller: &Caller, prepared: &Prepared) -> Result<RequestId, SubmitError> {
+        let estimate = self.estimate(caller, prepared, 1).await;
         if let (Some(limit), Err(reason)) = (self.limits.max_spend_usd_per_day, &estimate) {
             return Err(SubmitError::Limit(format!(
                 "Not submitted: the spending limit (--max-spend-usd-per-day {limit}) cannot be checked because this job's price is not known: {reason}. Nothing was sent to RunComfy; try again in a minute."
             )));
         }
         let job = NewJob {
-            owner: Owner::single(),
+            owner: caller.owner().clone(),
             model: prepared.model.clone(),
             prompt: prepared.recipe.prompt.clone(),
             size: prepared.recipe.size.clone(),
@@ -192,7 +197,10 @@ impl JobService {
                 )))
             }
         };
-        let submitted = self.client.submit_to(&prepared.model, &prepared.wire).await;
+        let submitted = self
+            .client
+            .submit_to(caller.key(), &prepared.model, &prepared.wire)
+            .await;
         if let Some(key) = key {
             let outcome = match &submitted {
                 Ok(id) => SubmitOutcome::Accepted {
@@ -209,30 +217,55 @@ impl JobService {
     /// Submits `count` jobs of the same request at once: each one journaled, each one a separate
     /// paid job. Every submit runs to its end whatever the others do, so a failed one loses none
     /// of the others' request ids. The outcomes are in order.
-    pub async fn submit_batch(&self, prepared: &Prepared, count: u32) -> Vec<Result<RequestId, SubmitError>> {
-        futures::future::join_all((0..count).map(|_| self.submit(prepared))).await
+    pub async fn submit_batch(
+        &self,
+        caller: &Caller,
+        prepared: &Prepared,
+        count: u32,
+    ) -> Vec<Result<RequestId, SubmitError>> {
+        futures::future::join_all((0..count).map(|_| self.submit(caller, prepared))).await
     }
 
-    pub async fn status(&self, id: &RequestId) -> Result<StatusResponse, ApiError> {
-        let answer = self.client.status(id).await?;
+    /// For a caller with their own key: `Ok` with the journal's row when the job is theirs, and
+    /// RunComfy's "no such request" when it is not, whether it is another person's or nobody's
+    /// (one answer for both, so that request ids cannot be probed), with nothing sent upstream.
+    /// The server's own caller may follow any job its key can reach (`Ok(None)`, no lookup).
+    pub(super) async fn owned(&self, caller: &Caller, id: &RequestId) -> Result<Option<JobRecord>, ApiError> {
+        if !caller.is_keyed() {
+            return Ok(None);
+        }
+        match self.journal.get(caller.owner(), id).await {
+            Some(job) => Ok(Some(job)),
+            None => Err(ApiError::NotFound {
+                message: "no job with this request_id was submitted through this server with your RunComfy key"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    pub async fn status(&self, caller: &Caller, id: &RequestId) -> Result<StatusResponse, ApiError> {
+        self.owned(caller, id).await?;
+        let answer = self.client.status(caller.key(), id).await?;
         self.journal
-            .record(&Owner::single(), id, JobUpdate::from_status(&answer))
+            .record(caller.owner(), id, JobUpdate::from_status(&answer))
             .await;
         Ok(answer)
     }
 
-    pub async fn result(&self, id: &RequestId) -> Result<ResultResponse, ApiError> {
-        let answer = self.client.result(id).await?;
+    pub async fn result(&self, caller: &Caller, id: &RequestId) -> Result<ResultResponse, ApiError> {
+        self.owned(caller, id).await?;
+        let answer = self.client.result(caller.key(), id).await?;
         self.journal
-            .record(&Owner::single(), id, JobUpdate::from_result(&answer))
+            .record(caller.owner(), id, JobUpdate::from_result(&answer))
             .await;
         Ok(answer)
     }
 
-    pub async fn cancel(&self, id: &RequestId) -> Result<CancelResponse, ApiError> {
-        let answer = self.client.cancel(id).await?;
+    pub async fn cancel(&self, caller: &Caller, id: &RequestId) -> Result<CancelResponse, ApiError> {
+        self.owned(caller, id).await?;
+        let answer = self.client.cancel(caller.key(), id).await?;
         self.journal
-            .record(&Owner::single(), id, JobUpdate::from_cancel(&answer))
+            .record(caller.owner(), id, JobUpdate::from_cancel(&answer))
             .await;
         Ok(answer)
     }
@@ -241,14 +274,17 @@ impl JobService {
     /// and queue position it sees, and the cancel if the wait was cancelled.
     pub async fn wait(
         &self,
+        caller: &Caller,
         id: &RequestId,
         max_wait: Duration,
         cancel: &CancellationToken,
         mut on_event: impl FnMut(&Event),
     ) -> Result<WaitOutcome, ApiError> {
-        let follower = Follower::start(&self.journal, id);
+        self.owned(caller, id).await?;
+        let follower = Follower::start(&self.journal, caller.owner(), id);
         let options = WaitOptions::new(self.policy.backoff, max_wait);
-        let outcome = poll::wait(self.client.as_ref(), id, &options, cancel, |event| {
+        let upstream = CallerClient::new(&self.client, caller);
+        let outcome = poll::wait(&upstream, id, &options, cancel, |event| {
             follower.saw(event);
             on_event(event);
         })
@@ -256,7 +292,7 @@ impl JobService {
         follower.finish().await;
         if let Ok(WaitOutcome::Cancelled { cancel: Ok(answer), .. }) = &outcome {
             self.journal
-                .record(&Owner::single(), id, JobUpdate::from_cancel(answer))
+                .record(caller.owner(), id, JobUpdate::from_cancel(answer))
                 .await;
         }
         outcome
@@ -268,21 +304,26 @@ impl JobService {
     /// unknown): a cancellation is acted on right after, by cancelling the job.
     pub async fn run(
         &self,
+        caller: &Caller,
         prepared: &Prepared,
         max_wait: Duration,
         cancel: &CancellationToken,
         mut on_step: impl FnMut(Duration, Step<'_>),
     ) -> Result<Run, RunError> {
         let started = Instant::now();
-        let id = self.submit(prepared).await.map_err(RunError::Submit)?;
+        let id = self.submit(caller, prepared).await.map_err(RunError::Submit)?;
         on_step(started.elapsed(), Step::Submitted(&id));
         let waited = self
-            .wait(&id, max_wait.saturating_sub(started.elapsed()), cancel, |event| {
-                on_step(started.elapsed(), Step::Polled(&id, event))
-            })
+            .wait(
+                caller,
+                &id,
+                max_wait.saturating_sub(started.elapsed()),
+                cancel,
+                |event| on_step(started.elapsed(), Step::Polled(&id, event)),
+            )
             .await;
         let outcome = match waited {
-            Ok(WaitOutcome::Finished(_)) => self.result(&id).await.map(RunOutcome::Done),
+            Ok(WaitOutcome::Finished(_)) => self.result(caller, &id).await.map(RunOutcome::Done),
             Ok(WaitOutcome::DeadlinePassed { last }) => Ok(RunOutcome::StillRunning(last)),
             Ok(WaitOutcome::Cancelled { cancel, .. }) => Ok(RunOutcome::Cancelled(cancel)),
             Err(error) => Err(error),
@@ -303,6 +344,7 @@ impl JobService {
     /// job's place in the batch (from 0). The runs are in order.
     pub async fn run_batch(
         &self,
+        caller: &Caller,
         prepared: &Prepared,
         count: u32,
         max_wait: Duration,
@@ -313,7 +355,7 @@ impl JobService {
         let on_step = std::sync::Mutex::new(on_step);
         let runs = (0..count as usize).map(|i| {
             let on_step = &on_step;
-            self.run(prepared, max_wait, cancel, move |elapsed, step| {
+            self.run(caller, prepared, max_wait, cancel, move |elapsed, step| {
                 (on_step.lock().unwrap_or_else(|p| p.into_inner()))(i, elapsed, step)
             })
         });
@@ -322,14 +364,24 @@ impl JobService {
 
     /// Downloads, saves and previews a succeeded job's outputs as the media options say (see
     /// [`media::collect`]), and records the saved files.
-    pub async fn collect(&self, id: &RequestId, images: &[String], videos: &[String], full_size: bool) -> Collected {
+    pub async fn collect(
+        &self,
+        caller: &Caller,
+        id: &RequestId,
+        images: &[String],
+        videos: &[String],
+        full_size: bool,
+    ) -> Collected {
         let jobs = [Outputs { id, images, videos }];
-        self.collect_all(&jobs, full_size).await.pop().unwrap_or_default()
+        self.collect_all(caller, &jobs, full_size)
+            .await
+            .pop()
+            .unwrap_or_default()
     }
 
     /// [`JobService::collect`] for several jobs answered together (see [`media::collect_all`]):
     /// one [`Collected`] per job, in order, each image with its reference (`<request_id>#<n>`).
-    pub async fn collect_all(&self, jobs: &[Outputs<'_>], full_size: bool) -> Vec<Collected> {
+    pub async fn collect_all(&self, caller: &Caller, jobs: &[Outputs<'_>], full_size: bool) -> Vec<Collected> {
         let requests: Vec<media::Request<'_>> = jobs
             .iter()
             .map(|job| media::Request {
@@ -350,15 +402,17 @@ impl JobService {
             if !saved.is_empty() {
                 // The journal keeps where the files went, so list_jobs can point at them later.
                 self.journal
-                    .record(&Owner::single(), job.id, JobUpdate::saved(saved))
+                    .record(caller.owner(), job.id, JobUpdate::saved(saved))
                     .await;
             }
         }
         all
     }
 
-    /// Jobs recorded on this machine, newest first. `Err` says why there is nothing to list.
-    pub async fn list(&self, query: JobQuery) -> Result<Vec<JobRecord>, String> {
+    /// `caller`'s jobs recorded in the journal, newest first (the query's owner is set to
+    /// theirs). `Err` says why there is nothing to list.
+    pub async fn list(&self, caller: &Caller, mut query: JobQuery) -> Result<Vec<JobRecord>, String> {
+        query.owner = caller.owner().clone();
         self.journal.list(query).await
     }
 }

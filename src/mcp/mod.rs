@@ -5,6 +5,7 @@
 mod answer;
 mod app;
 mod args;
+mod caller;
 mod media;
 mod progress;
 mod resources;

@@ -16,7 +16,8 @@ use serde_json::json;
 
 use super::{app, RunComfyServer};
 use crate::{
-    journal::{JobQuery, Owner, RecordedStatus},
+    jobs::Caller,
+    journal::{JobQuery, RecordedStatus},
     media::{self, on_demand::Form},
     runcomfy::{JobStatus, RequestId},
 };
@@ -89,17 +90,18 @@ fn not_found(uri: &str, why: &str) -> ErrorData {
 }
 
 impl RunComfyServer {
-    pub(super) async fn list_resources_for(&self, renders: bool) -> ListResourcesResult {
+    /// The view (for a client that renders it) and `caller`'s own jobs' images.
+    pub(super) async fn list_resources_for(&self, caller: &Caller, renders: bool) -> ListResourcesResult {
         let mut resources = Vec::new();
         if renders {
             resources.push(viewer_resource());
         }
         let query = JobQuery {
-            owner: Owner::single(),
+            owner: caller.owner().clone(),
             status: Some(RecordedStatus::Job(JobStatus::Succeeded)),
             limit: LISTED_JOBS,
         };
-        for job in self.jobs.list(query).await.unwrap_or_default() {
+        for job in self.jobs.list(caller, query).await.unwrap_or_default() {
             let Some(id) = &job.request_id else { continue };
             // A hostile upstream may list thousands of outputs: name no more than a result processes.
             for index in 1..=job.images.len().min(media::MAX_PROCESSED) {
@@ -114,7 +116,13 @@ impl RunComfyServer {
         ListResourcesResult::with_all_items(resources)
     }
 
-    pub(super) async fn read_resource_at(&self, uri: &str, renders: bool) -> Result<ReadResourceResult, ErrorData> {
+    /// A resource of `caller`'s: another person's job image is not found, as an unknown one.
+    pub(super) async fn read_resource_at(
+        &self,
+        caller: &Caller,
+        uri: &str,
+        renders: bool,
+    ) -> Result<ReadResourceResult, ErrorData> {
         if uri == app::VIEWER_URI {
             if !renders {
                 return Err(not_found(
@@ -144,7 +152,7 @@ impl RunComfyServer {
         };
         let file = self
             .jobs
-            .output_file(&id, index, form)
+            .output_file(caller, &id, index, form)
             .await
             .map_err(|why| not_found(uri, &why))?;
         let blob = base64::engine::general_purpose::STANDARD.encode(&file.data);

@@ -5,16 +5,16 @@ use rmcp::{
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
-        Implementation, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
-        UpdateTaskParams,
+        Implementation, InitializeRequestParams, InitializeResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, UpdateTaskParams,
     },
     service::RequestContext,
     task_manager::TaskManager,
     tool_handler, ErrorData, RoleServer, ServerHandler,
 };
 
-use super::{app, resources, settings::StructuredMode, tools};
+use super::{app, caller::SessionOwner, resources, settings::StructuredMode, tasks::TaskOwners, tools};
 use crate::jobs::JobService;
 
 const INSTRUCTIONS: &str = "Makes and edits images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy. \
@@ -35,6 +35,12 @@ pub struct RunComfyServer {
     /// Whether image-carrying results keep `structuredContent` for the connected client.
     pub(super) structured: StructuredMode,
     pub(super) tasks: TaskManager,
+    /// Whose each task is, with per-user keys (shared by every session, like the tasks).
+    pub(super) task_owners: TaskOwners,
+    /// `--per-user-keys`: every request carries its caller's RunComfy key (see [`super::caller`]).
+    pub(super) per_user_keys: bool,
+    /// The owner this session's handler is bound to (per clone: each session's own).
+    pub(super) session_owner: SessionOwner,
     tool_router: ToolRouter<Self>,
 }
 
@@ -44,6 +50,9 @@ impl RunComfyServer {
             jobs,
             structured,
             tasks: TaskManager::new(),
+            task_owners: TaskOwners::default(),
+            per_user_keys: false,
+            session_owner: SessionOwner::default(),
             tool_router: tools::router(),
         }
     }
@@ -51,6 +60,13 @@ impl RunComfyServer {
     /// The job journal the server records in (for `/healthz`).
     pub fn journal(&self) -> &crate::journal::Journal {
         self.jobs.journal()
+    }
+
+    /// Each request carries its caller's RunComfy key, put in its extensions by the HTTP
+    /// transport: each caller sees and spends only their own.
+    pub fn with_per_user_keys(mut self, on: bool) -> Self {
+        self.per_user_keys = on;
+        self
     }
 }
 
@@ -81,21 +97,35 @@ impl ServerHandler for RunComfyServer {
             .with_instructions(INSTRUCTIONS)
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        // Binds the session to the key that opened it (see `caller`).
+        self.caller(&context.extensions)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if app::is_app_only(&request.name) && !renders(&context) {
             // Hidden from this client: as unknown to it as a tool that does not exist.
             return Err(ErrorData::invalid_params("tool not found", None));
         }
+        // Resolved once here; every tool takes it as `Extension<Caller>`.
+        let caller = self.caller(&context.extensions)?;
         let client_has_tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
         if client_has_tasks {
-            if let Some(task) = self.start_task(&request, context.peer.clone()).await {
+            if let Some(task) = self.start_task(&caller, &request, context.peer.clone()).await {
                 return Ok(task);
             }
         }
+        context.extensions.insert(caller);
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await
@@ -106,6 +136,7 @@ impl ServerHandler for RunComfyServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        self.caller(&context.extensions)?;
         let tools = app::tools_for(self.tool_router.list_all(), renders(&context));
         // As rmcp's generated list_tools answers: cache hints for the protocols that have them.
         let cache_hints = context
@@ -122,7 +153,8 @@ impl ServerHandler for RunComfyServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(self.list_resources_for(renders(&context)).await)
+        let caller = self.caller(&context.extensions)?;
+        Ok(self.list_resources_for(&caller, renders(&context)).await)
     }
 
     async fn list_resource_templates(
@@ -138,30 +170,37 @@ impl ServerHandler for RunComfyServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        Ok(self.read_resource_at(&request.uri, renders(&context)).await?.into())
+        let caller = self.caller(&context.extensions)?;
+        Ok(self
+            .read_resource_at(&caller, &request.uri, renders(&context))
+            .await?
+            .into())
     }
 
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
+        self.own_task(&request.task_id, &context)?;
         Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
     }
 
     async fn update_task(
         &self,
         request: UpdateTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.own_task(&request.task_id, &context)?;
         self.tasks.update_task(&request.task_id, request.input_responses)
     }
 
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.own_task(&request.task_id, &context)?;
         self.tasks.cancel_task(&request.task_id)
     }
 }

@@ -3,13 +3,22 @@
 //! settles with the same answer as the waiting tool; its status message mirrors the jobs'
 //! phases, and `tasks/cancel` cancels the upstream jobs still queued. Arguments and reference
 //! images are checked before a task is made: bad input is answered at once, and costs nothing.
+//!
+//! With per-user keys a task is its caller's: [`TaskOwners`] remembers whose each task is, and
+//! `tasks/get`, `tasks/update` and `tasks/cancel` of another person's task answer exactly as for
+//! a task that does not exist.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rmcp::{
     model::{CallToolRequestParams, CallToolResponse, CreateTaskResult},
-    task_manager::{TaskExit, TaskOptions},
-    Peer, RoleServer,
+    service::RequestContext,
+    task_manager::{TaskExit, TaskManager, TaskOptions},
+    ErrorData, Peer, RoleServer,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +27,29 @@ use super::{
     tools::{self, generate_image_and_wait::progress_message},
     RunComfyServer,
 };
+use crate::{jobs::Caller, journal::Owner};
+
+/// Past this many remembered owners, those of tasks the manager has forgotten (expired) go.
+const OWNERS_BEFORE_SWEEP: usize = 1024;
+
+/// Whose each task is. Cheap to clone; clones share the map (every session sees every task).
+#[derive(Debug, Clone, Default)]
+pub(super) struct TaskOwners(Arc<Mutex<HashMap<String, Owner>>>);
+
+impl TaskOwners {
+    fn record(&self, tasks: &TaskManager, task_id: &str, owner: &Owner) {
+        let mut owners = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if owners.len() >= OWNERS_BEFORE_SWEEP {
+            owners.retain(|id, _| tasks.get_task(id).is_ok());
+        }
+        owners.insert(task_id.to_owned(), owner.clone());
+    }
+
+    fn is_of(&self, task_id: &str, owner: &Owner) -> bool {
+        let owners = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        owners.get(task_id) == Some(owner)
+    }
+}
 
 /// How long a task follows its job: a task is polled, so no client cut-off applies.
 const TASK_WAIT: Duration = Duration::from_secs(30 * 60);
@@ -26,6 +58,7 @@ impl RunComfyServer {
     /// Starts `request` as a task if its tool runs as one (`None`: it does not).
     pub(super) async fn start_task(
         &self,
+        caller: &Caller,
         request: &CallToolRequestParams,
         peer: Peer<RoleServer>,
     ) -> Option<CallToolResponse> {
@@ -34,13 +67,13 @@ impl RunComfyServer {
             Ok(parsed) => parsed,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
-        let prepared = match self.jobs.prepare(&generate.request).await {
+        let prepared = match self.jobs.prepare(caller, &generate.request).await {
             Ok(prepared) => prepared,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
         let count = generate.count;
-        let estimate = self.jobs.estimate(&prepared, count).await.ok();
-        let server = self.clone();
+        let estimate = self.jobs.estimate(caller, &prepared, count).await.ok();
+        let (server, task_caller) = (self.clone(), caller.clone());
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)
             .with_status_message("Submitting");
@@ -56,21 +89,51 @@ impl RunComfyServer {
                 });
                 let runs = server
                     .jobs
-                    .run_batch(&prepared, count, TASK_WAIT, &cancel, |index, elapsed, step| {
-                        ctx.set_status_message(progress_message(index, count, step, elapsed))
-                    })
+                    .run_batch(
+                        &task_caller,
+                        &prepared,
+                        count,
+                        TASK_WAIT,
+                        &cancel,
+                        |index, elapsed, step| ctx.set_status_message(progress_message(index, count, step, elapsed)),
+                    )
                     .await;
                 watcher.abort();
                 if cancel.is_cancelled() {
                     return Err(TaskExit::Cancelled);
                 }
                 let answer = server
-                    .answer_runs(runs, &prepared.recipe, estimate.as_ref(), &delivery, &peer)
+                    .answer_runs(
+                        &task_caller,
+                        runs,
+                        &prepared.recipe,
+                        estimate.as_ref(),
+                        &delivery,
+                        &peer,
+                    )
                     .await;
                 Ok(settle(answer))
             })
         });
+        if self.per_user_keys {
+            self.task_owners.record(&self.tasks, &task.task_id, caller.owner());
+        }
         tracing::info!(task_id = %task.task_id, tool = %request.name, "started a task");
         Some(CallToolResponse::Task(CreateTaskResult::new(task)))
+    }
+
+    /// `Ok` when the task of `task_id` may be seen by this request's caller: always with one
+    /// server-wide key; with per-user keys only their own, another's being "unknown task" as rmcp
+    /// answers for one that does not exist.
+    pub(super) fn own_task(&self, task_id: &str, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        if !self.per_user_keys {
+            return Ok(());
+        }
+        let caller = self.caller(&context.extensions)?;
+        if self.task_owners.is_of(task_id, caller.owner()) {
+            Ok(())
+        } else {
+            Err(ErrorData::invalid_params(format!("unknown task: {task_id}"), None))
+        }
     }
 }

@@ -1,5 +1,9 @@
 //! The HTTP client for the four RunComfy calls. One shared `reqwest::Client` (connection pool,
 //! rustls), a timeout on every call, and every answer classified into [`ApiError`] in one place.
+//!
+//! Every call goes with a key: `None` is the server's own (its `Authorization` header built once,
+//! the default and fast path), `Some` a caller's (with `--per-user-keys`: the header is built for
+//! that call and dropped after it; the key is never logged).
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,7 +35,8 @@ pub const MAX_SUBMIT_BYTES: usize = 64 * 1024 * 1024;
 pub struct ClientConfig {
     /// e.g. `https://model-api.runcomfy.net`, without a trailing slash.
     pub base_url: String,
-    pub token: ApiToken,
+    /// The server's own key; `None` with per-user keys, where every call carries the caller's.
+    pub token: Option<ApiToken>,
     /// e.g. `bytedance/dreamina-4-0/text-to-image`.
     pub model: String,
     /// Bound on each HTTP call, connect to last byte.
@@ -46,8 +51,8 @@ pub struct Client {
     /// `config.base_url` parsed once: each call's URL is this plus path segments, instead of a
     /// string reqwest parses again (host, IDNA and all: about 8k instructions a call).
     base: reqwest::Url,
-    /// The `Authorization` header, built once; `None` if the token cannot be a header value
-    /// (then each call fails as before, in reqwest).
+    /// The `Authorization` header of the server's own key, built once; `None` without one, or
+    /// if the token cannot be a header value (then each call fails as before, in reqwest).
     authorization: Option<header::HeaderValue>,
     /// Bounds the requests in flight, and so the connections open, to the upstream.
     in_flight: Arc<Semaphore>,
@@ -67,12 +72,7 @@ impl Client {
             .ok()
             .filter(|url| !url.cannot_be_a_base())
             .ok_or_else(|| format!("the base URL {:?} is not an http(s) URL", config.base_url))?;
-        let authorization = header::HeaderValue::try_from(format!("Bearer {}", config.token.expose()))
-            .ok()
-            .map(|mut value| {
-                value.set_sensitive(true);
-                value
-            });
+        let authorization = config.token.as_ref().and_then(bearer);
         Ok(Self {
             http,
             config,
@@ -86,24 +86,24 @@ impl Client {
         &self.config.model
     }
 
-    /// Submits a job to the configured model. The body is the model input exactly as RunComfy
-    /// expects it.
+    /// Submits a job to the configured model with the server's key.
     pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
-        self.submit_to(&self.config.model, input).await
+        self.submit_to(None, &self.config.model, input).await
     }
 
     /// Submits a job to `model` (a model id such as `bytedance/dreamina-4-0/edit`, checked at
-    /// start like `--model`).
+    /// start like `--model`), with `key` (`None`: the server's). The body is the model input
+    /// exactly as RunComfy expects it.
     ///
     /// There is no idempotency key, so the retry policy sends a submit again only when the
     /// failure proves the job was not created ([`ApiError::provably_not_sent`]).
-    pub async fn submit_to(&self, model: &str, input: &Value) -> Result<RequestId, ApiError> {
+    pub async fn submit_to(&self, key: Option<&ApiToken>, model: &str, input: &Value) -> Result<RequestId, ApiError> {
         let url = self.url(["v1", "models"].into_iter().chain(model.split('/')));
         let answer: SubmitResponse = self
             .config
             .retry
             .run(CallKind::Submit, "submit", || {
-                self.call(Method::POST, &url, Some(input))
+                self.call(key, Method::POST, &url, Some(input))
             })
             .await?;
         RequestId::parse(&answer.request_id).map_err(|e| ApiError::InvalidResponse {
@@ -112,39 +112,47 @@ impl Client {
         })
     }
 
-    pub async fn status(&self, id: &RequestId) -> Result<StatusResponse, ApiError> {
+    pub async fn status(&self, key: Option<&ApiToken>, id: &RequestId) -> Result<StatusResponse, ApiError> {
         let url = self.request_url(id, "status");
         self.config
             .retry
-            .run(CallKind::Idempotent, "status", || self.call(Method::GET, &url, None))
+            .run(CallKind::Idempotent, "status", || {
+                self.call(key, Method::GET, &url, None)
+            })
             .await
     }
 
     /// The result with its cost (`include_cost=true`, as RunComfy's own clients ask for it).
-    pub async fn result(&self, id: &RequestId) -> Result<ResultResponse, ApiError> {
+    pub async fn result(&self, key: Option<&ApiToken>, id: &RequestId) -> Result<ResultResponse, ApiError> {
         let mut url = self.request_url(id, "result");
         url.set_query(Some("include_cost=true"));
         self.config
             .retry
-            .run(CallKind::Idempotent, "result", || self.call(Method::GET, &url, None))
+            .run(CallKind::Idempotent, "result", || {
+                self.call(key, Method::GET, &url, None)
+            })
             .await
     }
 
     /// `model`'s catalogue entry, with its price (a model id checked at start like `--model`).
-    pub async fn model_info(&self, model: &str) -> Result<ModelInfo, ApiError> {
+    pub async fn model_info(&self, key: Option<&ApiToken>, model: &str) -> Result<ModelInfo, ApiError> {
         let url = self.url(["v1", "models"].into_iter().chain(model.split('/')));
         self.config
             .retry
-            .run(CallKind::Idempotent, "model", || self.call(Method::GET, &url, None))
+            .run(CallKind::Idempotent, "model", || {
+                self.call(key, Method::GET, &url, None)
+            })
             .await
     }
 
     /// Cancelling twice has the effect of cancelling once, so it is retried like a read.
-    pub async fn cancel(&self, id: &RequestId) -> Result<CancelResponse, ApiError> {
+    pub async fn cancel(&self, key: Option<&ApiToken>, id: &RequestId) -> Result<CancelResponse, ApiError> {
         let url = self.request_url(id, "cancel");
         self.config
             .retry
-            .run(CallKind::Idempotent, "cancel", || self.call(Method::POST, &url, None))
+            .run(CallKind::Idempotent, "cancel", || {
+                self.call(key, Method::POST, &url, None)
+            })
             .await
     }
 
@@ -165,16 +173,30 @@ impl Client {
 
     async fn call<T: DeserializeOwned>(
         &self,
+        key: Option<&ApiToken>,
         method: Method,
         url: &reqwest::Url,
         body: Option<&Value>,
     ) -> Result<T, ApiError> {
         let request = self.http.request(method.clone(), url.clone());
-        let mut request = match &self.authorization {
-            Some(value) => request.header(header::AUTHORIZATION, value.clone()),
-            None => request.bearer_auth(self.config.token.expose()),
-        }
-        .header(header::ACCEPT, "application/json");
+        let request = match (key, &self.authorization, &self.config.token) {
+            (Some(key), _, _) => match bearer(key) {
+                Some(value) => request.header(header::AUTHORIZATION, value),
+                None => {
+                    return Err(ApiError::KeyRejected {
+                        message: "the key is not a valid HTTP header value".to_owned(),
+                    })
+                }
+            },
+            (None, Some(value), _) => request.header(header::AUTHORIZATION, value.clone()),
+            (None, None, Some(token)) => request.bearer_auth(token.expose()),
+            (None, None, None) => {
+                return Err(ApiError::Unauthorized {
+                    message: "this server has no RunComfy key of its own, and the call carried none".to_owned(),
+                })
+            }
+        };
+        let mut request = request.header(header::ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -194,6 +216,13 @@ impl Client {
         })?;
         tracing::debug!(%method, %url, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "runcomfy call");
         if let Some(error) = ApiError::from_answer(status.as_u16(), retry_after, &bytes) {
+            // A caller's own key refused: the caller must fix it, not the server's operator.
+            let error = match (key, error) {
+                (Some(_), ApiError::Unauthorized { message } | ApiError::Forbidden { message }) => {
+                    ApiError::KeyRejected { message }
+                }
+                (_, error) => error,
+            };
             tracing::debug!(kind = error.kind(), %error, "runcomfy error answer");
             return Err(error);
         }
@@ -217,6 +246,13 @@ impl Client {
             ApiError::ConnectionLost { detail: describe(e) }
         }
     }
+}
+
+/// `Bearer <key>`, marked sensitive (never shown by the HTTP stack's own debug output).
+fn bearer(key: &ApiToken) -> Option<header::HeaderValue> {
+    let mut value = header::HeaderValue::try_from(format!("Bearer {}", key.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 enum ReadError {

@@ -11,6 +11,11 @@ pub enum ApiError {
     #[error("RunComfy rejected the API token ({message}). Check RUNCOMFY_API_KEY: it may be missing, expired or revoked; create a new key in the RunComfy dashboard under API Keys.")]
     Unauthorized { message: String },
 
+    /// RunComfy refused the caller's own key (with per-user keys): the caller's client must
+    /// send another, not the server's operator change anything.
+    #[error("RunComfy rejected your RunComfy API key ({message}). It may be mistyped, expired or revoked: set a valid key from the RunComfy dashboard (API Keys) in your MCP client's configuration for this server, then try again.")]
+    KeyRejected { message: String },
+
     #[error("Your RunComfy balance is too low for this job ({message}): top up your RunComfy balance (RunComfy dashboard, Billing), then submit again.")]
     InsufficientBalance { message: String },
 
@@ -134,6 +139,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unauthorized { .. } => "unauthorized",
+            Self::KeyRejected { .. } => "key_rejected",
             Self::InsufficientBalance { .. } => "insufficient_balance",
             Self::Forbidden { .. } => "forbidden",
             Self::ModelNotFound { .. } => "model_not_found",

@@ -52,17 +52,29 @@ pub enum ConfigError {
 
 impl UpstreamArgs {
     /// The client settings for a real upstream (`--simulate` is handled by the caller, which
-    /// starts the simulator and passes its URL).
+    /// starts the simulator and passes its URL). `per_user_keys`: every call carries its caller's
+    /// key, so the server has none of its own; one in the environment is left unused (never a
+    /// fallback for a caller without a key), with a warning.
     pub fn client_config(
         &self,
         token_from_env: Option<ApiToken>,
         base_url_override: Option<String>,
+        per_user_keys: bool,
     ) -> Result<ClientConfig, ConfigError> {
         let base_url = base_url_override.unwrap_or_else(|| self.base_url.clone());
         check_base_url(&base_url)?;
         check_model(&self.model)?;
         check_model(&self.edit_model).map_err(|_| ConfigError::BadEditModel(self.edit_model.clone()))?;
-        let token = token_from_env.ok_or(ConfigError::MissingToken)?;
+        let token = if per_user_keys {
+            if token_from_env.is_some() {
+                tracing::warn!(
+                    "RUNCOMFY_API_KEY is set but unused: with --per-user-keys every RunComfy call uses the key of the person who made the request"
+                );
+            }
+            None
+        } else {
+            Some(token_from_env.ok_or(ConfigError::MissingToken)?)
+        };
         Ok(ClientConfig {
             base_url,
             token,

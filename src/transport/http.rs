@@ -36,6 +36,7 @@ use super::{
     connections::{self, RESERVE},
     guards,
     legacy_sse::{self, LegacySse},
+    per_user_keys,
     session_budget::{too_many_sessions, BudgetedSessions, SessionBudget},
     settings::HttpSettings,
     shutdown::{self, InFlight},
@@ -89,17 +90,22 @@ where
         in_flight: in_flight.clone(),
         stateless: settings.stateless,
     };
-    let mcp = Router::new()
+    let mut mcp = Router::new()
         .route_service("/mcp", streamable)
         .layer(middleware::from_fn_with_state(admission, admit));
 
-    let legacy = legacy_sse::router(LegacySse {
+    let mut legacy = legacy_sse::router(LegacySse {
         server,
         budget,
         idle_timeout: settings.session_idle,
         shutdown,
         in_flight,
     });
+    // Every MCP route needs the caller's key (a 401 before anything else); /healthz does not.
+    if let Some(keys) = &settings.per_user_keys {
+        mcp = mcp.layer(middleware::from_fn_with_state(keys.clone(), per_user_keys::identify));
+        legacy = legacy.layer(middleware::from_fn_with_state(keys.clone(), per_user_keys::identify));
+    }
 
     // rmcp enforces the body limit on /mcp itself (413, streamed bodies included); wrapping it
     // in tower-http's limit too would turn a streamed oversized body into rmcp's 500. The other
@@ -160,6 +166,7 @@ fn cors(guards: Arc<guards::Guards>) -> CorsLayer {
             header::CONTENT_TYPE,
             header::ACCEPT,
             header::AUTHORIZATION,
+            HeaderName::from_static(per_user_keys::KEY_HEADER),
             HeaderName::from_static("last-event-id"),
             session.clone(),
             protocol.clone(),
@@ -184,6 +191,7 @@ where
         legacy_sse = %format!("{base}/sse"),
         stateless = settings.stateless,
         auth = settings.guards.token.is_some(),
+        per_user_keys = settings.per_user_keys.is_some(),
         "listening over HTTP; Ctrl-C to stop"
     );
 

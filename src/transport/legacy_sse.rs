@@ -29,7 +29,7 @@ use axum::{
 };
 use futures::StreamExt;
 use rmcp::{
-    model::{ClientJsonRpcMessage, ClientNotification, JsonRpcMessage, RequestId, ServerJsonRpcMessage},
+    model::{ClientJsonRpcMessage, ClientNotification, GetExtensions, JsonRpcMessage, RequestId, ServerJsonRpcMessage},
     transport::Transport,
     RoleServer, ServerHandler, ServiceExt,
 };
@@ -163,7 +163,15 @@ struct SessionQuery {
     session_id: Option<String>,
 }
 
-async fn deliver<S>(State(shared): State<Arc<Shared<S>>>, Query(query): Query<SessionQuery>, body: Bytes) -> Response {
+/// `parts`: the POST's headers and extensions, handed to the server with the message as rmcp's
+/// Streamable HTTP does, so that the handler sees the same request context (the caller of
+/// `--per-user-keys`) whichever transport brought it.
+async fn deliver<S>(
+    State(shared): State<Arc<Shared<S>>>,
+    Query(query): Query<SessionQuery>,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Response {
     let Some(id) = query.session_id else {
         return (
             StatusCode::BAD_REQUEST,
@@ -174,7 +182,7 @@ async fn deliver<S>(State(shared): State<Arc<Shared<S>>>, Query(query): Query<Se
     let Some(to_server) = lock(&shared.sessions).get(&id).cloned() else {
         return unknown_session();
     };
-    let message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
+    let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(e) => {
             return (
@@ -184,6 +192,15 @@ async fn deliver<S>(State(shared): State<Arc<Shared<S>>>, Query(query): Query<Se
                 .into_response()
         }
     };
+    match &mut message {
+        JsonRpcMessage::Request(request) => {
+            request.request.extensions_mut().insert(parts);
+        }
+        JsonRpcMessage::Notification(notification) => {
+            notification.notification.extensions_mut().insert(parts);
+        }
+        _ => {}
+    }
     match to_server.send(message).await {
         Ok(()) => (StatusCode::ACCEPTED, "Accepted").into_response(),
         Err(_) => unknown_session(),

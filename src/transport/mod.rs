@@ -3,12 +3,14 @@
 //! `stdio` for clients that start the server; `http` for everything over the network (Streamable
 //! HTTP and, in `legacy_sse`, the 2024-11-05 HTTP+SSE transport), behind `guards` and a
 //! `session_budget`, over `connections` bounded in number and time, with `shutdown` handling;
-//! `settings` holds `serve`'s transport flags.
+//! `settings` holds `serve`'s transport flags; `per_user_keys` reads each request's RunComfy key
+//! with `--per-user-keys`.
 
 pub mod connections;
 pub mod guards;
 pub mod http;
 pub mod legacy_sse;
+pub mod per_user_keys;
 pub mod session_budget;
 pub mod settings;
 pub mod shutdown;

@@ -4,6 +4,8 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
@@ -12,6 +14,7 @@ use clap::{Args, ValueEnum};
 use super::{
     connections::ConnectionLimits,
     guards::{BearerToken, Guards, HostRule, OriginRule},
+    per_user_keys::PerUserKeys,
 };
 
 /// The environment variable for the HTTP bearer token; preferred over `--auth-token`, which
@@ -53,6 +56,18 @@ pub struct TransportArgs {
     /// environment variable: a flag is visible to every user of the machine in `ps`.
     #[arg(long, env = AUTH_TOKEN_VAR, hide_env_values = true)]
     pub auth_token: Option<String>,
+
+    /// HTTP: every request carries its caller's own RunComfy API key (`X-RunComfy-Api-Key`, or
+    /// `Authorization: Bearer` when no --auth-token is set), used for that caller's RunComfy calls
+    /// only; each caller sees and spends only their own jobs. The server needs no key of its own.
+    #[arg(long, env = "RUNCOMFY_MCP_PER_USER_KEYS")]
+    pub per_user_keys: bool,
+
+    /// HTTP, with --per-user-keys: a file with the secret the owners of jobs are hashed with
+    /// (or set RUNCOMFY_MCP_OWNER_SECRET) [default: made once, in the state directory].
+    /// Replicas that share a journal must share it.
+    #[arg(long, env = "RUNCOMFY_MCP_OWNER_SECRET_FILE", value_name = "FILE")]
+    pub owner_secret_file: Option<PathBuf>,
 
     /// HTTP: allow listening on a non-loopback address without a token. Anyone who can reach
     /// the port can then spend your RunComfy balance: only for a trusted network or behind an
@@ -128,6 +143,8 @@ pub struct HttpSettings {
     pub session_idle: Duration,
     pub shutdown_grace: Duration,
     pub connections: ConnectionLimits,
+    /// With `--per-user-keys`: how requests carry keys, and how keys become owners.
+    pub per_user_keys: Option<Arc<PerUserKeys>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -189,6 +206,8 @@ impl TransportArgs {
                 idle_timeout: Duration::from_secs(self.idle_timeout_secs),
                 body_min_rate: self.min_body_bytes_per_sec,
             },
+            // Filled in by `serve`'s start, which knows where the owner secret is kept.
+            per_user_keys: None,
         })
     }
 }

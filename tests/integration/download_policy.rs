@@ -267,7 +267,7 @@ async fn the_local_upstream_serves_its_own_results() {
     let downloader = Downloader::new(AddressPolicy::for_upstream(&sim.base_url())).unwrap();
     let client = runcomfy_mcp::runcomfy::Client::new(runcomfy_mcp::runcomfy::ClientConfig {
         base_url: sim.base_url(),
-        token: runcomfy_mcp::runcomfy::ApiToken::new(crate::common::TOKEN).unwrap(),
+        token: runcomfy_mcp::runcomfy::ApiToken::new(crate::common::TOKEN),
         model: "bytedance/dreamina-4-0/text-to-image".into(),
         timeout: std::time::Duration::from_secs(30),
         retry: runcomfy_mcp::runcomfy::RetryPolicy::default(),
@@ -278,7 +278,7 @@ async fn the_local_upstream_serves_its_own_results() {
         .await
         .unwrap();
     let urls = loop {
-        let answer = client.result(&id).await.unwrap();
+        let answer = client.result(None, &id).await.unwrap();
         if answer.status == runcomfy_mcp::runcomfy::JobStatus::Succeeded {
             break answer.output.unwrap().image_urls();
         }

@@ -21,6 +21,7 @@ mod load;
 mod media;
 mod memory;
 mod money;
+mod per_user_keys;
 mod simulator;
 mod simulator_edit;
 mod stdio_bounds;

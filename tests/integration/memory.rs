@@ -35,7 +35,7 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
     });
     let client = Client::new(ClientConfig {
         base_url: sim.base_url(),
-        token: ApiToken::new(TOKEN).unwrap(),
+        token: ApiToken::new(TOKEN),
         model: "bytedance/dreamina-4-0/text-to-image".into(),
         timeout: Duration::from_secs(60),
         retry: runcomfy_mcp::runcomfy::RetryPolicy::default(),
@@ -47,7 +47,7 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
         .unwrap();
     let urls = eventually(
         async || {
-            let answer = client.result(&id).await.unwrap();
+            let answer = client.result(None, &id).await.unwrap();
             if answer.status == JobStatus::Succeeded {
                 Ok(answer.output.unwrap().image_urls())
             } else {

@@ -1,5 +1,6 @@
 //! `cancel_request`: cancel a job while it is still queued.
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -13,6 +14,7 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
+use crate::jobs::Caller;
 use crate::runcomfy::{CancelOutcome, CancelResponse, JobStatus, RequestId};
 
 /// `cancel_request`'s answer.
@@ -69,11 +71,15 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Cancellation>(),
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn cancel_request(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn cancel_request(
+        &self,
+        arguments: JsonObject,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
         let answer = self
             .jobs
-            .cancel(&request_id)
+            .cancel(&caller, &request_id)
             .await
             .map_err(|e| ToolError::api(&request_id, &e))?;
         Ok(Cancellation::new(&request_id, &answer).render())

@@ -1,5 +1,6 @@
 //! `check_status`: where a job stands, and what to call next.
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -13,6 +14,7 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
+use crate::jobs::Caller;
 use crate::runcomfy::{JobStatus, RequestId, StatusResponse};
 
 /// `check_status`'s answer.
@@ -90,11 +92,15 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobState>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn check_status(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn check_status(
+        &self,
+        arguments: JsonObject,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
         let answer = self
             .jobs
-            .status(&request_id)
+            .status(&caller, &request_id)
             .await
             .map_err(|e| ToolError::api(&request_id, &e))?;
         Ok(JobState::new(request_id, answer).render())

@@ -1,5 +1,6 @@
 //! `generate_image`: submit a job (or `count` of them) and hand back the request_ids at once.
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -13,6 +14,7 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
+use crate::jobs::Caller;
 use crate::{
     dreamina::{ImageRequest, MAX_IMAGES},
     jobs::{CostEstimate, Prepared, SubmitError, MAX_COUNT},
@@ -205,11 +207,15 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn generate_image(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn generate_image(
+        &self,
+        arguments: JsonObject,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
         let GenerateArgs { request, count } = args::parse(arguments)?;
-        let prepared = self.jobs.prepare(&request).await?;
-        let outcomes = self.jobs.submit_batch(&prepared, count).await;
-        let estimate = self.jobs.estimate(&prepared, 1).await;
+        let prepared = self.jobs.prepare(&caller, &request).await?;
+        let outcomes = self.jobs.submit_batch(&caller, &prepared, count).await;
+        let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
         Ok(Submitted::new(outcomes, &prepared, estimate)?.render(request.images.len()))
     }
 }

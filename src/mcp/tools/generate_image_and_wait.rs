@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject, RequestMetaObject},
     tool, tool_router, Peer, RoleServer,
@@ -25,6 +26,7 @@ use super::{
     generate_image::GenerateArgs,
     get_result::{count_u32, how_to_go_on, job_failed, BatchJob, DeliveryArgs, JobResult},
 };
+use crate::jobs::Caller;
 use crate::{
     dreamina::MAX_IMAGES,
     jobs::{
@@ -124,6 +126,7 @@ impl RunComfyServer {
     /// `estimate`: what the jobs were expected to cost, when known.
     pub(in crate::mcp) async fn answer_runs(
         &self,
+        caller: &Caller,
         mut runs: Vec<Result<Run, RunError>>,
         recipe: &Recipe,
         estimate: Option<&CostEstimate>,
@@ -132,13 +135,14 @@ impl RunComfyServer {
     ) -> Result<CallToolResult, ToolError> {
         if runs.len() == 1 {
             let run = runs.remove(0);
-            return self.answer_run(run, recipe, estimate, delivery, peer).await;
+            return self.answer_run(caller, run, recipe, estimate, delivery, peer).await;
         }
-        self.answer_batch(runs, recipe, estimate, delivery, peer).await
+        self.answer_batch(caller, runs, recipe, estimate, delivery, peer).await
     }
 
     async fn answer_run(
         &self,
+        caller: &Caller,
         run: Result<Run, RunError>,
         recipe: &Recipe,
         estimate: Option<&CostEstimate>,
@@ -152,7 +156,7 @@ impl RunComfyServer {
         };
         match outcome {
             RunOutcome::Done(answer) => {
-                let mut delivered = self.delivered(id.clone(), answer, delivery).await?;
+                let mut delivered = self.delivered(caller, id.clone(), answer, delivery).await?;
                 delivered.result.made_with = Some(recipe.clone());
                 delivered.result.request_ids = vec![id];
                 delivered.result.estimated_cost_usd = estimate.cloned();
@@ -174,6 +178,7 @@ impl RunComfyServer {
     /// only when no job has or will have an image.
     async fn answer_batch(
         &self,
+        caller: &Caller,
         runs: Vec<Result<Run, RunError>>,
         recipe: &Recipe,
         estimate: Option<&CostEstimate>,
@@ -197,7 +202,7 @@ impl RunComfyServer {
             .collect();
         let mut collected = self
             .jobs
-            .collect_all(&outputs, delivery.inline_full_size)
+            .collect_all(caller, &outputs, delivery.inline_full_size)
             .await
             .into_iter();
 
@@ -419,18 +424,19 @@ impl RunComfyServer {
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
+        Extension(caller): Extension<Caller>,
     ) -> Result<CallToolResult, ToolError> {
         let args: WaitArgs = args::parse(arguments)?;
         let GenerateArgs { request, count } = &args.generate;
-        let prepared = self.jobs.prepare(request).await?;
-        let estimate = self.jobs.estimate(&prepared, *count).await.ok();
+        let prepared = self.jobs.prepare(&caller, request).await?;
+        let estimate = self.jobs.estimate(&caller, &prepared, *count).await.ok();
         let mut progress = meta
             .get_progress_token()
             .map(|token| ProgressReporter::new(peer.clone(), token));
         let max_wait = self.jobs.policy().wait_for(args.max_wait_seconds);
         let runs = self
             .jobs
-            .run_batch(&prepared, *count, max_wait, &cancel, |index, elapsed, step| {
+            .run_batch(&caller, &prepared, *count, max_wait, &cancel, |index, elapsed, step| {
                 if let Some(progress) = progress.as_mut() {
                     progress.report(elapsed, progress_message(index, *count, step, elapsed));
                 }
@@ -439,7 +445,14 @@ impl RunComfyServer {
         if let Some(progress) = progress {
             progress.finish().await;
         }
-        self.answer_runs(runs, &prepared.recipe, estimate.as_ref(), &args.delivery, &peer)
-            .await
+        self.answer_runs(
+            &caller,
+            runs,
+            &prepared.recipe,
+            estimate.as_ref(),
+            &args.delivery,
+            &peer,
+        )
+        .await
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router, Peer, RoleServer,
@@ -19,6 +20,7 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
+use crate::jobs::Caller;
 use crate::{
     jobs::{price::usd, CostEstimate, Recipe},
     media::{self, Collected, InlineForm, InlineImage, OutputReport},
@@ -374,6 +376,7 @@ impl RunComfyServer {
     /// A job's result as RunComfy gave it, with its media collected when it succeeded.
     pub(super) async fn delivered(
         &self,
+        caller: &Caller,
         id: RequestId,
         answer: ResultResponse,
         delivery: &DeliveryArgs,
@@ -383,7 +386,7 @@ impl RunComfyServer {
         let media = if answer.status == JobStatus::Succeeded && !(images.is_empty() && videos.is_empty()) {
             Some(
                 self.jobs
-                    .collect(&id, &images, &videos, delivery.inline_full_size)
+                    .collect(caller, &id, &images, &videos, delivery.inline_full_size)
                     .await,
             )
         } else {
@@ -412,15 +415,20 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn get_result(&self, arguments: JsonObject, peer: Peer<RoleServer>) -> Result<CallToolResult, ToolError> {
+    async fn get_result(
+        &self,
+        arguments: JsonObject,
+        peer: Peer<RoleServer>,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
         let ResultArgs { request_id, delivery } = args::parse(arguments)?;
         let answer = self
             .jobs
-            .result(&request_id)
+            .result(&caller, &request_id)
             .await
             .map_err(|e| ToolError::api(&request_id, &e))?;
-        let recipe = self.jobs.recipe(&request_id).await;
-        let mut delivered = self.delivered(request_id, answer, &delivery).await?;
+        let recipe = self.jobs.recipe(&caller, &request_id).await;
+        let mut delivered = self.delivered(&caller, request_id, answer, &delivery).await?;
         delivered.result.made_with = recipe;
         Ok(self.shaped(&delivered, &peer))
     }

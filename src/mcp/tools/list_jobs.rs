@@ -1,6 +1,7 @@
 //! `list_jobs`: the jobs this machine's journal holds, newest first — how a model (or a person)
 //! finds a request id it lost to a timeout, a new conversation or a restart.
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -14,9 +15,10 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
+use crate::jobs::Caller;
 use crate::{
     jobs::price::usd,
-    journal::{JobQuery, JobRecord, Owner, RecordedStatus, SpendTotals, Tally},
+    journal::{JobQuery, JobRecord, RecordedStatus, SpendTotals, Tally},
     media::{thousands, ListingRoom},
     runcomfy::JobStatus,
     text::ellipsis,
@@ -98,9 +100,9 @@ impl Validate for ListJobsArgs {
 }
 
 impl ListJobsArgs {
-    fn query(&self) -> JobQuery {
+    fn query(&self, caller: &Caller) -> JobQuery {
         JobQuery {
-            owner: Owner::single(),
+            owner: caller.owner().clone(),
             status: self.status.as_status(),
             limit: self.limit,
         }
@@ -308,10 +310,18 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobList>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn list_jobs(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
-        let query = args::parse::<ListJobsArgs>(arguments)?.query();
-        let jobs = self.jobs.list(query).await.map_err(|reason| unavailable(&reason))?;
-        let spend = self.jobs.spend().await.map_err(|reason| unavailable(&reason))?;
+    async fn list_jobs(
+        &self,
+        arguments: JsonObject,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
+        let query = args::parse::<ListJobsArgs>(arguments)?.query(&caller);
+        let jobs = self
+            .jobs
+            .list(&caller, query)
+            .await
+            .map_err(|reason| unavailable(&reason))?;
+        let spend = self.jobs.spend(&caller).await.map_err(|reason| unavailable(&reason))?;
         Ok(JobList::new(jobs, spend).render())
     }
 }

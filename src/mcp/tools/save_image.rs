@@ -3,6 +3,7 @@
 //! download has the result downloads' bounds, and the file name is made by the server, never
 //! taken from the caller.
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -16,6 +17,7 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
+use crate::jobs::Caller;
 use crate::runcomfy::RequestId;
 
 /// `save_image`'s arguments.
@@ -57,11 +59,15 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Saved>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn save_image(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn save_image(
+        &self,
+        arguments: JsonObject,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
         let SaveArgs { request_id, index } = args::parse(arguments)?;
         let saved_path = self
             .jobs
-            .save_output(&request_id, index)
+            .save_output(&caller, &request_id, index)
             .await
             .map_err(|why| ToolError::new(format!("Image {request_id}#{index} was not saved: {why}")))?;
         let text = format!("Saved image {request_id}#{index} to {saved_path}");

@@ -3,6 +3,7 @@
 //! so the view calls it only on the person's click, on a button that says so. It goes through
 //! the same checks and submit as `generate_image` with those arguments (one job, never more).
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -17,6 +18,7 @@ use super::{
     },
     generate_image::{GenerateArgs, Submitted},
 };
+use crate::jobs::Caller;
 
 #[tool_router(router = vary_job_router, vis = "pub(super)")]
 impl RunComfyServer {
@@ -28,9 +30,13 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn vary_job(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn vary_job(
+        &self,
+        arguments: JsonObject,
+        Extension(caller): Extension<Caller>,
+    ) -> Result<CallToolResult, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
-        let Some(recipe) = self.jobs.recipe(&request_id).await else {
+        let Some(recipe) = self.jobs.recipe(&caller, &request_id).await else {
             return Err(ToolError::new(format!(
                 "Job {request_id} is not recorded on this machine, so its prompt and settings are unknown. Nothing was submitted."
             )));
@@ -44,9 +50,9 @@ impl RunComfyServer {
             }
         };
         let GenerateArgs { request, .. } = args::parse(arguments)?;
-        let prepared = self.jobs.prepare(&request).await?;
-        let outcomes = self.jobs.submit_batch(&prepared, 1).await;
-        let estimate = self.jobs.estimate(&prepared, 1).await;
+        let prepared = self.jobs.prepare(&caller, &request).await?;
+        let outcomes = self.jobs.submit_batch(&caller, &prepared, 1).await;
+        let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
         Ok(Submitted::new(outcomes, &prepared, estimate)?.render(request.images.len()))
     }
 }

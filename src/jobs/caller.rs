@@ -1,0 +1,84 @@
+//! Who a job-service call is for: the person whose jobs it may see and whose RunComfy key pays
+//! for it. With one server-wide key (stdio, and HTTP by default) every call is
+//! [`Caller::server`]: the single-user owner and the server's own key. With `--per-user-keys`
+//! the HTTP transport makes a caller per request from the RunComfy key the request carries
+//! ([`super::Owners::caller`]); the job service sends that key upstream for that call only and
+//! records and reads the journal as its owner, so nobody sees, follows or pays for another
+//! person's jobs.
+
+use std::{fmt, future::Future};
+
+use super::StatusSource;
+use crate::{
+    journal::Owner,
+    runcomfy::{ApiError, ApiToken, CancelResponse, Client, RequestId, StatusResponse},
+};
+
+#[derive(Clone)]
+pub struct Caller {
+    owner: Owner,
+    /// `None`: the server's own key.
+    key: Option<ApiToken>,
+}
+
+impl Caller {
+    /// The server's own key, and the single-user owner.
+    pub fn server() -> Self {
+        Self {
+            owner: Owner::single(),
+            key: None,
+        }
+    }
+
+    /// A caller with a RunComfy key of their own; `owner` is that key's keyed hash.
+    pub(super) fn with_key(owner: Owner, key: ApiToken) -> Self {
+        Self { owner, key: Some(key) }
+    }
+
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The key for this caller's upstream calls; `None`: the server's own.
+    pub fn key(&self) -> Option<&ApiToken> {
+        self.key.as_ref()
+    }
+
+    /// Whether this caller brought their own key, and so sees only their own jobs: by-id calls
+    /// are checked against the journal before anything goes upstream.
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+impl fmt::Debug for Caller {
+    /// The owner's short hash only: never the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Caller({})", self.owner)
+    }
+}
+
+/// The RunComfy client as one caller's wait polls it: every status and cancel with their key.
+pub(super) struct CallerClient<'a> {
+    client: &'a Client,
+    key: Option<&'a ApiToken>,
+}
+
+impl<'a> CallerClient<'a> {
+    pub(super) fn new(client: &'a Client, caller: &'a Caller) -> Self {
+        Self {
+            client,
+            key: caller.key(),
+        }
+    }
+}
+
+impl StatusSource for CallerClient<'_> {
+    fn status(&self, id: &RequestId) -> impl Future<Output = Result<StatusResponse, ApiError>> + Send {
+        self.client.status(self.key, id)
+    }
+
+    fn cancel(&self, id: &RequestId) -> impl Future<Output = Result<CancelResponse, ApiError>> + Send {
+        self.client.cancel(self.key, id)
+    }
+}

@@ -1,0 +1,371 @@
+//! `--per-user-keys`: two people with their own RunComfy keys on one HTTP server. Each request's
+//! key goes upstream for that person's calls only (the simulator records which key each call
+//! used), and neither can see, follow, cancel, reuse or read the other's jobs by any tool, job
+//! reference, resource or task id: another's id is answered exactly as an id nobody has. A
+//! request without a key is a 401; a key RunComfy rejects is an error result that says so.
+
+use std::collections::BTreeSet;
+
+use crate::common::{
+    eventually, fast_config,
+    http::{answer, initialize, rpc, HttpServer},
+    simulator, TOKEN,
+};
+use runcomfy_mcp::simulator::{SimConfig, TokenUse};
+use serde_json::{json, Value};
+
+const ALICE: &str = "rc-alice-key-4e1b7d";
+const BOB: &str = "rc-bob-key-9a2c5f";
+const REVOKED: &str = "rc-revoked-key-3d8e0a";
+/// A well-formed request id no job has.
+const NOBODYS: &str = "00000000-0000-4000-8000-000000000000";
+
+/// One person's view of a stateless server: every POST carries their key.
+struct Person<'a> {
+    server: &'a HttpServer,
+    key: &'a str,
+    http: reqwest::Client,
+}
+
+impl<'a> Person<'a> {
+    fn new(server: &'a HttpServer, key: &'a str) -> Self {
+        Self {
+            server,
+            key,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn rpc(&self, id: u64, method: &str, params: Value) -> Value {
+        let response = self
+            .http
+            .post(self.server.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("x-runcomfy-api-key", self.key)
+            .json(&rpc(id, method, params))
+            .send()
+            .await
+            .unwrap();
+        answer(response, id).await
+    }
+
+    async fn tool(&self, id: u64, name: &str, arguments: Value) -> Value {
+        let message = self
+            .rpc(id, "tools/call", json!({ "name": name, "arguments": arguments }))
+            .await;
+        message["result"].clone()
+    }
+
+    async fn submit(&self, id: u64, prompt: &str) -> String {
+        let submitted = self
+            .tool(id, "generate_image", json!({ "prompt": prompt, "force_single": true }))
+            .await;
+        assert_eq!(submitted["isError"], json!(false), "{submitted}");
+        submitted["structuredContent"]["request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The prompts of the jobs list_jobs shows, and today's job count of its spend.
+    async fn listed(&self, n: u64) -> (BTreeSet<String>, Value) {
+        let list = self.tool(n, "list_jobs", json!({})).await;
+        let jobs = list["structuredContent"]["jobs"].as_array().unwrap().clone();
+        let prompts = jobs.iter().map(|j| j["prompt"].as_str().unwrap().to_owned()).collect();
+        (prompts, list["structuredContent"]["spend"]["today"]["jobs"].clone())
+    }
+
+    async fn wait_done(&self, id: &str) {
+        let mut n = 1000;
+        eventually(
+            async || {
+                n += 1;
+                let state = self.tool(n, "check_status", json!({ "request_id": id })).await;
+                assert_eq!(state["isError"], json!(false), "{state}");
+                match state["structuredContent"]["finished"] == json!(true) {
+                    true => Ok(()),
+                    false => Err(state["structuredContent"]["status"].clone()),
+                }
+            },
+            "the job to finish",
+        )
+        .await;
+    }
+}
+
+/// Which key each upstream call used, as the simulator recorded it.
+async fn token_uses(sim: &runcomfy_mcp::simulator::Simulator) -> Vec<TokenUse> {
+    let url = format!("{}/__sim/tokens", sim.base_url());
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+fn error_text(result: &Value) -> String {
+    assert_eq!(result["isError"], json!(true), "{result}");
+    result["content"][0]["text"].as_str().unwrap().to_owned()
+}
+
+async fn start(sim: &runcomfy_mcp::simulator::Simulator, state: &std::path::Path, flags: &[&str]) -> HttpServer {
+    let mut all = vec!["--per-user-keys"];
+    all.extend_from_slice(flags);
+    HttpServer::start(
+        &sim.base_url(),
+        &all,
+        &[
+            ("RUNCOMFY_NO_JOURNAL", "false"),
+            ("RUNCOMFY_STATE_DIR", state.to_str().unwrap()),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_people_see_and_spend_only_their_own_jobs() {
+    let sim = simulator(SimConfig {
+        record_tokens: true,
+        rejected_tokens: vec![REVOKED.to_owned()],
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &["--stateless"]).await;
+    let (alice, bob) = (Person::new(&server, ALICE), Person::new(&server, BOB));
+
+    // No key: 401, saying what to send, before anything reaches the server's tools.
+    let refused = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.text().await.unwrap().contains("X-RunComfy-Api-Key"));
+
+    let alices = alice.submit(1, "alice's red fox").await;
+    let bobs = bob.submit(2, "bob's blue owl").await;
+    alice.wait_done(&alices).await;
+    bob.wait_done(&bobs).await;
+
+    // Another person's id is "not found", word for word as an id nobody has.
+    for (n, tool) in [(10, "check_status"), (20, "get_result"), (30, "cancel_request")] {
+        let theirs = error_text(&alice.tool(n, tool, json!({ "request_id": bobs })).await);
+        let nobodys = error_text(&alice.tool(n + 1, tool, json!({ "request_id": NOBODYS })).await);
+        assert!(theirs.contains("no job with this request_id"), "{tool}: {theirs}");
+        assert_eq!(theirs.replace(&bobs, "ID"), nobodys.replace(NOBODYS, "ID"), "{tool}");
+    }
+    // Nor can a job reference reuse another's image.
+    let edit = |n, image: &str| {
+        alice.tool(
+            n,
+            "generate_image",
+            json!({ "prompt": "make it green", "images": [image], "force_single": true }),
+        )
+    };
+    let theirs = error_text(&edit(40, &format!("{bobs}#1")).await);
+    let nobodys = error_text(&edit(41, &format!("{NOBODYS}#1")).await);
+    assert_eq!(theirs.replace(&bobs, "ID"), nobodys.replace(NOBODYS, "ID"));
+    // Nor read its image as a resource.
+    let read = |n, id: &str| {
+        alice.rpc(
+            n,
+            "resources/read",
+            json!({ "uri": format!("runcomfy://jobs/{id}/images/1") }),
+        )
+    };
+    let theirs = read(50, &bobs).await;
+    let nobodys = read(51, NOBODYS).await;
+    assert!(theirs.get("error").is_some(), "{theirs}");
+    assert_eq!(
+        theirs["error"]["message"].as_str().unwrap().replace(&bobs, "ID"),
+        nobodys["error"]["message"].as_str().unwrap().replace(NOBODYS, "ID")
+    );
+    // Their own is theirs to read.
+    let own = alice
+        .rpc(
+            52,
+            "resources/read",
+            json!({ "uri": format!("runcomfy://jobs/{alices}/images/1") }),
+        )
+        .await;
+    assert!(own["result"]["contents"][0]["blob"].is_string(), "{own}");
+
+    // Each lists, and counts the money of, their own jobs only.
+    assert_eq!(
+        alice.listed(60).await,
+        (BTreeSet::from(["alice's red fox".to_owned()]), json!(1))
+    );
+    assert_eq!(
+        bob.listed(61).await,
+        (BTreeSet::from(["bob's blue owl".to_owned()]), json!(1))
+    );
+    let own_result = bob.tool(62, "get_result", json!({ "request_id": bobs })).await;
+    assert_eq!(own_result["isError"], json!(false), "{own_result}");
+    let resources = bob.rpc(63, "resources/list", json!({})).await.to_string();
+    assert!(resources.contains(&bobs) && !resources.contains(&alices), "{resources}");
+
+    // A key RunComfy rejects: an error result that tells the person to fix their key.
+    let revoked = Person::new(&server, REVOKED);
+    let rejected = error_text(
+        &revoked
+            .tool(70, "generate_image", json!({ "prompt": "x", "force_single": true }))
+            .await,
+    );
+    assert!(rejected.contains("rejected your RunComfy API key"), "{rejected}");
+
+    // Upstream, every call about a job went with its owner's key, and none with the server's.
+    let uses = token_uses(&sim).await;
+    let keys_for = |id: &str| -> BTreeSet<String> {
+        uses.iter()
+            .filter(|u| u.subject == id)
+            .map(|u| u.token.clone())
+            .collect()
+    };
+    assert_eq!(keys_for(&alices), BTreeSet::from([ALICE.to_owned()]));
+    assert_eq!(keys_for(&bobs), BTreeSet::from([BOB.to_owned()]));
+    assert!(
+        uses.iter().all(|u| u.token != TOKEN),
+        "the server's own key was used: {uses:?}"
+    );
+    assert!(uses.iter().any(|u| u.call == "submit" && u.token == ALICE));
+    assert!(!uses
+        .iter()
+        .any(|u| u.subject == bobs && u.call != "submit" && u.token == ALICE));
+    assert_eq!(sim.stats().accepted, 2, "no refused call sent a job");
+
+    assert!(server.stop().await.success());
+}
+
+/// A session: its id, and the key it was opened with.
+async fn open_session(http: &reqwest::Client, server: &HttpServer, key: &str) -> String {
+    let init = rpc(
+        1,
+        "initialize",
+        json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": { "extensions": { "io.modelcontextprotocol/tasks": {} } },
+            "clientInfo": { "name": "per-user-keys-test", "version": "0" }
+        }),
+    );
+    let response = session_post(http, server, key, None, &init).send().await.unwrap();
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    answer(response, 1).await;
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    let sent = session_post(http, server, key, Some(&session), &initialized)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success());
+    session
+}
+
+fn session_post(
+    http: &reqwest::Client,
+    server: &HttpServer,
+    key: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let mut request = http
+        .post(server.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("x-runcomfy-api-key", key)
+        .json(body);
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request
+}
+
+#[tokio::test]
+async fn a_session_and_its_tasks_belong_to_the_key_that_opened_them() {
+    let sim = simulator(SimConfig {
+        record_tokens: true,
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &[]).await;
+    let http = reqwest::Client::new();
+    let alices_session = open_session(&http, &server, ALICE).await;
+    let bobs_session = open_session(&http, &server, BOB).await;
+    let call = |key: &'static str, session: &str, id: u64, method: &str, params: Value| {
+        let request = session_post(&http, &server, key, Some(session), &rpc(id, method, params));
+        async move { answer(request.send().await.unwrap(), id).await }
+    };
+
+    // Bob's key on Alice's session is refused.
+    let hijack = call(
+        BOB,
+        &alices_session,
+        2,
+        "tools/call",
+        json!({ "name": "list_jobs", "arguments": {} }),
+    )
+    .await;
+    assert!(
+        hijack["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("opened with another RunComfy API key"),
+        "{hijack}"
+    );
+
+    // Alice's task is hers: to Bob it is as unknown as a task that does not exist.
+    let created = call(
+        ALICE,
+        &alices_session,
+        3,
+        "tools/call",
+        json!({ "name": "generate_image", "arguments": { "prompt": "a task of alice's", "force_single": true } }),
+    )
+    .await;
+    let task_id = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task: {created}"))
+        .to_owned();
+    for (n, method) in [(10, "tasks/get"), (20, "tasks/cancel")] {
+        let theirs = call(BOB, &bobs_session, n, method, json!({ "taskId": task_id })).await;
+        let nobodys = call(BOB, &bobs_session, n + 1, method, json!({ "taskId": "no-such-task" })).await;
+        assert_eq!(
+            theirs["error"]["message"].as_str().unwrap().replace(&task_id, "ID"),
+            nobodys["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("no-such-task", "ID"),
+            "{method}: {theirs}"
+        );
+    }
+    let mut n = 100;
+    eventually(
+        async || {
+            n += 1;
+            let got = call(ALICE, &alices_session, n, "tasks/get", json!({ "taskId": task_id })).await;
+            match got["result"]["status"].as_str() {
+                Some("completed") => Ok(()),
+                other => Err(format!("{other:?}: {got}")),
+            }
+        },
+        "alice's task to complete",
+    )
+    .await;
+    // The task's job went upstream with Alice's key.
+    let uses = token_uses(&sim).await;
+    assert!(!uses.is_empty());
+    assert!(uses.iter().all(|u| u.token == ALICE), "{uses:?}");
+    assert!(server.stop().await.success());
+}
+
+#[tokio::test]
+async fn per_user_keys_are_refused_over_stdio() {
+    let output = crate::common::Bin::serve()
+        .arg("--per-user-keys")
+        .env("RUNCOMFY_API_KEY", TOKEN)
+        .std()
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--per-user-keys needs --transport http"), "{stderr}");
+}
