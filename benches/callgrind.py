@@ -2,14 +2,15 @@
 CPU times of `cargo bench --bench server` (not a test; a profiling aid). Run after
 `cargo build --release`:
 
-    python3 benches/callgrind.py [--http] [--calls N] [--base N] [--keep DIR] [-- SERVER FLAGS...]
+    python3 benches/callgrind.py [--http] [--calls N] [--base N] [--keep DIR] [--counter C] [-- SERVER FLAGS...]
 
 It starts the simulator (`runcomfy-mcp simulate`), then the server under callgrind twice, with the
 server's defaults (journal on in a temporary state directory, previews on, the default log level)
 unless flags say otherwise: once driving BASE check_status calls and once BASE + N, all on one job
 submitted through the server (so the journal knows it) that stays queued. The difference of the
 two totals divided by N is the figure: start-up, initialize and the submit cancel out. Over
-`--http`, the calls go round-robin over 8 Streamable HTTP sessions, one at a time. `--keep DIR`
+`--http`, the calls go round-robin over 8 Streamable HTTP sessions, one at a time (with
+`-- --stateless`, 8 connections that each send `initialize` and get no session). `--keep DIR`
 keeps the callgrind files for `callgrind_annotate` (whose function names need a build with
 symbols: the release profile strips them, so build with `CARGO_PROFILE_RELEASE_STRIP=none`; the
 counts are the same either way). Counts user-space instructions only; the kernel's share
@@ -39,8 +40,20 @@ def simulator():
     return proc, proc.stdout.readline().strip()
 
 
+# What runs the server and counts: callgrind's instructions, or (`--counter`) strace's system
+# calls or perf's software events (context switches, CPU migrations, task clock, wake-ups), all
+# threads of the server.
+COUNTERS = {
+    "callgrind": lambda out: ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"],
+    "strace": lambda out: ["strace", "-f", *os.environ.get("STRACE_FLAGS", "-c").split(), "-o", out],
+    "perf": lambda out: ["perf", "stat", "-x", ",", "-o", out, "-e",
+                         "task-clock,context-switches,cpu-migrations,sched:sched_wakeup", "--"],
+}
+COUNTER = "callgrind"
+
+
 def server_command(out, flags, transport):
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", BIN, "serve", *flags]
+    cmd = [*COUNTERS[COUNTER](out), BIN, "serve", *flags]
     if transport == "http":
         cmd += ["--transport", "http", "--port", "0"]
     return cmd
@@ -49,9 +62,30 @@ def server_command(out, flags, transport):
 def server_env(upstream, state):
     env = {"PATH": os.environ["PATH"], "RUNCOMFY_API_KEY": TOKEN, "RUNCOMFY_BASE_URL": upstream,
            "RUNCOMFY_STATE_DIR": state, "HOME": state}
-    if "RUST_LOG" in os.environ:
-        env["RUST_LOG"] = os.environ["RUST_LOG"]
+    for name in ("RUST_LOG", "TOKIO_WORKER_THREADS"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     return env
+
+
+def counts(out):
+    """Counter name -> total, from one run's output file."""
+    with open(out) as f:
+        text = f.read()
+    if COUNTER == "callgrind":
+        return {"instructions": total(out)}
+    found = {}
+    for line in text.splitlines():
+        if COUNTER == "strace":
+            fields = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[3].isdigit():
+                found[fields[-1]] = int(fields[3])
+        else:
+            fields = line.split(",")
+            if len(fields) > 2 and fields[0].replace(".", "").isdigit():
+                found[fields[2]] = float(fields[0])
+    return found
 
 
 def total(out):
@@ -128,8 +162,10 @@ class Session:
         raise SystemExit(f"no answer in {body}")
 
     def close(self):
-        self.conn.request("DELETE", "/mcp", headers={"mcp-session-id": self.session})
-        self.conn.getresponse().read()
+        # Stateless servers hand out no session: nothing to end.
+        if self.session:
+            self.conn.request("DELETE", "/mcp", headers={"mcp-session-id": self.session})
+            self.conn.getresponse().read()
         self.conn.close()
 
 
@@ -144,8 +180,19 @@ def http_run(calls, out, upstream, state, flags):
         check_ok(session.call("tools/call", {"name": "check_status", "arguments": {"request_id": job}}))
     for session in sessions:
         session.close()
-    proc.terminate()
+    stop(proc)
     proc.wait(timeout=120)
+
+
+def stop(proc):
+    """SIGTERM to the server itself: under strace or perf it is the wrapper's child, and the
+    wrapper writes its counts when the server exits."""
+    if COUNTER == "callgrind":
+        proc.terminate()
+        return
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+        for child in f.read().split():
+            os.kill(int(child), 15)
 
 
 def submit(call):
@@ -160,8 +207,11 @@ def main():
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--base", type=int, default=50)
     parser.add_argument("--keep")
+    parser.add_argument("--counter", choices=sorted(COUNTERS), default="callgrind")
     parser.add_argument("flags", nargs="*")
     args = parser.parse_args()
+    global COUNTER
+    COUNTER = args.counter
     sim, upstream = simulator()
     outdir = args.keep or tempfile.mkdtemp()
     os.makedirs(outdir, exist_ok=True)
@@ -169,14 +219,22 @@ def main():
     try:
         totals = []
         for calls in (args.base, args.base + args.calls):
-            out = os.path.join(outdir, f"callgrind.{'http' if args.http else 'stdio'}.{calls}")
+            out = os.path.join(outdir, f"{COUNTER}.{'http' if args.http else 'stdio'}.{calls}")
             with tempfile.TemporaryDirectory() as state:
                 run(calls, out, upstream, state, args.flags)
-            totals.append(total(out))
-        per_call = (totals[1] - totals[0]) / args.calls
-        print(f"{'http' if args.http else 'stdio'} {' '.join(args.flags) or 'defaults'}: "
-              f"{per_call:,.0f} instructions per check_status "
-              f"(totals {totals[0]:,} for {args.base} calls, {totals[1]:,} for {args.base + args.calls})")
+            totals.append(counts(out))
+        label = f"{'http' if args.http else 'stdio'} {' '.join(args.flags) or 'defaults'}"
+        if COUNTER == "callgrind":
+            a, b = totals[0]["instructions"], totals[1]["instructions"]
+            print(f"{label}: {(b - a) / args.calls:,.0f} instructions per check_status "
+                  f"(totals {a:,} for {args.base} calls, {b:,} for {args.base + args.calls})")
+            return
+        print(f"{label}: {COUNTER} counts per check_status")
+        names = sorted(set(totals[0]) | set(totals[1]), key=lambda n: -totals[1].get(n, 0))
+        for name in names:
+            per_call = (totals[1].get(name, 0) - totals[0].get(name, 0)) / args.calls
+            if abs(per_call) >= 0.005:
+                print(f"  {name:<24} {per_call:10.2f}")
     finally:
         sim.terminate()
 

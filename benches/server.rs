@@ -848,16 +848,26 @@ impl McpSession {
         this
     }
 
+    /// A client of a `--stateless` server: no `initialize`, no session id, every request alone.
+    fn stateless(http: &reqwest::Client, base: &str) -> Self {
+        Self {
+            http: http.clone(),
+            url: format!("{base}/mcp"),
+            session: String::new(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
     async fn post(&self, body: &Value) -> reqwest::Response {
-        self.http
+        let mut request = self
+            .http
             .post(&self.url)
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-session-id", &self.session)
-            .header("mcp-protocol-version", PROTOCOL)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+            .header("mcp-protocol-version", PROTOCOL);
+        if !self.session.is_empty() {
+            request = request.header("mcp-session-id", &self.session);
+        }
+        request.json(body).send().await.unwrap()
     }
 
     /// Ends the session: the status DELETE was answered with.

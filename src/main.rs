@@ -106,6 +106,7 @@ fn main() -> std::process::ExitCode {
     let command = cli.command.unwrap_or_else(|| Command::Serve(default_serve()));
     let flavor = match &command {
         Command::Serve(args) if args.transport.transport == TransportKind::Stdio => Flavor::CurrentThread,
+        Command::Serve(args) => Flavor::Workers(args.transport.worker_threads.into()),
         _ => Flavor::MultiThread,
     };
     let outcome = match runtime::build(flavor) {

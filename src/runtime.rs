@@ -2,8 +2,9 @@
 //!
 //! The stdio server talks to one client over one pipe: a current-thread runtime starts faster,
 //! holds one thread instead of one per core, and answers a message without handing it between
-//! threads (a futex wake-up and an eventfd write each time). The HTTP server and the CLI keep the
-//! multi-thread runtime: many clients at once can use every core.
+//! threads (a futex wake-up and an eventfd write each time). The HTTP server runs on the
+//! multi-thread runtime with as many workers as `--worker-threads` (one by default: see its help),
+//! the CLI with one per core.
 
 use tokio::runtime::{Builder, Runtime};
 
@@ -13,12 +14,19 @@ pub enum Flavor {
     CurrentThread,
     /// One worker per core.
     MultiThread,
+    /// This many workers.
+    Workers(usize),
 }
 
 pub fn build(flavor: Flavor) -> std::io::Result<Runtime> {
     let mut builder = match flavor {
         Flavor::CurrentThread => Builder::new_current_thread(),
         Flavor::MultiThread => Builder::new_multi_thread(),
+        Flavor::Workers(n) => {
+            let mut builder = Builder::new_multi_thread();
+            builder.worker_threads(n.max(1));
+            builder
+        }
     };
     builder.enable_all().build()
 }

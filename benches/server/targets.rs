@@ -49,6 +49,7 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
     let (mut ours, mut lean, mut theirs) = (Samples::default(), Samples::default(), Samples::default());
     let (mut http, mut http_lean) = (Vec::new(), Vec::new());
     let mut deletes = Vec::new();
+    let mut stateless = Vec::new();
     let starts = (counts.starts / REPETITIONS).max(3);
     for _ in 0..REPETITIONS {
         stdio(&mut ours, starts, counts.calls, || defaults(&upstream, &state_dir, &[])).await;
@@ -67,7 +68,9 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
                 .await
                 .0,
         );
+        stateless.push(http_stateless(&upstream, &state_dir, counts.calls).await);
     }
+    let stateless_load = stateless_rates(sim, &state_dir, counts).await;
 
     report.note("");
     report.note(&format!(
@@ -85,6 +88,22 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         &format!("server CPU per check_status, Streamable HTTP, {HTTP_SESSIONS} sessions"),
         us(http_cpu),
         Some(("≤ 150 µs", http_cpu <= Duration::from_micros(150))),
+    );
+    let stateless_cpu = median(&stateless);
+    report.figure(
+        &format!("server CPU per check_status, HTTP --stateless, {HTTP_SESSIONS} clients"),
+        us(stateless_cpu),
+        Some(("≤ 60 µs (issue 18)", stateless_cpu <= Duration::from_micros(60))),
+    );
+    report.figure(
+        &format!("  --stateless under load, {STATELESS_CLIENTS} clients: simulator raw / through the server"),
+        format!("{:.0} / {:.0} per s", stateless_load.raw, stateless_load.through),
+        None,
+    );
+    report.figure(
+        "  --stateless under load: server CPU per check_status",
+        us(stateless_load.server_cpu_per_call),
+        None,
     );
     let stdio_share = stdio_cpu.saturating_sub(lean.cpu());
     let http_share = http_cpu.saturating_sub(median(&http_lean));
@@ -244,6 +263,63 @@ async fn http_light(upstream: &str, state_dir: &str, flags: &[&str], calls: usiz
     }
     server.stop().await;
     (cpu, deletes)
+}
+
+/// Server CPU per check_status from a `--stateless` server (defaults otherwise), called
+/// round-robin from [`HTTP_SESSIONS`] clients one at a time, each request on its own.
+async fn http_stateless(upstream: &str, state_dir: &str, calls: usize) -> Duration {
+    let args = ["serve", "--transport", "http", "--port", "0", "--stateless"];
+    let mut command = ours(&args, upstream, &[("RUNCOMFY_STATE_DIR", state_dir)]);
+    command.stderr(Stdio::null());
+    let server = HttpServer::spawn(command).await;
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let clients: Vec<_> = (0..HTTP_SESSIONS)
+        .map(|_| McpSession::stateless(&client, &server.base))
+        .collect();
+    let job = submit(|m, p| clients[0].call(m, p)).await;
+    let args = json!({ "name": "check_status", "arguments": { "request_id": job } });
+    let next = AtomicU64::new(0);
+    let cpu = cpu_per_call(server.pid(), calls, || async {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize % clients.len();
+        expect_tool_ok(&clients[i].call("tools/call", args.clone()).await);
+    })
+    .await;
+    server.stop().await;
+    cpu
+}
+
+/// Concurrent clients of the saturating `--stateless` run (as many as the main section's sessions).
+const STATELESS_CLIENTS: usize = 32;
+
+/// The simulator's raw status rate beside check_status through a `--stateless` server (defaults),
+/// both with [`STATELESS_CLIENTS`] clients back to back, and the server's CPU per call under it.
+async fn stateless_rates(sim: &Simulator, state_dir: &str, counts: &Counts) -> Rates {
+    let args = ["serve", "--transport", "http", "--port", "0", "--stateless"];
+    let mut command = ours(&args, &sim.base_url(), &[("RUNCOMFY_STATE_DIR", state_dir)]);
+    command.stderr(Stdio::null());
+    let server = HttpServer::spawn(command).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let clients: Vec<_> = (0..STATELESS_CLIENTS)
+        .map(|_| Arc::new(McpSession::stateless(&http, &server.base)))
+        .collect();
+    let job = submit(|m, p| clients[0].call(m, p)).await;
+    let status_args = json!({ "name": "check_status", "arguments": { "request_id": job } });
+    let rates = Load {
+        http: &http,
+        status_url: format!("{}/v1/requests/{job}/status", sim.base_url()),
+        status_args: &status_args,
+        sessions: &clients,
+        secs: counts.secs,
+        server_pid: server.pid(),
+    }
+    .run()
+    .await;
+    server.stop().await;
+    rates
 }
 
 /// Submits one job through the server (generate_image): its request id.

@@ -126,6 +126,15 @@ pub struct TransportArgs {
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub min_body_bytes_per_sec: u64,
 
+    /// HTTP: threads that serve requests. One by default: a call is mostly waiting on RunComfy, and
+    /// with several threads each request and upstream answer also wakes a sleeping one (measured:
+    /// less than half the context switches and half the system calls per call with one). Image work
+    /// and the journal run on their own threads either way; raise this on a many-core machine
+    /// whose one thread is busy.
+    #[arg(long, env = "RUNCOMFY_MCP_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: u16,
+
     /// HTTP: on SIGINT/SIGTERM, how long calls in flight may take to finish before they are cut off.
     #[arg(long, env = "RUNCOMFY_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
