@@ -118,11 +118,7 @@ async fn run(counts: Counts) {
         queue_step_ms: 3_600_000,
         ..SimConfig::default()
     });
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let http = load_client();
     let job = submit_direct(&http, &sim.base_url()).await;
     let mut report = Report::default();
     report.note(&format!(
@@ -553,6 +549,15 @@ where
         task.await.unwrap();
     }
     (rate, done.load(Ordering::Relaxed))
+}
+
+/// The client of the load runs: a connection per concurrent client, kept.
+fn load_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap()
 }
 
 fn median(times: &[Duration]) -> Duration {

@@ -240,23 +240,13 @@ async fn stdio(samples: &mut Samples, starts: usize, calls: usize, command: impl
 /// Server CPU per check_status over Streamable HTTP with [`HTTP_SESSIONS`] sessions, called
 /// round-robin one at a time; and what each session's DELETE was answered.
 async fn http_light(upstream: &str, state_dir: &str, flags: &[&str], calls: usize) -> (Duration, Vec<u16>) {
-    let args = [&["serve", "--transport", "http", "--port", "0"], flags].concat();
-    let mut command = ours(&args, upstream, &[("RUNCOMFY_STATE_DIR", state_dir)]);
-    command.stderr(Stdio::null());
-    let server = HttpServer::spawn(command).await;
+    let server = http_defaults(upstream, state_dir, flags).await;
     let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let mut sessions = Vec::new();
     for _ in 0..HTTP_SESSIONS {
         sessions.push(McpSession::open(&client, &server.base).await);
     }
-    let job = submit(|m, p| sessions[0].call(m, p)).await;
-    let args = json!({ "name": "check_status", "arguments": { "request_id": job } });
-    let next = AtomicU64::new(0);
-    let cpu = cpu_per_call(server.pid(), calls, || async {
-        let i = next.fetch_add(1, Ordering::Relaxed) as usize % sessions.len();
-        expect_tool_ok(&sessions[i].call("tools/call", args.clone()).await);
-    })
-    .await;
+    let cpu = round_robin_cpu(server.pid(), calls, &sessions).await;
     let mut deletes = Vec::new();
     for session in &sessions {
         deletes.push(session.delete().await);
@@ -268,24 +258,35 @@ async fn http_light(upstream: &str, state_dir: &str, flags: &[&str], calls: usiz
 /// Server CPU per check_status from a `--stateless` server (defaults otherwise), called
 /// round-robin from [`HTTP_SESSIONS`] clients one at a time, each request on its own.
 async fn http_stateless(upstream: &str, state_dir: &str, calls: usize) -> Duration {
-    let args = ["serve", "--transport", "http", "--port", "0", "--stateless"];
-    let mut command = ours(&args, upstream, &[("RUNCOMFY_STATE_DIR", state_dir)]);
-    command.stderr(Stdio::null());
-    let server = HttpServer::spawn(command).await;
+    let server = http_defaults(upstream, state_dir, &["--stateless"]).await;
     let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let clients: Vec<_> = (0..HTTP_SESSIONS)
         .map(|_| McpSession::stateless(&client, &server.base))
         .collect();
+    let cpu = round_robin_cpu(server.pid(), calls, &clients).await;
+    server.stop().await;
+    cpu
+}
+
+/// Our HTTP server with its defaults and `flags`, its log discarded.
+async fn http_defaults(upstream: &str, state_dir: &str, flags: &[&str]) -> HttpServer {
+    let args = [&["serve", "--transport", "http", "--port", "0"], flags].concat();
+    let mut command = ours(&args, upstream, &[("RUNCOMFY_STATE_DIR", state_dir)]);
+    command.stderr(Stdio::null());
+    HttpServer::spawn(command).await
+}
+
+/// Server CPU per check_status on a job submitted through the first client, the calls going
+/// round-robin over `clients`, one at a time.
+async fn round_robin_cpu(pid: u32, calls: usize, clients: &[McpSession]) -> Duration {
     let job = submit(|m, p| clients[0].call(m, p)).await;
     let args = json!({ "name": "check_status", "arguments": { "request_id": job } });
     let next = AtomicU64::new(0);
-    let cpu = cpu_per_call(server.pid(), calls, || async {
+    cpu_per_call(pid, calls, || async {
         let i = next.fetch_add(1, Ordering::Relaxed) as usize % clients.len();
         expect_tool_ok(&clients[i].call("tools/call", args.clone()).await);
     })
-    .await;
-    server.stop().await;
-    cpu
+    .await
 }
 
 /// Concurrent clients of the saturating `--stateless` run (as many as the main section's sessions).
@@ -294,15 +295,8 @@ const STATELESS_CLIENTS: usize = 32;
 /// The simulator's raw status rate beside check_status through a `--stateless` server (defaults),
 /// both with [`STATELESS_CLIENTS`] clients back to back, and the server's CPU per call under it.
 async fn stateless_rates(sim: &Simulator, state_dir: &str, counts: &Counts) -> Rates {
-    let args = ["serve", "--transport", "http", "--port", "0", "--stateless"];
-    let mut command = ours(&args, &sim.base_url(), &[("RUNCOMFY_STATE_DIR", state_dir)]);
-    command.stderr(Stdio::null());
-    let server = HttpServer::spawn(command).await;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let server = http_defaults(&sim.base_url(), state_dir, &["--stateless"]).await;
+    let http = load_client();
     let clients: Vec<_> = (0..STATELESS_CLIENTS)
         .map(|_| Arc::new(McpSession::stateless(&http, &server.base)))
         .collect();
