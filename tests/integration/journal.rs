@@ -3,32 +3,60 @@
 //! aside without stopping the server, retention drops old jobs only, and a submit whose fate is
 //! unknown is still listed. Every test uses its own temporary state directory.
 
-use std::{collections::BTreeSet, path::Path};
+use std::collections::BTreeSet;
 
 use crate::common::*;
 use chrono::Utc;
 use rmcp::model::CallToolRequestParams;
 use runcomfy_mcp::{
-    journal::{
-        location::FILE_NAME as JOURNAL_FILE, sqlite::SqliteStore, JobStore, JobUpdate, Limits, NewJob, Owner,
-        SubmitOutcome,
-    },
+    journal::{location::FILE_NAME as JOURNAL_FILE, JobUpdate, Limits, NewJob, Owner, SubmitOutcome},
     simulator::SimConfig,
 };
 use serde_json::{json, Value};
 
-/// A server over stdio with its journal in `dir`, polling fast.
-async fn server_with(base_url: &str, dir: &Path, extra_env: &[(&str, &str)]) -> StdioServer<()> {
-    let bin = Bin::serve()
-        .args(["--poll-first-ms", "50", "--poll-max-ms", "200"])
-        .upstream(base_url)
-        .journal_in(dir)
-        .envs(extra_env);
-    start_stdio((), bin).await
+/// Each test once per backend: `sqlite::NAME` (a state directory) and `postgres::NAME` (a
+/// throwaway cluster; skipped, with a message, only without PostgreSQL outside CI).
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(crate::common::JournalAt::dir()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(at) = crate::common::JournalAt::database(stringify!($test)) {
+                        super::$test(at).await
+                    }
+                }
+            )*
+        }
+    };
 }
 
-async fn server(base_url: &str, dir: &Path) -> Client {
-    server_with(base_url, dir, &[]).await.client
+on_every_backend!(
+    a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it,
+    a_waiting_call_keeps_the_journal_current_as_the_job_moves,
+    two_servers_submitting_at_once_lose_no_record,
+    retention_removes_old_jobs_only,
+    a_submit_whose_fate_is_unknown_is_listed_without_an_id,
+);
+
+/// A server over stdio with its journal `at`, polling fast.
+async fn server_with(base_url: &str, at: &JournalAt, extra_env: &[(&str, &str)]) -> StdioServer<()> {
+    let bin = Bin::serve()
+        .args(["--poll-first-ms", "50", "--poll-max-ms", "200"])
+        .upstream(base_url);
+    start_stdio((), at.apply(bin).envs(extra_env)).await
+}
+
+async fn server(base_url: &str, at: &JournalAt) -> Client {
+    server_with(base_url, at, &[]).await.client
 }
 
 async fn list_jobs(client: &Client, arguments: Value) -> Vec<Value> {
@@ -46,8 +74,7 @@ async fn sim_jobs(sim_url: &str) -> Vec<Value> {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
+async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it(state: JournalAt) {
     let sim = simulator(SimConfig {
         initial_queue_position: 15,
         queue_step_ms: 100,
@@ -56,8 +83,7 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
     })
     .await;
     let control = Control::new(&sim);
-    let state = tempfile::tempdir().unwrap();
-    let StdioServer { client: first, pid, .. } = server_with(&sim.base_url(), state.path(), &[]).await;
+    let StdioServer { client: first, pid, .. } = server_with(&sim.base_url(), &state, &[]).await;
 
     // The waiting tool holds the call open while it polls.
     let peer = first.peer().clone();
@@ -90,7 +116,7 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
     );
 
     // A new server (a new conversation, a restarted client) finds the job it never submitted.
-    let second = server(&sim.base_url(), state.path()).await;
+    let second = server(&sim.base_url(), &state).await;
     let jobs = list_jobs(&second, json!({})).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["request_id"], id.as_str());
@@ -131,8 +157,7 @@ async fn a_job_survives_kill_9_while_waiting_and_a_new_server_completes_it() {
 
 /// While a call waits, the journal follows the job: another server sharing the journal sees it
 /// leave the queue before the wait ends, so a process that dies mid-wait leaves its last state.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_waiting_call_keeps_the_journal_current_as_the_job_moves() {
+async fn a_waiting_call_keeps_the_journal_current_as_the_job_moves(state: JournalAt) {
     let sim = simulator(SimConfig {
         initial_queue_position: 3,
         queue_step_ms: 150,
@@ -140,9 +165,8 @@ async fn a_waiting_call_keeps_the_journal_current_as_the_job_moves() {
         ..fast_config()
     })
     .await;
-    let state = tempfile::tempdir().unwrap();
-    let waiter = server(&sim.base_url(), state.path()).await;
-    let reader = server(&sim.base_url(), state.path()).await;
+    let waiter = server(&sim.base_url(), &state).await;
+    let reader = server(&sim.base_url(), &state).await;
 
     let peer = waiter.peer().clone();
     let waiting = tokio::spawn(async move {
@@ -175,14 +199,12 @@ async fn a_waiting_call_keeps_the_journal_current_as_the_job_moves() {
     reader.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_servers_submitting_at_once_lose_no_record() {
+async fn two_servers_submitting_at_once_lose_no_record(state: JournalAt) {
     const EACH: usize = 12;
     let sim = simulator(fast_config()).await;
-    let state = tempfile::tempdir().unwrap();
     let url = sim.base_url();
     // Started together: both open (and set up) the journal at the same moment.
-    let (a, b) = tokio::join!(server(&url, state.path()), server(&url, state.path()));
+    let (a, b) = tokio::join!(server(&url, &state), server(&url, &state));
 
     let mut calls = tokio::task::JoinSet::new();
     for (n, client) in [&a, &b].into_iter().enumerate() {
@@ -225,11 +247,11 @@ async fn two_servers_submitting_at_once_lose_no_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_journal_is_moved_aside_with_a_warning_and_the_server_serves() {
     let sim = simulator(fast_config()).await;
-    let state = tempfile::tempdir().unwrap();
+    let state = JournalAt::dir();
     let garbage = b"\x00\x01 definitely not SQLite \xff\xfe".repeat(200);
     std::fs::write(state.path().join(JOURNAL_FILE), &garbage).unwrap();
 
-    let StdioServer { client, stderr, .. } = server_with(&sim.base_url(), state.path(), &[]).await;
+    let StdioServer { client, stderr, .. } = server_with(&sim.base_url(), &state, &[]).await;
     let warning = stderr.line(|l| l.contains("WARN"), "a warning on stderr").await;
     assert!(
         warning.contains("moved aside") && warning.contains("fresh journal"),
@@ -252,54 +274,56 @@ async fn a_garbage_journal_is_moved_aside_with_a_warning_and_the_server_serves()
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_removes_old_jobs_only() {
+async fn retention_removes_old_jobs_only(state: JournalAt) {
     let sim = simulator(fast_config()).await;
-    let state = tempfile::tempdir().unwrap();
-    {
-        // History written earlier (by an older session of the server).
-        let store = SqliteStore::open(&state.path().join(JOURNAL_FILE)).unwrap();
-        for (prompt, days) in [("ancient", 400), ("old", 40), ("recent", 2)] {
-            let at = Utc::now() - chrono::Duration::days(days);
-            let key = store
-                .begin_submit(
-                    &NewJob {
-                        owner: Owner::single(),
-                        model: "m".into(),
-                        prompt: prompt.into(),
-                        size: "1024x1024(1:1)".into(),
-                        params: json!({}),
-                        submitted_at: at,
-                        estimate_usd: None,
-                    },
-                    &Limits::default(),
-                )
-                .unwrap()
-                .admitted()
-                .unwrap();
-            let request_id = format!("{prompt}-0000");
-            store
-                .finish_submit(
-                    key,
-                    &SubmitOutcome::Accepted {
-                        request_id: request_id.clone(),
-                    },
-                    at,
-                )
-                .unwrap();
-            let done = JobUpdate {
-                status: Some(runcomfy_mcp::runcomfy::JobStatus::Succeeded),
-                images: vec![format!("https://example.invalid/{prompt}.png")],
-                ..JobUpdate::default()
-            };
-            assert!(store.update(&Owner::single(), &request_id, &done, at).unwrap());
-        }
-    }
+    // History written earlier (by an older session of the server), on a thread of its own: the
+    // stores block, and PostgreSQL's client runs a runtime of its own, which tokio's would refuse.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // History written earlier (by an older session of the server).
+            let store = state.store();
+            for (prompt, days) in [("ancient", 400), ("old", 40), ("recent", 2)] {
+                let at = Utc::now() - chrono::Duration::days(days);
+                let key = store
+                    .begin_submit(
+                        &NewJob {
+                            owner: Owner::single(),
+                            model: "m".into(),
+                            prompt: prompt.into(),
+                            size: "1024x1024(1:1)".into(),
+                            params: json!({}),
+                            submitted_at: at,
+                            estimate_usd: None,
+                        },
+                        &Limits::default(),
+                    )
+                    .unwrap()
+                    .admitted()
+                    .unwrap();
+                let request_id = format!("{prompt}-0000");
+                store
+                    .finish_submit(
+                        key,
+                        &SubmitOutcome::Accepted {
+                            request_id: request_id.clone(),
+                        },
+                        at,
+                    )
+                    .unwrap();
+                let done = JobUpdate {
+                    status: Some(runcomfy_mcp::runcomfy::JobStatus::Succeeded),
+                    images: vec![format!("https://example.invalid/{prompt}.png")],
+                    ..JobUpdate::default()
+                };
+                assert!(store.update(&Owner::single(), &request_id, &done, at).unwrap());
+            }
+        });
+    });
     let limits = [
         ("RUNCOMFY_JOURNAL_MAX_AGE_DAYS", "30"),
         ("RUNCOMFY_JOURNAL_MAX_JOBS", "3"),
     ];
-    let client = server_with(&sim.base_url(), state.path(), &limits).await.client;
+    let client = server_with(&sim.base_url(), &state, &limits).await.client;
     let jobs = list_jobs(&client, json!({})).await;
     assert_eq!(jobs.len(), 1, "older than 30 days is gone: {jobs:?}");
     assert_eq!(jobs[0]["prompt"], "recent");
@@ -319,11 +343,9 @@ async fn retention_removes_old_jobs_only() {
     client.cancel().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_submit_whose_fate_is_unknown_is_listed_without_an_id() {
+async fn a_submit_whose_fate_is_unknown_is_listed_without_an_id(state: JournalAt) {
     let sim = simulator(fast_config()).await;
-    let state = tempfile::tempdir().unwrap();
-    let client = server(&sim.base_url(), state.path()).await;
+    let client = server(&sim.base_url(), &state).await;
     // The job is created, then the connection drops before the answer.
     Control::new(&sim)
         .fault(json!({"endpoint": "submit", "kind": "reset"}))
@@ -357,8 +379,8 @@ async fn a_submit_whose_fate_is_unknown_is_listed_without_an_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_jobs_says_when_the_journal_is_off_and_checks_its_arguments() {
     let sim = simulator(fast_config()).await;
-    let state = tempfile::tempdir().unwrap();
-    let client = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_NO_JOURNAL", "1")])
+    let state = JournalAt::dir();
+    let client = server_with(&sim.base_url(), &state, &[("RUNCOMFY_NO_JOURNAL", "1")])
         .await
         .client;
     submit(&client, json!({"prompt": "unrecorded"})).await;
@@ -367,7 +389,7 @@ async fn list_jobs_says_when_the_journal_is_off_and_checks_its_arguments() {
     assert!(text(&result).contains("--no-journal"), "{}", text(&result));
     assert!(!state.path().join(JOURNAL_FILE).exists(), "nothing written when off");
 
-    let on = server(&sim.base_url(), state.path()).await;
+    let on = server(&sim.base_url(), &state).await;
     for bad in [
         json!({"limit": 0}),
         json!({"limit": 101}),
@@ -384,7 +406,7 @@ async fn list_jobs_says_when_the_journal_is_off_and_checks_its_arguments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generate_command_records_its_saved_files() {
     let sim = simulator(fast_config()).await;
-    let (state, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (state, out) = (JournalAt::dir(), tempfile::tempdir().unwrap());
     let output = Bin::new([
         "generate",
         "a saved fox",
@@ -405,7 +427,7 @@ async fn the_generate_command_records_its_saved_files() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let saved = String::from_utf8(output.stdout).unwrap().trim().to_owned();
 
-    let client = server(&sim.base_url(), state.path()).await;
+    let client = server(&sim.base_url(), &state).await;
     let jobs = list_jobs(&client, json!({})).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["status"], "succeeded");
@@ -419,8 +441,8 @@ async fn the_generate_command_records_its_saved_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_jobs_go_to_a_journal_of_their_own() {
     let sim = simulator(fast_config()).await;
-    let state = tempfile::tempdir().unwrap();
-    let client = server_with(&sim.base_url(), state.path(), &[("RUNCOMFY_SIMULATE", "true")])
+    let state = JournalAt::dir();
+    let client = server_with(&sim.base_url(), &state, &[("RUNCOMFY_SIMULATE", "true")])
         .await
         .client;
     let id = submit(&client, json!({"prompt": "a fake fox"})).await;

@@ -4,9 +4,12 @@
 
 mod eventually;
 pub mod http;
+mod journal_at;
+pub mod pg;
 mod server;
 
 pub use eventually::{eventually, within};
+pub use journal_at::JournalAt;
 #[allow(unused_imports)] // as with dead_code: not every test binary names every type
 pub use server::{start_stdio, Bin, Output, StdioServer};
 
