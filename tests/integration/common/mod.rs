@@ -9,6 +9,7 @@ pub mod pg;
 mod server;
 
 pub use eventually::{eventually, within};
+#[allow(unused_imports)] // as below: not every test binary uses it
 pub use journal_at::JournalAt;
 #[allow(unused_imports)] // as with dead_code: not every test binary names every type
 pub use server::{start_stdio, Bin, Output, StdioServer};
