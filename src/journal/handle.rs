@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::{
     Admission, DayUsage, JobKey, JobQuery, JobRecord, JobStore, JobUpdate, Limits, NewJob, Owner, Refusal, Retention,
-    SpendTotals, StoreError, SubmitOutcome,
+    SpendTotals, StoreError, SubmitOutcome, TaskRecord,
 };
 use crate::runcomfy::RequestId;
 
@@ -190,6 +190,29 @@ impl Journal {
     pub async fn get(&self, owner: &Owner, id: &RequestId) -> Option<JobRecord> {
         let (owner, request_id) = (owner.clone(), id.to_string());
         self.run("reading a job", move |s| s.get(&owner, &request_id))
+            .await
+            .flatten()
+    }
+
+    /// Whether tasks are kept here for other servers (a shared database).
+    pub fn shares_tasks(&self) -> bool {
+        self.inner.store.as_ref().is_some_and(|s| s.shared())
+    }
+
+    /// Records a task's state for the other servers sharing the journal (a no-op otherwise).
+    pub async fn save_task(&self, task: TaskRecord) {
+        if self.shares_tasks() {
+            self.run("recording a task", move |s| s.save_task(&task)).await;
+        }
+    }
+
+    /// `owner`'s task with this id as another server recorded it.
+    pub async fn task(&self, owner: &Owner, task_id: &str) -> Option<TaskRecord> {
+        if !self.shares_tasks() {
+            return None;
+        }
+        let (owner, task_id) = (owner.clone(), task_id.to_owned());
+        self.run("reading a task", move |s| s.task(&owner, &task_id))
             .await
             .flatten()
     }

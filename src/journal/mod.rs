@@ -22,7 +22,9 @@ pub mod sqlite;
 pub(super) mod store_tests;
 
 pub use handle::{Gate, Journal};
-pub use record::{JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Owner, RecordedStatus, Retention, SubmitOutcome};
+pub use record::{
+    JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Owner, RecordedStatus, Retention, SubmitOutcome, TaskRecord,
+};
 pub use settings::JournalArgs;
 pub use spend::{Admission, DayUsage, Limits, Refusal, SpendTotals, Tally};
 
@@ -87,6 +89,18 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes jobs older than the retention age, then the oldest beyond the retention count (all
     /// owners' together: retention is the server's, not a person's). Returns how many were deleted.
     fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// Records a task's state, unless the stored one is already finished. Only a store shared
+    /// between servers keeps tasks (one server's own tasks live in its memory): the default
+    /// keeps nothing.
+    fn save_task(&self, _task: &TaskRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `owner`'s task with this id, if the store keeps it (another owner's is `None`).
+    fn task(&self, _owner: &Owner, _task_id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        Ok(None)
+    }
 
     /// Whether the store can be used now (a shared database can be unreachable; a file on this
     /// machine is taken to be usable), for `/healthz`.

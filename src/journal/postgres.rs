@@ -27,13 +27,14 @@ use super::{
     recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
-    SubmitOutcome,
+    SubmitOutcome, TaskRecord,
 };
 use crate::runcomfy::JobStatus;
 
 /// The schema, one step per version: a database at version N gets steps N+1.. at start. Never
 /// edit a step that has shipped; add one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE runcomfy_jobs (
     key            BIGSERIAL PRIMARY KEY,
     request_id     TEXT UNIQUE,
@@ -56,7 +57,19 @@ CREATE TABLE runcomfy_jobs (
 );
 CREATE INDEX runcomfy_jobs_by_time ON runcomfy_jobs (submitted_at DESC, key DESC);
 CREATE INDEX runcomfy_jobs_by_owner ON runcomfy_jobs (owner, submitted_at DESC, key DESC);
-"];
+",
+    "
+CREATE TABLE runcomfy_tasks (
+    task_id     TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    request_ids TEXT NOT NULL DEFAULT '[]',
+    finished    BOOLEAN NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE INDEX runcomfy_tasks_by_time ON runcomfy_tasks (updated_at);
+",
+];
 
 /// The advisory lock migrations run under (any constant no other program is likely to pick).
 const MIGRATION_LOCK: i64 = 0x7275_6e63_6f6d_6679; // "runcomfy"
@@ -468,8 +481,49 @@ impl JobStore for PgStore {
                  (SELECT key FROM runcomfy_jobs ORDER BY submitted_at DESC, key DESC LIMIT $1) AND submitted_at <= $2",
                 &[&i64::from(retention.max_jobs), &millis(now - spend::SPEND_WINDOW)],
             )?;
+            // Tasks outlive their answer only as long as the jobs they started.
+            tx.execute("DELETE FROM runcomfy_tasks WHERE updated_at < $1", &[&oldest_kept])?;
             tx.commit()?;
             Ok((by_age + by_count) as usize)
+        })
+    }
+
+    fn save_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
+        self.with(|client| {
+            // A settled task stays settled: a late save of its working state changes nothing.
+            client.execute(
+                "INSERT INTO runcomfy_tasks (task_id, owner, detail, request_ids, finished, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id) DO UPDATE SET detail = EXCLUDED.detail, \
+                 request_ids = EXCLUDED.request_ids, finished = EXCLUDED.finished, updated_at = EXCLUDED.updated_at \
+                 WHERE NOT runcomfy_tasks.finished AND runcomfy_tasks.owner = EXCLUDED.owner",
+                &[
+                    &task.task_id,
+                    &task.owner.as_str(),
+                    &task.detail.to_string(),
+                    &json_list(&task.request_ids),
+                    &task.finished,
+                    &millis(task.updated_at),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn task(&self, owner: &Owner, task_id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        self.with(|client| {
+            let row = client.query_opt(
+                "SELECT task_id, owner, detail, request_ids, finished, updated_at FROM runcomfy_tasks \
+                 WHERE task_id = $1 AND owner = $2",
+                &[&task_id, &owner.as_str()],
+            )?;
+            Ok(row.map(|row| TaskRecord {
+                task_id: row.get(0),
+                owner: Owner::from_stored(row.get::<_, String>(1)),
+                detail: columns::parse_params(row.get(2)),
+                request_ids: parse_list(row.get(3)),
+                finished: row.get(4),
+                updated_at: from_millis(row.get(5)),
+            }))
         })
     }
 

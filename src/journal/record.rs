@@ -278,3 +278,20 @@ impl Default for Retention {
         }
     }
 }
+
+/// An MCP task as replicas share it, so that `tasks/get` and `tasks/cancel` work on a replica
+/// other than the one running it. The journal keeps the task's last state as the running
+/// replica showed it (`detail`, a `DetailedTask` as JSON; the journal does not read it), and the
+/// jobs it started, for whoever answers after that replica is gone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub owner: Owner,
+    pub detail: Value,
+    pub request_ids: Vec<String>,
+    /// Settled (completed, failed or cancelled): never overwritten by a later, older save.
+    pub finished: bool,
+    /// When the running replica last saved it: a task not finished and not saved for a while
+    /// lost its replica.
+    pub updated_at: DateTime<Utc>,
+}

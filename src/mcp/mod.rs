@@ -12,6 +12,7 @@ mod resources;
 mod schema;
 mod server;
 pub mod settings;
+mod shared_tasks;
 mod tasks;
 mod tools;
 

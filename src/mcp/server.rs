@@ -182,8 +182,7 @@ impl ServerHandler for RunComfyServer {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        self.own_task(&request.task_id, &context)?;
-        Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
+        Ok(GetTaskResult::new(self.find_task(&request.task_id, &context).await?))
     }
 
     async fn update_task(
@@ -200,7 +199,6 @@ impl ServerHandler for RunComfyServer {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.own_task(&request.task_id, &context)?;
-        self.tasks.cancel_task(&request.task_id)
+        self.cancel_any_task(&request.task_id, &context).await
     }
 }

@@ -15,15 +15,18 @@ use std::{
 };
 
 use rmcp::{
-    model::{CallToolRequestParams, CallToolResponse, CreateTaskResult},
+    model::{CallToolRequestParams, CallToolResponse, CreateTaskResult, TaskPayload},
     service::RequestContext,
     task_manager::{TaskExit, TaskManager, TaskOptions},
     ErrorData, Peer, RoleServer,
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::jobs::Step;
+
 use super::{
     answer::{settle, ToolError},
+    shared_tasks::SharedTask,
     tools::{self, generate_image_and_wait::progress_message},
     RunComfyServer,
 };
@@ -77,8 +80,17 @@ impl RunComfyServer {
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)
             .with_status_message("Submitting");
+        // The task is answered once it is recorded for the other replicas: a tasks/get there
+        // right after must find it.
+        let (recorded_tx, recorded) = tokio::sync::oneshot::channel::<()>();
         let task = self.tasks.spawn(options, move |ctx| {
             Box::pin(async move {
+                // Saved for the other replicas, when they share a journal (see shared_tasks).
+                let shared = SharedTask::new(&server, ctx.task_id(), task_caller.owner());
+                if let Some(shared) = &shared {
+                    shared.started().await;
+                }
+                let _ = recorded_tx.send(());
                 let cancel = CancellationToken::new();
                 let watcher = tokio::spawn({
                     let (ctx, cancel) = (ctx.clone(), cancel.clone());
@@ -95,11 +107,22 @@ impl RunComfyServer {
                         count,
                         TASK_WAIT,
                         &cancel,
-                        |index, elapsed, step| ctx.set_status_message(progress_message(index, count, step, elapsed)),
+                        |index, elapsed, step| {
+                            ctx.set_status_message(progress_message(index, count, step, elapsed));
+                            if let Some(shared) = &shared {
+                                shared.progressed(match step {
+                                    Step::Submitted(id) => Some(id),
+                                    Step::Polled(..) => None,
+                                });
+                            }
+                        },
                     )
                     .await;
                 watcher.abort();
                 if cancel.is_cancelled() {
+                    if let Some(shared) = &shared {
+                        shared.settled(TaskPayload::Cancelled).await;
+                    }
                     return Err(TaskExit::Cancelled);
                 }
                 let answer = server
@@ -112,12 +135,21 @@ impl RunComfyServer {
                         &peer,
                     )
                     .await;
-                Ok(settle(answer))
+                let result = settle(answer);
+                if let Some(shared) = &shared {
+                    let object = match serde_json::to_value(&result) {
+                        Ok(serde_json::Value::Object(map)) => map,
+                        _ => Default::default(),
+                    };
+                    shared.settled(TaskPayload::Completed { result: object }).await;
+                }
+                Ok(result)
             })
         });
         if self.per_user_keys {
             self.task_owners.record(&self.tasks, &task.task_id, caller.owner());
         }
+        let _ = recorded.await;
         tracing::info!(task_id = %task.task_id, tool = %request.name, "started a task");
         Some(CallToolResponse::Task(CreateTaskResult::new(task)))
     }

@@ -22,6 +22,7 @@ mod media;
 mod memory;
 mod money;
 mod per_user_keys;
+mod replicas;
 mod simulator;
 mod simulator_edit;
 mod stdio_bounds;
