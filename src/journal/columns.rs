@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{spend::Counted, JobRecord, JobUpdate};
+use super::{spend::Counted, JobRecord, JobUpdate, RecordedStatus, SubmitOutcome};
+use crate::runcomfy::JobStatus;
 
 /// Every column of a row, in the order the stores select them.
 pub(super) const COLUMNS: &str = "key, request_id, model, prompt, size, params, status, queue_position, images, \
@@ -19,7 +20,7 @@ pub(super) fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>)
     if let Some(new) = &update.status {
         // Polls from two servers can arrive out of order: a finished job stays finished.
         if !job.is_final() || new.is_terminal() {
-            job.status = super::RecordedStatus::Job(new.clone());
+            job.status = RecordedStatus::Job(new.clone());
             job.queue_position = update.queue_position;
         }
     }
@@ -42,6 +43,17 @@ pub(super) fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>)
     }
     if job.is_final() && job.finished_at.is_none() {
         job.finished_at = Some(now);
+    }
+}
+
+/// What a submit's outcome sets: the request id, the status and the error.
+pub(super) fn submit_columns(outcome: &SubmitOutcome) -> (Option<&str>, RecordedStatus, Option<&str>) {
+    match outcome {
+        SubmitOutcome::Accepted { request_id } => {
+            (Some(request_id.as_str()), RecordedStatus::Job(JobStatus::InQueue), None)
+        }
+        SubmitOutcome::FateUnknown { error } => (None, RecordedStatus::FateUnknown, Some(error.as_str())),
+        SubmitOutcome::Rejected { error } => (None, RecordedStatus::Rejected, Some(error.as_str())),
     }
 }
 

@@ -29,7 +29,6 @@ use super::{
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
     SubmitOutcome, TaskRecord,
 };
-use crate::runcomfy::JobStatus;
 
 /// The schema, one step per version: a database at version N gets steps N+1.. at start. Never
 /// edit a step that has shipped; add one.
@@ -311,13 +310,7 @@ impl JobStore for PgStore {
     }
 
     fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let (request_id, state, error) = match outcome {
-            SubmitOutcome::Accepted { request_id } => {
-                (Some(request_id.as_str()), RecordedStatus::Job(JobStatus::InQueue), None)
-            }
-            SubmitOutcome::FateUnknown { error } => (None, RecordedStatus::FateUnknown, Some(error.as_str())),
-            SubmitOutcome::Rejected { error } => (None, RecordedStatus::Rejected, Some(error.as_str())),
-        };
+        let (request_id, state, error) = columns::submit_columns(outcome);
         let finished = state.is_final().then(|| millis(now));
         self.with(|client| {
             let mut tx = client.transaction()?;

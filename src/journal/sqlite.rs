@@ -15,7 +15,6 @@ use super::{
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
     SubmitOutcome,
 };
-use crate::runcomfy::JobStatus;
 
 /// Bumped when the table changes; a file from a newer version is left alone. 2: `cost_usd` and
 /// `estimate_usd`; 3: `owner` (`''`, the single-user owner, for every older row); each added to
@@ -190,13 +189,7 @@ impl JobStore for SqliteStore {
     }
 
     fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let (request_id, state, error) = match outcome {
-            SubmitOutcome::Accepted { request_id } => {
-                (Some(request_id.as_str()), RecordedStatus::Job(JobStatus::InQueue), None)
-            }
-            SubmitOutcome::FateUnknown { error } => (None, RecordedStatus::FateUnknown, Some(error.as_str())),
-            SubmitOutcome::Rejected { error } => (None, RecordedStatus::Rejected, Some(error.as_str())),
-        };
+        let (request_id, state, error) = columns::submit_columns(outcome);
         let finished = state.is_final().then(|| millis(now));
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -94,6 +94,20 @@ impl Session {
         message["result"].clone()
     }
 
+    /// get_result until the job has finished; its structured answer.
+    async fn finished(&mut self, id: &str) -> Value {
+        eventually(
+            async || {
+                let result = self.call("get_result", json!({ "request_id": id })).await;
+                assert_ne!(result["isError"], true, "{result}");
+                let out = result["structuredContent"].clone();
+                (out["finished"] == true).then_some(out)
+            },
+            "the job to finish",
+        )
+        .await
+    }
+
     async fn jobs(&mut self) -> Vec<Value> {
         let result = self.call("list_jobs", json!({ "limit": 100 })).await;
         assert_ne!(result["isError"], true, "{result}");
@@ -129,16 +143,7 @@ async fn a_job_and_a_task_from_replica_a_are_listed_resolved_and_answered_by_rep
     assert_eq!(listed[0]["request_id"], id.as_str());
     assert_eq!(listed[0]["prompt"], "a fox seen by two servers");
 
-    let done = eventually(
-        async || {
-            let result = on_b.call("get_result", json!({ "request_id": id })).await;
-            assert_ne!(result["isError"], true, "{result}");
-            let out = result["structuredContent"].clone();
-            (out["finished"] == true).then_some(out)
-        },
-        "B to see the job finished",
-    )
-    .await;
+    let done = on_b.finished(&id).await;
     assert_eq!(done["status"], "succeeded");
     // A reference to the job resolves on B from the journal A wrote: an edit of it is accepted.
     let edit = on_b
@@ -236,16 +241,7 @@ async fn a_job_whose_replica_is_killed_mid_wait_is_finished_through_the_other() 
     let listed = on_b.jobs().await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["request_id"], id.as_str());
-    let done = eventually(
-        async || {
-            let result = on_b.call("get_result", json!({ "request_id": id })).await;
-            assert_ne!(result["isError"], true, "{result}");
-            let out = result["structuredContent"].clone();
-            (out["finished"] == true).then_some(out)
-        },
-        "B to finish the job",
-    )
-    .await;
+    let done = on_b.finished(&id).await;
     assert_eq!(done["status"], "succeeded");
     let listed = on_b.jobs().await;
     assert_eq!(
