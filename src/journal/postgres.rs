@@ -629,6 +629,43 @@ mod tests {
     }
 
     #[test]
+    fn a_task_is_its_owners_only_and_a_settled_one_stays_settled() {
+        let Some(cluster) = Cluster::start("postgres::a_task_is_its_owners_only") else {
+            return;
+        };
+        let store = PgStore::open(&cluster.socket_url()).unwrap();
+        let (alice, bob) = (Owner::from_stored("a1a1"), Owner::from_stored("b0b0"));
+        let task = |status: &str, finished: bool| TaskRecord {
+            task_id: "t-1".into(),
+            owner: alice.clone(),
+            detail: serde_json::json!({ "status": status }),
+            request_ids: vec!["r-1".into()],
+            finished,
+            updated_at: Utc::now(),
+        };
+        store.save_task(&task("working", false)).unwrap();
+        assert_eq!(store.task(&alice, "t-1").unwrap().unwrap().detail["status"], "working");
+        assert_eq!(store.task(&bob, "t-1").unwrap(), None, "another's task is unknown");
+        // Bob cannot write over Alice's task by reusing its id.
+        store
+            .save_task(&TaskRecord {
+                owner: bob.clone(),
+                ..task("completed", true)
+            })
+            .unwrap();
+        assert_eq!(store.task(&alice, "t-1").unwrap().unwrap().detail["status"], "working");
+        store.save_task(&task("completed", true)).unwrap();
+        // A late save of the working state (saves run in the background) changes nothing.
+        store.save_task(&task("working", false)).unwrap();
+        let stored = store.task(&alice, "t-1").unwrap().unwrap();
+        assert_eq!(
+            (stored.detail["status"].as_str(), stored.finished),
+            (Some("completed"), true)
+        );
+        assert_eq!(stored.request_ids, ["r-1"]);
+    }
+
+    #[test]
     fn urls_that_cannot_be_a_database_are_refused_and_places_never_show_a_password() {
         assert!(matches!(PgStore::open("mysql://x/y"), Err(OpenError::BadUrl(_))));
         assert!(matches!(
