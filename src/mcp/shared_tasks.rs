@@ -24,6 +24,7 @@ use rmcp::{
     service::RequestContext,
     ErrorData, RoleServer,
 };
+use tokio_util::task::AbortOnDropHandle;
 
 use super::RunComfyServer;
 use crate::{
@@ -70,6 +71,21 @@ impl SharedTask {
         if let Ok(detail) = self.server.tasks.get_task(&self.task_id) {
             self.save(detail, Vec::new()).await;
         }
+    }
+
+    /// Saves the task every [`SAVE_EVERY`] until aborted, however slowly its jobs are polled
+    /// (`--poll-max-ms` may exceed [`ORPHANED_AFTER`]): a silent record means a lost replica.
+    /// Stops when the handle is dropped, also when rmcp drops the task's future (its TTL).
+    pub(super) fn heartbeat(&self) -> AbortOnDropHandle<()> {
+        let this = self.clone();
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut every = tokio::time::interval(SAVE_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                this.progressed(None);
+            }
+        }))
     }
 
     /// The task as it is now, saved in the background; `submitted`: a job it just started (always

@@ -91,6 +91,7 @@ impl RunComfyServer {
                     shared.started().await;
                 }
                 let _ = recorded_tx.send(());
+                let heartbeat = shared.as_ref().map(SharedTask::heartbeat);
                 let cancel = CancellationToken::new();
                 let watcher = tokio::spawn({
                     let (ctx, cancel) = (ctx.clone(), cancel.clone());
@@ -119,6 +120,7 @@ impl RunComfyServer {
                     )
                     .await;
                 watcher.abort();
+                drop(heartbeat);
                 if cancel.is_cancelled() {
                     if let Some(shared) = &shared {
                         shared.settled(TaskPayload::Cancelled).await;
