@@ -13,10 +13,30 @@
 use std::sync::OnceLock;
 
 use axum::http::request::Parts;
-use rmcp::{model::Extensions, ErrorData};
+use rmcp::{
+    handler::server::{common::FromContextPart, tool::ToolCallContext},
+    model::Extensions,
+    ErrorData,
+};
 
 use super::RunComfyServer;
 use crate::{jobs::Caller, journal::Owner};
+
+/// A tool's `caller: Caller` parameter: the caller `call_tool` resolved and put in the request's
+/// extensions with per-user keys, else the server's (nothing is put there then, so that the
+/// default path allocates nothing for it).
+impl FromContextPart<ToolCallContext<'_, RunComfyServer>> for Caller {
+    fn from_context_part(context: &mut ToolCallContext<'_, RunComfyServer>) -> Result<Self, ErrorData> {
+        match context.request_context.extensions.remove::<Caller>() {
+            Some(caller) => Ok(caller),
+            None if !context.service.per_user_keys => Ok(Caller::server()),
+            None => Err(ErrorData::internal_error(
+                "the caller of this tool call was not resolved",
+                None,
+            )),
+        }
+    }
+}
 
 /// The owner a session's handler is bound to: set by its first request. A clone of an unbound
 /// handler (a new session's) starts unbound.

@@ -117,7 +117,7 @@ impl ServerHandler for RunComfyServer {
             // Hidden from this client: as unknown to it as a tool that does not exist.
             return Err(ErrorData::invalid_params("tool not found", None));
         }
-        // Resolved once here; every tool takes it as `Extension<Caller>`.
+        // Resolved once here; every tool takes it as a parameter (see `caller`).
         let caller = self.caller(&context.extensions)?;
         let client_has_tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
         if client_has_tasks {
@@ -125,7 +125,11 @@ impl ServerHandler for RunComfyServer {
                 return Ok(task);
             }
         }
-        context.extensions.insert(caller);
+        if self.per_user_keys {
+            // Without per-user keys nothing is put there: the tools' parameter is then the
+            // server's caller, at no cost on the default path.
+            context.extensions.insert(caller);
+        }
         self.tool_router
             .call(ToolCallContext::new(self, request, context))
             .await

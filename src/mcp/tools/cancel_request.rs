@@ -1,6 +1,5 @@
 //! `cancel_request`: cancel a job while it is still queued.
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -71,11 +70,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Cancellation>(),
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn cancel_request(
-        &self,
-        arguments: JsonObject,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn cancel_request(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
         let answer = self
             .jobs

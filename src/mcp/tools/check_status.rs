@@ -1,6 +1,5 @@
 //! `check_status`: where a job stands, and what to call next.
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -92,11 +91,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobState>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn check_status(
-        &self,
-        arguments: JsonObject,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn check_status(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
         let answer = self
             .jobs

@@ -1,6 +1,5 @@
 //! `generate_image`: submit a job (or `count` of them) and hand back the request_ids at once.
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -207,11 +206,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn generate_image(
-        &self,
-        arguments: JsonObject,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn generate_image(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let GenerateArgs { request, count } = args::parse(arguments)?;
         let prepared = self.jobs.prepare(&caller, &request).await?;
         let outcomes = self.jobs.submit_batch(&caller, &prepared, count).await;

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject, RequestMetaObject},
     tool, tool_router, Peer, RoleServer,
@@ -424,7 +423,7 @@ impl RunComfyServer {
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
         cancel: CancellationToken,
-        Extension(caller): Extension<Caller>,
+        caller: Caller,
     ) -> Result<CallToolResult, ToolError> {
         let args: WaitArgs = args::parse(arguments)?;
         let GenerateArgs { request, count } = &args.generate;

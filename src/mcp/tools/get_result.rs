@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router, Peer, RoleServer,
@@ -419,7 +418,7 @@ impl RunComfyServer {
         &self,
         arguments: JsonObject,
         peer: Peer<RoleServer>,
-        Extension(caller): Extension<Caller>,
+        caller: Caller,
     ) -> Result<CallToolResult, ToolError> {
         let ResultArgs { request_id, delivery } = args::parse(arguments)?;
         let answer = self

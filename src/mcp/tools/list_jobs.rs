@@ -1,7 +1,6 @@
 //! `list_jobs`: the jobs this machine's journal holds, newest first — how a model (or a person)
 //! finds a request id it lost to a timeout, a new conversation or a restart.
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -310,11 +309,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobList>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    async fn list_jobs(
-        &self,
-        arguments: JsonObject,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn list_jobs(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let query = args::parse::<ListJobsArgs>(arguments)?.query(&caller);
         let jobs = self
             .jobs

@@ -3,7 +3,6 @@
 //! download has the result downloads' bounds, and the file name is made by the server, never
 //! taken from the caller.
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -59,11 +58,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Saved>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn save_image(
-        &self,
-        arguments: JsonObject,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn save_image(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let SaveArgs { request_id, index } = args::parse(arguments)?;
         let saved_path = self
             .jobs

@@ -3,7 +3,6 @@
 //! so the view calls it only on the person's click, on a button that says so. It goes through
 //! the same checks and submit as `generate_image` with those arguments (one job, never more).
 
-use rmcp::handler::server::tool::Extension;
 use rmcp::{
     model::{CallToolResult, JsonObject},
     tool, tool_router,
@@ -30,11 +29,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn vary_job(
-        &self,
-        arguments: JsonObject,
-        Extension(caller): Extension<Caller>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn vary_job(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
         let Some(recipe) = self.jobs.recipe(&caller, &request_id).await else {
             return Err(ToolError::new(format!(
