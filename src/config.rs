@@ -106,9 +106,12 @@ impl ServeArgs {
         let (client, downloader, simulator) = upstream_client(&self.upstream, per_user_keys).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
-        let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
+        let mut jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_models(self.upstream.models())
             .with_limits(self.limits.limits());
+        if let Some(path) = catalogue_copy(&self.journal, self.upstream.simulate) {
+            jobs = jobs.with_catalogue_copy(path);
+        }
         Ok(Serve {
             server: RunComfyServer::new(jobs, self.mcp.structured_content).with_per_user_keys(per_user_keys),
             http,
@@ -140,6 +143,20 @@ impl GenerateSettings {
             .with_limits(self.limits.limits());
         Ok((jobs, simulator))
     }
+}
+
+/// Where the model catalogue's copy is kept: the state directory, beside the journal (the
+/// simulator's catalogue in a file of its own, as its journal is).
+fn catalogue_copy(journal: &crate::journal::JournalArgs, simulated: bool) -> Option<std::path::PathBuf> {
+    let dir = journal
+        .state_dir
+        .clone()
+        .or_else(crate::journal::location::default_state_dir)?;
+    Some(dir.join(if simulated {
+        "catalogue-simulated.json"
+    } else {
+        "catalogue.json"
+    }))
 }
 
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here,

@@ -36,6 +36,7 @@ pub mod jobs;
 pub mod journal;
 pub mod mcp;
 pub mod media;
+pub mod models;
 pub mod runcomfy;
 pub mod runtime;
 pub mod simulator;

@@ -25,7 +25,7 @@ use crate::{
     dreamina::{Models, EDIT_MODEL},
     journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
     media::{self, Collected, Downloader, MediaOptions},
-    runcomfy::{ApiError, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
+    runcomfy::{ApiError, CancelResponse, Catalogue, Client, RequestId, ResultResponse, StatusResponse},
 };
 
 /// The most jobs one call may start at once ("give me four options").
@@ -44,6 +44,8 @@ pub struct JobService {
     pub(super) models: Arc<Models>,
     limits: Limits,
     prices: Arc<Prices>,
+    /// RunComfy's models, for the catalogue tools and any model's input.
+    catalogue: Arc<Catalogue>,
 }
 
 /// Why a submit did not happen, or failed.
@@ -122,6 +124,7 @@ impl JobService {
             edit: EDIT_MODEL.to_owned(),
         };
         Self {
+            catalogue: Arc::new(Catalogue::new(Arc::clone(&client), None)),
             client,
             downloader,
             journal,
@@ -131,6 +134,16 @@ impl JobService {
             limits: Limits::default(),
             prices: Arc::default(),
         }
+    }
+
+    /// Keeps the model catalogue's copy in `path` too (read back when RunComfy is out of reach).
+    pub fn with_catalogue_copy(mut self, path: std::path::PathBuf) -> Self {
+        self.catalogue = Arc::new(Catalogue::new(Arc::clone(&self.client), Some(path)));
+        self
+    }
+
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
     }
 
     /// Checks every submit against `limits`, in the journal.

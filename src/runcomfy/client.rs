@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{
-    ApiError, ApiToken, CallKind, CancelResponse, ModelInfo, RequestId, ResultResponse, RetryPolicy, StatusResponse,
-    SubmitResponse,
+    ApiError, ApiToken, CallKind, CancelResponse, ModelInfo, ModelPage, RequestId, ResultResponse, RetryPolicy,
+    StatusResponse, SubmitResponse,
 };
 
 /// The most API requests in flight at once, over all tool calls of the process. Each one holds an
@@ -141,6 +141,30 @@ impl Client {
             .retry
             .run(CallKind::Idempotent, "model", || {
                 self.call(key, Method::GET, &url, None)
+            })
+            .await
+    }
+
+    /// One page of the model catalogue, every entry with its input schema.
+    pub async fn model_page(&self, offset: u32, limit: u32) -> Result<ModelPage, ApiError> {
+        let mut url = self.url(["v1", "models"]);
+        url.query_pairs_mut()
+            .append_pair("include_schema", "true")
+            .append_pair("limit", &limit.to_string())
+            .append_pair("offset", &offset.to_string());
+        self.config
+            .retry
+            .run(CallKind::Idempotent, "models", || self.call(Method::GET, &url, None))
+            .await
+    }
+
+    /// The catalogue's categories (`GET /v1/models/categories`), in whatever shape RunComfy sends.
+    pub async fn model_categories(&self) -> Result<Value, ApiError> {
+        let url = self.url(["v1", "models", "categories"]);
+        self.config
+            .retry
+            .run(CallKind::Idempotent, "categories", || {
+                self.call(Method::GET, &url, None)
             })
             .await
     }

@@ -1,6 +1,7 @@
 //! The upstream client for RunComfy's async model API: submit a job, read its status and result,
 //! cancel it. It knows HTTP and the RunComfy wire format, and nothing of MCP.
 
+pub mod catalogue;
 mod client;
 mod error;
 mod request_id;
@@ -9,6 +10,7 @@ pub mod settings;
 mod token;
 mod wire;
 
+pub use catalogue::{Catalogue, CatalogueError, Found, ModelQuery, Snapshot};
 pub use client::{Client, ClientConfig, MAX_SUBMIT_BYTES};
 pub use error::ApiError;
 pub use request_id::{InvalidRequestId, RequestId};
@@ -19,5 +21,6 @@ pub use token::ApiToken;
 pub const URL_LIFETIME_HOURS: u32 = 7 * 24;
 
 pub use wire::{
-    CancelOutcome, CancelResponse, JobStatus, ModelInfo, Output, ResultResponse, StatusResponse, SubmitResponse,
+    CancelOutcome, CancelResponse, JobStatus, ModelInfo, ModelPage, Output, ResultResponse, StatusResponse,
+    SubmitResponse,
 };

@@ -154,20 +154,68 @@ fn merge(many: &[String], one: Option<&String>) -> Vec<String> {
     urls
 }
 
-/// A model's catalogue entry (`GET /v1/models/{model_id}`): what RunComfy's own clients read its
-/// price from. Only the price fields are kept.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A model's catalogue entry (`GET /v1/models/{model_id}`, and each entry of `GET /v1/models`):
+/// its name, kind, price and input schema, as RunComfy's own clients read them. Serialisable so
+/// that the catalogue can keep a copy on disk.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct ModelInfo {
     #[serde(default)]
     pub model_id: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "lenient_strings")]
+    pub categories: Vec<String>,
+    /// e.g. `image`, `video`, `audio`.
+    #[serde(
+        default,
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kind: Option<String>,
     /// The price of one unit, in US dollars.
-    #[serde(default, deserialize_with = "lenient_cost")]
+    #[serde(default, deserialize_with = "lenient_cost", skip_serializing_if = "Option::is_none")]
     pub base_price_usd: Option<f64>,
     /// `output` (per image or video made) or `second` (per second of video).
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub price_unit: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pricing_note: Option<String>,
+    /// The model's input as a JSON Schema, as RunComfy publishes it (present when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    #[serde(
+        default,
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub model_url: Option<String>,
+}
+
+/// A page of `GET /v1/models`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ModelPage {
+    #[serde(default)]
+    pub models: Vec<ModelInfo>,
+    #[serde(default, deserialize_with = "lenient_u32")]
+    pub total: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

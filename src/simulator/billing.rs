@@ -4,9 +4,7 @@
 //! answered with HTTP 402 and error_code 400002 once it cannot pay.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use axum::response::Response;
 
 use super::{wire, Shared};
 
@@ -41,16 +39,4 @@ pub(crate) fn refund(sim: &Shared, usd: f64) {
             *balance += usd;
         }
     });
-}
-
-/// The catalogue entry of a model the simulator serves.
-pub(crate) fn model_entry(sim: &Shared, model: &str) -> Response {
-    let price = sim.with_config(|c| c.price_usd_per_image);
-    Json(json!({
-        "model_id": model,
-        "base_price_usd": price,
-        "price_unit": "output",
-        "pricing_note": "Simulated price per output image; nothing is billed.",
-    }))
-    .into_response()
 }

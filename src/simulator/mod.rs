@@ -14,6 +14,7 @@
 //! control API that tests use to reconfigure the simulator and to look inside it).
 
 mod billing;
+mod catalogue;
 mod edit;
 mod faults;
 mod input;

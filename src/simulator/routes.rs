@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::billing;
+use super::catalogue;
 use super::edit;
 use super::faults::{self, FaultEndpoint, FaultRule};
 use super::input::{self, Endpoint, EDIT_MODEL_ID, MODEL_ID};
@@ -32,6 +33,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             "/v1/models/{*model}",
             post(submit).layer(DefaultBodyLimit::max(64 * 1024 * 1024)).get(model),
         )
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/categories", get(model_categories))
         .route("/v1/requests/{id}/status", get(status))
         .route("/v1/requests/{id}/result", get(result))
         .route("/v1/requests/{id}/cancel", post(cancel))
@@ -130,7 +133,7 @@ async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
     .await
 }
 
-/// A model's catalogue entry, with its price.
+/// A model's catalogue entry, with its price and input schema.
 async fn model(State(sim): Sim, Path(model): Path<String>, headers: HeaderMap) -> Response {
     count(&sim.counters.model_calls);
     let fault = sim.faults.take(FaultEndpoint::Model);
@@ -139,14 +142,32 @@ async fn model(State(sim): Sim, Path(model): Path<String>, headers: HeaderMap) -
             return wire::unauthorized();
         }
         note_token(&sim, "model", model.trim_start_matches('/'), &headers);
-        match model.trim_start_matches('/') {
-            model @ (MODEL_ID | EDIT_MODEL_ID) => billing::model_entry(&sim, model),
-            other => wire::error(
-                StatusCode::NOT_FOUND,
-                400001,
-                &format!("Model '{other}' not found; this simulator serves only {MODEL_ID} and {EDIT_MODEL_ID}"),
-            ),
+        catalogue::describe(&sim, model.trim_start_matches('/'))
+    })
+    .await
+}
+
+/// The catalogue, searched and paged.
+async fn list_models(State(sim): Sim, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    count(&sim.counters.model_calls);
+    let fault = sim.faults.take(FaultEndpoint::Model);
+    faults::apply(fault, async {
+        if !authorized(&sim, &headers) {
+            return wire::unauthorized();
         }
+        catalogue::list(&sim, query.as_deref())
+    })
+    .await
+}
+
+async fn model_categories(State(sim): Sim, headers: HeaderMap) -> Response {
+    count(&sim.counters.model_calls);
+    let fault = sim.faults.take(FaultEndpoint::Model);
+    faults::apply(fault, async {
+        if !authorized(&sim, &headers) {
+            return wire::unauthorized();
+        }
+        catalogue::categories()
     })
     .await
 }

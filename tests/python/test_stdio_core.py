@@ -10,7 +10,16 @@ from mcp.client.stdio import stdio_client
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"generate_image", "generate_image_and_wait", "check_status", "get_result", "cancel_request", "list_jobs"}
+TOOLS = {
+    "generate_image",
+    "generate_image_and_wait",
+    "check_status",
+    "get_result",
+    "cancel_request",
+    "list_jobs",
+    "list_models",
+    "describe_model",
+}
 
 
 def text_of(result):

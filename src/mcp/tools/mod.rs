@@ -3,10 +3,12 @@
 
 pub mod cancel_request;
 pub mod check_status;
+pub mod describe_model;
 pub mod generate_image;
 pub mod generate_image_and_wait;
 pub mod get_result;
 pub mod list_jobs;
+pub mod list_models;
 pub mod save_image;
 pub mod vary_job;
 
@@ -25,6 +27,8 @@ pub(super) fn router() -> ToolRouter<RunComfyServer> {
         + RunComfyServer::list_jobs_router()
         + RunComfyServer::save_image_router()
         + RunComfyServer::vary_job_router()
+        + RunComfyServer::list_models_router()
+        + RunComfyServer::describe_model_router()
 }
 
 /// For a tool a tasks-capable client may run as a task (both image tools start jobs worth

@@ -1,0 +1,158 @@
+//! `list_models`: RunComfy's models, searched, one compact line each (id, name, kind, price).
+
+use rmcp::{
+    model::{CallToolResult, JsonObject},
+    tool, tool_router,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::super::{
+    answer::{success, ToolError},
+    args::{self, InvalidArgument, Validate},
+    schema::{output_schema_for, schema_for},
+    RunComfyServer,
+};
+use crate::runcomfy::{ModelInfo, ModelQuery};
+
+/// The most models one answer lists.
+const MAX_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListModelsArgs {
+    /// Words that must each appear in a model's id, name or description, e.g. "seedream edit" or "video".
+    #[serde(default)]
+    pub search: Option<String>,
+    /// Only models of this category, e.g. text-to-image, image-to-image, text-to-video, text-to-audio.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Only models of this kind: image, video or audio.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Models to list, 1 to 100 (default 20).
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 100))]
+    pub limit: Option<u32>,
+    /// Models to skip, to page on (default 0).
+    #[serde(default)]
+    #[schemars(with = "u32")]
+    pub offset: Option<u32>,
+}
+
+impl Validate for ListModelsArgs {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        match self.limit {
+            Some(n) if n == 0 || n > MAX_LIMIT => Err(InvalidArgument::new("limit", "must be from 1 to 100")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One model, in brief.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelLine {
+    pub model_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// e.g. "$0.03 per output" or "$0.10 per second"; absent when RunComfy gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+}
+
+impl ModelLine {
+    pub fn of(model: &ModelInfo) -> Self {
+        let id = model.model_id.clone().unwrap_or_default();
+        Self {
+            name: model.display_name.clone().unwrap_or_else(|| id.clone()),
+            model_id: id,
+            kind: model.kind.clone(),
+            price: price_text(model),
+        }
+    }
+}
+
+/// `$0.03 per output`, from the entry's price and unit.
+pub fn price_text(model: &ModelInfo) -> Option<String> {
+    let price = model.base_price_usd?;
+    let unit = model.price_unit.as_deref().unwrap_or("output");
+    Some(format!("{} per {unit}", crate::jobs::price::usd(price)))
+}
+
+/// `list_models`'s answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelList {
+    pub models: Vec<ModelLine>,
+    /// Models matching in all (more than listed when the limit cut it).
+    pub total: usize,
+    /// When this copy of the catalogue was read from RunComfy (RFC 3339).
+    pub catalogue_read_at: String,
+    pub next_step: String,
+}
+
+#[tool_router(router = list_models_router, vis = "pub(super)")]
+impl RunComfyServer {
+    #[tool(
+        name = "list_models",
+        title = "List RunComfy models",
+        description = "List and search the models RunComfy serves (image, edit, video, audio): one line per model with its model_id, name, kind and price. Then describe_model gives a model's input schema, and run_model runs it. Costs nothing.",
+        input_schema = schema_for::<ListModelsArgs>(),
+        output_schema = output_schema_for::<ModelList>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
+    )]
+    async fn list_models(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+        let args: ListModelsArgs = args::parse(arguments)?;
+        let query = ModelQuery {
+            search: args.search,
+            category: args.category,
+            kind: args.kind,
+            limit: args.limit.unwrap_or(20) as usize,
+            offset: args.offset.unwrap_or(0) as usize,
+        };
+        let found = self
+            .jobs
+            .catalogue()
+            .search(&query)
+            .await
+            .map_err(|e| ToolError::new(e.to_string()))?;
+        let models: Vec<ModelLine> = found.models.iter().map(ModelLine::of).collect();
+        let shown = query.offset + models.len();
+        let next_step = if models.is_empty() {
+            "No model matches: try fewer or other words, or leave out category and kind.".to_owned()
+        } else if shown < found.total {
+            format!(
+                "{} more: call again with offset {shown}. describe_model gives a model's input.",
+                found.total - shown
+            )
+        } else {
+            "describe_model with a model_id gives its input schema and price; run_model runs it.".to_owned()
+        };
+        let lines: Vec<String> = models
+            .iter()
+            .map(|m| {
+                let mut line = format!("{} — {}", m.model_id, m.name);
+                if let Some(kind) = &m.kind {
+                    line.push_str(&format!(" [{kind}]"));
+                }
+                if let Some(price) = &m.price {
+                    line.push_str(&format!(", {price}"));
+                }
+                line
+            })
+            .collect();
+        let text = format!(
+            "{} of {} models:\n{}\nNext: {next_step}",
+            models.len(),
+            found.total,
+            lines.join("\n")
+        );
+        let list = ModelList {
+            models,
+            total: found.total,
+            catalogue_read_at: found.read_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            next_step,
+        };
+        Ok(success(&list, text))
+    }
+}

@@ -1,0 +1,5 @@
+//! Any catalogue model's input, as opposed to the typed Dreamina input in [`crate::dreamina`]:
+//! [`safe_schema`] turns the schema RunComfy publishes into one every MCP client and model
+//! provider accepts, and maps a model's input back to RunComfy's own keys.
+
+pub mod safe_schema;
