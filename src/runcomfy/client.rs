@@ -154,7 +154,9 @@ impl Client {
             .append_pair("offset", &offset.to_string());
         self.config
             .retry
-            .run(CallKind::Idempotent, "models", || self.call(Method::GET, &url, None))
+            .run(CallKind::Idempotent, "models", || {
+                self.call(None, Method::GET, &url, None)
+            })
             .await
     }
 
@@ -164,7 +166,7 @@ impl Client {
         self.config
             .retry
             .run(CallKind::Idempotent, "categories", || {
-                self.call(Method::GET, &url, None)
+                self.call(None, Method::GET, &url, None)
             })
             .await
     }
