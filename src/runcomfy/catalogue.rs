@@ -49,20 +49,21 @@ impl Snapshot {
     /// The ids nearest to `model` (edit distance, then a shared name part), at most `n`.
     pub fn closest(&self, model: &str, n: usize) -> Vec<String> {
         let wanted = model.to_ascii_lowercase();
-        let mut scored: Vec<(usize, &str)> = self
+        let mut scored: Vec<(isize, &str)> = self
             .models
             .iter()
             .filter_map(|m| m.model_id.as_deref())
             .map(|id| {
                 let lower = id.to_ascii_lowercase();
-                let mut score = distance(&wanted, &lower);
+                let typos = distance(&wanted, &lower) as isize;
                 // "seedream edit" or a bare "nano-banana" should find the family by its parts.
                 let shared = wanted
                     .split(|c: char| !c.is_ascii_alphanumeric())
                     .filter(|p| p.len() > 2 && lower.contains(p))
                     .count();
-                score = score.saturating_sub(shared * 8);
-                (score, id)
+                // Signed: a floor at zero would tie every id that shares two parts, and the tie
+                // would go to the alphabetically first, not the nearest.
+                (typos - shared as isize * 8, id)
             })
             .collect();
         scored.sort();
