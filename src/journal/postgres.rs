@@ -90,13 +90,26 @@ pub enum OpenError {
 }
 
 pub struct PgStore {
-    pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// Always `Some` but in `drop`, which hands it to a thread of its own (see there).
+    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
     /// Where the database is, for logs and list_jobs: hosts, port and database, never the password.
     place: String,
     /// Whether this process has brought the schema up to date.
     migrated: AtomicBool,
     /// Each job's status as last written or read here; changed only while the row is locked.
     recent: Recent,
+}
+
+impl Drop for PgStore {
+    /// The `postgres` crate closes each connection by blocking on its own runtime, which panics on
+    /// a tokio thread, where an HTTP server drops its last handle at shutdown: they close on a
+    /// thread of their own. Not joined: a close waiting on a database that stopped answering must
+    /// not hold up the exit (the kernel closes the sockets then).
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            std::thread::spawn(move || drop(pool));
+        }
+    }
 }
 
 /// Whether `url` names a PostgreSQL database (rather than being a typo for one).
@@ -131,7 +144,7 @@ impl PgStore {
             .error_handler(Box::new(LogConnectError))
             .build_unchecked(PostgresConnectionManager::new(config, NoTls));
         let store = Self {
-            pool,
+            pool: Some(pool),
             place,
             migrated: AtomicBool::new(false),
             recent: Recent::default(),
@@ -156,6 +169,8 @@ impl PgStore {
     fn connection(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, Unusable> {
         let mut conn = self
             .pool
+            .as_ref()
+            .expect("the pool is taken only by drop")
             .get()
             .map_err(|e| StoreError(format!("the journal database {} is unreachable: {e}", self.place)))?;
         if !self.migrated.load(Ordering::Acquire) {
