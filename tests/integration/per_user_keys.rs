@@ -2,14 +2,15 @@
 //! key goes upstream for that person's calls only (the simulator records which key each call
 //! used), and neither can see, follow, cancel, reuse or read the other's jobs by any tool, job
 //! reference, resource or task id: another's id is answered exactly as an id nobody has. A
-//! request without a key is a 401; a key RunComfy rejects is an error result that says so.
+//! request without a key is a 401; a key RunComfy rejects is an error result that says so. The
+//! same holds across two stateless replicas on one PostgreSQL journal.
 
 use std::collections::BTreeSet;
 
 use crate::common::{
     eventually, fast_config,
     http::{answer, initialize, rpc, HttpServer},
-    simulator, TOKEN,
+    simulator, JournalAt, TOKEN,
 };
 use runcomfy_mcp::simulator::{SimConfig, TokenUse};
 use serde_json::{json, Value};
@@ -234,6 +235,183 @@ async fn two_people_see_and_spend_only_their_own_jobs() {
     assert_eq!(sim.stats().accepted, 2, "no refused call sent a job");
 
     assert!(server.stop().await.success());
+}
+
+/// The same secret on every replica, so that one key is one owner on each of them.
+const TEAM_SECRET: &str = "team-owner-secret-5c7e2a9b";
+
+/// A stateless replica with per-user keys on `db`'s journal, its state (saved images) in `state`.
+async fn team_replica(upstream: &str, db: &JournalAt, state: &std::path::Path) -> HttpServer {
+    let url = db.cluster().tcp_url();
+    let env = [
+        ("RUNCOMFY_NO_JOURNAL", "false"),
+        ("RUNCOMFY_JOURNAL_URL", url.as_str()),
+        ("RUNCOMFY_MCP_OWNER_SECRET", TEAM_SECRET),
+        ("RUNCOMFY_STATE_DIR", state.to_str().unwrap()),
+    ];
+    HttpServer::start(upstream, &["--per-user-keys", "--stateless"], &env).await
+}
+
+/// `params` of a request from a client with the tasks extension: a stateless request declares
+/// it in its own `_meta`, there being no session to remember it.
+fn with_tasks(mut params: Value) -> Value {
+    params["_meta"] = json!({ "io.modelcontextprotocol/clientCapabilities":
+                              { "extensions": { "io.modelcontextprotocol/tasks": {} } } });
+    params
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_two_replicas_two_people_see_only_their_own_jobs_and_tasks() {
+    let Some(db) = JournalAt::database("per_user_keys::two_replicas") else {
+        return;
+    };
+    let sim = simulator(SimConfig {
+        record_tokens: true,
+        ..fast_config()
+    })
+    .await;
+    let upstream = sim.base_url();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = tokio::join!(
+        team_replica(&upstream, &db, state_a.path()),
+        team_replica(&upstream, &db, state_b.path())
+    );
+    let alice_on_a = Person::new(&a, ALICE);
+    let (alice_on_b, bob_on_b) = (Person::new(&b, ALICE), Person::new(&b, BOB));
+
+    let alices = alice_on_a.submit(1, "alice's fox, through A").await;
+    let bobs = bob_on_b.submit(2, "bob's owl, through B").await;
+    alice_on_a.wait_done(&alices).await;
+    bob_on_b.wait_done(&bobs).await;
+    let bobs_own = || (BTreeSet::from(["bob's owl, through B".to_owned()]), json!(1));
+
+    // To Bob on B, Alice's id is as unknown as an id nobody has, tool by tool.
+    for (n, tool) in [(10, "check_status"), (20, "get_result"), (30, "cancel_request")] {
+        let theirs = error_text(&bob_on_b.tool(n, tool, json!({ "request_id": alices })).await);
+        let nobodys = error_text(&bob_on_b.tool(n + 1, tool, json!({ "request_id": NOBODYS })).await);
+        assert!(theirs.contains("no job with this request_id"), "{tool}: {theirs}");
+        assert_eq!(theirs.replace(&alices, "ID"), nobodys.replace(NOBODYS, "ID"), "{tool}");
+    }
+    assert_eq!(bob_on_b.listed(40).await, bobs_own());
+    // A job reference to it is unknown too.
+    let edit = |n, image: String| {
+        bob_on_b.tool(
+            n,
+            "generate_image",
+            json!({ "prompt": "make it green", "images": [image], "force_single": true }),
+        )
+    };
+    let theirs = error_text(&edit(50, format!("{alices}#1")).await);
+    let nobodys = error_text(&edit(51, format!("{NOBODYS}#1")).await);
+    assert_eq!(theirs.replace(&alices, "ID"), nobodys.replace(NOBODYS, "ID"));
+    // And its image as a resource.
+    let image = |id: &str| json!({ "uri": format!("runcomfy://jobs/{id}/images/1") });
+    let theirs = bob_on_b.rpc(60, "resources/read", image(&alices)).await;
+    let nobodys = bob_on_b.rpc(61, "resources/read", image(NOBODYS)).await;
+    assert!(theirs.get("error").is_some(), "{theirs}");
+    assert_eq!(
+        theirs["error"]["message"].as_str().unwrap().replace(&alices, "ID"),
+        nobodys["error"]["message"].as_str().unwrap().replace(NOBODYS, "ID")
+    );
+
+    // Alice, through B, sees her job: its status, result, listing and image.
+    let status = alice_on_b
+        .tool(70, "check_status", json!({ "request_id": alices }))
+        .await;
+    assert_eq!(status["structuredContent"]["status"], "succeeded", "{status}");
+    let result = alice_on_b.tool(71, "get_result", json!({ "request_id": alices })).await;
+    assert_eq!(result["isError"], json!(false), "{result}");
+    assert_eq!(
+        alice_on_b.listed(72).await,
+        (BTreeSet::from(["alice's fox, through A".to_owned()]), json!(1))
+    );
+    let bobs_on_a = error_text(&alice_on_a.tool(74, "check_status", json!({ "request_id": bobs })).await);
+    assert!(bobs_on_a.contains("no job with this request_id"), "{bobs_on_a}");
+    let own = alice_on_b.rpc(73, "resources/read", image(&alices)).await;
+    assert!(own["result"]["contents"][0]["blob"].is_string(), "{own}");
+    // Both results are in the shared journal now; Bob's resources list his image only.
+    let bobs_result = bob_on_b.tool(75, "get_result", json!({ "request_id": bobs })).await;
+    assert_eq!(bobs_result["isError"], json!(false), "{bobs_result}");
+    let resources = bob_on_b.rpc(76, "resources/list", json!({})).await.to_string();
+    assert!(resources.contains(&bobs) && !resources.contains(&alices), "{resources}");
+
+    // A task Alice starts on A: B answers it to her, and to Bob as a task that does not exist.
+    let created = alice_on_a
+        .rpc(
+            80,
+            "tools/call",
+            with_tasks(json!({
+                "name": "generate_image",
+                "arguments": { "prompt": "alice's task, through A", "force_single": true }
+            })),
+        )
+        .await;
+    let task_id = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task: {created}"))
+        .to_owned();
+    let mut n = 100;
+    let settled = eventually(
+        async || {
+            n += 1;
+            let got = alice_on_b
+                .rpc(n, "tasks/get", with_tasks(json!({ "taskId": task_id })))
+                .await;
+            let status = got["result"]["status"].clone();
+            match status.as_str() {
+                Some("working") => Err(got),
+                _ => Ok(got),
+            }
+        },
+        "alice to see her task settle through B",
+    )
+    .await;
+    assert_eq!(settled["result"]["status"], "completed", "{settled}");
+    for (n, method) in [(200, "tasks/get"), (210, "tasks/cancel")] {
+        let theirs = bob_on_b.rpc(n, method, with_tasks(json!({ "taskId": task_id }))).await;
+        let nobodys = bob_on_b
+            .rpc(n + 1, method, with_tasks(json!({ "taskId": "no-such-task" })))
+            .await;
+        assert!(theirs.get("error").is_some(), "{method}: {theirs}");
+        assert_eq!(
+            theirs["error"]["message"].as_str().unwrap().replace(&task_id, "ID"),
+            nobodys["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("no-such-task", "ID"),
+            "{method}"
+        );
+    }
+    assert_eq!(bob_on_b.listed(220).await, bobs_own());
+
+    // Upstream, each job's calls went with its owner's key only, from either replica, and none
+    // with the server's: Bob's attempts on Alice's job never left B.
+    let uses = token_uses(&sim).await;
+    let keys_for = |id: &str| -> BTreeSet<String> {
+        uses.iter()
+            .filter(|u| u.subject == id)
+            .map(|u| u.token.clone())
+            .collect()
+    };
+    assert_eq!(keys_for(&alices), BTreeSet::from([ALICE.to_owned()]), "{uses:?}");
+    assert_eq!(keys_for(&bobs), BTreeSet::from([BOB.to_owned()]), "{uses:?}");
+    let submits: Vec<&str> = uses
+        .iter()
+        .filter(|u| u.call == "submit")
+        .map(|u| u.token.as_str())
+        .collect();
+    assert_eq!(
+        submits.iter().filter(|t| **t == ALICE).count(),
+        2,
+        "her job and her task's"
+    );
+    assert_eq!(submits.iter().filter(|t| **t == BOB).count(), 1, "{uses:?}");
+    assert!(
+        uses.iter().all(|u| u.token != TOKEN),
+        "the server's own key was used: {uses:?}"
+    );
+    assert!(a.stop().await.success());
+    assert!(b.stop().await.success());
 }
 
 /// A session: its id, and the key it was opened with.
