@@ -16,7 +16,7 @@ use super::input::{SIZES, SIZE_KEY};
 use super::{wire, Shared};
 
 /// Every model's entry, with its schema; the Dreamina prices are filled in per request.
-fn entries() -> &'static [Value] {
+pub(crate) fn entries() -> &'static [Value] {
     static ENTRIES: OnceLock<Vec<Value>> = OnceLock::new();
     ENTRIES.get_or_init(build)
 }
@@ -173,9 +173,14 @@ fn entry(
     })
 }
 
+/// `model`'s entry as built (Dreamina's price is the config's: see [`get`]).
+pub(crate) fn find(model: &str) -> Option<&'static Value> {
+    entries().iter().find(|e| e["model_id"] == model)
+}
+
 /// `model`'s entry as the catalogue serves it, its price current.
 pub(crate) fn get(sim: &Shared, model: &str) -> Option<Value> {
-    let mut entry = entries().iter().find(|e| e["model_id"] == model)?.clone();
+    let mut entry = find(model)?.clone();
     if model.starts_with("bytedance/dreamina-4-0/") {
         entry["base_price_usd"] = json!(sim.with_config(|c| c.price_usd_per_image));
     }

@@ -21,7 +21,7 @@ use image::{imageops::FilterType, DynamicImage, RgbImage};
 use tokio::sync::OnceCell;
 
 use super::input::Reference;
-use super::state::{Job, Phase};
+use super::state::Job;
 use super::Shared;
 
 /// The colour edits are tinted with.
@@ -138,11 +138,9 @@ async fn fetch(sim: &Shared, url: &str, depth: u8) -> Option<Bytes> {
 /// `{id}/{n}.png` of its own results, as `/files/` would serve it.
 async fn own_result(sim: &Shared, file: &str, depth: u8) -> Option<Bytes> {
     let (id, name) = file.split_once('/')?;
-    let index: u32 = name.strip_suffix(".png")?.parse().ok()?;
     let job = sim.jobs.get(id)?;
-    if index >= job.images || !matches!(job.phase(), Phase::Completed { .. }) {
-        return None;
-    }
+    // Only a finished job's own PNGs (not a video's or an audio's file).
+    job.output_index(name)?;
     if job.references.is_empty() {
         return sim
             .images

@@ -50,9 +50,14 @@ pub(crate) struct Violation {
 }
 
 impl Violation {
-    fn new(field: Option<&str>, msg: impl Into<String>, kind: &str) -> Violation {
+    pub(crate) fn new(field: Option<&str>, msg: impl Into<String>, kind: &str) -> Violation {
+        Violation::at(field.as_slice(), msg, kind)
+    }
+
+    /// A problem at `path` inside the body (empty: the body as a whole).
+    pub(crate) fn at(path: &[impl AsRef<str>], msg: impl Into<String>, kind: &str) -> Violation {
         let mut loc = vec!["body".to_string()];
-        loc.extend(field.map(str::to_string));
+        loc.extend(path.iter().map(|p| p.as_ref().to_string()));
         Violation {
             loc,
             msg: msg.into(),
@@ -102,6 +107,20 @@ pub(crate) enum Endpoint {
     Edit,
 }
 
+/// Parses a submit body, which must be a JSON object, as every model's is.
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Vec<Violation>> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| vec![Violation::new(None, format!("JSON decode error: {e}"), "json_invalid")])?;
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(vec![Violation::new(
+            None,
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        )]),
+    }
+}
+
 /// Parses and validates a text-to-image submit body; unknown extra fields are ignored, as
 /// upstream does.
 #[cfg(test)]
@@ -111,15 +130,8 @@ pub(crate) fn validate(body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation
 
 /// Parses and validates a submit body for `endpoint`.
 pub(crate) fn validate_for(endpoint: Endpoint, body: &[u8]) -> Result<(Value, ValidInput), Vec<Violation>> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| vec![Violation::new(None, format!("JSON decode error: {e}"), "json_invalid")])?;
-    let Some(object) = value.as_object() else {
-        return Err(vec![Violation::new(
-            None,
-            "Input should be a valid dictionary or object to extract fields from",
-            "model_attributes_type",
-        )]);
-    };
+    let map = parse_object(body)?;
+    let object = &map;
     let mut violations = Vec::new();
     check_prompt(object, &mut violations);
     let size = check_size(object, &mut violations);
@@ -134,7 +146,7 @@ pub(crate) fn validate_for(endpoint: Endpoint, body: &[u8]) -> Result<(Value, Va
     }
     let (width, height) = size.map(parse_size).unwrap_or((2048, 2048));
     Ok((
-        value,
+        Value::Object(map),
         ValidInput {
             width,
             height,

@@ -1,14 +1,17 @@
-//! A fake RunComfy model API for Dreamina 4.0, text-to-image and edit, served by axum on a local
-//! port.
+//! A fake RunComfy model API, served by axum on a local port: Dreamina 4.0 text-to-image and
+//! edit in depth, and every other model of its catalogue with schema-checked input and real
+//! PNG, MP4 or WAV results.
 //!
 //! Tests, demos and the `simulate` CLI command need the upstream's behaviour — queueing,
 //! progress, cancellation, errors, real PNG results — without a token, money or a network.
 //! The simulator speaks RunComfy's documented wire format (submit, status, result and cancel
 //! under `/v1/`, with its error codes) and shares no code with the client but the field names.
 //!
-//! Layout: [`state`] holds jobs and their clock-driven state machine, [`input`] judges submit
-//! bodies like the real API, [`billing`] prices jobs and keeps the balance, [`faults`] injects
-//! failures on demand, [`png`] renders results,
+//! Layout: [`state`] holds jobs and their clock-driven state machine, [`input`] judges Dreamina
+//! submit bodies like the real API, [`catalogue`] lists the models, [`schema`] judges the other
+//! models' bodies against their schemas and [`plan`] says what their jobs make and cost,
+//! [`billing`] charges jobs and keeps the balance, [`faults`] injects failures on demand,
+//! [`png`], [`mp4`] and [`wav`] are the results' files,
 //! [`edit`] draws an edit's results from its reference image,
 //! [`wire`] holds the JSON shapes, and [`routes`] ties them to URLs (including the `/__sim/`
 //! control API that tests use to reconfigure the simulator and to look inside it).
@@ -18,9 +21,13 @@ mod catalogue;
 mod edit;
 mod faults;
 mod input;
+mod mp4;
+mod plan;
 mod png;
 mod routes;
+mod schema;
 mod state;
+mod wav;
 mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -20,8 +20,9 @@ use super::catalogue;
 use super::edit;
 use super::faults::{self, FaultEndpoint, FaultRule};
 use super::input::{self, Endpoint, EDIT_MODEL_ID, MODEL_ID};
-use super::state::{CancelOutcome, Job, Phase};
+use super::state::{CancelOutcome, Job, Media, Phase};
 use super::wire::{self, CancelResponse, Output, ResultResponse, StatusResponse, SubmitResponse};
+use super::{mp4, plan, schema, wav};
 use super::{Shared, SimConfig};
 
 type Sim = State<Arc<Shared>>;
@@ -65,29 +66,29 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
         return wire::unauthorized();
     }
     let model = model.trim_start_matches('/');
-    let endpoint = match model {
-        MODEL_ID => Endpoint::TextToImage,
-        EDIT_MODEL_ID => Endpoint::Edit,
-        _ => {
-            tracing::debug!(model, "simulator: unknown model");
-            return wire::error(
-                StatusCode::BAD_REQUEST,
-                400001,
-                &format!("Model '{model}' not found; this simulator serves only {MODEL_ID} and {EDIT_MODEL_ID}"),
-            );
-        }
+    let job = match model {
+        MODEL_ID => dreamina_job(sim, model, Endpoint::TextToImage, body),
+        EDIT_MODEL_ID => dreamina_job(sim, model, Endpoint::Edit, body),
+        _ => match catalogue::find(model) {
+            Some(entry) => catalogue_job(sim, model, entry, body),
+            None => {
+                tracing::debug!(model, "simulator: unknown model");
+                return wire::error(
+                    StatusCode::BAD_REQUEST,
+                    400001,
+                    &format!("Model '{model}' not found; GET /v1/models lists the models this simulator serves"),
+                );
+            }
+        },
     };
-    let (request, valid) = match input::validate_for(endpoint, body) {
-        Ok(ok) => ok,
+    let job = match job {
+        Ok(job) => job,
         Err(detail) => {
             tracing::debug!(?detail, "simulator: submit rejected");
             return wire::validation_failed(detail);
         }
     };
-    let config = sim.config();
-    let images = if valid.force_single { 1 } else { config.images_per_job };
     let id = wire::new_request_id();
-    let job = Job::new(request, valid.images, (valid.width, valid.height), images, &config);
     // Charged last, as upstream: a submit refused for its input costs nothing.
     if let Err(balance) = billing::charge(sim, job.cost_usd) {
         tracing::debug!(cost = job.cost_usd, balance, "simulator: balance too low");
@@ -97,7 +98,7 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
     note_token(sim, "submit", &id, headers);
     count(&sim.counters.accepted);
     // Per-request lines are debug: at info, logging would cost more than answering.
-    tracing::debug!(request_id = %id, "simulator: job submitted");
+    tracing::debug!(request_id = %id, model, "simulator: job submitted");
     let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url);
     Json(SubmitResponse {
         status_url: url("status"),
@@ -106,6 +107,30 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
         request_id: id,
     })
     .into_response()
+}
+
+/// A Dreamina job, its input judged by the hand-written rules and priced per image.
+fn dreamina_job(sim: &Shared, model: &str, endpoint: Endpoint, body: &[u8]) -> Result<Job, Vec<input::Violation>> {
+    let (request, valid) = input::validate_for(endpoint, body)?;
+    let config = sim.config();
+    let images = if valid.force_single { 1 } else { config.images_per_job };
+    Ok(Job::new(
+        model,
+        request,
+        valid.images,
+        (valid.width, valid.height),
+        images,
+        &config,
+    ))
+}
+
+/// Any other catalogue model's job, its input judged by the entry's schema and priced as the
+/// entry says.
+fn catalogue_job(sim: &Shared, model: &str, entry: &Value, body: &[u8]) -> Result<Job, Vec<input::Violation>> {
+    let request = schema::validate(model, body)?;
+    let plan = plan::plan(entry, &request);
+    let job = Job::new(model, request, Vec::new(), plan.size, plan::OUTPUTS, &sim.config());
+    Ok(job.making(plan.media, plan.cost_usd))
 }
 
 async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -203,10 +228,13 @@ async fn result(State(sim): Sim, Path(id): Path<String>, RawQuery(query): RawQue
         if let Phase::Completed { finished_at } = job.phase() {
             // `/status` says "completed"; `/result` says "succeeded", as upstream does.
             answer.status = "succeeded";
-            answer.output = Some(Output {
-                images: (0..job.images)
-                    .map(|n| format!("{}/files/{id}/{n}.png", sim.base_url))
-                    .collect(),
+            let file = |n: u32| format!("{}/files/{id}/{n}.{}", sim.base_url, job.media.extension());
+            answer.output = Some(match job.media {
+                Media::Image => Output::Images {
+                    images: (0..job.images).map(file).collect(),
+                },
+                Media::Video => Output::Video { video: file(0) },
+                Media::Audio { .. } => Output::Audio { audio: file(0) },
             });
             answer.created_at = Some(wire::rfc3339(job.created_at));
             answer.finished_at = Some(wire::rfc3339(finished_at));
@@ -245,26 +273,27 @@ async fn cancel(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
     .await
 }
 
-/// Result images; no token needed, like upstream's hosted result URLs.
+/// Result files; no token needed, like upstream's hosted result URLs.
 async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Response {
     count(&sim.counters.image_calls);
     let fault = sim.faults.take(FaultEndpoint::Image);
     faults::apply(fault, async {
-        let index = file.strip_suffix(".png").and_then(|n| n.parse::<u32>().ok());
-        let Some((index, job)) = index.zip(sim.jobs.get(&id)) else {
+        let Some(job) = sim.jobs.get(&id) else {
             return wire::not_found();
         };
-        // Images exist only once the job has succeeded.
-        if index >= job.images || !matches!(job.phase(), Phase::Completed { .. }) {
+        if job.output_index(&file).is_none() {
             return wire::not_found();
         }
-        let png = if job.references.is_empty() {
-            sim.images.get(job.width, job.height, sim.config().image_style).await
-        } else {
-            edit::drawn(&sim, &id, &job).await.map(|drawn| drawn.png)
+        let bytes = match job.media {
+            Media::Video => Ok(Bytes::from_static(mp4::CLIP)),
+            Media::Audio { millis } => Ok(wav::render(millis)),
+            Media::Image if job.references.is_empty() => {
+                sim.images.get(job.width, job.height, sim.config().image_style).await
+            }
+            Media::Image => edit::drawn(&sim, &id, &job).await.map(|drawn| drawn.png),
         };
-        match png {
-            Ok(png) => ([(header::CONTENT_TYPE, "image/png")], png).into_response(),
+        match bytes {
+            Ok(bytes) => ([(header::CONTENT_TYPE, job.media.content_type())], bytes).into_response(),
             Err(error) => {
                 tracing::error!(%error, "simulator: cannot render image");
                 wire::error(StatusCode::INTERNAL_SERVER_ERROR, 500001, "render failed")
@@ -368,6 +397,7 @@ async fn get_job(State(sim): Sim, Path(id): Path<String>) -> Response {
     match sim.jobs.get(&id) {
         Some(job) => {
             let mut answer = json!({
+                "model": &*job.model,
                 "status": job.phase().status_str(),
                 "request": &*job.request,
                 "status_calls": job.status_calls,

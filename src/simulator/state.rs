@@ -41,9 +41,42 @@ impl Phase {
     }
 }
 
+/// What a job's outputs are: each kind has its own file type and result field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Media {
+    /// `images` PNGs of `width`×`height`.
+    Image,
+    /// One MP4.
+    Video,
+    /// One WAV of this many milliseconds.
+    Audio { millis: u32 },
+}
+
+impl Media {
+    /// The extension of its files' names under `/files/{id}/`.
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Media::Image => "png",
+            Media::Video => "mp4",
+            Media::Audio { .. } => "wav",
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Media::Image => "image/png",
+            Media::Video => "video/mp4",
+            Media::Audio { .. } => "audio/wav",
+        }
+    }
+}
+
 /// One submitted job, with everything needed to answer about it later.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
+    /// The catalogue id it was submitted to.
+    pub(crate) model: Arc<str>,
+    pub(crate) media: Media,
     /// The JSON body exactly as submitted (for `/__sim/jobs/{id}`); shared, as it may hold
     /// megabytes of data URIs.
     pub(crate) request: Arc<Value>,
@@ -51,6 +84,7 @@ pub(crate) struct Job {
     pub(crate) references: Arc<[Reference]>,
     pub(crate) width: u32,
     pub(crate) height: u32,
+    /// How many outputs it makes (images, or 1 video or audio file).
     pub(crate) images: u32,
     /// What the job costs (charged at submit, refunded if cancelled), in US dollars.
     pub(crate) cost_usd: f64,
@@ -64,8 +98,10 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// Captures the timings of `config` so later config changes leave this job alone.
+    /// An image job, priced per image from `config`. Captures the timings of `config` so later
+    /// config changes leave this job alone.
     pub(crate) fn new(
+        model: &str,
         request: Value,
         references: Vec<Reference>,
         (width, height): (u32, u32),
@@ -73,6 +109,8 @@ impl Job {
         config: &SimConfig,
     ) -> Job {
         Job {
+            model: model.into(),
+            media: Media::Image,
             request: Arc::new(request),
             references: references.into(),
             width,
@@ -87,6 +125,24 @@ impl Job {
             cancelled: false,
             status_calls: 0,
         }
+    }
+
+    /// The same job making `media` instead, at another price (a catalogue model's).
+    pub(crate) fn making(self, media: Media, cost_usd: f64) -> Job {
+        Job {
+            media,
+            cost_usd,
+            ..self
+        }
+    }
+
+    /// Which output `file` (`{n}.{extension}`) is, if it is one of this job's and the job has
+    /// succeeded: outputs exist only then.
+    pub(crate) fn output_index(&self, file: &str) -> Option<u32> {
+        let (n, extension) = file.split_once('.')?;
+        let n: u32 = n.parse().ok()?;
+        let done = matches!(self.phase(), Phase::Completed { .. });
+        (extension == self.media.extension() && n < self.images && done).then_some(n)
     }
 
     /// The phase at `now`: queue positions fall by one per `queue_step`; the queue ends when the
@@ -189,7 +245,24 @@ mod tests {
             run_ms,
             ..SimConfig::default()
         };
-        Job::new(Value::Null, Vec::new(), (1024, 1024), 1, &config)
+        Job::new("m", Value::Null, Vec::new(), (1024, 1024), 1, &config)
+    }
+
+    #[test]
+    fn outputs_are_named_by_their_kind_and_exist_once_done() {
+        let running = job(0, 0, 60_000);
+        assert_eq!(running.output_index("0.png"), None, "not yet");
+        let done = job(0, 0, 0);
+        assert_eq!(done.output_index("0.png"), Some(0));
+        assert_eq!(done.output_index("1.png"), None, "only one image");
+        assert_eq!(done.output_index("0.mp4"), None);
+        let video = job(0, 0, 0).making(Media::Video, 0.5);
+        assert_eq!(video.output_index("0.mp4"), Some(0));
+        assert_eq!(video.output_index("0.png"), None);
+        assert_eq!(video.cost_usd, 0.5);
+        let audio = job(0, 0, 0).making(Media::Audio { millis: 1000 }, 0.01);
+        assert_eq!(audio.output_index("0.wav"), Some(0));
+        assert_eq!(Media::Audio { millis: 1 }.content_type(), "audio/wav");
     }
 
     #[test]

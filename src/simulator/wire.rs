@@ -44,9 +44,14 @@ pub(crate) struct ResultResponse {
     pub(crate) cost: Option<f64>,
 }
 
+/// A result's `output`, by the model's kind: `{"images": [...]}`, `{"video": url}` or
+/// `{"audio": url}`.
 #[derive(Debug, Serialize)]
-pub(crate) struct Output {
-    pub(crate) images: Vec<String>,
+#[serde(untagged)]
+pub(crate) enum Output {
+    Images { images: Vec<String> },
+    Video { video: String },
+    Audio { audio: String },
 }
 
 #[derive(Debug, Serialize)]

@@ -25,6 +25,7 @@ mod per_user_keys;
 mod replicas;
 mod simulator;
 mod simulator_edit;
+mod simulator_models;
 mod stdio_bounds;
 mod stdio_protocol;
 mod stdio_tools;

@@ -1,0 +1,156 @@
+//! Judging a submit to a catalogue model (any but Dreamina's two, which [`super::input`] judges
+//! by hand) against the `input_schema` its entry publishes, as upstream does.
+//!
+//! The schemas are RunComfy's dialect of JSON Schema: media inputs carry formats no standard
+//! knows (`image_uris`) and some carry a `validations` list of their own. Both are tolerated, as
+//! upstream's validator does: an unknown keyword constrains nothing and a format is an
+//! annotation. Problems come back all at once in the same 422 `detail` shape as Dreamina's,
+//! `loc` naming the field.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use jsonschema::Validator;
+use serde_json::Value;
+
+use super::catalogue;
+use super::input::{self, Violation};
+
+/// An offending value shown in a message at most this long; longer ones (a data URI, a long
+/// text) are named, not echoed.
+const SHOWN_VALUE_CHARS: usize = 120;
+
+/// Parses `body` and checks it against `model`'s schema; the parsed body when it passes.
+pub(crate) fn validate(model: &str, body: &[u8]) -> Result<Value, Vec<Violation>> {
+    let value = Value::Object(input::parse_object(body)?);
+    let Some(validator) = validators().get(model) else {
+        // Not a catalogue model: the caller checked, so this is a bug, not bad input.
+        return Err(vec![Violation::new(None, format!("no schema for {model}"), "missing")]);
+    };
+    let violations: Vec<Violation> = validator.iter_errors(&value).map(violation).collect();
+    if violations.is_empty() {
+        Ok(value)
+    } else {
+        Err(violations)
+    }
+}
+
+fn violation(error: jsonschema::ValidationError<'_>) -> Violation {
+    let shown = error.instance().to_string().chars().count() <= SHOWN_VALUE_CHARS;
+    let msg = if shown {
+        error.to_string()
+    } else {
+        error.masked_with("the value").to_string()
+    };
+    let loc: Vec<String> = error
+        .instance_path()
+        .as_str()
+        .split('/')
+        .skip(1)
+        .map(|part| part.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    Violation::at(&loc, msg, error.kind().keyword())
+}
+
+/// One compiled validator per catalogue model, built on first use.
+fn validators() -> &'static HashMap<&'static str, Validator> {
+    static VALIDATORS: OnceLock<HashMap<&'static str, Validator>> = OnceLock::new();
+    VALIDATORS.get_or_init(|| {
+        catalogue::entries()
+            .iter()
+            .filter_map(|entry| {
+                let id = entry["model_id"].as_str()?;
+                match compile(&entry["input_schema"]) {
+                    Ok(validator) => Some((id, validator)),
+                    Err(error) => {
+                        tracing::error!(model = id, %error, "simulator: catalogue schema does not compile");
+                        None
+                    }
+                }
+            })
+            .collect()
+    })
+}
+
+fn compile(schema: &Value) -> Result<Validator, jsonschema::ValidationError<'static>> {
+    jsonschema::options()
+        // Formats annotate (`image_uris` is RunComfy's own); say so rather than rely on the draft.
+        .should_validate_formats(false)
+        .should_ignore_unknown_formats(true)
+        .build(schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const VIDEO: &str = "bytedance/seedance-2.5/text-to-video/1080p";
+    const SPEECH: &str = "minimax/speech-2.6/text-to-audio";
+    const SEEDREAM5: &str = "bytedance/seedream-5.0-pro/image-to-image";
+
+    fn check(model: &str, body: Value) -> Result<Value, Vec<Violation>> {
+        validate(model, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn every_catalogue_schema_compiles() {
+        assert_eq!(validators().len(), catalogue::entries().len());
+    }
+
+    #[test]
+    fn a_valid_body_passes_and_comes_back_parsed() {
+        let body = json!({"prompt": "x", "duration": 5, "unknown_extra": true});
+        assert_eq!(check(VIDEO, body.clone()), Ok(body));
+    }
+
+    #[test]
+    fn an_out_of_range_field_is_located_and_explained() {
+        let errors = check(VIDEO, json!({"prompt": "x", "duration": 99})).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].loc, ["body", "duration"]);
+        assert!(
+            errors[0].msg.contains("99") && errors[0].msg.contains("30"),
+            "{}",
+            errors[0].msg
+        );
+        assert_eq!(errors[0].kind, "maximum");
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let errors = check(VIDEO, json!({"duration": "long", "aspect_ratio": "5:4"})).unwrap_err();
+        let kinds: Vec<&str> = errors.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(errors.len(), 3, "{kinds:?}");
+        for kind in ["required", "type", "enum"] {
+            assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+        }
+        let required = errors.iter().find(|e| e.kind == "required").unwrap();
+        assert_eq!(required.loc, ["body"]);
+        assert!(required.msg.contains("prompt"), "{}", required.msg);
+    }
+
+    #[test]
+    fn unknown_formats_and_keywords_are_tolerated() {
+        // `image` has format `image_uris` and a `validations` list; neither is a failure.
+        let body = json!({"prompt": "x", "image": ["not even a url"]});
+        assert!(check(SEEDREAM5, body).is_ok());
+        let errors = check(SEEDREAM5, json!({"prompt": "x", "image": []})).unwrap_err();
+        assert_eq!(errors[0].loc, ["body", "image"]);
+        assert_eq!(errors[0].kind, "minItems");
+    }
+
+    #[test]
+    fn long_values_are_not_echoed() {
+        let text = "a".repeat(6000);
+        let errors = check(SPEECH, json!({ "text": text })).unwrap_err();
+        assert_eq!(errors[0].loc, ["body", "text"]);
+        assert!(errors[0].msg.len() < 200, "{}", errors[0].msg);
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects_fail_like_dreamina_ones() {
+        assert_eq!(check(SPEECH, json!([1])).unwrap_err()[0].kind, "model_attributes_type");
+        assert_eq!(validate(SPEECH, b"{").unwrap_err()[0].kind, "json_invalid");
+    }
+}
