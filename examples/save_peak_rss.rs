@@ -58,13 +58,16 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write("/proc/self/clear_refs", "5")?; // resets VmHWM to the current RSS
     let before = status_kb("VmHWM:");
     let downloader = Downloader::new(AddressPolicy::for_upstream(&base_url)).map_err(anyhow::Error::msg)?;
+    let urls = media::OutputUrls {
+        images: urls,
+        ..media::OutputUrls::default()
+    };
     let collected = media::collect(
         &downloader,
         &options,
         media::Request {
             name_stem: id.as_str(),
-            images: &urls,
-            videos: &[],
+            urls: &urls,
             full_size: false,
         },
     )

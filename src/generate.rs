@@ -17,7 +17,7 @@ use crate::{
     jobs::{price::usd, Caller, JobService, Run, RunError, RunOutcome, Step},
     media::{
         inputs::{looks_like_a_path, Source},
-        OutputKind,
+        OutputUrls,
     },
     runcomfy::{CancelOutcome, JobStatus},
 };
@@ -146,12 +146,12 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
         None => eprintln!("cost not reported by RunComfy (request_id {id})"),
     }
     let output = answer.output.unwrap_or_default();
-    let (images, videos) = (output.image_urls(), output.video_urls());
-    if images.is_empty() && videos.is_empty() {
+    let urls = OutputUrls::of(&output);
+    if urls.is_empty() {
         bail!("job {id} succeeded but returned no output URLs");
     }
     // The same bounded download and safe atomic save as the MCP tools, without previews.
-    let collected = jobs.collect(&caller, &id, &images, &videos, false).await;
+    let collected = jobs.collect(&caller, &id, &urls, false).await;
     let mut saved = Vec::new();
     // Outputs past the first media::MAX_PROCESSED are not fetched: counted, not listed one by one.
     let mut skipped = collected.unlisted;
@@ -164,13 +164,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
                 output.index,
                 output.url
             ),
-            (None, None) if output.kind == OutputKind::Image => skipped += 1,
-            (None, None) => eprintln!(
-                "{} {} not saved (no file): {}",
-                output.kind.as_str(),
-                output.index,
-                output.url
-            ),
+            (None, None) => skipped += 1,
         }
     }
     if skipped > 0 {

@@ -24,7 +24,7 @@ use super::{
 use crate::{
     dreamina::{Models, EDIT_MODEL},
     journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
-    media::{self, Collected, Downloader, MediaOptions},
+    media::{self, Collected, Downloader, MediaOptions, OutputUrls},
     runcomfy::{ApiError, CancelResponse, Catalogue, Client, RequestId, ResultResponse, StatusResponse},
 };
 
@@ -70,8 +70,7 @@ impl SubmitError {
 #[derive(Debug, Clone, Copy)]
 pub struct Outputs<'a> {
     pub id: &'a RequestId,
-    pub images: &'a [String],
-    pub videos: &'a [String],
+    pub urls: &'a OutputUrls,
 }
 
 /// A step of [`JobService::run`], for progress messages.
@@ -377,15 +376,8 @@ impl JobService {
 
     /// Downloads, saves and previews a succeeded job's outputs as the media options say (see
     /// [`media::collect`]), and records the saved files.
-    pub async fn collect(
-        &self,
-        caller: &Caller,
-        id: &RequestId,
-        images: &[String],
-        videos: &[String],
-        full_size: bool,
-    ) -> Collected {
-        let jobs = [Outputs { id, images, videos }];
+    pub async fn collect(&self, caller: &Caller, id: &RequestId, urls: &OutputUrls, full_size: bool) -> Collected {
+        let jobs = [Outputs { id, urls }];
         self.collect_all(caller, &jobs, full_size)
             .await
             .pop()
@@ -399,8 +391,7 @@ impl JobService {
             .iter()
             .map(|job| media::Request {
                 name_stem: job.id.as_str(),
-                images: job.images,
-                videos: job.videos,
+                urls: job.urls,
                 full_size,
             })
             .collect();

@@ -160,6 +160,7 @@ pub struct JobUpdate {
     pub queue_position: Option<u32>,
     /// Replaces the stored URLs when not empty.
     pub images: Vec<String>,
+    /// Video and audio URLs (audio has no column of its own).
     pub videos: Vec<String>,
     /// Added to the stored paths (files saved on this machine).
     pub saved_paths: Vec<String>,
@@ -182,15 +183,20 @@ impl JobUpdate {
     }
 
     pub fn from_result(answer: &ResultResponse) -> Self {
-        let output = answer.output.clone().unwrap_or_default();
-        let (images, videos) = (output.image_urls(), output.video_urls());
+        let urls = answer
+            .output
+            .as_deref()
+            .map(crate::media::OutputUrls::of)
+            .unwrap_or_default();
         // What an answer can list is all a record keeps: an upstream listing thousands of
         // outputs must not grow every row it touches.
-        let listed = crate::media::listing(&images, &videos);
+        let listed = crate::media::listing(&urls);
         Self {
             status: Some(answer.status.clone()),
             images: listed.images.to_vec(),
-            videos: listed.videos.to_vec(),
+            // Audio files are kept with the videos: a column of their own would need a schema
+            // migration of both stores, and these are the job's other media all the same.
+            videos: [listed.videos, listed.audios].concat(),
             error: answer.error_message(),
             cost_usd: answer.cost,
             ..Self::default()
@@ -235,6 +241,7 @@ pub struct JobRecord {
     pub status: RecordedStatus,
     pub queue_position: Option<u32>,
     pub images: Vec<String>,
+    /// Video and audio URLs.
     pub videos: Vec<String>,
     pub saved_paths: Vec<String>,
     pub error: Option<String>,
@@ -294,4 +301,22 @@ pub struct TaskRecord {
     /// When the running replica last saved it: a task not finished and not saved for a while
     /// lost its replica.
     pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_result_keeps_its_audio_with_its_videos() {
+        let answer: ResultResponse = serde_json::from_value(json!({
+            "status": "succeeded",
+            "output": {"image": "i.png", "video": "v.mp4", "audios": ["a.wav", "b.mp3"]}
+        }))
+        .unwrap();
+        let update = JobUpdate::from_result(&answer);
+        assert_eq!(update.images, ["i.png"]);
+        assert_eq!(update.videos, ["v.mp4", "a.wav", "b.mp3"]);
+    }
 }

@@ -44,14 +44,18 @@ pub fn label(output: &OutputReport) -> String {
     format!("{} {}", capitalised(output.kind.as_str()), output.index)
 }
 
-/// `2048×2048, PNG, 1.3 MB`.
+/// `2048×2048, PNG, 1.3 MB`, or `video/mp4, 12.0 MB`.
 pub fn facts(output: &OutputReport) -> String {
     let mut facts = Vec::new();
     if let (Some(w), Some(h)) = (output.width, output.height) {
         facts.push(format!("{w}×{h}"));
     }
     if let Some(mime) = &output.mime_type {
-        facts.push(mime.trim_start_matches("image/").to_ascii_uppercase());
+        // `PNG` for an image; a video's or audio file's type as it is (`video/mp4`).
+        facts.push(match mime.strip_prefix("image/") {
+            Some(format) => format.to_ascii_uppercase(),
+            None => mime.clone(),
+        });
     }
     if let Some(bytes) = output.bytes {
         facts.push(human_bytes(bytes));

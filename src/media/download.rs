@@ -6,7 +6,8 @@
 //! after DNS), an error status is an error, a `Content-Type` that is not an image (an HTML error
 //! page served with 200) is refused before the body is read, and the first bytes must be a PNG,
 //! JPEG or WebP signature — the format we name the file after is the one sniffed, not the one
-//! claimed. The body goes chunk by chunk into the spool file, so a 50 MB image costs a few
+//! claimed. A video or audio file ([`download_media`]) is never decoded: its type is the
+//! server's `Content-Type`, and only an error page is refused. The body goes chunk by chunk into the spool file, so a 50 MB image costs a few
 //! kilobytes of buffer, not 50 MB (or twice that).
 
 use std::{sync::Arc, time::Duration};
@@ -145,7 +146,7 @@ pub enum DownloadError {
     Refused(Refusal),
     #[error("the server answered HTTP {0}")]
     Status(u16),
-    #[error("the server sent {0:?} instead of an image")]
+    #[error("the server sent {0:?} instead of a file of the expected kind")]
     WrongType(String),
     #[error("it is larger than the {} MB download limit", .0 / (1024 * 1024))]
     TooLarge(u64),
@@ -153,6 +154,8 @@ pub enum DownloadError {
     Timeout(Duration),
     #[error("the content is not a PNG, JPEG or WebP image")]
     NotAnImage,
+    #[error("the content is a web page or JSON, not a video or audio file")]
+    NotMedia,
     #[error("the connection failed: {0}")]
     Transport(String),
     #[error("cannot write the file: {0}")]
@@ -162,14 +165,94 @@ pub enum DownloadError {
 /// Bytes needed to recognise every supported signature (WebP: `RIFF....WEBP`).
 const SNIFF_LEN: usize = 16;
 
-/// Downloads `url` into `spool` (an empty temporary file), within `limits`.
+/// Downloads the image at `url` into `spool` (an empty temporary file), within `limits`.
 pub async fn download(
     downloader: &Downloader,
     url: &str,
     limits: Limits,
     spool: NamedTempFile,
 ) -> Result<Downloaded, DownloadError> {
-    match tokio::time::timeout(limits.timeout, fetch(downloader, url, limits, spool)).await {
+    let want = Want {
+        accept: "image/png, image/jpeg, image/webp, image/*;q=0.8",
+        acceptable: acceptable_type,
+        // Stop at once on an HTML page or anything else that is not an image.
+        head: |head| sniff(head).map(drop),
+    };
+    let body = within(limits, fetch(downloader, url, limits, spool, want)).await?;
+    Ok(Downloaded {
+        format: sniff(&body.head)?,
+        file: body.file,
+        bytes: body.bytes,
+    })
+}
+
+/// A finished download of a video or audio file, which is kept as it came: never decoded.
+#[derive(Debug)]
+pub struct MediaFile {
+    pub file: NamedTempFile,
+    pub bytes: u64,
+    /// The type the server named (`application/octet-stream` when it named none we know).
+    pub mime_type: String,
+    /// The saved file's extension: from the type, else from the URL, else `bin`.
+    pub extension: &'static str,
+}
+
+/// Downloads the video or audio file at `url` into `spool`, within `limits`. Its type is the
+/// server's word (there is no signature check short of decoding it), but an error page is still
+/// refused: a text type, or a body that starts like HTML or JSON.
+pub async fn download_media(
+    downloader: &Downloader,
+    url: &str,
+    limits: Limits,
+    spool: NamedTempFile,
+) -> Result<MediaFile, DownloadError> {
+    let want = Want {
+        accept: "video/*, audio/*, application/octet-stream;q=0.8",
+        acceptable: acceptable_media_type,
+        head: |head| match head.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'<' | b'{') => Err(DownloadError::NotMedia),
+            _ => Ok(()),
+        },
+    };
+    let body = within(limits, fetch(downloader, url, limits, spool, want)).await?;
+    let essence = body.content_type.as_deref().map(essence).unwrap_or_default();
+    let (mime_type, extension) = match media_extension_of_type(&essence) {
+        Some(extension) => (essence, extension),
+        None => (
+            "application/octet-stream".to_owned(),
+            media_extension_of_url(url).unwrap_or("bin"),
+        ),
+    };
+    Ok(MediaFile {
+        file: body.file,
+        bytes: body.bytes,
+        mime_type,
+        extension,
+    })
+}
+
+/// What a download must be: the `Accept` header, the `Content-Type`s taken, and a check of the
+/// first bytes.
+struct Want {
+    accept: &'static str,
+    acceptable: fn(&str) -> bool,
+    head: fn(&[u8]) -> Result<(), DownloadError>,
+}
+
+/// A body streamed into its spool file.
+struct Body {
+    file: NamedTempFile,
+    bytes: u64,
+    content_type: Option<String>,
+    /// The first [`SNIFF_LEN`] bytes (fewer for a shorter body).
+    head: Vec<u8>,
+}
+
+async fn within<T>(
+    limits: Limits,
+    fetching: impl std::future::Future<Output = Result<T, DownloadError>>,
+) -> Result<T, DownloadError> {
+    match tokio::time::timeout(limits.timeout, fetching).await {
         Ok(outcome) => outcome,
         Err(_) => Err(DownloadError::Timeout(limits.timeout)),
     }
@@ -180,7 +263,8 @@ async fn fetch(
     url: &str,
     limits: Limits,
     spool: NamedTempFile,
-) -> Result<Downloaded, DownloadError> {
+    want: Want,
+) -> Result<Body, DownloadError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| DownloadError::BadUrl)?;
     if parsed.host().is_none() {
         return Err(DownloadError::BadUrl);
@@ -194,7 +278,7 @@ async fn fetch(
     let mut response = downloader
         .http
         .get(parsed)
-        .header(header::ACCEPT, "image/png, image/jpeg, image/webp, image/*;q=0.8")
+        .header(header::ACCEPT, want.accept)
         .timeout(limits.timeout)
         .send()
         .await
@@ -202,13 +286,17 @@ async fn fetch(
     if !response.status().is_success() {
         return Err(DownloadError::Status(response.status().as_u16()));
     }
-    if let Some(claimed) = response.headers().get(header::CONTENT_TYPE) {
-        let claimed = claimed.to_str().unwrap_or("(unreadable)").to_owned();
-        if !acceptable_type(&claimed) {
-            // The header is the other side's: shown shortened.
-            return Err(DownloadError::WrongType(crate::text::ellipsis(&claimed, 80)));
+    let content_type = match response.headers().get(header::CONTENT_TYPE) {
+        Some(claimed) => {
+            let claimed = claimed.to_str().unwrap_or("(unreadable)").to_owned();
+            if !(want.acceptable)(&claimed) {
+                // The header is the other side's: shown shortened.
+                return Err(DownloadError::WrongType(crate::text::ellipsis(&claimed, 80)));
+            }
+            Some(claimed)
         }
-    }
+        None => None,
+    };
     if response.content_length().is_some_and(|n| n > limits.max_bytes) {
         return Err(DownloadError::TooLarge(limits.max_bytes));
     }
@@ -216,31 +304,88 @@ async fn fetch(
     let mut file = tokio::fs::File::from_std(spool.as_file().try_clone()?);
     let mut written: u64 = 0;
     let mut head: Vec<u8> = Vec::with_capacity(SNIFF_LEN);
-    let mut format = None;
+    let mut checked = false;
     while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e, limits.timeout))? {
         written += chunk.len() as u64;
         if written > limits.max_bytes {
             return Err(DownloadError::TooLarge(limits.max_bytes));
         }
-        if format.is_none() {
+        if !checked {
             head.extend(chunk.iter().take(SNIFF_LEN - head.len()));
             if head.len() == SNIFF_LEN {
-                // Stop at once on an HTML page or anything else that is not an image.
-                format = Some(sniff(&head)?);
+                (want.head)(&head)?;
+                checked = true;
             }
         }
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
-    let format = match format {
-        Some(format) => format,
-        None => sniff(&head)?,
-    };
-    Ok(Downloaded {
+    if !checked {
+        (want.head)(&head)?;
+    }
+    Ok(Body {
         file: spool,
         bytes: written,
-        format,
+        content_type,
+        head,
     })
+}
+
+/// `Video/MP4; codecs=x` as `video/mp4`.
+fn essence(claimed: &str) -> String {
+    claimed.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Video and audio types, and the generic binary types storage services often send for any file.
+fn acceptable_media_type(claimed: &str) -> bool {
+    let essence = essence(claimed);
+    essence.starts_with("video/")
+        || essence.starts_with("audio/")
+        || matches!(
+            essence.as_str(),
+            "application/octet-stream" | "binary/octet-stream" | "application/ogg" | "application/mp4"
+        )
+}
+
+/// The video and audio types we name files after, with their extensions.
+const MEDIA_TYPES: &[(&str, &str)] = &[
+    ("video/mp4", "mp4"),
+    ("application/mp4", "mp4"),
+    ("video/webm", "webm"),
+    ("video/quicktime", "mov"),
+    ("video/x-matroska", "mkv"),
+    ("video/x-msvideo", "avi"),
+    ("video/mpeg", "mpeg"),
+    ("video/ogg", "ogv"),
+    ("audio/wav", "wav"),
+    ("audio/x-wav", "wav"),
+    ("audio/wave", "wav"),
+    ("audio/vnd.wave", "wav"),
+    ("audio/mpeg", "mp3"),
+    ("audio/mp3", "mp3"),
+    ("audio/ogg", "ogg"),
+    ("application/ogg", "ogg"),
+    ("audio/opus", "opus"),
+    ("audio/flac", "flac"),
+    ("audio/x-flac", "flac"),
+    ("audio/aac", "aac"),
+    ("audio/mp4", "m4a"),
+    ("audio/x-m4a", "m4a"),
+    ("audio/webm", "weba"),
+];
+
+fn media_extension_of_type(essence: &str) -> Option<&'static str> {
+    MEDIA_TYPES.iter().find(|(t, _)| *t == essence).map(|(_, ext)| *ext)
+}
+
+/// The extension of the URL's path, when it is one of [`MEDIA_TYPES`]' (a generic type says
+/// nothing; the URL's name usually does).
+fn media_extension_of_url(url: &str) -> Option<&'static str> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let last = parsed.path_segments()?.next_back()?;
+    let (_, ext) = last.rsplit_once('.')?;
+    let ext = ext.to_ascii_lowercase();
+    MEDIA_TYPES.iter().map(|(_, e)| *e).find(|e| *e == ext)
 }
 
 /// Image types, and the generic binary types storage services often send for any file (the
@@ -297,5 +442,26 @@ mod tests {
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 ").unwrap(), ImageFormat::WebP);
         assert!(sniff(b"<!doctype html><html>").is_err());
         assert!(sniff(b"GIF89a..........").is_err());
+    }
+
+    #[test]
+    fn media_types_and_extensions() {
+        for ok in [
+            "video/mp4",
+            "Audio/WAV; rate=44100",
+            "application/octet-stream",
+            "application/ogg",
+        ] {
+            assert!(acceptable_media_type(ok), "{ok}");
+        }
+        for bad in ["text/html", "application/json", "image/png", ""] {
+            assert!(!acceptable_media_type(bad), "{bad}");
+        }
+        assert_eq!(media_extension_of_type("video/quicktime"), Some("mov"));
+        assert_eq!(media_extension_of_type("audio/mpeg"), Some("mp3"));
+        assert_eq!(media_extension_of_type("application/octet-stream"), None);
+        assert_eq!(media_extension_of_url("https://x.test/a/b.WEBM?sig=1"), Some("webm"));
+        assert_eq!(media_extension_of_url("https://x.test/a/b.exe"), None);
+        assert_eq!(media_extension_of_url("https://x.test/"), None);
     }
 }

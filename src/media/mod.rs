@@ -1,7 +1,8 @@
 //! Media in and out. In: [`inputs`] turns the reference images of a request (URLs, files in
 //! allowed directories, data URIs) into what RunComfy is sent. Out: what a finished job's output
 //! files become for the person and the model — downloaded once (bounded), saved to the output
-//! directory, previewed inline, described.
+//! directory, previewed inline (images only: a video or audio file is saved as it came, never
+//! decoded), described.
 //!
 //! [`collect`] is the one entry point; the tools render its [`Collected`] into MCP content. It
 //! never fails: a download, preview or save that goes wrong leaves the URL in the result and a
@@ -68,6 +69,7 @@ static DECODES: Semaphore = Semaphore::const_new(1);
 pub enum OutputKind {
     Image,
     Video,
+    Audio,
 }
 
 impl OutputKind {
@@ -75,6 +77,7 @@ impl OutputKind {
         match self {
             Self::Image => "image",
             Self::Video => "video",
+            Self::Audio => "audio",
         }
     }
 }
@@ -92,7 +95,7 @@ pub enum InlineForm {
 /// What one output became.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OutputReport {
-    /// `image` or `video`.
+    /// `image`, `video` or `audio`.
     #[schemars(with = "String")]
     pub kind: OutputKind,
     /// 1-based position among the outputs of its kind, in RunComfy's order.
@@ -101,7 +104,7 @@ pub struct OutputReport {
     /// How to name this image in `images` to edit or reuse it: `<request_id>#<n>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// The content type, as sniffed from the downloaded bytes.
+    /// The content type: an image's as sniffed from its bytes, a video's or audio file's as its server named it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
     /// File size in bytes, when it was downloaded.
@@ -146,7 +149,7 @@ pub struct InlineImage {
 /// Everything [`collect`] found out and made.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
-    /// The listed outputs (see [`listing`]): images, then videos.
+    /// The listed outputs (see [`listing`]): images, then videos, then audio.
     pub outputs: Vec<OutputReport>,
     pub inline: Vec<InlineImage>,
     /// Result-wide remarks (per-output ones are in [`OutputReport::problem`]).
@@ -155,18 +158,46 @@ pub struct Collected {
     pub unlisted: usize,
 }
 
-/// The outputs of a result that are listed: the first images, then the first videos, at most
-/// [`MAX_LISTED`] of them and [`MAX_LISTED_URL_BYTES`] of URLs; `unlisted` counts the rest.
+/// A result's output URLs by kind, each in RunComfy's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputUrls {
+    pub images: Vec<String>,
+    pub videos: Vec<String>,
+    pub audios: Vec<String>,
+}
+
+impl OutputUrls {
+    pub fn of(output: &crate::runcomfy::Output) -> Self {
+        Self {
+            images: output.image_urls(),
+            videos: output.video_urls(),
+            audios: output.audio_urls(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len() + self.videos.len() + self.audios.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The outputs of a result that are listed: the first images, then the first videos, then the
+/// first audio files, at most [`MAX_LISTED`] of them and [`MAX_LISTED_URL_BYTES`] of URLs;
+/// `unlisted` counts the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listing<'a> {
     pub images: &'a [String],
     pub videos: &'a [String],
+    pub audios: &'a [String],
     pub unlisted: usize,
 }
 
 /// The one place the listing bound is applied: by [`collect`], the tools' answers and the journal.
-pub fn listing<'a>(images: &'a [String], videos: &'a [String]) -> Listing<'a> {
-    ListingRoom::new().listing(images, videos)
+pub fn listing(urls: &OutputUrls) -> Listing<'_> {
+    ListingRoom::new().listing(urls)
 }
 
 /// What is left of one answer's listing bound, for an answer that lists several results
@@ -217,14 +248,16 @@ impl ListingRoom {
         &items[..n]
     }
 
-    /// A result's images, then its videos (as in `outputs`), out of the room.
-    pub fn listing<'a>(&mut self, images: &'a [String], videos: &'a [String]) -> Listing<'a> {
-        let listed_images = self.take(images);
-        let listed_videos = self.take(videos);
+    /// A result's images, then its videos, then its audio files (as in `outputs`), out of the room.
+    pub fn listing<'a>(&mut self, urls: &'a OutputUrls) -> Listing<'a> {
+        let images = self.take(&urls.images);
+        let videos = self.take(&urls.videos);
+        let audios = self.take(&urls.audios);
         Listing {
-            unlisted: images.len() + videos.len() - listed_images.len() - listed_videos.len(),
-            images: listed_images,
-            videos: listed_videos,
+            unlisted: urls.len() - images.len() - videos.len() - audios.len(),
+            images,
+            videos,
+            audios,
         }
     }
 }
@@ -247,15 +280,15 @@ pub fn thousands(n: usize) -> String {
 pub struct Request<'a> {
     /// Saved files are named after it (sanitised): the request id.
     pub name_stem: &'a str,
-    pub images: &'a [String],
-    pub videos: &'a [String],
+    pub urls: &'a OutputUrls,
     /// The call asked for full-size images inline.
     pub full_size: bool,
 }
 
-/// Downloads, saves and previews the images of a finished job as the options say, the first
-/// [`MAX_PROCESSED`] of them; videos, and images past those, get their URL only; outputs past
-/// the [`listing`] are only counted.
+/// Downloads, saves and previews the images of a finished job as the options say, and downloads
+/// and saves its videos and audio files when saving is on, the first [`MAX_PROCESSED`] outputs
+/// in all (images first); outputs past those get their URL only, and outputs past the
+/// [`listing`] are only counted.
 pub async fn collect(downloader: &Downloader, options: &MediaOptions, request: Request<'_>) -> Collected {
     collect_all(downloader, options, &[request])
         .await
@@ -272,7 +305,7 @@ pub async fn collect(downloader: &Downloader, options: &MediaOptions, request: R
 pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, requests: &[Request<'_>]) -> Vec<Collected> {
     let listed: Vec<Listing<'_>> = requests
         .iter()
-        .map(|r| ListingRoom::share_of(requests.len()).listing(r.images, r.videos))
+        .map(|r| ListingRoom::share_of(requests.len()).listing(r.urls))
         .collect();
     let downloads = Semaphore::new(PARALLEL_DOWNLOADS);
     let decodes = &DECODES;
@@ -282,7 +315,19 @@ pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, reques
         let images = processed.iter().enumerate().map(move |(i, url)| async move {
             one_image(downloader, options, request, i + 1, url, downloads, decodes).await
         });
-        futures::future::join_all(images)
+        // Only saving needs a video's or audio file's bytes: without an output directory, none
+        // is fetched.
+        let room = match options.output_dir {
+            Some(_) => MAX_PROCESSED - processed.len(),
+            None => 0,
+        };
+        let files = numbered(OutputKind::Video, listed.videos)
+            .chain(numbered(OutputKind::Audio, listed.audios))
+            .take(room)
+            .map(move |(kind, index, url)| async move {
+                one_file(downloader, options, request, kind, index, url, downloads).await
+            });
+        futures::future::join(futures::future::join_all(images), futures::future::join_all(files))
     });
     let done = futures::future::join_all(work).await;
 
@@ -318,9 +363,10 @@ impl Budget {
         options: &MediaOptions,
         request: Request<'_>,
         listed: Listing<'_>,
-        done: Vec<(OutputReport, Option<Made>)>,
+        (done, files): (Vec<(OutputReport, Option<Made>)>, Vec<OutputReport>),
     ) -> Collected {
         let processed = done.len();
+        let files_processed = files.len();
         let mut collected = Collected {
             unlisted: listed.unlisted,
             ..Collected::default()
@@ -391,16 +437,25 @@ impl Budget {
                 .enumerate()
                 .map(|(i, url)| OutputReport::new(OutputKind::Image, processed + i + 1, url)),
         );
-        collected.outputs.extend(
-            listed
-                .videos
-                .iter()
-                .enumerate()
-                .map(|(i, url)| OutputReport::new(OutputKind::Video, i + 1, url)),
-        );
+        let mut files = files.into_iter().peekable();
+        for (kind, index, url) in
+            numbered(OutputKind::Video, listed.videos).chain(numbered(OutputKind::Audio, listed.audios))
+        {
+            let report = files
+                .next_if(|r| r.kind == kind && r.index == index)
+                .unwrap_or_else(|| OutputReport::new(kind, index, url));
+            collected.outputs.push(report);
+        }
+        let files_listed = listed.videos.len() + listed.audios.len();
+        if options.output_dir.is_some() && files_listed > files_processed {
+            collected.notes.push(format!(
+                "{} video or audio file(s) are not saved: at most {MAX_PROCESSED} outputs of a result are downloaded. Their URLs are listed.",
+                files_listed - files_processed
+            ));
+        }
 
         let fetches = options.previews || options.output_dir.is_some();
-        if fetches && request.images.len() > processed {
+        if fetches && request.urls.images.len() > processed {
             collected.notes.push(format!(
                 "Only the first {processed} images of a result are downloaded{}; the others are listed by URL.",
                 match (options.previews, options.output_dir.is_some()) {
@@ -411,7 +466,7 @@ impl Budget {
             ));
         }
         if listed.unlisted > 0 {
-            let total = request.images.len() + request.videos.len();
+            let total = request.urls.len();
             collected.notes.push(format!(
                 "RunComfy listed {} outputs for this job: the first {} are listed here, and {} more are not.",
                 thousands(total),
@@ -526,6 +581,64 @@ async fn one_image(
     }
 }
 
+/// `(kind, 1-based index, url)` of each URL.
+fn numbered(kind: OutputKind, urls: &[String]) -> impl Iterator<Item = (OutputKind, usize, &String)> {
+    urls.iter().enumerate().map(move |(i, url)| (kind, i + 1, url))
+}
+
+/// Downloads a video or audio file into the output directory and saves it as it came (no
+/// decode, no preview), within the media download bounds. Only called when saving is on.
+async fn one_file(
+    downloader: &Downloader,
+    options: &MediaOptions,
+    request: Request<'_>,
+    kind: OutputKind,
+    index: usize,
+    url: &str,
+    downloads: &Semaphore,
+) -> OutputReport {
+    let mut report = OutputReport::new(kind, index, url);
+    let Some(dir) = options.output_dir.clone() else {
+        return report;
+    };
+    let downloaded = {
+        let _slot = downloads.acquire().await;
+        let _process_slot = PROCESS_DOWNLOADS.acquire().await;
+        let spool = match dir.spool() {
+            Ok(spool) => spool,
+            Err(e) => {
+                report.problem = Some(format!("not downloaded: cannot create a temporary file: {e}"));
+                return report;
+            }
+        };
+        let limits = Limits {
+            max_bytes: options.media_download_max_bytes,
+            timeout: options.media_download_timeout,
+        };
+        download::download_media(downloader, url, limits, spool).await
+    };
+    let downloaded = match downloaded {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(url, error = %e, "result download failed");
+            report.problem = Some(problem(&format!("not downloaded: {e}")));
+            return report;
+        }
+    };
+    report.bytes = Some(downloaded.bytes);
+    report.mime_type = Some(downloaded.mime_type.clone());
+    // The kind is in the name: a job's first video must not replace its first image.
+    let stem = format!("{}-{}", request.name_stem, kind.as_str());
+    let name = save::file_name(&stem, index, downloaded.extension);
+    // `persist` syncs the file to disk: blocking work.
+    match tokio::task::spawn_blocking(move || dir.persist(downloaded.file, &name)).await {
+        Ok(Ok(path)) => report.saved_path = Some(path.display().to_string()),
+        Ok(Err(e)) => report.problem = Some(problem(&format!("not saved: {e}"))),
+        Err(e) => report.problem = Some(format!("could not be saved: {e}")),
+    }
+    report
+}
+
 /// A problem note as shown: error texts can carry what the other side sent.
 fn problem(text: &str) -> String {
     crate::text::ellipsis(text, MAX_PROBLEM_CHARS)
@@ -586,38 +699,206 @@ mod tests {
         (0..n).map(|i| format!("{i:0>len$}")).collect()
     }
 
+    fn of(images: &[String], videos: &[String], audios: &[String]) -> OutputUrls {
+        OutputUrls {
+            images: images.to_vec(),
+            videos: videos.to_vec(),
+            audios: audios.to_vec(),
+        }
+    }
+
     #[test]
     fn listing_is_a_prefix_within_the_count_and_the_bytes() {
         let few = urls(4, 100);
         let video = urls(1, 100);
+        let audio = urls(2, 50);
+        let all = of(&few, &video, &audio);
         assert_eq!(
-            listing(&few, &video),
+            listing(&all),
             Listing {
                 images: &few[..],
                 videos: &video[..],
+                audios: &audio[..],
                 unlisted: 0
             }
         );
 
-        let many = urls(20_000, 80);
-        let listed = listing(&many, &video);
+        let many = of(&urls(20_000, 80), &video, &audio);
+        let listed = listing(&many);
         assert_eq!(listed.images.len(), MAX_LISTED);
         assert!(listed.videos.is_empty(), "videos come after every image");
-        assert_eq!(listed.unlisted, 20_000 - MAX_LISTED + 1);
+        assert!(listed.audios.is_empty(), "audio comes after every video");
+        assert_eq!(listed.unlisted, 20_000 - MAX_LISTED + 3);
 
         // Long URLs: the byte budget ends the list first; one longer than it is never listed.
-        let long = urls(10, 4000);
-        assert_eq!(listing(&long, &[]).images.len(), MAX_LISTED_URL_BYTES / 4000);
+        let long = of(&urls(10, 4000), &[], &[]);
+        assert_eq!(listing(&long).images.len(), MAX_LISTED_URL_BYTES / 4000);
         // In a batch of four, each job has its 64 entries but a quarter of the bytes.
         assert_eq!(
-            ListingRoom::share_of(4).listing(&long, &[]).images.len(),
+            ListingRoom::share_of(4).listing(&long).images.len(),
             MAX_LISTED_URL_BYTES / 4 / 4000
         );
-        assert_eq!(ListingRoom::share_of(4).listing(&few, &video).unlisted, 0);
-        let huge = vec!["x".repeat(MAX_LISTED_URL_BYTES + 1), "short".to_owned()];
-        let listed = listing(&huge, &[]);
+        assert_eq!(ListingRoom::share_of(4).listing(&all).unlisted, 0);
+        let huge = of(
+            &["x".repeat(MAX_LISTED_URL_BYTES + 1), "short".to_owned()],
+            &[],
+            &["a".to_owned()],
+        );
+        let listed = listing(&huge);
         assert!(listed.images.is_empty());
-        assert_eq!(listed.unlisted, 2);
+        assert!(listed.audios.is_empty(), "nothing after an output that did not fit");
+        assert_eq!(listed.unlisted, 3);
+    }
+
+    /// A file server on 127.0.0.1 (never anything else): `/v.mp4` as video/mp4, `/a.wav` as
+    /// audio/wav, `/clip.mov` as octet-stream, `/page` as an HTML page sent as video/mp4.
+    async fn file_server() -> String {
+        use axum::{http::header::CONTENT_TYPE, routing::get, Router};
+        let app = Router::new()
+            .route(
+                "/v.mp4",
+                get(|| async { ([(CONTENT_TYPE, "video/mp4")], VIDEO.to_vec()) }),
+            )
+            .route(
+                "/a.wav",
+                get(|| async { ([(CONTENT_TYPE, "audio/wav")], AUDIO.to_vec()) }),
+            )
+            .route(
+                "/clip.mov",
+                get(|| async { ([(CONTENT_TYPE, "application/octet-stream")], VIDEO.to_vec()) }),
+            )
+            .route(
+                "/page",
+                get(|| async { ([(CONTENT_TYPE, "video/mp4")], "<!doctype html><p>denied</p>") }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    const VIDEO: &[u8] = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isomAAAAAAAAAAAAAAAAAAAA";
+    const AUDIO: &[u8] = b"RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0BBBBBBBBBBBB";
+
+    fn saving_options(dir: &std::path::Path) -> MediaOptions {
+        MediaOptions {
+            output_dir: Some(OutputDir::prepare(dir.to_str().unwrap()).unwrap()),
+            ..MediaOptions::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_video_and_an_audio_file_are_saved_as_they_came_and_never_previewed() {
+        let base = file_server().await;
+        let downloader = Downloader::new(AddressPolicy::for_upstream(&base)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let options = saving_options(out.path());
+        let urls = OutputUrls {
+            images: Vec::new(),
+            videos: vec![
+                format!("{base}/v.mp4"),
+                format!("{base}/clip.mov"),
+                format!("{base}/page"),
+            ],
+            audios: vec![format!("{base}/a.wav")],
+        };
+        let request = Request {
+            name_stem: "job-1",
+            urls: &urls,
+            full_size: true,
+        };
+        let collected = collect(&downloader, &options, request).await;
+        assert!(collected.inline.is_empty(), "no inline copy of a video or audio file");
+        let kinds: Vec<(OutputKind, usize)> = collected.outputs.iter().map(|o| (o.kind, o.index)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (OutputKind::Video, 1),
+                (OutputKind::Video, 2),
+                (OutputKind::Video, 3),
+                (OutputKind::Audio, 1)
+            ]
+        );
+        let [video, mov, page, audio] = &collected.outputs[..] else {
+            unreachable!()
+        };
+        let saved = |o: &OutputReport| std::fs::read(o.saved_path.as_deref().expect("saved")).unwrap();
+        assert_eq!(video.mime_type.as_deref(), Some("video/mp4"));
+        assert_eq!(video.bytes, Some(VIDEO.len() as u64));
+        assert!(video.saved_path.as_deref().unwrap().ends_with("job-1-video-1.mp4"));
+        assert_eq!(saved(video), VIDEO);
+        assert!(video.inline.is_none() && video.width.is_none() && video.problem.is_none());
+        // A generic type: the extension comes from the URL.
+        assert!(
+            mov.saved_path.as_deref().unwrap().ends_with("job-1-video-2.mov"),
+            "{mov:?}"
+        );
+        assert_eq!(mov.mime_type.as_deref(), Some("application/octet-stream"));
+        // An error page is refused, and its URL still listed.
+        assert!(page.saved_path.is_none());
+        assert!(page.problem.as_deref().unwrap().contains("web page"), "{page:?}");
+        assert_eq!(audio.mime_type.as_deref(), Some("audio/wav"));
+        assert!(audio.saved_path.as_deref().unwrap().ends_with("job-1-audio-1.wav"));
+        assert_eq!(saved(audio), AUDIO);
+        let mut names: Vec<String> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["job-1-audio-1.wav", "job-1-video-1.mp4", "job-1-video-2.mov"],
+            "no spool left"
+        );
+    }
+
+    #[tokio::test]
+    async fn media_downloads_have_their_own_cap_and_none_happen_without_saving() {
+        let base = file_server().await;
+        let downloader = Downloader::new(AddressPolicy::for_upstream(&base)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let urls = OutputUrls {
+            videos: vec![format!("{base}/v.mp4")],
+            audios: vec![format!("{base}/a.wav")],
+            ..OutputUrls::default()
+        };
+        let request = Request {
+            name_stem: "j",
+            urls: &urls,
+            full_size: false,
+        };
+        // The image cap does not apply to videos; the media cap does.
+        let options = MediaOptions {
+            download_max_bytes: 1,
+            media_download_max_bytes: 1,
+            ..saving_options(out.path())
+        };
+        let collected = collect(&downloader, &options, request).await;
+        for output in &collected.outputs {
+            assert!(output.saved_path.is_none());
+            assert!(
+                output.problem.as_deref().unwrap().contains("download limit"),
+                "{output:?}"
+            );
+        }
+        let options = MediaOptions {
+            download_max_bytes: 1,
+            ..saving_options(out.path())
+        };
+        let collected = collect(&downloader, &options, request).await;
+        assert!(
+            collected.outputs.iter().all(|o| o.saved_path.is_some()),
+            "{:?}",
+            collected.outputs
+        );
+
+        // Without an output directory nothing needs the bytes: URLs only.
+        let collected = collect(&downloader, &MediaOptions::default(), request).await;
+        assert_eq!(collected.outputs.len(), 2);
+        assert!(collected
+            .outputs
+            .iter()
+            .all(|o| o.bytes.is_none() && o.problem.is_none()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The media settings: flags and environment for reference images read from disk, previews,
-//! saving and downloads, checked once at start (a bad `--output-dir` or `--input-dir` is a
+//! saving and downloads (images, and video and audio files), checked once at start (a bad `--output-dir` or `--input-dir` is a
 //! start-up error, not a failure on the first call).
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::{
 /// Flags of `serve` for result media; flattened into the serve command.
 #[derive(Args, Debug, Clone)]
 pub struct MediaArgs {
-    /// Save every result image into this directory (created if missing). `~` means your home
+    /// Save every result image, video and audio file into this directory (created if missing). `~` means your home
     /// directory; Windows paths such as `C:\Users\me\Pictures` work on Windows.
     #[arg(long, env = "RUNCOMFY_OUTPUT_DIR")]
     pub output_dir: Option<String>,
@@ -39,12 +39,22 @@ pub struct MediaArgs {
           value_parser = clap::value_parser!(u64).range(0..=65536))]
     pub full_inline_max_kb: u64,
 
-    /// Largest result file downloaded, in MiB (RunComfy recommends images of at most 50 MB).
+    /// Largest result image downloaded, in MiB (RunComfy recommends images of at most 50 MB).
     #[arg(long, env = "RUNCOMFY_DOWNLOAD_MAX_MB", default_value_t = MediaOptions::default().download_max_bytes / (1024 * 1024),
           value_parser = clap::value_parser!(u64).range(1..=2048))]
     pub download_max_mb: u64,
 
-    /// Time allowed for one result download, in seconds.
+    /// Largest video or audio result file downloaded (to be saved), in MiB.
+    #[arg(long, env = "RUNCOMFY_MEDIA_DOWNLOAD_MAX_MB", default_value_t = MediaOptions::default().media_download_max_bytes / (1024 * 1024),
+          value_parser = clap::value_parser!(u64).range(1..=16384))]
+    pub media_download_max_mb: u64,
+
+    /// Time allowed for one video or audio result download, in seconds.
+    #[arg(long, env = "RUNCOMFY_MEDIA_DOWNLOAD_TIMEOUT_SECS", default_value_t = MediaOptions::default().media_download_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub media_download_timeout_secs: u64,
+
+    /// Time allowed for one result image download, in seconds.
     #[arg(long, env = "RUNCOMFY_DOWNLOAD_TIMEOUT_SECS", default_value_t = MediaOptions::default().download_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub download_timeout_secs: u64,
@@ -77,6 +87,9 @@ pub struct MediaOptions {
     pub full_inline_max_bytes: usize,
     pub download_max_bytes: u64,
     pub download_timeout: Duration,
+    /// Bounds on a video or audio download, which is only made to save the file.
+    pub media_download_max_bytes: u64,
+    pub media_download_timeout: Duration,
 }
 
 impl Default for MediaOptions {
@@ -93,6 +106,10 @@ impl Default for MediaOptions {
             full_inline_max_bytes: 3 * 1024 * 1024,
             download_max_bytes: 50 * 1024 * 1024,
             download_timeout: Duration::from_secs(60),
+            // A minute of 1080p video is some 10-50 MB; 200 MB leaves room for longer clips
+            // and lossless audio while bounding the disk one result can fill.
+            media_download_max_bytes: 200 * 1024 * 1024,
+            media_download_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -123,6 +140,8 @@ impl MediaArgs {
             full_inline_max_bytes: (self.full_inline_max_kb * 1024) as usize,
             download_max_bytes: self.download_max_mb * 1024 * 1024,
             download_timeout: Duration::from_secs(self.download_timeout_secs),
+            media_download_max_bytes: self.media_download_max_mb * 1024 * 1024,
+            media_download_timeout: Duration::from_secs(self.media_download_timeout_secs),
         })
     }
 }

@@ -94,8 +94,9 @@ pub struct ResultResponse {
     #[serde(default)]
     pub request_id: Option<String>,
     pub status: JobStatus,
+    /// Boxed: a result travels in enums beside small statuses.
     #[serde(default)]
-    pub output: Option<Output>,
+    pub output: Option<Box<Output>>,
     /// Free-form: whatever the upstream said went wrong.
     #[serde(default)]
     pub error: Option<Value>,
@@ -119,7 +120,9 @@ impl ResultResponse {
     }
 }
 
-/// A job's outputs. The vendor schema allows any of the four fields.
+/// A job's outputs: images, videos or audio, one or many of each, as RunComfy's models return
+/// them. URLs under other keys (RunComfy's own CLI walks every URL in `output`) are not read:
+/// no model in the catalogue is known to use one, and each kind here has its own handling.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Output {
     #[serde(default, deserialize_with = "lenient_string")]
@@ -130,6 +133,10 @@ pub struct Output {
     pub video: Option<String>,
     #[serde(default, deserialize_with = "lenient_strings")]
     pub videos: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub audio: Option<String>,
+    #[serde(default, deserialize_with = "lenient_strings")]
+    pub audios: Vec<String>,
 }
 
 impl Output {
@@ -141,6 +148,10 @@ impl Output {
 
     pub fn video_urls(&self) -> Vec<String> {
         merge(&self.videos, self.video.as_ref())
+    }
+
+    pub fn audio_urls(&self) -> Vec<String> {
+        merge(&self.audios, self.audio.as_ref())
     }
 }
 
@@ -322,6 +333,18 @@ mod tests {
         let out = r.output.unwrap();
         assert_eq!(out.image_urls(), ["a", "b", "c"]);
         assert!(out.video_urls().is_empty());
+        assert!(out.audio_urls().is_empty());
+    }
+
+    #[test]
+    fn output_reads_video_and_audio_leniently() {
+        let out: Output = serde_json::from_value(json!({
+            "video": "v.mp4", "audio": "a.wav", "audios": ["b.mp3", 7, "a.wav"]
+        }))
+        .unwrap();
+        assert_eq!(out.video_urls(), ["v.mp4"]);
+        assert_eq!(out.audio_urls(), ["b.mp3", "a.wav"]);
+        assert!(out.image_urls().is_empty());
     }
 
     #[test]

@@ -137,10 +137,13 @@ async fn harness(policy: AddressPolicy) -> Harness {
 /// Collects `urls` as a result's images (previews on, so each is fetched).
 async fn collect(downloader: &Downloader, urls: &[String]) -> Vec<OutputReport> {
     let options = MediaOptions::default();
+    let urls = media::OutputUrls {
+        images: urls.to_vec(),
+        ..media::OutputUrls::default()
+    };
     let request = media::Request {
         name_stem: "policy-test",
-        images: urls,
-        videos: &[],
+        urls: &urls,
         full_size: false,
     };
     media::collect(downloader, &options, request).await.outputs

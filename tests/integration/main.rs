@@ -6,6 +6,7 @@
 
 mod common;
 
+mod any_model_results;
 mod app;
 mod bounded_results;
 mod cli_edit;

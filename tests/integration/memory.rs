@@ -75,13 +75,16 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
     }
     let before = peak_rss_kb();
     let downloader = Downloader::new(AddressPolicy::for_upstream(&sim.base_url())).unwrap();
+    let urls = media::OutputUrls {
+        images: urls,
+        ..media::OutputUrls::default()
+    };
     let collected = media::collect(
         &downloader,
         &options,
         media::Request {
             name_stem: id.as_str(),
-            images: &urls,
-            videos: &[],
+            urls: &urls,
             full_size: false,
         },
     )

@@ -32,7 +32,7 @@ use crate::{
         settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
         CostEstimate, Outputs, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
     },
-    media::OutputKind,
+    media::{OutputKind, OutputUrls},
     runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, URL_LIFETIME_HOURS},
     text::capitalised,
 };
@@ -185,20 +185,17 @@ impl RunComfyServer {
         peer: &Peer<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
         let parts: Vec<Part> = runs.into_iter().map(part).collect();
-        let done: Vec<(RequestId, Vec<String>, Vec<String>)> = parts
+        let done: Vec<(RequestId, OutputUrls)> = parts
             .iter()
             .filter_map(|p| match p {
-                Part::Done(id, answer) => {
-                    let output = answer.output.clone().unwrap_or_default();
-                    Some((id.clone(), output.image_urls(), output.video_urls()))
-                }
+                Part::Done(id, answer) => Some((
+                    id.clone(),
+                    answer.output.as_deref().map(OutputUrls::of).unwrap_or_default(),
+                )),
                 Part::Other(..) => None,
             })
             .collect();
-        let outputs: Vec<Outputs<'_>> = done
-            .iter()
-            .map(|(id, images, videos)| Outputs { id, images, videos })
-            .collect();
+        let outputs: Vec<Outputs<'_>> = done.iter().map(|(id, urls)| Outputs { id, urls }).collect();
         let mut collected = self
             .jobs
             .collect_all(caller, &outputs, delivery.inline_full_size)
@@ -207,7 +204,8 @@ impl RunComfyServer {
 
         let mut jobs = Vec::new();
         let mut errors = Vec::new();
-        let (mut images, mut videos, mut reports, mut notes, mut inline) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut images, mut videos, mut audios) = (vec![], vec![], vec![]);
+        let (mut reports, mut notes, mut inline) = (vec![], vec![], vec![]);
         let mut pending = Vec::new();
         let mut unlisted = 0;
         for part in parts {
@@ -224,6 +222,7 @@ impl RunComfyServer {
                     };
                     let job_images: Vec<String> = listed(OutputKind::Image).collect();
                     videos.extend(listed(OutputKind::Video));
+                    audios.extend(listed(OutputKind::Audio));
                     images.extend_from_slice(&job_images);
                     unlisted += media.unlisted;
                     jobs.push(BatchJob {
@@ -284,6 +283,7 @@ impl RunComfyServer {
             queue_position: None,
             images,
             videos,
+            audios,
             unlisted_outputs: count_u32(unlisted),
             created_at: None,
             finished_at: None,

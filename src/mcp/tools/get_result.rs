@@ -22,7 +22,7 @@ use super::super::{
 use crate::jobs::Caller;
 use crate::{
     jobs::{price::usd, CostEstimate, Recipe},
-    media::{self, Collected, InlineForm, InlineImage, OutputReport},
+    media::{self, Collected, InlineForm, InlineImage, OutputReport, OutputUrls},
     runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse, URL_LIFETIME_HOURS},
 };
 
@@ -76,6 +76,8 @@ pub struct JobResult {
     pub images: Vec<String>,
     /// Video URLs, if the model produced any.
     pub videos: Vec<String>,
+    /// Audio URLs, if the model produced any.
+    pub audios: Vec<String>,
     /// Outputs RunComfy listed beyond those above, which are not listed (an answer is capped).
     #[serde(skip_serializing_if = "is_zero")]
     pub unlisted_outputs: u32,
@@ -87,7 +89,7 @@ pub struct JobResult {
     pub finished_at: Option<String>,
     /// What to do next, or how long the URLs live.
     pub next_step: String,
-    /// One entry per output (images, then videos): size, type, saved path, inline copy, problems. Empty until the job succeeds.
+    /// One entry per output (images, then videos, then audio): size, type, saved path, inline copy (images only), problems. Empty until the job succeeds.
     pub outputs: Vec<OutputReport>,
     /// How long RunComfy is expected to keep the URLs, in hours (its own figure: about 7 days).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,14 +154,18 @@ impl JobResult {
     /// the failed job's error answer.
     fn new(id: RequestId, answer: ResultResponse, media: Option<&Collected>) -> Result<Self, ToolError> {
         let status = answer.status.clone();
-        let output = answer.output.clone().unwrap_or_default();
-        let (all_images, all_videos) = (output.image_urls(), output.video_urls());
-        let listed = media::listing(&all_images, &all_videos);
-        let (images, videos) = (listed.images.to_vec(), listed.videos.to_vec());
+        let urls = answer.output.as_deref().map(OutputUrls::of).unwrap_or_default();
+        let listed = media::listing(&urls);
+        let (images, videos, audios) = (listed.images.to_vec(), listed.videos.to_vec(), listed.audios.to_vec());
         let next_step = match &status {
-            JobStatus::Succeeded if images.is_empty() && videos.is_empty() => {
+            JobStatus::Succeeded if urls.is_empty() => {
                 "The job succeeded but RunComfy returned no output URLs. Try get_result again in a few seconds.".to_owned()
             }
+            // A video or audio result: there is no image to edit.
+            JobStatus::Succeeded if images.is_empty() => format!(
+                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping.",
+                URL_LIFETIME_HOURS / 24,
+            ),
             JobStatus::Succeeded => format!(
                 "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping. {}",
                 URL_LIFETIME_HOURS / 24,
@@ -176,6 +182,7 @@ impl JobResult {
             queue_position: None,
             images,
             videos,
+            audios,
             unlisted_outputs: count_u32(listed.unlisted),
             created_at: answer.created_at.map(plain),
             finished_at: answer.finished_at.map(plain),
@@ -209,6 +216,7 @@ impl JobResult {
             queue_position,
             images: Vec::new(),
             videos: Vec::new(),
+            audios: Vec::new(),
             unlisted_outputs: 0,
             created_at: None,
             finished_at: None,
@@ -270,9 +278,15 @@ impl JobResult {
         };
         if !self.outputs.is_empty() {
             let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-            let mut kinds = vec![count(self.images.len(), "image")];
+            let mut kinds = Vec::new();
+            if !self.images.is_empty() || (self.videos.is_empty() && self.audios.is_empty()) {
+                kinds.push(count(self.images.len(), "image"));
+            }
             if !self.videos.is_empty() {
                 kinds.push(count(self.videos.len(), "video"));
+            }
+            if !self.audios.is_empty() {
+                kinds.push(count(self.audios.len(), "audio file"));
             }
             if self.unlisted_outputs > 0 {
                 kinds.push(format!(
@@ -380,14 +394,9 @@ impl RunComfyServer {
         answer: ResultResponse,
         delivery: &DeliveryArgs,
     ) -> Result<Delivered, ToolError> {
-        let output = answer.output.clone().unwrap_or_default();
-        let (images, videos) = (output.image_urls(), output.video_urls());
-        let media = if answer.status == JobStatus::Succeeded && !(images.is_empty() && videos.is_empty()) {
-            Some(
-                self.jobs
-                    .collect(caller, &id, &images, &videos, delivery.inline_full_size)
-                    .await,
-            )
+        let urls = answer.output.as_deref().map(OutputUrls::of).unwrap_or_default();
+        let media = if answer.status == JobStatus::Succeeded && !urls.is_empty() {
+            Some(self.jobs.collect(caller, &id, &urls, delivery.inline_full_size).await)
         } else {
             None
         };

@@ -18,7 +18,7 @@ use crate::jobs::Caller;
 use crate::{
     jobs::price::usd,
     journal::{JobQuery, JobRecord, RecordedStatus, SpendTotals, Tally},
-    media::{thousands, ListingRoom},
+    media::{thousands, ListingRoom, OutputUrls},
     runcomfy::JobStatus,
     text::ellipsis,
 };
@@ -144,7 +144,7 @@ pub struct JobEntry {
     pub queue_position: Option<u32>,
     /// Image URLs, once get_result has fetched them. RunComfy hosts them for a limited time.
     pub images: Vec<String>,
-    /// Video URLs, if the model produced any.
+    /// Video and audio URLs, if the model produced any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub videos: Vec<String>,
     /// Files saved on this machine.
@@ -166,11 +166,17 @@ pub struct JobEntry {
 
 impl JobEntry {
     /// The job, its URLs and files out of what is left of the answer's `room`.
-    fn new(job: JobRecord, room: &mut ListingRoom) -> Self {
+    fn new(mut job: JobRecord, room: &mut ListingRoom) -> Self {
         let timestamp = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         // Saved files first: they outlive the URLs.
         let saved = room.take(&job.saved_paths);
-        let listed = room.listing(&job.images, &job.videos);
+        // The journal keeps audio URLs with the videos (see `JobUpdate::from_result`).
+        let urls = OutputUrls {
+            images: std::mem::take(&mut job.images),
+            videos: std::mem::take(&mut job.videos),
+            audios: Vec::new(),
+        };
+        let listed = room.listing(&urls);
         let unlisted = listed.unlisted + job.saved_paths.len() - saved.len();
         Self {
             finished: job.is_final(),
