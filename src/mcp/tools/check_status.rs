@@ -48,7 +48,9 @@ impl JobState {
                 "Generating. Call check_status again in a few seconds (a running job can no longer be cancelled)."
                     .to_owned()
             }
-            JobStatus::Succeeded => format!("Done. Call get_result with request_id \"{id}\" for the image URLs."),
+            JobStatus::Succeeded => {
+                format!("Done. Call get_result with request_id \"{id}\" for its outputs (image, video or audio URLs).")
+            }
             JobStatus::Failed => {
                 format!("The job failed. Call get_result with request_id \"{id}\" to see RunComfy's error.")
             }
