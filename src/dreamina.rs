@@ -180,6 +180,13 @@ impl Models {
             Endpoint::Edit => &self.edit,
         }
     }
+
+    /// Whether a job of `model` was made by one of these endpoints (or RunComfy's own Dreamina
+    /// ids), so that its journal row is a Dreamina recipe.
+    pub fn is_dreamina(&self, model: &str) -> bool {
+        [&self.text_to_image, &self.edit].iter().any(|m| m.as_str() == model)
+            || [TEXT_TO_IMAGE_MODEL, EDIT_MODEL].contains(&model)
+    }
 }
 
 /// The arguments of a Dreamina 4.0 generation: text-to-image, or an edit of reference images.

@@ -58,7 +58,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(format!(
         "submitting ({}, {}, scale {})",
-        prepared.endpoint.as_str(),
+        request.endpoint().as_str(),
         request.size.as_str(),
         request.scale
     ));

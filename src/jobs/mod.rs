@@ -16,6 +16,7 @@ mod outputs;
 pub mod owners;
 pub mod poll;
 mod prepare;
+mod prepare_model;
 pub mod price;
 mod service;
 pub mod settings;

@@ -8,25 +8,33 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Caller, JobService};
+use super::{
+    price::{Basis, MAX_SET_IMAGES},
+    Caller, JobService,
+};
 use crate::{
-    dreamina::{Endpoint, ImageRequest, InputError, WIRE_IMAGES_KEY},
+    dreamina::{ImageRequest, InputError, WIRE_IMAGES_KEY},
     journal::JobRecord,
-    media::inputs::{self, InputRecord, Source},
+    media::inputs::{self, InputRecord, Resolved, Source},
     runcomfy::{ApiError, JobStatus, RequestId, MAX_SUBMIT_BYTES},
 };
 
 /// A request ready to submit.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub endpoint: Endpoint,
     /// The model id it goes to.
     pub model: String,
     /// The body RunComfy receives.
     pub wire: Value,
     /// What the journal keeps: the body without any image bytes.
     pub params: Value,
-    pub recipe: Recipe,
+    /// What the journal lists the job by: its prompt (or text) and size, as far as it has them.
+    pub prompt: String,
+    pub size: String,
+    /// What the model's price is multiplied by in the estimate.
+    pub basis: Basis,
+    /// A Dreamina request's recipe, to run again or vary; `None` for any other model.
+    pub recipe: Option<Recipe>,
 }
 
 /// The prompt and settings a job was made with, in the form the generate tools take, so that it
@@ -71,6 +79,9 @@ impl Recipe {
 pub enum PrepareError {
     /// A rule or an entry of `images` that cannot be used, with what would work instead.
     Input(InputError),
+    /// The model is not in RunComfy's catalogue, or the catalogue cannot say (the text says
+    /// which, with the closest ids).
+    Catalogue(String),
     /// Looking up the earlier job an entry names failed at RunComfy (try again).
     Lookup {
         field: String,
@@ -89,6 +100,7 @@ impl std::fmt::Display for PrepareError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Input(e) => write!(f, "{e}"),
+            Self::Catalogue(text) => write!(f, "{text}"),
             Self::Lookup { field, id, error } => {
                 write!(f, "{field}: looking up job {id} at RunComfy failed: {error}")
             }
@@ -116,21 +128,10 @@ impl JobService {
         // refused as soon as they pass the cap rather than all read first.
         let mut body_bytes = 0usize;
         for (i, entry) in request.images.iter().enumerate() {
-            let field = format!("images[{i}]");
-            let input = |message: String| PrepareError::Input(InputError::new(field.clone(), message));
-            let resolved = match Source::parse(entry).map_err(input)? {
-                Source::Url(url) => inputs::url(url),
-                Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).map_err(input)?,
-                Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
-                Source::Job { id, index } => match self.job_output(caller, &id, index).await {
-                    Ok(url) => inputs::job_output(entry, url),
-                    Err(OutputError::Unusable(message)) => return Err(input(message)),
-                    Err(OutputError::Lookup(error)) => return Err(PrepareError::Lookup { field, id, error }),
-                },
-            };
+            let resolved = self.resolve(caller, format!("images[{i}]"), entry).await?;
             body_bytes += resolved.wire.len();
             if body_bytes > MAX_SUBMIT_BYTES {
-                return Err(too_large(body_bytes));
+                return Err(too_large("images", body_bytes));
             }
             urls.push(resolved.wire);
             records.push(resolved.record);
@@ -138,7 +139,7 @@ impl JobService {
         let wire = request.to_wire(&urls);
         let total = serde_json::to_vec(&wire).map_or(0, |b| b.len());
         if total > MAX_SUBMIT_BYTES {
-            return Err(too_large(total));
+            return Err(too_large("images", total));
         }
         let mut params = wire.clone();
         if let Some(object) = params.as_object_mut() {
@@ -146,27 +147,52 @@ impl JobService {
                 object.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
             }
         }
-        let endpoint = request.endpoint();
+        let most = if request.force_single {
+            1
+        } else {
+            MAX_SET_IMAGES.saturating_sub(records.len() as u32).max(1)
+        };
         Ok(Prepared {
-            endpoint,
-            model: self.models.of(endpoint).to_owned(),
+            model: self.models.of(request.endpoint()).to_owned(),
             wire,
             params,
-            recipe: Recipe {
+            prompt: request.prompt.clone(),
+            size: request.size.as_str().to_owned(),
+            basis: Basis::ImageSet { most },
+            recipe: Some(Recipe {
                 prompt: request.prompt.clone(),
                 size: request.size.as_str().to_owned(),
                 scale: request.scale,
                 force_single: request.force_single,
                 images: records.into_iter().map(|r| r.given).collect(),
+            }),
+        })
+    }
+
+    /// One input entry resolved (see [`Source`]): a URL as given, an earlier job's image through
+    /// the journal or RunComfy, an allowed file or a data URI as a data URI. `field` names it in
+    /// the error.
+    pub(super) async fn resolve(&self, caller: &Caller, field: String, entry: &str) -> Result<Resolved, PrepareError> {
+        let input = |message: String| PrepareError::Input(InputError::new(field.clone(), message));
+        Ok(match Source::parse(entry).map_err(input)? {
+            Source::Url(url) => inputs::url(url),
+            Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).map_err(input)?,
+            Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
+            Source::Job { id, index } => match self.job_output(caller, &id, index).await {
+                Ok(url) => inputs::job_output(entry, url),
+                Err(OutputError::Unusable(message)) => return Err(input(message)),
+                Err(OutputError::Lookup(error)) => return Err(PrepareError::Lookup { field, id, error }),
             },
         })
     }
 
-    /// The prompt and settings of `caller`'s job, from the journal.
+    /// The prompt and settings of `caller`'s Dreamina job, from the journal (`None` for a job of
+    /// another model: its input is not a Dreamina recipe).
     pub async fn recipe(&self, caller: &Caller, id: &RequestId) -> Option<Recipe> {
         self.journal
             .get(caller.owner(), id)
             .await
+            .filter(|job| self.models.is_dreamina(&job.model))
             .map(|job| Recipe::from_record(&job))
     }
 
@@ -226,9 +252,9 @@ fn pick(id: &RequestId, images: &[String], index: usize) -> Result<String, Outpu
     }
 }
 
-fn too_large(bytes: usize) -> PrepareError {
+pub(super) fn too_large(field: &str, bytes: usize) -> PrepareError {
     PrepareError::Input(InputError::new(
-        "images",
+        field,
         format!(
             "add up to a {:.1} MiB request; RunComfy takes at most {} MiB per request. Pass fewer or smaller images, or https:// URLs instead of files",
             bytes as f64 / (1024.0 * 1024.0),

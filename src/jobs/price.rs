@@ -1,8 +1,9 @@
 //! What a job will cost, before it is paid for: the model's price from its catalogue entry
-//! (`GET /v1/models/{model_id}`, as RunComfy's own clients read it), cached, times the images it
-//! can make. RunComfy's nodes estimate a job as price × outputs; Dreamina 4.0 makes one image
-//! with `force_single`, else a set of one or more, so the estimate is a range whose top is what
-//! the spend limit counts until the actual cost is known.
+//! (`GET /v1/models/{model_id}`, as RunComfy's own clients read it), cached, times the units of
+//! that price the job makes ([`Basis`]). RunComfy's nodes estimate a job as price × outputs;
+//! Dreamina 4.0 makes one image with `force_single`, else a set of one or more, so its estimate
+//! is a range whose top is what the spend limit counts until the actual cost is known. A model
+//! priced per second (video) costs price × the duration its input asks for.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -23,17 +24,32 @@ const PRICE_TTL: Duration = Duration::from_secs(10 * 60);
 /// submit by a read and its retries.
 const FAILURE_TTL: Duration = Duration::from_secs(60);
 
+/// What one job of a prepared request is priced by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Basis {
+    /// A Dreamina set: one image at least, at most this many.
+    ImageSet { most: u32 },
+    /// This many outputs, for a model priced per output.
+    Outputs(u32),
+    /// This many seconds, for a model priced per second (the input's duration).
+    Seconds(u32),
+    /// The input does not say (why): no estimate.
+    Unknown(&'static str),
+}
+
 /// The estimate of one call's jobs, in US dollars.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct CostEstimate {
-    /// The least the jobs cost: each makes one image.
+    /// The least the jobs cost (a Dreamina job: one image each).
     pub min_usd: f64,
-    /// The most they cost: each makes its largest set. Equal to min_usd with force_single.
+    /// The most they cost (a Dreamina job: its largest set). Equal to min_usd when the units are known exactly.
     pub max_usd: f64,
-    /// RunComfy's catalogue price of one image of the model.
-    pub per_image_usd: f64,
-    /// Images one job makes at least and at most.
-    pub images_per_job: [u32; 2],
+    /// RunComfy's catalogue price of one unit of the model.
+    pub per_unit_usd: f64,
+    /// What the price is per: image, output or second.
+    pub unit: String,
+    /// Units one job makes at least and at most.
+    pub units_per_job: [u32; 2],
     /// Jobs the call starts (count).
     pub jobs: u32,
     /// RunComfy's own remark on the price, if any.
@@ -53,11 +69,12 @@ impl CostEstimate {
 
     /// One line for a person or a model: the range and how it was reached.
     pub fn text(&self) -> String {
-        let [low, high] = self.images_per_job;
+        let [low, high] = self.units_per_job;
+        let unit = &self.unit;
         let images = if low == high {
-            format!("{low} image")
+            format!("{low} {unit}{}", if low == 1 { "" } else { "s" })
         } else {
-            format!("{low} to {high} images")
+            format!("{low} to {high} {unit}s")
         };
         let jobs = if self.jobs == 1 {
             String::new()
@@ -65,9 +82,9 @@ impl CostEstimate {
             format!(" × {} jobs", self.jobs)
         };
         format!(
-            "Estimated cost {} ({} per image × {images}{jobs}; RunComfy's price list)",
+            "Estimated cost {} ({} per {unit} × {images}{jobs}; RunComfy's price list)",
             self.range_text(),
-            usd(self.per_image_usd)
+            usd(self.per_unit_usd)
         )
     }
 }
@@ -81,8 +98,8 @@ pub fn usd(amount: f64) -> String {
     }
 }
 
-/// One model's price per image, or why it is not known.
-type Price = Result<(f64, Option<String>), String>;
+/// One model's price, its unit and RunComfy's note on it, or why it is not known.
+type Price = Result<(f64, Option<String>, Option<String>), String>;
 
 /// Prices read from the catalogue, by model id.
 #[derive(Debug, Default)]
@@ -103,19 +120,26 @@ impl Prices {
         prepared: &Prepared,
         count: u32,
     ) -> Result<CostEstimate, String> {
-        let (per_image_usd, pricing_note) = self.price(client, key, &prepared.model).await?;
-        let most = if prepared.recipe.force_single {
-            1
-        } else {
-            MAX_SET_IMAGES
-                .saturating_sub(prepared.recipe.images.len() as u32)
-                .max(1)
+        let (per_unit_usd, unit, pricing_note) = self.price(client, key, &prepared.model).await?;
+        let model = &prepared.model;
+        let (unit, low, high) = match (prepared.basis, unit.as_deref()) {
+            (Basis::ImageSet { most }, Some("output") | None) => ("image", 1, most),
+            (Basis::Outputs(n), Some("output") | None) => ("output", n, n),
+            (Basis::Seconds(s), Some("second")) => ("second", s, s),
+            (Basis::Unknown(why), _) => return Err(format!("{model}'s input does not say {why}")),
+            (_, unit) => {
+                return Err(format!(
+                    "{model} is priced per {}, which this server cannot estimate for this input",
+                    unit.unwrap_or("output")
+                ))
+            }
         };
         Ok(CostEstimate {
-            min_usd: per_image_usd * f64::from(count),
-            max_usd: per_image_usd * f64::from(most) * f64::from(count),
-            per_image_usd,
-            images_per_job: [1, most],
+            min_usd: per_unit_usd * f64::from(low) * f64::from(count),
+            max_usd: per_unit_usd * f64::from(high) * f64::from(count),
+            per_unit_usd,
+            unit: unit.to_owned(),
+            units_per_job: [low, high],
             jobs: count,
             pricing_note,
         })
@@ -131,12 +155,9 @@ impl Prices {
         }
         let price = match client.model_info(key, model).await {
             Err(e) => Err(format!("RunComfy's catalogue entry for {model} could not be read: {e}")),
-            Ok(info) => match (info.base_price_usd, info.price_unit.as_deref()) {
-                (Some(price), Some("output") | None) => Ok((price, info.pricing_note)),
-                (Some(_), Some(unit)) => Err(format!(
-                    "{model} is priced per {unit}, which this server cannot estimate for an image job"
-                )),
-                (None, _) => Err(format!("RunComfy's catalogue entry for {model} carries no price")),
+            Ok(info) => match info.base_price_usd {
+                Some(price) => Ok((price, info.price_unit, info.pricing_note)),
+                None => Err(format!("RunComfy's catalogue entry for {model} carries no price")),
             },
         };
         if let Err(reason) = &price {
@@ -162,14 +183,28 @@ mod tests {
         let estimate = CostEstimate {
             min_usd: 0.06,
             max_usd: 0.9,
-            per_image_usd: 0.03,
-            images_per_job: [1, 15],
+            per_unit_usd: 0.03,
+            unit: "image".to_owned(),
+            units_per_job: [1, 15],
             jobs: 2,
             pricing_note: None,
         };
         assert_eq!(
             estimate.text(),
             "Estimated cost $0.06–$0.90 ($0.03 per image × 1 to 15 images × 2 jobs; RunComfy's price list)"
+        );
+        let video = CostEstimate {
+            min_usd: 0.5,
+            max_usd: 0.5,
+            per_unit_usd: 0.1,
+            unit: "second".to_owned(),
+            units_per_job: [5, 5],
+            jobs: 1,
+            pricing_note: None,
+        };
+        assert_eq!(
+            video.text(),
+            "Estimated cost $0.50 ($0.10 per second × 5 seconds; RunComfy's price list)"
         );
     }
 }

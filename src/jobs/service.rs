@@ -188,8 +188,8 @@ impl JobService {
         let job = NewJob {
             owner: caller.owner().clone(),
             model: prepared.model.clone(),
-            prompt: prepared.recipe.prompt.clone(),
-            size: prepared.recipe.size.clone(),
+            prompt: prepared.prompt.clone(),
+            size: prepared.size.clone(),
             params: prepared.params.clone(),
             submitted_at: Utc::now(),
             estimate_usd: estimate.ok().map(|e| e.max_usd),

@@ -101,6 +101,7 @@ impl From<PrepareError> for ToolError {
     fn from(e: PrepareError) -> Self {
         match e {
             PrepareError::Input(e) => InvalidArgument::from(e).into(),
+            PrepareError::Catalogue(text) => Self(format!("{text}\nNothing was submitted.")),
             PrepareError::Lookup { field, id, error } => Self(format!(
                 "Invalid argument `{field}`: looking up job {id} at RunComfy, to use its image, failed: {error}\nNothing was submitted; call again in a moment."
             )),

@@ -27,7 +27,7 @@ use crate::jobs::Step;
 use super::{
     answer::{settle, ToolError},
     shared_tasks::SharedTask,
-    tools::{self, generate_image_and_wait::progress_message},
+    tools::{self, generate_image_and_wait::progress_message, TaskJob},
     RunComfyServer,
 };
 use crate::{jobs::Caller, journal::Owner};
@@ -66,15 +66,18 @@ impl RunComfyServer {
         peer: Peer<RoleServer>,
     ) -> Option<CallToolResponse> {
         let arguments = request.arguments.clone().unwrap_or_default();
-        let (generate, delivery) = match tools::task_arguments(&request.name, arguments)? {
+        let (job, delivery) = match tools::task_arguments(&request.name, arguments)? {
             Ok(parsed) => parsed,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
-        let prepared = match self.jobs.prepare(caller, &generate.request).await {
+        let (prepared, count) = match &job {
+            TaskJob::Images(generate) => (self.jobs.prepare(caller, &generate.request).await, generate.count),
+            TaskJob::Model(run) => (self.jobs.prepare_model(caller, &run.model_id, &run.input).await, 1),
+        };
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
-        let count = generate.count;
         let estimate = self.jobs.estimate(caller, &prepared, count).await.ok();
         let (server, task_caller) = (self.clone(), caller.clone());
         let options = TaskOptions::new()
@@ -131,7 +134,7 @@ impl RunComfyServer {
                     .answer_runs(
                         &task_caller,
                         runs,
-                        &prepared.recipe,
+                        prepared.recipe.as_ref(),
                         estimate.as_ref(),
                         &delivery,
                         &peer,

@@ -3,5 +3,6 @@
 //! provider accepts, and maps a model's input back to RunComfy's own keys; [`validate`] checks an
 //! input against the model's own schema before it is sent.
 
+pub mod media_inputs;
 pub mod safe_schema;
 pub mod validate;

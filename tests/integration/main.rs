@@ -24,6 +24,7 @@ mod memory;
 mod money;
 mod per_user_keys;
 mod replicas;
+mod run_model;
 mod simulator;
 mod simulator_edit;
 mod simulator_models;

@@ -82,7 +82,7 @@ async fn costs_are_in_every_result_form_and_in_the_journal_with_totals() {
     assert_eq!(usd(&out["cost_usd"]), 0.06, "{out}");
     assert_eq!(usd(&out["estimated_cost_usd"]["min_usd"]), 0.03);
     assert_eq!(usd(&out["estimated_cost_usd"]["max_usd"]), 0.45);
-    assert_eq!(out["estimated_cost_usd"]["images_per_job"], json!([1, 15]));
+    assert_eq!(out["estimated_cost_usd"]["units_per_job"], json!([1, 15]));
     assert!(text(&set).contains("Cost: $0.06"), "{}", text(&set));
     assert!(text(&set).contains("Estimated cost $0.03–$0.45"), "{}", text(&set));
 

@@ -75,7 +75,7 @@ async fn a_task_edits_a_batch_and_a_bad_reference_gets_no_task() {
     let cost = |v: &Value| (v.as_f64().unwrap() * 1e6).round() / 1e6;
     assert_eq!(cost(&done["cost_usd"]), 0.06, "{done}");
     assert_eq!(cost(&done["jobs"][1]["cost_usd"]), 0.03, "{done}");
-    assert_eq!(done["estimated_cost_usd"]["images_per_job"], json!([1, 14]));
+    assert_eq!(done["estimated_cost_usd"]["units_per_job"], json!([1, 14]));
     assert_eq!(cost(&done["estimated_cost_usd"]["max_usd"]), 0.84);
     let http = reqwest::Client::new();
     for id in done["request_ids"].as_array().unwrap() {
@@ -105,5 +105,43 @@ async fn a_task_edits_a_batch_and_a_bad_reference_gets_no_task() {
         other => panic!("expected an error result, got {other:?}"),
     }
     assert_eq!(sim.stats().submissions, submits, "nothing submitted");
+    client.cancel().await.unwrap();
+}
+
+/// run_model as a task: the input is checked before a task is made, and a good one runs to the
+/// same answer as the waiting call.
+#[tokio::test]
+async fn run_model_runs_as_a_task_and_a_bad_input_gets_no_task() {
+    let config = SimConfig {
+        initial_queue_position: 1,
+        queue_step_ms: 100,
+        run_ms: 100,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let client = tasks_client(&sim.base_url()).await;
+    let model = "bytedance/dreamina-4-0/text-to-image";
+
+    let bad = CallToolRequestParams::new("run_model").with_arguments(arguments(
+        json!({"model_id": model, "input": {"prompt": "x", "force_single": "yes"}}),
+    ));
+    let CallToolResponse::Complete(refused) = client.call_tool_once(bad).await.unwrap() else {
+        panic!("a bad input must not become a task");
+    };
+    assert_eq!(refused.is_error, Some(true));
+    assert!(text(&refused).contains("input.force_single"), "{}", text(&refused));
+
+    let good = CallToolRequestParams::new("run_model").with_arguments(arguments(
+        json!({"model_id": model, "input": {"prompt": "a fox", "force_single": true}}),
+    ));
+    let CallToolResponse::Task(created) = client.call_tool_once(good).await.unwrap() else {
+        panic!("expected a task");
+    };
+    let result = crate::common::completed_task(&client, &created.task.task_id).await;
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    let done = result.structured_content.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["images"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(done["estimated_cost_usd"]["unit"], "output", "{done}");
     client.cancel().await.unwrap();
 }

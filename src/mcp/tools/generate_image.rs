@@ -15,7 +15,7 @@ use super::super::{
 };
 use crate::jobs::Caller;
 use crate::{
-    dreamina::{ImageRequest, MAX_IMAGES},
+    dreamina::{Endpoint, ImageRequest, MAX_IMAGES},
     jobs::{CostEstimate, Prepared, SubmitError, MAX_COUNT},
     runcomfy::{JobStatus, RequestId},
 };
@@ -147,8 +147,14 @@ impl Submitted {
             request_id: ids[0].clone(),
             request_ids: ids,
             status: JobStatus::InQueue,
-            size: prepared.recipe.size.clone(),
-            endpoint: prepared.endpoint.as_str().to_owned(),
+            size: prepared.size.clone(),
+            // A Dreamina request is an edit exactly when it has reference images.
+            endpoint: match prepared.recipe.as_ref().is_some_and(|r| !r.images.is_empty()) {
+                true => Endpoint::Edit,
+                false => Endpoint::TextToImage,
+            }
+            .as_str()
+            .to_owned(),
             failures: failures.iter().map(|f| f.text().replace('\n', " ")).collect(),
             estimated_cost_usd,
             cost_note,
@@ -193,7 +199,7 @@ pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<GenerateAr
 }
 
 fn description() -> String {
-    format!("Start ByteDance Dreamina 4.0 (Seedream 4.0) jobs on RunComfy and return their request_ids at once: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images), an edit or combination of them. An image takes from several seconds to a few minutes. Then call check_status with a request_id every few seconds until status is succeeded, and call get_result for the image URLs. count (1 to {MAX_COUNT}) starts that many jobs side by side for alternatives. Each job is paid for: do not call this again for the same image just because it is still running. The answer gives estimated_cost_usd; the server may have a spending or job limit, and a submit past it is refused with an error that says when the next job fits.")
+    format!("Start ByteDance Dreamina 4.0 (Seedream 4.0) jobs on RunComfy and return their request_ids at once: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images), an edit or combination of them. An image takes from several seconds to a few minutes. Then call check_status with a request_id every few seconds until status is succeeded, and call get_result for the image URLs. count (1 to {MAX_COUNT}) starts that many jobs side by side for alternatives. Each job is paid for: do not call this again for the same image just because it is still running. The answer gives estimated_cost_usd; the server may have a spending or job limit, and a submit past it is refused with an error that says when the next job fits. Only Dreamina 4.0: for video, audio or another image model, find it with list_models and run it with run_model.")
 }
 
 #[tool_router(router = generate_image_router, vis = "pub(super)")]

@@ -48,6 +48,7 @@ pub struct WaitArgs {
 
     // Described as a plain integer: some clients (Gemini) reject the `["integer", "null"]` type
     // an Option would get; leaving the field out is how a call asks for the default.
+    #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 3600), description = max_wait_description())]
     pub max_wait_seconds: Option<u32>,
 }
@@ -57,7 +58,7 @@ fn max_wait_description() -> String {
 }
 
 fn description() -> String {
-    format!("Make images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy and wait for them, reporting progress, then return the image URLs as get_result does: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images: an earlier result's request_id#n, an https URL, an allowed local file), an edit, a restyle or a combination of them. count (1 to {MAX_COUNT}) makes that many alternatives side by side. If the images are not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_ids and status instead, not an error: then call get_result with each request_id a few seconds later. Every job is paid for: do not call this tool again for the same image. The answer gives the actual cost_usd and the estimate made before submitting; a server spending or job limit may refuse the submit, with an error that says when the next job fits. Cancelling the call cancels the jobs still queued.")
+    format!("Make images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy and wait for them, reporting progress, then return the image URLs as get_result does: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images: an earlier result's request_id#n, an https URL, an allowed local file), an edit, a restyle or a combination of them. count (1 to {MAX_COUNT}) makes that many alternatives side by side. If the images are not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_ids and status instead, not an error: then call get_result with each request_id a few seconds later. Every job is paid for: do not call this tool again for the same image. The answer gives the actual cost_usd and the estimate made before submitting; a server spending or job limit may refuse the submit, with an error that says when the next job fits. Cancelling the call cancels the jobs still queued. Only Dreamina 4.0: for video, audio or another image model, find it with list_models and run it with run_model.")
 }
 
 impl Validate for WaitArgs {
@@ -127,7 +128,7 @@ impl RunComfyServer {
         &self,
         caller: &Caller,
         mut runs: Vec<Result<Run, RunError>>,
-        recipe: &Recipe,
+        recipe: Option<&Recipe>,
         estimate: Option<&CostEstimate>,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
@@ -143,7 +144,7 @@ impl RunComfyServer {
         &self,
         caller: &Caller,
         run: Result<Run, RunError>,
-        recipe: &Recipe,
+        recipe: Option<&Recipe>,
         estimate: Option<&CostEstimate>,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
@@ -156,14 +157,14 @@ impl RunComfyServer {
         match outcome {
             RunOutcome::Done(answer) => {
                 let mut delivered = self.delivered(caller, id.clone(), answer, delivery).await?;
-                delivered.result.made_with = Some(recipe.clone());
+                delivered.result.made_with = recipe.cloned();
                 delivered.result.request_ids = vec![id];
                 delivered.result.estimated_cost_usd = estimate.cloned();
                 Ok(self.shaped(&delivered, peer))
             }
             RunOutcome::StillRunning(last) => {
                 let mut result = JobResult::pending(id.clone(), last, waited);
-                result.made_with = Some(recipe.clone());
+                result.made_with = recipe.cloned();
                 result.request_ids = vec![id];
                 result.estimated_cost_usd = estimate.cloned();
                 Ok(result.render(&[], true))
@@ -179,7 +180,7 @@ impl RunComfyServer {
         &self,
         caller: &Caller,
         runs: Vec<Result<Run, RunError>>,
-        recipe: &Recipe,
+        recipe: Option<&Recipe>,
         estimate: Option<&CostEstimate>,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
@@ -291,7 +292,7 @@ impl RunComfyServer {
             url_lifetime_hours: (!reports.is_empty()).then_some(URL_LIFETIME_HOURS),
             outputs: reports,
             notes,
-            made_with: Some(recipe.clone()),
+            made_with: recipe.cloned(),
             request_ids,
             jobs,
             cost_usd: (!costs.is_empty()).then(|| costs.iter().sum()),
@@ -447,7 +448,7 @@ impl RunComfyServer {
         self.answer_runs(
             &caller,
             runs,
-            &prepared.recipe,
+            prepared.recipe.as_ref(),
             estimate.as_ref(),
             &args.delivery,
             &peer,

@@ -207,7 +207,7 @@ impl JobResult {
             .unwrap_or_default();
         Self {
             next_step: format!(
-                "Still {status}{position} after waiting {} s; the job goes on at RunComfy. Call get_result with request_id \"{id}\" in a few seconds to collect the images. Do not call generate_image_and_wait again for this image: that would start a new paid job.",
+                "Still {status}{position} after waiting {} s; the job goes on at RunComfy. Call get_result with request_id \"{id}\" in a few seconds to collect its outputs. Do not call the tool that started it again for this job: that would start a new paid one.",
                 waited.as_secs()
             ),
             request_id: id,

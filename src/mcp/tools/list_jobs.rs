@@ -130,7 +130,9 @@ pub struct JobEntry {
     pub status: RecordedStatus,
     /// True when the status will not change any more.
     pub finished: bool,
-    /// The prompt, shortened.
+    /// The model it ran on, e.g. bytedance/dreamina-4-0/text-to-image.
+    pub model: String,
+    /// The prompt (or text), shortened.
     pub prompt: String,
     /// The requested size, e.g. 2048x2048(1:1).
     pub size: String,
@@ -183,6 +185,7 @@ impl JobEntry {
             request_id: job.request_id,
             status: job.status,
             prompt: shorten(&job.prompt),
+            model: job.model,
             size: job.size,
             submitted_at: timestamp(job.submitted_at),
             finished_at: job.finished_at.map(timestamp),
@@ -205,8 +208,8 @@ impl JobEntry {
             (None, None) => String::new(),
         };
         let mut line = format!(
-            "{n}. {id} · {} · {} · {}{cost} · \"{}\"",
-            self.status, self.size, self.submitted_at, self.prompt
+            "{n}. {id} · {} · {} · {} · {}{cost} · \"{}\"",
+            self.model, self.status, self.size, self.submitted_at, self.prompt
         );
         if let Some(p) = self.queue_position {
             line.push_str(&format!("\n   queue position {p}"));

@@ -9,6 +9,7 @@ pub mod generate_image_and_wait;
 pub mod get_result;
 pub mod list_jobs;
 pub mod list_models;
+pub mod run_model;
 pub mod save_image;
 pub mod vary_job;
 
@@ -29,18 +30,33 @@ pub(super) fn router() -> ToolRouter<RunComfyServer> {
         + RunComfyServer::vary_job_router()
         + RunComfyServer::list_models_router()
         + RunComfyServer::describe_model_router()
+        + RunComfyServer::run_model_router()
 }
 
-/// For a tool a tasks-capable client may run as a task (both image tools start jobs worth
+/// The jobs a task runs: Dreamina images, or any catalogue model's one job.
+pub(super) enum TaskJob {
+    Images(GenerateArgs),
+    Model(run_model::RunModelArgs),
+}
+
+/// For a tool a tasks-capable client may run as a task (the tools that start jobs worth
 /// following): its arguments read as the jobs to run and how to deliver their result. `None` for
 /// every other tool.
 pub(super) fn task_arguments(
     tool: &str,
     arguments: JsonObject,
-) -> Option<Result<(GenerateArgs, DeliveryArgs), InvalidArgument>> {
+) -> Option<Result<(TaskJob, DeliveryArgs), InvalidArgument>> {
     match tool {
-        "generate_image" => Some(generate_image::task_arguments(arguments).map(|r| (r, DeliveryArgs::default()))),
-        "generate_image_and_wait" => Some(generate_image_and_wait::task_arguments(arguments)),
+        "generate_image" => {
+            Some(generate_image::task_arguments(arguments).map(|r| (TaskJob::Images(r), DeliveryArgs::default())))
+        }
+        "generate_image_and_wait" => {
+            Some(generate_image_and_wait::task_arguments(arguments).map(|(g, d)| (TaskJob::Images(g), d)))
+        }
+        "run_model" => Some(run_model::task_arguments(arguments).map(|a| {
+            let delivery = a.delivery.clone();
+            (TaskJob::Model(a), delivery)
+        })),
         _ => None,
     }
 }

@@ -1,0 +1,201 @@
+//! Any catalogue model's input turned into what is submitted, before anything is paid for: the
+//! model looked up in the catalogue (an unknown id answered with the closest ones), provider-safe
+//! keys mapped back to RunComfy's, the input checked against the model's own schema, and every
+//! media input (found by the schema's `format`) resolved as the Dreamina tools' `images` are.
+//! Anything wrong is a [`PrepareError`] and nothing has been sent.
+
+use serde_json::{Map, Value};
+
+use super::{prepare::too_large, price::Basis, Caller, JobService, PrepareError, Prepared};
+use crate::{
+    dreamina::InputError,
+    media::inputs::Source,
+    models::{
+        media_inputs::{media_inputs, MediaKind},
+        safe_schema::provider_safe,
+        validate::{check, Checked},
+    },
+    runcomfy::{ModelInfo, MAX_SUBMIT_BYTES},
+};
+
+/// Input keys a model's count of outputs is read from, when it has one.
+const COUNT_KEYS: [&str; 4] = ["num_images", "num_outputs", "num_videos", "n"];
+
+impl JobService {
+    /// Checks `input` for `model_id` and resolves its media inputs, in order; the first problem
+    /// is the error. May read files and ask RunComfy for an earlier job's result, never submits.
+    pub async fn prepare_model(
+        &self,
+        caller: &Caller,
+        model_id: &str,
+        input: &Map<String, Value>,
+    ) -> Result<Prepared, PrepareError> {
+        let model = self
+            .catalogue()
+            .describe(model_id)
+            .await
+            .map_err(|e| PrepareError::Catalogue(e.to_string()))?;
+        let id = model.model_id.clone().unwrap_or_else(|| model_id.trim().to_owned());
+        let schema = model
+            .input_schema
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+        let mut wire = provider_safe(&schema).to_wire(input);
+        if let Checked::Invalid(violations) = check(&schema, &Value::Object(wire.clone())) {
+            return Err(PrepareError::Input(InputError::new(
+                "input",
+                format!(
+                    "does not meet {id}'s input schema: {violations}. Nothing was submitted; describe_model shows the schema."
+                ),
+            )));
+        }
+        let mut records = Vec::new();
+        let mut params = wire.clone();
+        let mut body_bytes = 0usize;
+        for media in media_inputs(&schema) {
+            let Some(given) = wire.get(&media.key).cloned() else {
+                continue;
+            };
+            let (entries, many) = match &given {
+                Value::String(one) => (vec![one.clone()], false),
+                Value::Array(items) => (
+                    items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                    true,
+                ),
+                _ => continue, // the schema check let it through: RunComfy judges it
+            };
+            let mut sent = Vec::with_capacity(entries.len());
+            let mut kept = Vec::with_capacity(entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                let field = if many {
+                    format!("input.{}[{i}]", media.key)
+                } else {
+                    format!("input.{}", media.key)
+                };
+                if media.kind != MediaKind::Image {
+                    only_a_url(&field, media.kind, entry)?;
+                }
+                let resolved = self.resolve(caller, field, entry).await?;
+                body_bytes += resolved.wire.len();
+                if body_bytes > MAX_SUBMIT_BYTES {
+                    return Err(too_large("input", body_bytes));
+                }
+                sent.push(Value::String(resolved.wire));
+                kept.push(Value::String(resolved.record.given.clone()));
+                records.push(resolved.record);
+            }
+            let (sent, kept) = if many {
+                (Value::Array(sent), Value::Array(kept))
+            } else {
+                (sent.remove(0), kept.remove(0))
+            };
+            wire.insert(media.key.clone(), sent);
+            // The journal keeps what was given, never a file's bytes.
+            params.insert(media.key, kept);
+        }
+        if !records.is_empty() {
+            params.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
+        }
+        let wire = Value::Object(wire);
+        let total = serde_json::to_vec(&wire).map_or(0, |b| b.len());
+        if total > MAX_SUBMIT_BYTES {
+            return Err(too_large("input", total));
+        }
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| params.get(*k).and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(Prepared {
+            prompt: text(&["prompt", "text"]),
+            size: text(&["size", "resolution", "aspect_ratio"]),
+            basis: basis(&model, &schema, wire.as_object()),
+            model: id,
+            params: Value::Object(params),
+            wire,
+            recipe: None,
+        })
+    }
+}
+
+/// A video or audio input is passed on as the URL it is: files and data URIs of those kinds are
+/// not read (they would be large, and this server only checks images' bytes).
+fn only_a_url(field: &str, kind: MediaKind, entry: &str) -> Result<(), PrepareError> {
+    match Source::parse(entry) {
+        Ok(Source::Url(_)) => Ok(()),
+        Ok(_) => Err(PrepareError::Input(InputError::new(
+            field,
+            format!(
+                "is a {} input: give it as an https:// URL (a job's video or audio URL from get_result works); local files, data URIs and request_id#n references are only read for images",
+                kind.as_str()
+            ),
+        ))),
+        Err(message) => Err(PrepareError::Input(InputError::new(field, message))),
+    }
+}
+
+/// What one job of `model` with this input is priced by: seconds of the duration it asks for
+/// (or the schema's default) for a model priced per second, else its outputs (a count the input
+/// gives, or one).
+fn basis(model: &ModelInfo, schema: &Value, input: Option<&Map<String, Value>>) -> Basis {
+    let given = |key: &str| {
+        input
+            .and_then(|i| i.get(key))
+            .or_else(|| schema.pointer(&format!("/properties/{key}/default")))
+            .and_then(Value::as_f64)
+    };
+    if model.price_unit.as_deref() == Some("second") {
+        return match given("duration") {
+            Some(seconds) if seconds > 0.0 => Basis::Seconds(seconds.ceil() as u32),
+            _ => Basis::Unknown("how many seconds it runs (no duration)"),
+        };
+    }
+    let count = COUNT_KEYS
+        .iter()
+        .find_map(|k| given(k))
+        .filter(|n| *n >= 1.0)
+        .map_or(1, |n| n as u32);
+    Basis::Outputs(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn model(unit: &str) -> ModelInfo {
+        ModelInfo {
+            price_unit: Some(unit.to_owned()),
+            ..ModelInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_video_is_priced_by_its_duration_or_the_schemas_default() {
+        let schema = json!({"properties": {"duration": {"type": "integer", "default": 5}}});
+        let asked = json!({"duration": 12});
+        assert_eq!(basis(&model("second"), &schema, asked.as_object()), Basis::Seconds(12));
+        assert_eq!(basis(&model("second"), &schema, None), Basis::Seconds(5));
+        assert!(matches!(basis(&model("second"), &json!({}), None), Basis::Unknown(_)));
+    }
+
+    #[test]
+    fn other_models_are_priced_by_their_outputs() {
+        let input = json!({"num_images": 3});
+        assert_eq!(
+            basis(&model("output"), &json!({}), input.as_object()),
+            Basis::Outputs(3)
+        );
+        assert_eq!(basis(&model("output"), &json!({}), None), Basis::Outputs(1));
+    }
+
+    #[test]
+    fn video_and_audio_inputs_must_be_urls() {
+        assert!(only_a_url("input.clip", MediaKind::Video, "https://example.com/a.mp4").is_ok());
+        let Err(PrepareError::Input(e)) = only_a_url("input.clip", MediaKind::Video, "/tmp/a.mp4") else {
+            panic!("a file was taken")
+        };
+        assert!(e.message.contains("https:// URL"), "{}", e.message);
+    }
+}

@@ -1,0 +1,162 @@
+//! `run_model`: any model of RunComfy's catalogue, by its id and an input that meets its schema
+//! (describe_model shows it). The input is checked against the model's own schema and its media
+//! inputs resolved before anything is paid for; then the job runs as `generate_image_and_wait`'s
+//! do (progress, cancellation, tasks, the same answer), or, with `wait: false`, is only submitted.
+
+use std::time::Duration;
+
+use rmcp::{
+    model::{CallToolResult, JsonObject, RequestMetaObject},
+    tool, tool_router, Peer, RoleServer,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    super::{
+        answer::ToolError,
+        args::{self, InvalidArgument, Validate},
+        progress::ProgressReporter,
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    generate_image_and_wait::progress_message,
+    get_result::{DeliveryArgs, JobResult},
+};
+use crate::jobs::{
+    settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
+    Caller, CostEstimate, Prepared,
+};
+
+/// The arguments of `run_model`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct RunModelArgs {
+    /// The model's id, as list_models gives it, e.g. bytedance/seedance-2.5/text-to-video/1080p.
+    pub model_id: String,
+
+    /// The model's input: an object that meets the input_schema describe_model gives for it. Media inputs (an image, video or audio field) take https:// URLs; image inputs also take an earlier result's request_id#n, an allowed local file or a data URI.
+    pub input: JsonObject,
+
+    /// true (default): wait for the result, reporting progress, and answer as get_result does. false: submit and return the request_id at once, to follow with check_status and get_result.
+    #[serde(default = "yes")]
+    #[schemars(with = "bool")]
+    pub wait: bool,
+
+    // A plain integer for the schema, as in generate_image_and_wait (some clients reject null).
+    #[serde(default)]
+    #[schemars(with = "u32", range(min = 1, max = 3600), description = max_wait_description())]
+    pub max_wait_seconds: Option<u32>,
+
+    #[serde(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn max_wait_description() -> String {
+    format!("With wait: seconds to wait for the result before returning the request_id to poll with instead. Leave it out for the server's default ({DEFAULT_WAIT_SECS} s); the server caps it ({MAX_WAIT_SECS} s by default). A video can take minutes: the job goes on after the wait ends.")
+}
+
+impl Validate for RunModelArgs {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        if self.model_id.trim().is_empty() {
+            return Err(InvalidArgument::new(
+                "model_id",
+                "must not be empty: list_models lists the ids",
+            ));
+        }
+        if self.max_wait_seconds == Some(0) {
+            return Err(InvalidArgument::new("max_wait_seconds", "must be at least 1 second"));
+        }
+        Ok(())
+    }
+
+    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
+        args::part::<DeliveryArgs>(args)
+    }
+}
+
+/// The arguments as the tasks path reads them: a task waits for its job for as long as it takes.
+pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<RunModelArgs, InvalidArgument> {
+    args::parse(arguments)
+}
+
+fn description() -> String {
+    format!("Run any model of RunComfy's catalogue (image, edit, video, audio) by its model_id, with an input that meets the input_schema describe_model gives for it (list_models finds ids). For Dreamina 4.0 images prefer generate_image_and_wait. The input is checked against the model's schema before anything is paid for, and a bad input is refused with the schema's own message. By default it waits for the result, reporting progress (up to max_wait_seconds, default {DEFAULT_WAIT_SECS} s), and answers as get_result does: image previews, video and audio links, saved files; if the job is still going when the wait ends, it returns the request_id: then call get_result later, not run_model again. Every job is paid for (a video by its seconds). Cancelling the call cancels the job while it is queued.")
+}
+
+#[tool_router(router = run_model_router, vis = "pub(super)")]
+impl RunComfyServer {
+    #[tool(
+        name = "run_model",
+        title = "Run a RunComfy model",
+        description = description(),
+        input_schema = schema_for::<RunModelArgs>(),
+        output_schema = output_schema_for::<JobResult>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn run_model(
+        &self,
+        arguments: JsonObject,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+        cancel: CancellationToken,
+        caller: Caller,
+    ) -> Result<CallToolResult, ToolError> {
+        let args: RunModelArgs = args::parse(arguments)?;
+        let prepared = self.jobs.prepare_model(&caller, &args.model_id, &args.input).await?;
+        let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
+        if !args.wait {
+            return self.submit_model(&caller, &prepared, estimate).await;
+        }
+        let mut progress = meta
+            .get_progress_token()
+            .map(|token| ProgressReporter::new(peer.clone(), token));
+        let max_wait = self.jobs.policy().wait_for(args.max_wait_seconds);
+        let runs = self
+            .jobs
+            .run_batch(&caller, &prepared, 1, max_wait, &cancel, |index, elapsed, step| {
+                if let Some(progress) = progress.as_mut() {
+                    progress.report(elapsed, progress_message(index, 1, step, elapsed));
+                }
+            })
+            .await;
+        if let Some(progress) = progress {
+            progress.finish().await;
+        }
+        self.answer_runs(&caller, runs, None, estimate.ok().as_ref(), &args.delivery, &peer)
+            .await
+    }
+}
+
+impl RunComfyServer {
+    /// Only the submit: the job as a pending result (the same shape as a wait that ended first),
+    /// with its estimate.
+    async fn submit_model(
+        &self,
+        caller: &Caller,
+        prepared: &Prepared,
+        estimate: Result<CostEstimate, String>,
+    ) -> Result<CallToolResult, ToolError> {
+        let id = self
+            .jobs
+            .submit(caller, prepared)
+            .await
+            .map_err(|e| ToolError::submit(&e))?;
+        let mut result = JobResult::pending(id.clone(), None, Duration::ZERO);
+        result.next_step = format!(
+            "Submitted {} as job {id}. Call check_status with request_id \"{id}\" every few seconds until status is succeeded, then get_result for its outputs; cancel_request can stop it while it is still queued. Do not call run_model again for this job: that starts a new paid one.{}",
+            prepared.model,
+            match &estimate {
+                Ok(e) => format!(" {}; get_result reports the actual cost.", e.text()),
+                Err(reason) => format!(" No cost estimate: {reason}."),
+            }
+        );
+        result.request_ids = vec![id];
+        result.estimated_cost_usd = estimate.ok();
+        Ok(result.render(&[], true))
+    }
+}
