@@ -144,3 +144,66 @@ async fn a_job_reference_resolves_in_a_models_media_input_and_wait_false_only_su
     assert_eq!(finished.last().unwrap()["status"], "succeeded");
     client.cancel().await.unwrap();
 }
+
+/// A video model priced per second and an audio model, end to end: the estimate from the input's
+/// duration, the actual cost, the files saved with their types, and a schema violation refused.
+#[tokio::test]
+async fn a_video_and_an_audio_model_run_end_to_end_with_saved_files() {
+    let sim = simulator(fast_config()).await;
+    let out_dir = tempfile::tempdir().unwrap();
+    let dir = out_dir.path().to_str().unwrap().to_owned();
+    let client = connect(&sim.base_url(), &[("RUNCOMFY_OUTPUT_DIR", dir.as_str())]).await;
+    let video_model = "bytedance/seedance-2.5/text-to-video/1080p";
+
+    let video = run(
+        &client,
+        json!({"model_id": video_model, "input": {"prompt": "waves on a beach", "duration": 5}}),
+    )
+    .await;
+    assert!(!is_error(&video), "{}", text(&video));
+    let out = structured(&video);
+    assert_eq!(out["status"], "succeeded", "{out}");
+    assert_eq!(out["videos"].as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(out["estimated_cost_usd"]["unit"], "second", "{out}");
+    assert_eq!(out["estimated_cost_usd"]["units_per_job"], json!([5, 5]), "{out}");
+    assert!((out["cost_usd"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{out}");
+    let saved = out["outputs"][0]["saved_path"].as_str().expect("the video saved");
+    assert!(saved.ends_with(".mp4") && saved.starts_with(&dir), "{saved}");
+    let bytes = std::fs::read(saved).unwrap();
+    assert_eq!(&bytes[4..8], b"ftyp", "an MP4 file");
+    assert!(
+        text(&video).contains("Estimated cost $0.50 ($0.10 per second × 5 seconds"),
+        "{}",
+        text(&video)
+    );
+
+    let audio = run(
+        &client,
+        json!({"model_id": "minimax/speech-2.6/text-to-audio", "input": {"text": "Hello there"}}),
+    )
+    .await;
+    assert!(!is_error(&audio), "{}", text(&audio));
+    let out = structured(&audio);
+    assert_eq!(out["audios"].as_array().map(Vec::len), Some(1), "{out}");
+    let saved = out["outputs"][0]["saved_path"].as_str().expect("the audio saved");
+    let bytes = std::fs::read(saved).unwrap();
+    assert!(
+        saved.ends_with(".wav") && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE",
+        "{saved}"
+    );
+
+    let jobs_before = Control::new(&sim).jobs().await.len();
+    let refused = run(
+        &client,
+        json!({"model_id": video_model, "input": {"prompt": "waves", "duration": 99}}),
+    )
+    .await;
+    assert!(is_error(&refused));
+    assert!(
+        text(&refused).contains("input.duration: 99 is greater than the maximum of 30"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(Control::new(&sim).jobs().await.len(), jobs_before, "nothing submitted");
+    client.cancel().await.unwrap();
+}

@@ -418,7 +418,7 @@ impl RunComfyServer {
     #[tool(
         name = "get_result",
         title = "Get job result",
-        description = "Get the outcome of a job started with generate_image: once it has succeeded, the image URLs with their size and type, small inline previews, a link per image, the saved file paths when the server saves images, each image's reference (request_id#n, to edit it) and the prompt and settings it was made with; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
+        description = "Get the outcome of a job started with generate_image or run_model: once it has succeeded, the image (or video and audio) URLs with their size and type, small inline previews, a link per image, the saved file paths when the server saves images, each image's reference (request_id#n, to edit it) and the prompt and settings it was made with; the current status while it is still queued or running (call again later); or RunComfy's error if it failed. Does not change the job.",
         input_schema = schema_for::<ResultArgs>(),
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
