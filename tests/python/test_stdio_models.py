@@ -5,6 +5,7 @@ the copy in the state directory once the simulator is gone."""
 import re
 import subprocess
 
+import httpx2 as httpx
 import pytest
 from conftest import BIN, env_for, server_env
 from mcp import StdioServerParameters
@@ -90,3 +91,64 @@ async def test_the_catalogue_is_served_from_its_copy_when_runcomfy_is_gone(tmp_p
     )
     nothing = await call(empty, "list_models", {})
     assert nothing.is_error and "no copy of it on this machine" in text_of(nothing), text_of(nothing)
+
+
+async def test_run_an_image_model_and_the_video_model_end_to_end(simulator, tmp_path):
+    """run_model through the official client: an image model and the per-second video model with
+    their files saved, an input the model's schema refuses (its own words, nothing submitted), and
+    an unknown id answered with the closest ids."""
+    out = tmp_path / "out"
+    out.mkdir()
+    params = StdioServerParameters(
+        command=BIN,
+        args=["serve"],
+        env=env_for(simulator, RUNCOMFY_STATE_DIR=str(tmp_path / "state"), RUNCOMFY_OUTPUT_DIR=str(out)),
+    )
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            image = await session.call_tool(
+                "run_model",
+                {
+                    "model_id": "google/nano-banana-2-lite/text-to-image",
+                    "input": {"prompt": "a lighthouse at dusk", "aspect_ratio": "16:9"},
+                },
+            )
+            assert not image.is_error, text_of(image)
+            done = image.structured_content
+            assert done["status"] == "succeeded" and len(done["images"]) == 1, done
+            saved = done["outputs"][0]["saved_path"]
+            assert saved.startswith(str(out)) and open(saved, "rb").read(8) == b"\x89PNG\r\n\x1a\n", saved
+            assert any(c.type == "image" for c in image.content), "an inline preview"
+
+            video = await session.call_tool(
+                "run_model",
+                {
+                    "model_id": "bytedance/seedance-2.5/text-to-video/1080p",
+                    "input": {"prompt": "waves on a beach", "duration": 5},
+                },
+            )
+            assert not video.is_error, text_of(video)
+            done = video.structured_content
+            assert done["status"] == "succeeded" and len(done["videos"]) == 1, done
+            assert done["estimated_cost_usd"]["unit"] == "second"
+            assert abs(done["cost_usd"] - 0.5) < 1e-9, done
+            saved = done["outputs"][0]["saved_path"]
+            assert saved.endswith(".mp4") and open(saved, "rb").read(8)[4:] == b"ftyp", saved
+
+            jobs_before = len(await sim_jobs(simulator))
+            refused = await session.call_tool(
+                "run_model",
+                {"model_id": "bytedance/seedance-2.5/text-to-video/1080p", "input": {"prompt": "x", "duration": 99}},
+            )
+            assert refused.is_error
+            assert "input.duration: 99 is greater than the maximum of 30" in text_of(refused), text_of(refused)
+            assert len(await sim_jobs(simulator)) == jobs_before, "nothing was submitted"
+
+            unknown = await session.call_tool("run_model", {"model_id": "minimax/speech-2.6/text-to-audo", "input": {}})
+            assert unknown.is_error and "minimax/speech-2.6/text-to-audio" in text_of(unknown), text_of(unknown)
+
+
+async def sim_jobs(simulator):
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"{simulator}/__sim/jobs")).json()
