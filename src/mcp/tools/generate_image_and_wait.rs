@@ -30,7 +30,7 @@ use crate::{
     dreamina::MAX_IMAGES,
     jobs::{
         settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
-        CostEstimate, Outputs, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
+        CostEstimate, Outputs, Prepared, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
     },
     media::{OutputKind, OutputUrls},
     runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, URL_LIFETIME_HOURS},
@@ -121,6 +121,36 @@ enum Part {
 }
 
 impl RunComfyServer {
+    /// Runs `count` jobs of `prepared` for a waiting call, reporting each step as a progress
+    /// notification when the client asked for them (the waiting tools' flow).
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::mcp) async fn run_reporting(
+        &self,
+        caller: &Caller,
+        prepared: &Prepared,
+        count: u32,
+        max_wait: Duration,
+        meta: &RequestMetaObject,
+        peer: &Peer<RoleServer>,
+        cancel: &CancellationToken,
+    ) -> Vec<Result<Run, RunError>> {
+        let mut progress = meta
+            .get_progress_token()
+            .map(|token| ProgressReporter::new(peer.clone(), token));
+        let runs = self
+            .jobs
+            .run_batch(caller, prepared, count, max_wait, cancel, |index, elapsed, step| {
+                if let Some(progress) = progress.as_mut() {
+                    progress.report(elapsed, progress_message(index, count, step, elapsed));
+                }
+            })
+            .await;
+        if let Some(progress) = progress {
+            progress.finish().await;
+        }
+        runs
+    }
+
     /// The answer for the runs of one call (one job, or a batch), for the waiting tool and the
     /// tasks path alike.
     /// `estimate`: what the jobs were expected to cost, when known.
@@ -430,21 +460,10 @@ impl RunComfyServer {
         let GenerateArgs { request, count } = &args.generate;
         let prepared = self.jobs.prepare(&caller, request).await?;
         let estimate = self.jobs.estimate(&caller, &prepared, *count).await.ok();
-        let mut progress = meta
-            .get_progress_token()
-            .map(|token| ProgressReporter::new(peer.clone(), token));
         let max_wait = self.jobs.policy().wait_for(args.max_wait_seconds);
         let runs = self
-            .jobs
-            .run_batch(&caller, &prepared, *count, max_wait, &cancel, |index, elapsed, step| {
-                if let Some(progress) = progress.as_mut() {
-                    progress.report(elapsed, progress_message(index, *count, step, elapsed));
-                }
-            })
+            .run_reporting(&caller, &prepared, *count, max_wait, &meta, &peer, &cancel)
             .await;
-        if let Some(progress) = progress {
-            progress.finish().await;
-        }
         self.answer_runs(
             &caller,
             runs,

@@ -17,11 +17,9 @@ use super::{
     super::{
         answer::ToolError,
         args::{self, InvalidArgument, Validate},
-        progress::ProgressReporter,
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
-    generate_image_and_wait::progress_message,
     get_result::{DeliveryArgs, JobResult},
 };
 use crate::jobs::{
@@ -112,21 +110,10 @@ impl RunComfyServer {
         if !args.wait {
             return self.submit_model(&caller, &prepared, estimate).await;
         }
-        let mut progress = meta
-            .get_progress_token()
-            .map(|token| ProgressReporter::new(peer.clone(), token));
         let max_wait = self.jobs.policy().wait_for(args.max_wait_seconds);
         let runs = self
-            .jobs
-            .run_batch(&caller, &prepared, 1, max_wait, &cancel, |index, elapsed, step| {
-                if let Some(progress) = progress.as_mut() {
-                    progress.report(elapsed, progress_message(index, 1, step, elapsed));
-                }
-            })
+            .run_reporting(&caller, &prepared, 1, max_wait, &meta, &peer, &cancel)
             .await;
-        if let Some(progress) = progress {
-            progress.finish().await;
-        }
         self.answer_runs(&caller, runs, None, estimate.ok().as_ref(), &args.delivery, &peer)
             .await
     }
