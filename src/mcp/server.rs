@@ -1,6 +1,8 @@
 //! The MCP server handler: what the server says about itself at `initialize`, and where a call
 //! goes: to the tasks path for a client that declares tasks, else to the tool router.
 
+use std::sync::Arc;
+
 use rmcp::{
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
     model::{
@@ -41,7 +43,10 @@ pub struct RunComfyServer {
     pub(super) per_user_keys: bool,
     /// The owner this session's handler is bound to (per clone: each session's own).
     pub(super) session_owner: SessionOwner,
-    tool_router: ToolRouter<Self>,
+    /// Shared, not cloned: a stateless server clones the handler for every request, and a copy
+    /// of the router (each tool's schema, a map of them) was about 4 k instructions to make and
+    /// as many to drop.
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl RunComfyServer {
@@ -53,7 +58,7 @@ impl RunComfyServer {
             task_owners: TaskOwners::default(),
             per_user_keys: false,
             session_owner: SessionOwner::default(),
-            tool_router: tools::router(),
+            tool_router: Arc::new(tools::router()),
         }
     }
 
