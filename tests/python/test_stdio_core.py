@@ -19,6 +19,7 @@ TOOLS = {
     "list_jobs",
     "list_models",
     "describe_model",
+    "run_model",
 }
 
 
