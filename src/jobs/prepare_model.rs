@@ -6,7 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::{prepare::too_large, price::Basis, Caller, JobService, PrepareError, Prepared};
+use super::{
+    prepare::too_large,
+    price::{Basis, MAX_SET_IMAGES},
+    Caller, JobService, PrepareError, Prepared,
+};
 use crate::{
     dreamina::InputError,
     media::inputs::Source,
@@ -110,7 +114,17 @@ impl JobService {
         Ok(Prepared {
             prompt: text(&["prompt", "text"]),
             size: text(&["size", "resolution", "aspect_ratio"]),
-            basis: basis(&model, &schema, wire.as_object()),
+            // Dreamina makes a set of images unless force_single: its own estimate, so that a
+            // spend limit counts the set's top however the job was started.
+            basis: if self.models.is_dreamina(&id) {
+                let single = wire.get("force_single").and_then(Value::as_bool) == Some(true);
+                let most = MAX_SET_IMAGES.saturating_sub(records.len() as u32).max(1);
+                Basis::ImageSet {
+                    most: if single { 1 } else { most },
+                }
+            } else {
+                basis(&model, &schema, wire.as_object())
+            },
             model: id,
             params: Value::Object(params),
             wire,
