@@ -34,6 +34,8 @@ async fn a_models_input_goes_upstream_under_runcomfys_keys_and_the_result_comes_
         out.get("made_with").is_none(),
         "a model's job has no Dreamina recipe: {out}"
     );
+    // A Dreamina set may hold up to 15 images: the estimate's top counts them all.
+    assert_eq!(out["estimated_cost_usd"]["units_per_job"], json!([1, 15]), "{out}");
     let id = out["request_id"].as_str().unwrap();
     let job = control.job(id).await;
     assert_eq!(job["request"]["width×height"], "1024x1024(1:1)", "{job}");
