@@ -38,7 +38,6 @@ pub struct RunModelArgs {
 
     /// true (default): wait for the result, reporting progress, and answer as get_result does. false: submit and return the request_id at once, to follow with check_status and get_result.
     #[serde(default = "yes")]
-    #[schemars(with = "bool")]
     pub wait: bool,
 
     // A plain integer for the schema, as in generate_image_and_wait (some clients reject null).
