@@ -21,7 +21,7 @@ pub(super) struct Follower {
 impl Follower {
     pub(super) fn start(journal: &Journal, owner: &Owner, id: &RequestId) -> Self {
         let (latest, mut seen) = watch::channel(None::<JobUpdate>);
-        let writer = journal.off_reason().is_none().then(|| {
+        let writer = journal.may_record().then(|| {
             let (journal, owner, id) = (journal.clone(), owner.clone(), id.clone());
             tokio::spawn(async move {
                 // `changed` still reports a value sent just before the sender went away.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::{
     Admission, DayUsage, JobKey, JobQuery, JobRecord, JobStore, JobUpdate, Limits, NewJob, Owner, Refusal, Retention,
@@ -30,10 +31,21 @@ pub struct Journal {
 }
 
 struct Inner {
+    state: State,
+    retention: Retention,
+}
+
+/// The journal's file is opened while the client's `initialize` is answered (about 1 ms of a 4 ms
+/// start, most of it disk syncs): every call waits for the opening, and only calls do.
+enum State {
+    Ready(Arc<Opened>),
+    Opening(Shared<BoxFuture<'static, Arc<Opened>>>),
+}
+
+struct Opened {
     store: Option<Arc<dyn JobStore>>,
     /// Where the journal is, or why there is none, for list_jobs and the logs.
     whereabouts: Whereabouts,
-    retention: Retention,
 }
 
 enum Whereabouts {
@@ -41,11 +53,35 @@ enum Whereabouts {
     Off(String),
 }
 
+impl Opened {
+    fn new(store: Arc<dyn JobStore>, location: impl Into<String>) -> Self {
+        Self {
+            store: Some(store),
+            whereabouts: Whereabouts::At(location.into()),
+        }
+    }
+
+    fn off(reason: impl Into<String>) -> Self {
+        Self {
+            store: None,
+            whereabouts: Whereabouts::Off(reason.into()),
+        }
+    }
+
+    fn off_reason(&self) -> Option<&str> {
+        match &self.whereabouts {
+            Whereabouts::Off(reason) => Some(reason),
+            Whereabouts::At(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.inner.whereabouts {
-            Whereabouts::At(place) => write!(f, "Journal(at {place})"),
-            Whereabouts::Off(reason) => write!(f, "Journal(off: {reason})"),
+        match self.peek().map(|o| &o.whereabouts) {
+            Some(Whereabouts::At(place)) => write!(f, "Journal(at {place})"),
+            Some(Whereabouts::Off(reason)) => write!(f, "Journal(off: {reason})"),
+            None => write!(f, "Journal(opening)"),
         }
     }
 }
@@ -59,39 +95,88 @@ impl Default for Journal {
 
 impl Journal {
     pub fn new(store: Arc<dyn JobStore>, location: impl Into<String>, retention: Retention) -> Self {
+        Self::ready(Opened::new(store, location), retention)
+    }
+
+    pub fn off(reason: impl Into<String>) -> Self {
+        Self::ready(Opened::off(reason), Retention::default())
+    }
+
+    fn ready(opened: Opened, retention: Retention) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store: Some(store),
-                whereabouts: Whereabouts::At(location.into()),
+                state: State::Ready(Arc::new(opened)),
                 retention,
             }),
         }
     }
 
-    pub fn off(reason: impl Into<String>) -> Self {
+    /// A journal on this machine that `open` opens on tokio's blocking pool, started now: `Ok`,
+    /// the store and where it is; `Err`, why there is none (the journal is then off, as
+    /// [`Journal::off`] is). Never a shared database: whether tasks are shared must be known at
+    /// once ([`Journal::shares_tasks`]).
+    pub fn opening(
+        open: impl FnOnce() -> Result<(Arc<dyn JobStore>, String), String> + Send + 'static,
+        retention: Retention,
+    ) -> Self {
+        let task = tokio::task::spawn_blocking(open);
+        let opened = async move {
+            let opened = match task.await {
+                Ok(Ok((store, location))) => {
+                    tracing::info!(path = %location, "job journal");
+                    Opened::new(store, location)
+                }
+                Ok(Err(reason)) => {
+                    tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
+                    Opened::off(reason)
+                }
+                Err(e) => Opened::off(format!("opening it panicked: {e}")),
+            };
+            Arc::new(opened)
+        };
         Self {
             inner: Arc::new(Inner {
-                store: None,
-                whereabouts: Whereabouts::Off(reason.into()),
-                retention: Retention::default(),
+                state: State::Opening(opened.boxed().shared()),
+                retention,
             }),
         }
     }
 
-    /// Where the journal is, when there is one.
+    /// The journal once opened (at once, after the first call).
+    async fn opened(&self) -> Arc<Opened> {
+        match &self.inner.state {
+            State::Ready(opened) => opened.clone(),
+            State::Opening(opening) => match opening.peek() {
+                Some(opened) => opened.clone(),
+                None => opening.clone().await,
+            },
+        }
+    }
+
+    /// The journal if it is open by now.
+    fn peek(&self) -> Option<&Opened> {
+        match &self.inner.state {
+            State::Ready(opened) => Some(opened),
+            State::Opening(opening) => opening.peek().map(|o| &**o),
+        }
+    }
+
+    /// Where the journal is, when there is one (and, while it is still opening, not yet).
     pub fn location(&self) -> Option<&str> {
-        match &self.inner.whereabouts {
+        match &self.peek()?.whereabouts {
             Whereabouts::At(place) => Some(place),
             Whereabouts::Off(_) => None,
         }
     }
 
-    /// Why there is no journal, when there is none.
+    /// Why there is no journal, when there is none. `None` while it is still opening.
     pub fn off_reason(&self) -> Option<&str> {
-        match &self.inner.whereabouts {
-            Whereabouts::Off(reason) => Some(reason),
-            Whereabouts::At(_) => None,
-        }
+        self.peek()?.off_reason()
+    }
+
+    /// Whether a record may be kept: the journal is on, or still opening.
+    pub fn may_record(&self) -> bool {
+        self.peek().is_none_or(|o| o.store.is_some())
     }
 
     /// Records a submit about to be sent, before its body leaves, so that a crash mid-submit
@@ -100,8 +185,9 @@ impl Journal {
     /// limits, a journal that cannot count is [`Gate::Unchecked`]: limits that cannot be checked
     /// must not be passed silently.
     pub async fn begin_submit(&self, job: NewJob, limits: Limits) -> Gate {
-        if limits.any() && self.inner.store.is_none() {
-            let reason = self.off_reason().unwrap_or("there is none");
+        let opened = self.opened().await;
+        if limits.any() && opened.store.is_none() {
+            let reason = opened.off_reason().unwrap_or("there is none");
             return Gate::Unchecked(format!("the job journal, where spending is counted, is off: {reason}"));
         }
         match self
@@ -148,7 +234,8 @@ impl Journal {
     pub async fn record(&self, owner: &Owner, id: &RequestId, update: JobUpdate) {
         if update.is_empty()
             || self
-                .inner
+                .opened()
+                .await
                 .store
                 .as_ref()
                 .is_some_and(|s| s.unchanged(owner, id.as_str(), &update))
@@ -177,7 +264,7 @@ impl Journal {
         what: &'static str,
         f: impl FnOnce(&dyn JobStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, String> {
-        if let Some(reason) = self.off_reason() {
+        if let Some(reason) = self.opened().await.off_reason() {
             return Err(format!("The job journal is off: {reason}."));
         }
         self.run(what, f)
@@ -196,7 +283,8 @@ impl Journal {
 
     /// Whether tasks are kept here for other servers (a shared database).
     pub fn shares_tasks(&self) -> bool {
-        self.inner.store.as_ref().is_some_and(|s| s.shared())
+        // A journal opening in the background is never shared (see `opening`).
+        self.peek().and_then(|o| o.store.as_ref()).is_some_and(|s| s.shared())
     }
 
     /// Records a task's state for the other servers sharing the journal (a no-op otherwise).
@@ -220,7 +308,7 @@ impl Journal {
     /// The shared database's state, for `/healthz`: `None` without one (a journal on this
     /// machine, or none), else whether it answers (`Err` says why not, for the log).
     pub async fn database_health(&self) -> Option<Result<(), String>> {
-        let store = self.inner.store.clone().filter(|s| s.shared())?;
+        let store = self.opened().await.store.clone().filter(|s| s.shared())?;
         Some(
             tokio::task::spawn_blocking(move || store.health())
                 .await
@@ -234,7 +322,7 @@ impl Journal {
         what: &'static str,
         f: impl FnOnce(&dyn JobStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Option<T> {
-        let store = self.inner.store.clone()?;
+        let store = self.opened().await.store.clone()?;
         match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
@@ -246,5 +334,82 @@ impl Journal {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::journal::{sqlite::SqliteStore, Owner};
+
+    fn job() -> NewJob {
+        NewJob {
+            owner: Owner::single(),
+            model: "m".into(),
+            prompt: "a fox".into(),
+            size: "1024x1024(1:1)".into(),
+            params: json!({"prompt": "a fox"}),
+            submitted_at: Utc::now(),
+            estimate_usd: Some(0.5),
+        }
+    }
+
+    fn query() -> JobQuery {
+        JobQuery {
+            owner: Owner::single(),
+            status: None,
+            limit: 10,
+        }
+    }
+
+    /// A call made while the file is still opening waits for it: its record is kept, not lost.
+    #[tokio::test]
+    async fn calls_made_while_the_journal_opens_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite3");
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let journal = Journal::opening(
+            move || {
+                wait.recv().unwrap();
+                let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+                Ok((Arc::new(store) as Arc<dyn JobStore>, path.display().to_string()))
+            },
+            Retention::default(),
+        );
+        assert!(journal.may_record() && journal.off_reason().is_none() && journal.location().is_none());
+        let submit = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.begin_submit(job(), Limits::default()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !submit.is_finished(),
+            "a submit does not go before its record can be kept"
+        );
+        release.send(()).unwrap();
+        assert!(matches!(submit.await.unwrap(), Gate::Go(Some(_))));
+        let jobs = journal.list(query()).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert!(journal.location().unwrap().ends_with("journal.sqlite3"));
+    }
+
+    /// A file that cannot be opened leaves the journal off, with the reason, as at a start that
+    /// waited for it; limits are then not passed silently.
+    #[tokio::test]
+    async fn a_journal_that_fails_to_open_is_off_with_its_reason() {
+        let journal = Journal::opening(|| Err("the disk is full".to_owned()), Retention::default());
+        let limits = Limits {
+            max_spend_usd_per_day: Some(1.0),
+            ..Limits::default()
+        };
+        assert!(matches!(journal.begin_submit(job(), limits).await, Gate::Unchecked(_)));
+        let listed = journal.list(query()).await.unwrap_err();
+        assert!(listed.contains("the disk is full"), "{listed}");
+        assert_eq!(journal.off_reason(), Some("the disk is full"));
+        assert!(!journal.may_record() && !journal.shares_tasks());
     }
 }

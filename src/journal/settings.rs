@@ -62,7 +62,8 @@ impl JournalArgs {
     }
 
     /// Opens the journal these settings describe, or a journal that is off (with a warning when
-    /// that was not asked for). Prunes old jobs on the way. `simulated`: the server runs on the
+    /// that was not asked for). Prunes old jobs on the way. A file is opened in the background
+    /// (calls wait for it); a shared database before this returns. `simulated`: the server runs on the
     /// built-in simulator, whose jobs go to a journal of their own.
     pub async fn open(&self, simulated: bool) -> Journal {
         if self.no_journal {
@@ -83,25 +84,16 @@ impl JournalArgs {
         } else {
             location::FILE_NAME
         };
-        let opened = tokio::task::spawn_blocking(move || {
-            let (store, path) = location::open_in(&dir, file_name)?;
-            if let Err(e) = super::JobStore::prune(&store, &retention, chrono::Utc::now()) {
-                tracing::warn!(error = %e, "job journal: pruning old jobs failed");
-            }
-            Ok::<_, String>((store, path))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("opening it panicked: {e}")));
-        match opened {
-            Ok((store, path)) => {
-                tracing::info!(path = %path.display(), "job journal");
-                Journal::new(Arc::new(store), path.display().to_string(), retention)
-            }
-            Err(reason) => {
-                tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
-                Journal::off(reason)
-            }
-        }
+        Journal::opening(
+            move || {
+                let (store, path) = location::open_in(&dir, file_name)?;
+                if let Err(e) = super::JobStore::prune(&store, &retention, chrono::Utc::now()) {
+                    tracing::warn!(error = %e, "job journal: pruning old jobs failed");
+                }
+                Ok((Arc::new(store) as Arc<dyn super::JobStore>, path.display().to_string()))
+            },
+            retention,
+        )
     }
 }
 
