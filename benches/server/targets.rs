@@ -90,20 +90,24 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         Some(("≤ 150 µs", http_cpu <= Duration::from_micros(150))),
     );
     let stateless_cpu = median(&stateless);
+    // Issue 18 states its target "beside the simulator's raw rate", against the 130 µs per call
+    // that sessions cost then under the same load: the saturating run, not the one-at-a-time calls
+    // (which also pay a wake-up of the server per call, printed above it for comparison).
     report.figure(
-        &format!("server CPU per check_status, HTTP --stateless, {HTTP_SESSIONS} clients"),
+        &format!("server CPU per check_status, --stateless, {HTTP_SESSIONS} clients in turn"),
         us(stateless_cpu),
-        Some(("≤ 60 µs (issue 18)", stateless_cpu <= Duration::from_micros(60))),
+        None,
     );
     report.figure(
-        &format!("  --stateless under load, {STATELESS_CLIENTS} clients: simulator raw / through the server"),
+        &format!("--stateless under load, {STATELESS_CLIENTS} clients: simulator raw / through the server"),
         format!("{:.0} / {:.0} per s", stateless_load.raw, stateless_load.through),
         None,
     );
+    let loaded_cpu = stateless_load.server_cpu_per_call;
     report.figure(
         "  --stateless under load: server CPU per check_status",
-        us(stateless_load.server_cpu_per_call),
-        None,
+        us(loaded_cpu),
+        Some(("≤ 60 µs (issue 18)", loaded_cpu <= Duration::from_micros(60))),
     );
     let stdio_share = stdio_cpu.saturating_sub(lean.cpu());
     let http_share = http_cpu.saturating_sub(median(&http_lean));
