@@ -1,7 +1,7 @@
 //! The MCP server handler: what the server says about itself at `initialize`, and where a call
 //! goes: to the tasks path for a client that declares tasks, else to the tool router.
 
-use std::sync::Arc;
+use std::sync::LazyLock;
 
 use rmcp::{
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
@@ -45,12 +45,13 @@ pub struct RunComfyServer {
     pub(super) session_owner: SessionOwner,
     /// Shared, not cloned: a stateless server clones the handler for every request, and a copy
     /// of the router (each tool's schema, a map of them) was about 4 k instructions to make and
-    /// as many to drop.
-    tool_router: Arc<ToolRouter<Self>>,
+    /// as many to drop. Made in the background at start (see [`tools::ROUTER`]).
+    tool_router: &'static LazyLock<ToolRouter<Self>>,
 }
 
 impl RunComfyServer {
     pub fn new(jobs: JobService, structured: StructuredMode) -> Self {
+        tools::prepare();
         Self {
             jobs,
             structured,
@@ -58,7 +59,7 @@ impl RunComfyServer {
             task_owners: TaskOwners::default(),
             per_user_keys: false,
             session_owner: SessionOwner::default(),
-            tool_router: Arc::new(tools::router()),
+            tool_router: &tools::ROUTER,
         }
     }
 
