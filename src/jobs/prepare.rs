@@ -8,10 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{
-    price::{Basis, MAX_SET_IMAGES},
-    Caller, JobService,
-};
+use super::{price::Basis, Caller, JobService};
 use crate::{
     dreamina::{ImageRequest, InputError, WIRE_IMAGES_KEY},
     journal::JobRecord,
@@ -147,18 +144,13 @@ impl JobService {
                 object.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
             }
         }
-        let most = if request.force_single {
-            1
-        } else {
-            MAX_SET_IMAGES.saturating_sub(records.len() as u32).max(1)
-        };
         Ok(Prepared {
             model: self.models.of(request.endpoint()).to_owned(),
             wire,
             params,
             prompt: request.prompt.clone(),
             size: request.size.as_str().to_owned(),
-            basis: Basis::ImageSet { most },
+            basis: Basis::image_set(request.force_single, records.len()),
             recipe: Some(Recipe {
                 prompt: request.prompt.clone(),
                 size: request.size.as_str().to_owned(),

@@ -6,11 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{
-    prepare::too_large,
-    price::{Basis, MAX_SET_IMAGES},
-    Caller, JobService, PrepareError, Prepared,
-};
+use super::{prepare::too_large, price::Basis, Caller, JobService, PrepareError, Prepared};
 use crate::{
     dreamina::InputError,
     media::inputs::Source,
@@ -118,10 +114,7 @@ impl JobService {
             // spend limit counts the set's top however the job was started.
             basis: if self.models.is_dreamina(&id) {
                 let single = wire.get("force_single").and_then(Value::as_bool) == Some(true);
-                let most = MAX_SET_IMAGES.saturating_sub(records.len() as u32).max(1);
-                Basis::ImageSet {
-                    most: if single { 1 } else { most },
-                }
+                Basis::image_set(single, records.len())
             } else {
                 basis(&model, &schema, wire.as_object())
             },

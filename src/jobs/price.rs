@@ -37,6 +37,19 @@ pub enum Basis {
     Unknown(&'static str),
 }
 
+impl Basis {
+    /// A Dreamina job's set: one image with `force_single`, else up to [`MAX_SET_IMAGES`] less
+    /// the `references` it is given (they count towards the cap).
+    pub fn image_set(force_single: bool, references: usize) -> Self {
+        let most = if force_single {
+            1
+        } else {
+            MAX_SET_IMAGES.saturating_sub(references as u32).max(1)
+        };
+        Self::ImageSet { most }
+    }
+}
+
 /// The estimate of one call's jobs, in US dollars.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct CostEstimate {

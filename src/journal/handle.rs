@@ -76,6 +76,24 @@ impl Opened {
     }
 }
 
+/// What opening a journal's store gave: the store and where it is, or why there is none (the
+/// journal is then off, as [`Journal::off`] is).
+pub type Opening = Result<(Arc<dyn JobStore>, String), String>;
+
+/// The journal an opening on the blocking pool ended in, logged.
+fn settle(outcome: Result<Opening, tokio::task::JoinError>) -> Opened {
+    match outcome.unwrap_or_else(|e| Err(format!("opening it panicked: {e}"))) {
+        Ok((store, location)) => {
+            tracing::info!(at = %location, "job journal");
+            Opened::new(store, location)
+        }
+        Err(reason) => {
+            tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
+            Opened::off(reason)
+        }
+    }
+}
+
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.peek().map(|o| &o.whereabouts) {
@@ -111,35 +129,23 @@ impl Journal {
         }
     }
 
-    /// A journal on this machine that `open` opens on tokio's blocking pool, started now: `Ok`,
-    /// the store and where it is; `Err`, why there is none (the journal is then off, as
-    /// [`Journal::off`] is). Never a shared database: whether tasks are shared must be known at
-    /// once ([`Journal::shares_tasks`]).
-    pub fn opening(
-        open: impl FnOnce() -> Result<(Arc<dyn JobStore>, String), String> + Send + 'static,
-        retention: Retention,
-    ) -> Self {
+    /// A journal on this machine that `open` opens on tokio's blocking pool, started now and
+    /// not waited for: calls wait for it. Never a shared database: whether tasks are shared must be
+    /// known at once ([`Journal::shares_tasks`]).
+    pub fn opening(open: impl FnOnce() -> Opening + Send + 'static, retention: Retention) -> Self {
         let task = tokio::task::spawn_blocking(open);
-        let opened = async move {
-            let opened = match task.await {
-                Ok(Ok((store, location))) => {
-                    tracing::info!(path = %location, "job journal");
-                    Opened::new(store, location)
-                }
-                Ok(Err(reason)) => {
-                    tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
-                    Opened::off(reason)
-                }
-                Err(e) => Opened::off(format!("opening it panicked: {e}")),
-            };
-            Arc::new(opened)
-        };
+        let opened = async move { Arc::new(settle(task.await)) };
         Self {
             inner: Arc::new(Inner {
                 state: State::Opening(opened.boxed().shared()),
                 retention,
             }),
         }
+    }
+
+    /// The journal `open` opens on tokio's blocking pool, once it is open.
+    pub async fn open_now(open: impl FnOnce() -> Opening + Send + 'static, retention: Retention) -> Self {
+        Self::ready(settle(tokio::task::spawn_blocking(open).await), retention)
     }
 
     /// The journal once opened (at once, after the first call).

@@ -63,8 +63,8 @@ impl JournalArgs {
 
     /// Opens the journal these settings describe, or a journal that is off (with a warning when
     /// that was not asked for). Prunes old jobs on the way. A file is opened in the background
-    /// (calls wait for it); a shared database before this returns. `simulated`: the server runs on the
-    /// built-in simulator, whose jobs go to a journal of their own.
+    /// (calls wait for it); a shared database before this returns. `simulated`: the server runs
+    /// on the built-in simulator, whose jobs go to a journal of their own.
     pub async fn open(&self, simulated: bool) -> Journal {
         if self.no_journal {
             tracing::info!("job journal off (--no-journal)");
@@ -102,25 +102,14 @@ impl JournalArgs {
     /// quietly keep a record of its own. A database that is down now is used once it is up.
     async fn open_database(&self, url: String) -> Journal {
         let retention = self.retention();
-        let opened = tokio::task::spawn_blocking(move || {
+        let open = move || {
             let store = postgres::PgStore::open(&url).map_err(|e| e.to_string())?;
             if let Err(e) = super::JobStore::prune(&store, &retention, chrono::Utc::now()) {
                 tracing::debug!(error = %e, "job journal: pruning old jobs failed");
             }
-            Ok::<_, String>(store)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("opening it panicked: {e}")));
-        match opened {
-            Ok(store) => {
-                let place = store.place().to_owned();
-                tracing::info!(database = %place, "job journal");
-                Journal::new(Arc::new(store), place, retention)
-            }
-            Err(reason) => {
-                tracing::warn!("job journal off: {reason}. Jobs still run, but list_jobs cannot show them.");
-                Journal::off(reason)
-            }
-        }
+            let place = store.place().to_owned();
+            Ok((Arc::new(store) as Arc<dyn super::JobStore>, place))
+        };
+        Journal::open_now(open, retention).await
     }
 }
