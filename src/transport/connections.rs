@@ -14,9 +14,11 @@
 //!   is closed.
 //! - **Connection cap**: at most `max` connections are served. Past that, up to [`RESERVE`] more
 //!   are let in for `/healthz` only (anything else gets 503) and answered once; when the reserve
-//!   is full the *oldest* of them is dropped for the newcomer. So a probe always gets in — the
-//!   stale connections filling the cap cannot starve it — while those connections cost a fixed
-//!   handful of descriptors, however many a peer opens. A connection beyond the cap is never left
+//!   is full the *oldest* of them is dropped for the newcomer, and the newcomer is served once
+//!   that one's descriptor is closed. So a probe always gets in — the stale connections filling
+//!   the cap cannot starve it — while those connections cost a fixed handful of descriptors
+//!   (`max` + [`RESERVE`] + the one being accepted), however many a peer opens and however busy
+//!   the machine is. A connection beyond the cap is never left
 //!   waiting in the kernel's backlog (the client could not tell a busy server from a dead one).
 //!
 //! Graceful shutdown is hyper's: on the stop signal the listener is closed (new connections are
@@ -122,7 +124,11 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
                         "the connection cap is reached: new connections get /healthz only (--max-connections)"
                     );
                 }
-                Slot::Reserve(reserve.admit())
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    slot = reserve.admit() => Slot::Reserve(slot),
+                }
             }
         };
         connections.spawn(connection(tcp, peer, app.clone(), limits, slot, closing.clone()));
@@ -139,29 +145,57 @@ enum Slot {
     Reserve(ReserveSlot),
 }
 
-/// The reserve's connections, oldest first.
-#[derive(Default)]
+/// The reserve's connections, oldest first, and the places they hold.
 struct Reserve {
     next_id: AtomicU64,
     slots: Mutex<VecDeque<(u64, CancellationToken)>>,
+    /// A place is given back only once its connection's descriptor is closed, so an evicted
+    /// connection is gone before its successor is served: on a busy machine, evicting without
+    /// waiting let the descriptors of connections cancelled but not yet run pile up (a CI run
+    /// counted 256 open for a cap of 40 + 8).
+    places: Arc<Semaphore>,
+}
+
+impl Default for Reserve {
+    fn default() -> Self {
+        Self {
+            next_id: AtomicU64::new(0),
+            slots: Mutex::default(),
+            places: Arc::new(Semaphore::new(RESERVE)),
+        }
+    }
 }
 
 impl Reserve {
-    /// A place in the reserve, dropping its oldest connection when it is full.
-    fn admit(self: &Arc<Self>) -> ReserveSlot {
+    /// A place in the reserve; when it is full, its oldest connection is dropped and this waits
+    /// for that connection to close. Only the accept loop admits, so no one else takes the place.
+    async fn admit(self: &Arc<Self>) -> ReserveSlot {
+        let place = match self.places.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                let oldest = self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                if let Some((_, oldest)) = oldest {
+                    oldest.cancel();
+                }
+                // A connection ending on its own frees a place too; the semaphore is never closed.
+                self.places
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the reserve's semaphore is never closed")
+            }
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let evicted = CancellationToken::new();
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() >= RESERVE {
-            if let Some((_, oldest)) = slots.pop_front() {
-                oldest.cancel();
-            }
-        }
-        slots.push_back((id, evicted.clone()));
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back((id, evicted.clone()));
         ReserveSlot {
             reserve: self.clone(),
             id,
             evicted,
+            _place: place,
         }
     }
 }
@@ -171,6 +205,8 @@ struct ReserveSlot {
     id: u64,
     /// Cancelled when a newer connection needs the place.
     evicted: CancellationToken,
+    /// Released after `Drop::drop` has taken this slot off the list.
+    _place: OwnedSemaphorePermit,
 }
 
 impl Drop for ReserveSlot {
@@ -210,16 +246,19 @@ async fn connection(
         })
         .keep_alive(!reserved)
         .max_buf_size(MAX_BUF_BYTES);
-    let mut conn = pin!(builder.serve_connection(io, service));
-    let outcome = tokio::select! {
-        outcome = conn.as_mut() => outcome,
-        _ = evicted.cancelled() => {
-            tracing::debug!(%peer, "dropped a reserve connection for a newer one");
-            Ok(())
-        }
-        _ = closing.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    // In a block so that the socket is closed before the slot is given back.
+    let outcome = {
+        let mut conn = pin!(builder.serve_connection(io, service));
+        tokio::select! {
+            outcome = conn.as_mut() => outcome,
+            _ = evicted.cancelled() => {
+                tracing::debug!(%peer, "dropped a reserve connection for a newer one");
+                Ok(())
+            }
+            _ = closing.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     };
     if let Err(e) = outcome {
@@ -546,18 +585,35 @@ pub fn ensure_descriptors(wanted: u64) -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_reserve_drops_its_oldest_connection_for_a_new_one() {
+    #[tokio::test]
+    async fn the_reserve_drops_its_oldest_connection_and_serves_the_new_one_once_it_is_gone() {
         let reserve = Arc::new(Reserve::default());
-        let first: Vec<ReserveSlot> = (0..RESERVE).map(|_| reserve.admit()).collect();
+        let mut first = Vec::new();
+        for _ in 0..RESERVE {
+            first.push(reserve.admit().await);
+        }
         assert!(first.iter().all(|s| !s.evicted.is_cancelled()));
-        let newcomer = reserve.admit();
-        assert!(first[0].evicted.is_cancelled(), "the oldest made room");
+        let admitting = tokio::spawn({
+            let reserve = reserve.clone();
+            async move { reserve.admit().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(first[0].evicted.is_cancelled(), "the oldest is asked to make room");
         assert!(first[1..].iter().all(|s| !s.evicted.is_cancelled()));
+        assert!(
+            !admitting.is_finished(),
+            "the newcomer waits until the oldest is closed"
+        );
+        first.remove(0);
+        let newcomer = tokio::time::timeout(Duration::from_secs(5), admitting)
+            .await
+            .expect("admitted once the oldest is gone")
+            .unwrap();
         assert_eq!(reserve.slots.lock().unwrap().len(), RESERVE);
         drop(first);
         assert_eq!(reserve.slots.lock().unwrap().len(), 1);
         drop(newcomer);
         assert!(reserve.slots.lock().unwrap().is_empty());
+        assert_eq!(reserve.places.available_permits(), RESERVE);
     }
 }

@@ -105,12 +105,12 @@ async fn half_open_connections_are_closed_in_time_while_healthz_answers_and_the_
         probes.iter().all(|p| p.as_deref() == Ok("HTTP/1.1 200 OK")),
         "/healthz must answer while the cap is full: {probes:?}"
     );
-    // Bounded, not exact: over-cap connections are accepted and closed at once, so on a loaded
-    // machine (a clean CI run saw 116 here) many are in that brief state at the instant of the
-    // count. An unbounded server holds every peer (idle + PEERS); the exact held figure (cap +
-    // reserve) is measured by `examples/hostile slowloris`, not asserted here.
+    // The cap and the reserve are held, plus the one connection being accepted, however far the
+    // server's tasks lag behind its accept loop (an evicted connection is closed before the next
+    // is served). An unbounded server holds every peer (idle + PEERS). Two descriptors of slack:
+    // the probe's own connection and one being accepted.
     assert!(
-        most_fds <= idle_fds + PEERS * 2 / 3,
+        most_fds <= idle_fds + CAP + RESERVE + 2,
         "{most_fds} descriptors open with {PEERS} peers; idle {idle_fds}, cap {CAP} + reserve {RESERVE}"
     );
 
