@@ -11,7 +11,8 @@
 //! Only where the linker is known to be LLD, which reads that list: rustc's own default on
 //! `x86_64-unknown-linux-gnu` since 1.90. Any linker chosen by the user (`RUSTC_LINKER`, linker
 //! flags in RUSTFLAGS, maturin's zig) or an older rustc gets a plain link, as does
-//! `RUNCOMFY_LINK_ORDER=0`.
+//! `RUNCOMFY_LINK_ORDER=0`. The same builds, when made for this machine's own glibc 2.36 or
+//! later, also pack their relocations (see the end of `main`).
 
 use std::{env, path::Path, process::Command};
 

@@ -24,6 +24,7 @@ callgrind (every function that ran, mangled as in the symbol table); their order
 does not matter.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -68,7 +69,7 @@ def idle_run(calls, out, upstream, state, flags):
     proc = subprocess.Popen(callgrind.server_command(out, flags, "stdio"), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=callgrind.server_env(upstream, state), text=True)
-    proc.stdin.write('{"jsonrpc":"2.0","id":1,"method":"initialize","params":%s}\n' % callgrind.json.dumps(callgrind.INIT))
+    proc.stdin.write('{"jsonrpc":"2.0","id":1,"method":"initialize","params":%s}\n' % json.dumps(callgrind.INIT))
     proc.stdin.flush()
     proc.stdout.readline()
     proc.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n')

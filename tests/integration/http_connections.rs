@@ -108,7 +108,7 @@ async fn half_open_connections_are_closed_in_time_while_healthz_answers_and_the_
     // The cap and the reserve are held, plus the one connection being accepted, however far the
     // server's tasks lag behind its accept loop (an evicted connection is closed before the next
     // is served). An unbounded server holds every peer (idle + PEERS). Two descriptors of slack:
-    // the probe's own connection and one being accepted.
+    // the connection being accepted (a probe's holds a reserve place) and one of margin.
     assert!(
         most_fds <= idle_fds + CAP + RESERVE + 2,
         "{most_fds} descriptors open with {PEERS} peers; idle {idle_fds}, cap {CAP} + reserve {RESERVE}"
