@@ -1,5 +1,6 @@
-//! The HTTP client for the four RunComfy calls. One shared `reqwest::Client` (connection pool,
-//! rustls), a timeout on every call, and every answer classified into [`ApiError`] in one place.
+//! The client for the four RunComfy calls: their URLs, keys and retries, one shared HTTP stack
+//! (connection pool, rustls, a timeout on every call: [`super::http`]), and every answer
+//! classified into [`ApiError`] in one place.
 //!
 //! Every call goes with a key: `None` is the server's own (its `Authorization` header built once,
 //! the default and fast path), `Some` a caller's (with `--per-user-keys`: the header is built for
@@ -13,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{
+    http::{Failure, Http, Settings},
     ApiError, ApiToken, CallKind, CancelResponse, ModelInfo, ModelPage, RequestId, ResultResponse, RetryPolicy,
     StatusResponse, SubmitResponse,
 };
@@ -46,13 +48,14 @@ pub struct ClientConfig {
 
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Http,
+    settings: Arc<Settings>,
     config: ClientConfig,
     /// `config.base_url` parsed once: each call's URL is this plus path segments, instead of a
-    /// string reqwest parses again (host, IDNA and all: about 8k instructions a call).
+    /// string parsed again (host, IDNA and all: about 8k instructions a call).
     base: reqwest::Url,
     /// The `Authorization` header of the server's own key, built once; `None` without one, or
-    /// if the token cannot be a header value (then each call fails as before, in reqwest).
+    /// if the token cannot be a header value (then each call fails with `Unauthorized`, saying so).
     authorization: Option<header::HeaderValue>,
     /// Bounds the requests in flight, and so the connections open, to the upstream.
     in_flight: Arc<Semaphore>,
@@ -60,21 +63,23 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("runcomfy-mcp/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let mut config = config;
         config.base_url = config.base_url.trim_end_matches('/').to_owned();
         let base = reqwest::Url::parse(&config.base_url)
             .ok()
             .filter(|url| !url.cannot_be_a_base())
             .ok_or_else(|| format!("the base URL {:?} is not an http(s) URL", config.base_url))?;
+        let settings = Settings {
+            timeout: config.timeout,
+            connect_timeout: config.timeout.min(Duration::from_secs(10)),
+            user_agent: concat!("runcomfy-mcp/", env!("CARGO_PKG_VERSION")),
+            max_answer_bytes: MAX_ANSWER_BYTES,
+        };
+        let http = Http::for_base(&base, &settings)?;
         let authorization = config.token.as_ref().and_then(bearer);
         Ok(Self {
             http,
+            settings: Arc::new(settings),
             config,
             base,
             authorization,
@@ -204,44 +209,52 @@ impl Client {
         url: &reqwest::Url,
         body: Option<&Value>,
     ) -> Result<T, ApiError> {
-        let request = self.http.request(method.clone(), url.clone());
-        let request = match (key, &self.authorization, &self.config.token) {
-            (Some(key), _, _) => match bearer(key) {
-                Some(value) => request.header(header::AUTHORIZATION, value),
-                None => {
-                    return Err(ApiError::KeyRejected {
-                        message: "the key is not a valid HTTP header value".to_owned(),
-                    })
-                }
-            },
-            (None, Some(value), _) => request.header(header::AUTHORIZATION, value.clone()),
-            (None, None, Some(token)) => request.bearer_auth(token.expose()),
-            (None, None, None) => {
-                return Err(ApiError::Unauthorized {
-                    message: "this server has no RunComfy key of its own, and the call carried none".to_owned(),
+        let authorization = match (key, &self.authorization) {
+            (Some(key), _) => bearer(key).ok_or_else(|| ApiError::KeyRejected {
+                message: "the key is not a valid HTTP header value".to_owned(),
+            })?,
+            (None, Some(value)) => value.clone(),
+            (None, None) => {
+                return Err(match &self.config.token {
+                    Some(_) => ApiError::Unauthorized {
+                        message: "the server's RunComfy key is not a valid HTTP header value".to_owned(),
+                    },
+                    None => ApiError::Unauthorized {
+                        message: "this server has no RunComfy key of its own, and the call carried none".to_owned(),
+                    },
                 })
             }
         };
-        let mut request = request.header(header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        let body = match body.map(serde_json::to_vec).transpose() {
+            Ok(body) => body,
+            Err(e) => {
+                return Err(ApiError::InvalidResponse {
+                    status: 0,
+                    detail: format!("cannot write the request body: {e}"),
+                })
+            }
+        };
         // Held until the answer is read: the connection is busy until then. The semaphore is
         // never closed, so acquiring cannot fail; without a permit the call would go ahead anyway.
         let _permit = self.in_flight.acquire().await.ok();
         let started = std::time::Instant::now();
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = read_capped(response).await.map_err(|e| match e {
-            ReadError::Transport(e) => self.transport_error(&e),
-            ReadError::TooLarge => ApiError::InvalidResponse {
-                status: status.as_u16(),
-                detail: format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
-            },
-        })?;
-        tracing::debug!(%method, %url, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "runcomfy call");
-        if let Some(error) = ApiError::from_answer(status.as_u16(), retry_after, &bytes) {
+        let answer = self
+            .http
+            .send(&self.settings, method.clone(), url, authorization, body)
+            .await
+            .map_err(|failure| match failure {
+                // A connect error means nothing was sent; anything later (timeout, reset) is ambiguous.
+                Failure::Connect(detail) => ApiError::Unreachable { detail },
+                Failure::Timeout => ApiError::Timeout(self.config.timeout),
+                Failure::Lost(detail) => ApiError::ConnectionLost { detail },
+                Failure::TooLarge(status) => ApiError::InvalidResponse {
+                    status,
+                    detail: format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
+                },
+            })?;
+        let (status, bytes) = (answer.status, answer.body);
+        tracing::debug!(%method, %url, status, elapsed_ms = started.elapsed().as_millis() as u64, "runcomfy call");
+        if let Some(error) = ApiError::from_answer(status, answer.retry_after, &bytes) {
             // A caller's own key refused: the caller must fix it, not the server's operator.
             let error = match (key, error) {
                 (Some(_), ApiError::Unauthorized { message } | ApiError::Forbidden { message }) => {
@@ -253,24 +266,13 @@ impl Client {
             return Err(error);
         }
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidResponse {
-            status: status.as_u16(),
+            status,
             detail: if bytes.is_empty() {
                 "empty body".to_owned()
             } else {
                 format!("not the expected JSON ({e})")
             },
         })
-    }
-
-    fn transport_error(&self, e: &reqwest::Error) -> ApiError {
-        // A connect error means nothing was sent; anything later (timeout, reset) is ambiguous.
-        if e.is_connect() {
-            ApiError::Unreachable { detail: describe(e) }
-        } else if e.is_timeout() {
-            ApiError::Timeout(self.config.timeout)
-        } else {
-            ApiError::ConnectionLost { detail: describe(e) }
-        }
     }
 }
 
@@ -279,34 +281,4 @@ fn bearer(key: &ApiToken) -> Option<header::HeaderValue> {
     let mut value = header::HeaderValue::try_from(format!("Bearer {}", key.expose())).ok()?;
     value.set_sensitive(true);
     Some(value)
-}
-
-enum ReadError {
-    Transport(reqwest::Error),
-    TooLarge,
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError> {
-    if response.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
-        return Err(ReadError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ReadError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is ignored).
-fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// Headers, and so the token, are never part of a reqwest error's text.
-fn describe(e: &reqwest::Error) -> String {
-    crate::text::cause_chain(e)
 }

@@ -4,6 +4,7 @@
 pub mod catalogue;
 mod client;
 mod error;
+mod http;
 mod request_id;
 mod retry;
 pub mod settings;
