@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{
-    http::{Failure, Http, Settings},
+    http::{Call, Failure, Http, Settings},
     ApiError, ApiToken, CallKind, CancelResponse, ModelInfo, ModelPage, RequestId, ResultResponse, RetryPolicy,
     StatusResponse, SubmitResponse,
 };
@@ -240,7 +240,15 @@ impl Client {
         let started = std::time::Instant::now();
         let answer = self
             .http
-            .send(&self.settings, method.clone(), url, authorization, body)
+            .send(
+                &self.settings,
+                Call {
+                    method: method.clone(),
+                    url,
+                    authorization,
+                    body,
+                },
+            )
             .await
             .map_err(|failure| match failure {
                 // A connect error means nothing was sent; anything later (timeout, reset) is ambiguous.

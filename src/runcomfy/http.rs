@@ -27,6 +27,15 @@ use reqwest::{
     Method, Url,
 };
 
+/// What goes out.
+pub struct Call<'a> {
+    pub method: Method,
+    pub url: &'a Url,
+    pub authorization: HeaderValue,
+    /// JSON, sent as `application/json`.
+    pub body: Option<Vec<u8>>,
+}
+
 /// What came back.
 pub struct Answer {
     pub status: u16,
@@ -80,22 +89,12 @@ impl Http {
     }
 
     /// One exchange, the whole of it (connect, send, answer and body) within `settings.timeout`.
-    pub async fn send(
-        &self,
-        settings: &Settings,
-        method: Method,
-        url: &Url,
-        authorization: HeaderValue,
-        body: Option<Vec<u8>>,
-    ) -> Result<Answer, Failure> {
+    pub async fn send(&self, settings: &Settings, call: Call<'_>) -> Result<Answer, Failure> {
         match self {
-            Self::Direct(pool) => tokio::time::timeout(
-                settings.timeout,
-                send_direct(pool, settings, method, url, authorization, body),
-            )
-            .await
-            .unwrap_or(Err(Failure::Timeout)),
-            Self::Proxied(client) => send_proxied(client, settings, method, url, authorization, body).await,
+            Self::Direct(pool) => tokio::time::timeout(settings.timeout, send_direct(pool, settings, call))
+                .await
+                .unwrap_or(Err(Failure::Timeout)),
+            Self::Proxied(client) => send_proxied(client, settings, call).await,
         }
     }
 }
@@ -144,10 +143,12 @@ fn proxied(settings: &Settings) -> Result<reqwest::Client, String> {
 async fn send_direct(
     pool: &Direct,
     settings: &Settings,
-    method: Method,
-    url: &Url,
-    authorization: HeaderValue,
-    body: Option<Vec<u8>>,
+    Call {
+        method,
+        url,
+        authorization,
+        body,
+    }: Call<'_>,
 ) -> Result<Answer, Failure> {
     let uri: http::Uri = url
         .as_str()
@@ -204,10 +205,12 @@ async fn send_direct(
 async fn send_proxied(
     client: &reqwest::Client,
     settings: &Settings,
-    method: Method,
-    url: &Url,
-    authorization: HeaderValue,
-    body: Option<Vec<u8>>,
+    Call {
+        method,
+        url,
+        authorization,
+        body,
+    }: Call<'_>,
 ) -> Result<Answer, Failure> {
     let failure = |e: reqwest::Error| {
         let text = crate::text::cause_chain(&e);
@@ -272,8 +275,13 @@ mod tests {
         }
     }
 
-    fn auth() -> HeaderValue {
-        HeaderValue::from_static("Bearer test")
+    fn get(url: &Url) -> Call<'_> {
+        Call {
+            method: Method::GET,
+            url,
+            authorization: HeaderValue::from_static("Bearer test"),
+            body: None,
+        }
     }
 
     /// Serves each connection `answer` after reading a request head, and hands back what it read.
@@ -308,7 +316,7 @@ mod tests {
             plain_server(b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}").await;
         let settings = settings(1024);
         let http = Http::Direct(direct(&settings));
-        let answer = match http.send(&settings, Method::GET, &url, auth(), None).await {
+        let answer = match http.send(&settings, get(&url)).await {
             Ok(answer) => answer,
             Err(_) => panic!("the exchange failed"),
         };
@@ -338,7 +346,7 @@ mod tests {
             let answer: &'static [u8] = answer;
             let (url, _seen) = plain_server(answer).await;
             assert!(matches!(
-                http.send(&settings, Method::GET, &url, auth(), None).await,
+                http.send(&settings, get(&url)).await,
                 Err(Failure::TooLarge(200))
             ));
         }
@@ -377,7 +385,7 @@ mod tests {
         });
         let settings = settings(1024);
         let http = Http::Direct(direct(&settings));
-        match http.send(&settings, Method::GET, &url, auth(), None).await {
+        match http.send(&settings, get(&url)).await {
             Err(Failure::Connect(detail)) => assert!(detail.to_lowercase().contains("certificate"), "{detail}"),
             Err(_) => panic!("not refused as a connect failure"),
             Ok(answer) => panic!("answered {}", answer.status),
