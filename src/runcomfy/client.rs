@@ -49,7 +49,6 @@ pub struct ClientConfig {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: Http,
-    settings: Arc<Settings>,
     config: ClientConfig,
     /// `config.base_url` parsed once: each call's URL is this plus path segments, instead of a
     /// string parsed again (host, IDNA and all: about 8k instructions a call).
@@ -75,11 +74,10 @@ impl Client {
             user_agent: concat!("runcomfy-mcp/", env!("CARGO_PKG_VERSION")),
             max_answer_bytes: MAX_ANSWER_BYTES,
         };
-        let http = Http::for_base(&base, &settings)?;
+        let http = Http::for_base(&base, settings)?;
         let authorization = config.token.as_ref().and_then(bearer);
         Ok(Self {
             http,
-            settings: Arc::new(settings),
             config,
             base,
             authorization,
@@ -240,15 +238,12 @@ impl Client {
         let started = std::time::Instant::now();
         let answer = self
             .http
-            .send(
-                &self.settings,
-                Call {
-                    method: method.clone(),
-                    url,
-                    authorization,
-                    body,
-                },
-            )
+            .send(Call {
+                method: method.clone(),
+                url,
+                authorization,
+                body,
+            })
             .await
             .map_err(|failure| match failure {
                 // A connect error means nothing was sent; anything later (timeout, reset) is ambiguous.

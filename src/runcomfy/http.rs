@@ -58,7 +58,13 @@ pub enum Failure {
 type Direct = Pool<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 #[derive(Clone, Debug)]
-pub enum Http {
+pub struct Http {
+    stack: Stack,
+    settings: std::sync::Arc<Settings>,
+}
+
+#[derive(Clone, Debug)]
+enum Stack {
     Direct(Direct),
     Proxied(reqwest::Client),
 }
@@ -73,28 +79,33 @@ pub struct Settings {
 
 impl Http {
     /// The stack for calls to `base`: reqwest if a proxy applies to it, hyper directly otherwise.
-    pub fn for_base(base: &Url, settings: &Settings) -> Result<Self, String> {
+    pub fn for_base(base: &Url, settings: Settings) -> Result<Self, String> {
         Self::choose(base, settings, &Matcher::from_system())
     }
 
-    fn choose(base: &Url, settings: &Settings, proxies: &Matcher) -> Result<Self, String> {
+    fn choose(base: &Url, settings: Settings, proxies: &Matcher) -> Result<Self, String> {
         let uri: http::Uri = base
             .as_str()
             .parse()
             .map_err(|e| format!("the base URL {base} is not a URI: {e}"))?;
-        if proxies.intercept(&uri).is_some() {
-            return proxied(settings).map(Self::Proxied);
-        }
-        Ok(Self::Direct(direct(settings)))
+        let stack = match proxies.intercept(&uri) {
+            Some(_) => Stack::Proxied(proxied(&settings)?),
+            None => Stack::Direct(direct(&settings)),
+        };
+        Ok(Self {
+            stack,
+            settings: std::sync::Arc::new(settings),
+        })
     }
 
-    /// One exchange, the whole of it (connect, send, answer and body) within `settings.timeout`.
-    pub async fn send(&self, settings: &Settings, call: Call<'_>) -> Result<Answer, Failure> {
-        match self {
-            Self::Direct(pool) => tokio::time::timeout(settings.timeout, send_direct(pool, settings, call))
+    /// One exchange, the whole of it (connect, send, answer and body) within the timeout.
+    pub async fn send(&self, call: Call<'_>) -> Result<Answer, Failure> {
+        let settings = &*self.settings;
+        match &self.stack {
+            Stack::Direct(pool) => tokio::time::timeout(settings.timeout, send_direct(pool, settings, call))
                 .await
                 .unwrap_or(Err(Failure::Timeout)),
-            Self::Proxied(client) => send_proxied(client, settings, call).await,
+            Stack::Proxied(client) => send_proxied(client, settings, call).await,
         }
     }
 }
@@ -176,29 +187,21 @@ async fn send_direct(
     })?;
     let (head, mut body) = response.into_parts();
     let status = head.status.as_u16();
-    let too_large = |n: u64| n > settings.max_answer_bytes as u64;
-    if head
+    let declared = head
         .headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(too_large)
-    {
-        return Err(Failure::TooLarge(status));
-    }
-    let mut bytes = Vec::new();
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let mut bytes = Capped::new(status, declared, settings)?;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Failure::Lost(crate::text::cause_chain(&e)))?;
         if let Ok(data) = frame.into_data() {
-            if too_large((bytes.len() + data.len()) as u64) {
-                return Err(Failure::TooLarge(status));
-            }
-            bytes.extend_from_slice(&data);
+            bytes.push(&data)?;
         }
     }
     Ok(Answer {
         status,
         retry_after: retry_after(&head.headers),
-        body: bytes,
+        body: bytes.0,
     })
 }
 
@@ -231,25 +234,37 @@ async fn send_proxied(
     }
     let mut response = request.send().await.map_err(failure)?;
     let status = response.status().as_u16();
-    if response
-        .content_length()
-        .is_some_and(|n| n > settings.max_answer_bytes as u64)
-    {
-        return Err(Failure::TooLarge(status));
-    }
+    let mut bytes = Capped::new(status, response.content_length(), settings)?;
     let retry_after = retry_after(response.headers());
-    let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(failure)? {
-        if bytes.len() + chunk.len() > settings.max_answer_bytes {
-            return Err(Failure::TooLarge(status));
-        }
-        bytes.extend_from_slice(&chunk);
+        bytes.push(&chunk)?;
     }
     Ok(Answer {
         status,
         retry_after,
-        body: bytes,
+        body: bytes.0,
     })
+}
+
+/// An answer's body as it arrives, refused once it is over the cap (or declared to be).
+struct Capped(Vec<u8>, u16, usize);
+
+impl Capped {
+    fn new(status: u16, declared: Option<u64>, settings: &Settings) -> Result<Self, Failure> {
+        let cap = settings.max_answer_bytes;
+        match declared {
+            Some(n) if n > cap as u64 => Err(Failure::TooLarge(status)),
+            _ => Ok(Self(Vec::new(), status, cap)),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Result<(), Failure> {
+        if self.0.len() + chunk.len() > self.2 {
+            return Err(Failure::TooLarge(self.1));
+        }
+        self.0.extend_from_slice(chunk);
+        Ok(())
+    }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs and is ignored).
@@ -273,6 +288,15 @@ mod tests {
             user_agent: "runcomfy-mcp/test",
             max_answer_bytes,
         }
+    }
+
+    fn direct_http(settings: Settings) -> Http {
+        Http::choose(
+            &Url::parse("http://127.0.0.1").unwrap(),
+            settings,
+            &Matcher::builder().build(),
+        )
+        .unwrap()
     }
 
     fn get(url: &Url) -> Call<'_> {
@@ -314,9 +338,8 @@ mod tests {
     async fn an_exchange_carries_the_headers_and_reads_status_retry_after_and_body() {
         let (url, mut seen) =
             plain_server(b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}").await;
-        let settings = settings(1024);
-        let http = Http::Direct(direct(&settings));
-        let answer = match http.send(&settings, get(&url)).await {
+        let http = direct_http(settings(1024));
+        let answer = match http.send(get(&url)).await {
             Ok(answer) => answer,
             Err(_) => panic!("the exchange failed"),
         };
@@ -337,18 +360,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_over_the_cap_is_refused_whether_its_length_is_declared_or_not() {
-        let settings = settings(8);
-        let http = Http::Direct(direct(&settings));
+        let http = direct_http(settings(8));
         for answer in [
             &b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n123456789"[..],
             &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n"[..],
         ] {
             let answer: &'static [u8] = answer;
             let (url, _seen) = plain_server(answer).await;
-            assert!(matches!(
-                http.send(&settings, get(&url)).await,
-                Err(Failure::TooLarge(200))
-            ));
+            assert!(matches!(http.send(get(&url)).await, Err(Failure::TooLarge(200))));
         }
     }
 
@@ -383,9 +402,8 @@ mod tests {
                 }
             }
         });
-        let settings = settings(1024);
-        let http = Http::Direct(direct(&settings));
-        match http.send(&settings, get(&url)).await {
+        let http = direct_http(settings(1024));
+        match http.send(get(&url)).await {
             Err(Failure::Connect(detail)) => assert!(detail.to_lowercase().contains("certificate"), "{detail}"),
             Err(_) => panic!("not refused as a connect failure"),
             Ok(answer) => panic!("answered {}", answer.status),
@@ -397,13 +415,13 @@ mod tests {
     fn a_proxy_for_the_api_host_sends_its_calls_through_reqwest_and_no_proxy_does_not() {
         let base = Url::parse("https://model-api.runcomfy.net").unwrap();
         let proxy = || Matcher::builder().https("http://proxy.internal:3128");
-        let chosen = |proxies: Matcher| Http::choose(&base, &settings(1024), &proxies).unwrap();
-        assert!(matches!(chosen(proxy().build()), Http::Proxied(_)));
-        assert!(matches!(chosen(proxy().no("runcomfy.net").build()), Http::Direct(_)));
+        let chosen = |proxies: Matcher| Http::choose(&base, settings(1024), &proxies).unwrap().stack;
+        assert!(matches!(chosen(proxy().build()), Stack::Proxied(_)));
+        assert!(matches!(chosen(proxy().no("runcomfy.net").build()), Stack::Direct(_)));
         assert!(matches!(
             chosen(Matcher::builder().http("http://proxy.internal:3128").build()),
-            Http::Direct(_)
+            Stack::Direct(_)
         ));
-        assert!(matches!(chosen(Matcher::builder().build()), Http::Direct(_)));
+        assert!(matches!(chosen(Matcher::builder().build()), Stack::Direct(_)));
     }
 }
