@@ -8,15 +8,22 @@
 use std::io::IsTerminal;
 
 use rmcp::{
-    model::{CallToolRequest, ClientJsonRpcMessage, ClientRequest, JsonRpcRequest, ServerJsonRpcMessage},
+    model::{
+        CallToolRequest, CallToolRequestMethod, CallToolRequestParams, ClientJsonRpcMessage, ClientRequest,
+        InputResponses, JsonObject, JsonRpcRequest, JsonRpcVersion2_0, RequestId, RequestMetaObject,
+        ServerJsonRpcMessage,
+    },
     service::ServerInitializeError,
     ServiceExt,
 };
 use serde::Deserialize as _;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+use rmcp::transport::io::StdioWriter;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    sync::mpsc,
+    sync::Mutex,
 };
 
 use crate::mcp::RunComfyServer;
@@ -42,69 +49,79 @@ pub async fn serve(server: RunComfyServer) -> anyhow::Result<()> {
     // tokio's blocking pool: no thread hand-off per message (it falls back to plain stdio when
     // stdin/stdout are not pipes, e.g. a terminal).
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
-    let (in_tx, in_rx) = mpsc::channel::<ClientJsonRpcMessage>(64);
-    let writer = tokio::spawn(write_lines(stdout, out_rx));
-    let reader = tokio::spawn(read_lines(stdin, in_tx, out_tx.clone()));
-
-    let sink = futures::sink::unfold(out_tx, |tx, message: ServerJsonRpcMessage| async move {
-        let line = serde_json::to_string(&message).map_err(std::io::Error::other)?;
-        tx.send(line)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
-        Ok::<_, std::io::Error>(tx)
+    // rmcp reads our stream and writes our sink from its own tasks (each answer is sent from a
+    // task of its own), so neither needs a task of ours between it and the pipe: that was two
+    // more task wake-ups and channel hand-offs per message. One writer serves rmcp's answers and
+    // the errors answered here, a whole line under the lock at a time.
+    let out = Arc::new(Mutex::new(stdout));
+    let sink = futures::sink::unfold(out.clone(), |out, message: ServerJsonRpcMessage| async move {
+        let mut line = serde_json::to_vec(&message).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        write_line(&out, &line).await?;
+        Ok::<_, std::io::Error>(out)
     });
-    let stream = futures::stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
-    let outcome = match server.serve((Box::pin(sink), Box::pin(stream))).await {
-        Ok(running) => running
-            .waiting()
-            .await
-            .map(|reason| tracing::info!(?reason, "stdio session ended")),
+    let lines = Lines::new(stdin, MAX_LINE_BYTES);
+    let stream = futures::stream::unfold((lines, out), |(mut lines, out)| async move {
+        let message = next_message(&mut lines, &out).await?;
+        Some((message, (lines, out)))
+    });
+    // rmcp sends every answer it has before `waiting` returns, and each is flushed as written.
+    match server.serve((Box::pin(sink), Box::pin(stream))).await {
+        Ok(running) => {
+            let reason = running.waiting().await?;
+            tracing::info!(?reason, "stdio session ended");
+            Ok(())
+        }
         // A client that probes (`server/discover`) or gives up before `initialize` and then
         // closes stdin has simply left: that is a normal end, not a failure.
         Err(ServerInitializeError::ConnectionClosed(during)) => {
             tracing::info!(%during, "stdin closed before the session was initialized");
             Ok(())
         }
-        Err(e) => return Err(e.into()),
-    };
-    reader.abort();
-    // Every answer queued before the end is written before the process exits.
-    let _ = writer.await;
-    Ok(outcome?)
+        Err(e) => Err(e.into()),
+    }
 }
 
-async fn read_lines(
-    stdin: impl tokio::io::AsyncRead + Unpin,
-    to_server: mpsc::Sender<ClientJsonRpcMessage>,
-    to_client: mpsc::UnboundedSender<String>,
-) {
-    let mut lines = Lines::new(stdin, MAX_LINE_BYTES);
+/// One line out, flushed (a no-op on a pipe; the blocking fallback's stdout buffers).
+async fn write_line(out: &Mutex<StdioWriter>, line: &[u8]) -> std::io::Result<()> {
+    let mut out = out.lock().await;
+    out.write_all(line).await?;
+    out.flush().await
+}
+
+/// The next message for rmcp. A line it could not read well (too long, not JSON, a request
+/// with bad params) is answered here with an error carrying its `id`, and skipped. `None` at the
+/// end of stdin, or once stdin or stdout fails.
+async fn next_message(
+    lines: &mut Lines<impl tokio::io::AsyncRead + Unpin>,
+    out: &Mutex<StdioWriter>,
+) -> Option<ClientJsonRpcMessage> {
     loop {
-        match lines.next().await {
-            Ok(None) => return,
+        let reply = match lines.next().await {
+            Ok(None) => return None,
             Ok(Some(Line::TooLong { head, len })) => {
                 // The id, when the line starts with it, lets the client match the error to its
                 // request; otherwise it waits for an answer that never comes.
                 let id = leading_id(&head).unwrap_or(Value::Null);
                 tracing::error!(max = MAX_LINE_BYTES, len, %id, "a message longer than the limit was discarded");
                 let message = format!("Message too large: {len} bytes, over the limit of {MAX_LINE_BYTES}");
-                let _ = to_client.send(error_line(id, -32600, &message));
+                error_line(id, -32600, &message)
             }
             Ok(Some(Line::Complete(line))) => match parse(&line) {
-                Parsed::Message(message) => {
-                    if to_server.send(*message).await.is_err() {
-                        return;
-                    }
-                }
-                Parsed::Reply(reply) => {
-                    let _ = to_client.send(reply);
-                }
-                Parsed::Nothing => {}
+                Parsed::Message(message) => return Some(*message),
+                Parsed::Reply(reply) => reply,
+                Parsed::Nothing => continue,
             },
             Err(e) => {
                 tracing::error!(error = %e, "reading stdin failed");
-                return;
+                return None;
             }
+        };
+        let mut reply = reply.into_bytes();
+        reply.push(b'\n');
+        if let Err(e) = write_line(out, &reply).await {
+            tracing::error!(error = %e, "writing stdout failed");
+            return None;
         }
     }
 }
@@ -259,55 +276,70 @@ fn parse(line: &[u8]) -> Parsed {
     }
 }
 
-/// A `tools/call` request read straight as one, the way rmcp would read it. rmcp reads a
-/// request as an untagged union of every request type, tried in turn, each failure formatting
-/// an error: a `tools/call` is the 14th, so 13 errors for every call (measured: a third of
-/// reading a line, about 20k instructions of a status call's 160k). `None`, and the SDK's way
-/// with its own error messages, for anything else or anything this does not read.
+/// A `tools/call` request read straight as one, in one pass, into what rmcp would make of it.
+/// rmcp reads a request as an untagged union of every request type, tried in turn, each failure
+/// formatting an error (a `tools/call` is the 14th: 13 errors, about 20k instructions), and its
+/// request type flattens the envelope and then `params` (serde buffers each flattened level:
+/// another 7k). `None`, and the SDK's way with its own error messages, for anything else or
+/// anything this does not read.
 fn tool_call(text: &str) -> Option<ClientJsonRpcMessage> {
-    /// The members rmcp tells a message's kind by: present, whatever their value (`null` too).
+    /// The envelope; a member rmcp tells another kind of message by (`result`, `error`) sends
+    /// the line the SDK's way, whatever its value (`null` too).
     #[derive(serde::Deserialize)]
-    struct Shape<'a> {
-        #[serde(borrow)]
-        method: Option<std::borrow::Cow<'a, str>>,
-        #[serde(default, deserialize_with = "present")]
-        id: bool,
+    struct Wire {
+        #[serde(rename = "jsonrpc")]
+        _jsonrpc: JsonRpcVersion2_0,
+        id: RequestId,
+        #[serde(rename = "method")]
+        _method: CallToolRequestMethod,
+        params: Params,
         #[serde(default, deserialize_with = "present")]
         result: bool,
         #[serde(default, deserialize_with = "present")]
         error: bool,
     }
+    /// `CallToolRequestParams` as rmcp reads it through its flattening: `_meta` goes to the
+    /// request's extensions, the rest to the parameters.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Params {
+        #[serde(rename = "_meta")]
+        meta: Option<JsonObject>,
+        name: String,
+        arguments: Option<JsonObject>,
+        input_responses: Option<InputResponses>,
+        request_state: Option<String>,
+    }
     fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         serde::de::IgnoredAny::deserialize(d).map(|_| true)
     }
-    let shape: Shape = serde_json::from_str(text).ok()?;
-    if shape.method.as_deref() != Some("tools/call") || !shape.id || shape.result || shape.error {
+    let wire: Wire = serde_json::from_str(text).ok()?;
+    if wire.result || wire.error {
         return None;
     }
-    let call: JsonRpcRequest<CallToolRequest> = serde_json::from_str(text).ok()?;
+    let Params {
+        meta,
+        name,
+        arguments,
+        input_responses,
+        request_state,
+    } = wire.params;
+    let mut params = CallToolRequestParams::new(name);
+    params.arguments = arguments;
+    params.input_responses = input_responses;
+    params.request_state = request_state;
+    let mut request = CallToolRequest::new(params);
+    if let Some(meta) = meta {
+        request.extensions.insert(RequestMetaObject::from(meta));
+    }
     Some(ClientJsonRpcMessage::Request(JsonRpcRequest::new(
-        call.id,
-        ClientRequest::CallToolRequest(call.request),
+        wire.id,
+        ClientRequest::CallToolRequest(request),
     )))
 }
 
 fn error_line(id: Value, code: i64, message: &str) -> String {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string()
-}
-
-async fn write_lines(stdout: impl tokio::io::AsyncWrite + Unpin, mut lines: mpsc::UnboundedReceiver<String>) {
-    let mut stdout = tokio::io::BufWriter::new(stdout);
-    while let Some(mut line) = lines.recv().await {
-        line.push('\n');
-        if stdout.write_all(line.as_bytes()).await.is_err() {
-            return;
-        }
-        // Flush only when nothing else is waiting: a burst of answers goes out in one write.
-        if lines.is_empty() && stdout.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = stdout.flush().await;
 }
 
 #[cfg(test)]
@@ -320,6 +352,8 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"check_status","arguments":{"request_id":"abc"}}}"#,
             r#"{"method":"tools/call","params":{"name":"x","arguments":{},"_meta":{"progressToken":"p1"}},"id":"s-1","jsonrpc":"2.0"}"#,
             r#"{"jsonrpc":"2.0","id":8,"method":"tools\/call","params":{"name":"x","task":{"ttl":1000}}}"#,
+            r#"{"id":"9","params":{"requestState":"s","name":"x","_meta":{"progressToken":3,"k":[1.5,-2,18446744073709551615]},"arguments":{"n":1e3,"s":"\u00e9"}},"method":"tools/call","jsonrpc":"2.0","extra":1}"#,
+            r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"x","arguments":null,"_meta":null}}"#,
         ];
         for line in calls {
             let fast = tool_call(line).unwrap_or_else(|| panic!("not read: {line}"));
@@ -335,6 +369,10 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"result":null}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#,
             r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+            r#"{"id":1,"method":"tools/call","params":{"name":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"error":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/call","params":{"name":"x"}}"#,
         ];
         for line in others {
             assert!(tool_call(line).is_none(), "{line}");
