@@ -303,3 +303,65 @@ fn bearer(key: &ApiToken) -> Option<header::HeaderValue> {
     value.set_sensitive(true);
     Some(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base_url: &str) -> Client {
+        Client::new(ClientConfig {
+            base_url: base_url.to_owned(),
+            token: None,
+            model: "bytedance/dreamina-4-0/text-to-image".to_owned(),
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        })
+        .expect("a valid base URL")
+    }
+
+    /// The per-job URLs are concatenated strings for speed; they must be exactly what the
+    /// segment-encoding builder gives, whatever shape the base URL has.
+    #[test]
+    fn job_urls_are_the_base_plus_encoded_segments_for_every_base_shape() {
+        let id = RequestId::parse("a1B2-c3_d4").unwrap();
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "https://model-api.runcomfy.net/prefix",
+            "https://model-api.runcomfy.net/prefix/",
+            "https://model-api.runcomfy.net/a%20b/c",
+        ] {
+            let client = client(base);
+            for action in ["status", "result", "cancel"] {
+                let built = url_with(&client.base, ["v1", "requests", id.as_str(), action]);
+                assert_eq!(
+                    client.request_url(&id, action),
+                    built.as_str(),
+                    "base {base:?}, {action}"
+                );
+            }
+        }
+        assert_eq!(
+            client("https://model-api.runcomfy.net/").request_url(&id, "status"),
+            "https://model-api.runcomfy.net/v1/requests/a1B2-c3_d4/status"
+        );
+    }
+
+    #[test]
+    fn a_base_url_with_a_query_or_fragment_is_refused() {
+        for base in [
+            "https://model-api.runcomfy.net/?x=1",
+            "https://model-api.runcomfy.net/#top",
+        ] {
+            let config = ClientConfig {
+                base_url: base.to_owned(),
+                token: None,
+                model: "m".to_owned(),
+                timeout: Duration::from_secs(5),
+                retry: RetryPolicy::default(),
+            };
+            let error = Client::new(config).unwrap_err();
+            assert!(error.contains("query or fragment"), "{error}");
+        }
+    }
+}
