@@ -51,6 +51,7 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
     let mut deletes = Vec::new();
     let mut stateless = Vec::new();
     let starts = (counts.starts / REPETITIONS).max(3);
+    let cpu_before = HostCpu::read();
     for _ in 0..REPETITIONS {
         stdio(&mut ours, starts, counts.calls, || defaults(&upstream, &state_dir, &[])).await;
         stdio(&mut lean, 1, counts.calls, || {
@@ -71,6 +72,9 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         stateless.push(http_stateless(&upstream, &state_dir, counts.calls).await);
     }
     let stateless_load = stateless_rates(sim, &state_dir, counts).await;
+    let steal = HostCpu::read()
+        .zip(cpu_before)
+        .map(|(after, before)| after.steal_share_since(&before));
 
     report.note("");
     report.note(&format!(
@@ -171,6 +175,48 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         ratio(ours.start().as_secs_f64(), theirs.start().as_secs_f64()),
         None,
     );
+    // A task's CPU time (schedstat) includes the moments the host takes its CPU away from the VM
+    // while it runs: on a busy host every CPU figure above reads high, ours and the reference's
+    // alike. This says how busy the host was, so a reader can tell a slow run from a slow server.
+    if let Some(steal) = steal {
+        report.figure(
+            "host steal time in the run, share of busy CPU",
+            format!("{:.1} %", steal * 100.0),
+            None,
+        );
+    }
+}
+
+/// The machine's CPU time counters, all CPUs (`/proc/stat`'s first line, in ticks).
+struct HostCpu {
+    busy: u64,
+    steal: u64,
+}
+
+impl HostCpu {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = fields[..] else {
+            return None;
+        };
+        Some(Self {
+            busy: user + nice + system + irq + softirq + steal,
+            steal,
+        })
+    }
+
+    fn steal_share_since(&self, before: &Self) -> f64 {
+        let busy = self.busy.saturating_sub(before.busy).max(1);
+        self.steal.saturating_sub(before.steal) as f64 / busy as f64
+    }
 }
 
 /// Our server as a client starts it: its defaults, its default log level (stderr discarded).
