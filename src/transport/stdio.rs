@@ -5,7 +5,7 @@
 //! params, a wrong `jsonrpc` version) still gets an error answer carrying its own `id`: rmcp
 //! answers those without an id, or not at all, which leaves the client waiting forever.
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, sync::Arc};
 
 use rmcp::{
     model::{
@@ -14,13 +14,11 @@ use rmcp::{
         ServerJsonRpcMessage,
     },
     service::ServerInitializeError,
+    transport::io::StdioWriter,
     ServiceExt,
 };
 use serde::Deserialize as _;
 use serde_json::{json, Value};
-use std::sync::Arc;
-
-use rmcp::transport::io::StdioWriter;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     sync::Mutex,
