@@ -23,6 +23,8 @@ struct Samples {
     idle_kb: Vec<u64>,
     loaded_kb: Vec<u64>,
     cpu_per_call: Vec<Duration>,
+    user_per_call: Vec<Duration>,
+    system_per_call: Vec<Duration>,
 }
 
 impl Samples {
@@ -37,6 +39,13 @@ impl Samples {
     }
     fn cpu(&self) -> Duration {
         median(&self.cpu_per_call)
+    }
+    fn user_system(&self) -> String {
+        format!(
+            "{} · {}",
+            us(median(&self.user_per_call)),
+            us(median(&self.system_per_call))
+        )
     }
 }
 
@@ -88,6 +97,9 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         us(stdio_cpu),
         Some(("≤ 60 µs", stdio_cpu <= Duration::from_micros(60))),
     );
+    // The split says where a slow run's time went: a busy host inflates the kernel's share
+    // (wake-ups across CPUs), while the server's own user-space work stays put.
+    report.figure("  of which user · system (10 ms ticks)", ours.user_system(), None);
     report.figure(
         &format!("server CPU per check_status, Streamable HTTP, {HTTP_SESSIONS} sessions"),
         us(http_cpu),
@@ -157,6 +169,7 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         node_version()
     ));
     report.figure("  reference: server CPU per echo call", us(theirs.cpu()), None);
+    report.figure("    of which user · system (10 ms ticks)", theirs.user_system(), None);
     report.figure("  reference: idle RSS after initialize", mb(theirs.idle_kb()), None);
     report.figure("  reference: start → initialize answered", ms(theirs.start()), None);
     let ratio = |a: f64, b: f64| format!("{:.2}×", a / b.max(f64::MIN_POSITIVE));
@@ -281,7 +294,9 @@ async fn stdio(samples: &mut Samples, starts: usize, calls: usize, command: impl
             expect_tool_ok(&server.request("tools/call", args.clone()).await);
         })
         .await;
-        samples.cpu_per_call.push(cpu);
+        samples.cpu_per_call.push(cpu.total);
+        samples.user_per_call.push(cpu.user);
+        samples.system_per_call.push(cpu.system);
         samples.loaded_kb.push(proc_kb(server.pid(), "VmRSS"));
         server.stop().await;
     }
@@ -337,6 +352,7 @@ async fn round_robin_cpu(pid: u32, calls: usize, clients: &[McpSession]) -> Dura
         expect_tool_ok(&clients[i].call("tools/call", args.clone()).await);
     })
     .await
+    .total
 }
 
 /// Concurrent clients of the saturating `--stateless` run (as many as the main section's sessions).
@@ -384,8 +400,16 @@ where
         .to_owned()
 }
 
+/// A server's CPU per call: the total from schedstat (nanoseconds), and its user and system
+/// parts from `/proc/PID/task/*/stat` (clock ticks, so coarse: ±10 ms over the whole run).
+struct CpuPerCall {
+    total: Duration,
+    user: Duration,
+    system: Duration,
+}
+
 /// The server's CPU per `op`, over `calls` of them after a warm-up of a tenth as many.
-async fn cpu_per_call<F, Fut>(pid: u32, calls: usize, op: F) -> Duration
+async fn cpu_per_call<F, Fut>(pid: u32, calls: usize, op: F) -> CpuPerCall
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -393,25 +417,52 @@ where
     for _ in 0..(calls / 10).clamp(5, 200) {
         op().await;
     }
-    let before = proc_cpu_ns(pid);
+    let before = (proc_cpu_ns(pid), proc_ticks(pid));
     for _ in 0..calls.max(1) {
         op().await;
     }
-    let used = proc_cpu_ns(pid).saturating_sub(before);
-    Duration::from_nanos(used / calls.max(1) as u64)
+    let after = (proc_cpu_ns(pid), proc_ticks(pid));
+    let calls = calls.max(1) as u64;
+    // Linux's USER_HZ is 100: a tick is 10 ms.
+    let per_call = |ticks: u64| Duration::from_micros(ticks * 10_000 / calls);
+    CpuPerCall {
+        total: Duration::from_nanos(after.0.saturating_sub(before.0) / calls),
+        user: per_call(after.1 .0.saturating_sub(before.1 .0)),
+        system: per_call(after.1 .1.saturating_sub(before.1 .1)),
+    }
 }
 
-/// Nanoseconds on a CPU so far, summed over the process's threads (a thread that exits takes its
-/// share with it; the servers here keep theirs for the run).
-fn proc_cpu_ns(pid: u32) -> u64 {
+/// What `f` reads from each of the process's threads (a thread that exits takes its share with
+/// it; the servers here keep theirs for the run).
+fn per_task<T>(pid: u32, f: impl Fn(&std::path::Path) -> Option<T>) -> Vec<T> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0)
+        .map(|tasks| tasks.filter_map(|t| f(&t.ok()?.path())).collect())
+        .unwrap_or_default()
+}
+
+/// Nanoseconds on a CPU so far, all threads.
+fn proc_cpu_ns(pid: u32) -> u64 {
+    per_task(pid, |task| {
+        let schedstat = std::fs::read_to_string(task.join("schedstat")).ok()?;
+        schedstat.split_whitespace().next()?.parse::<u64>().ok()
+    })
+    .into_iter()
+    .sum()
+}
+
+/// User and system clock ticks so far, all threads.
+fn proc_ticks(pid: u32) -> (u64, u64) {
+    per_task(pid, |task| {
+        let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+        // After the command name (which may hold spaces): utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((
+            fields.get(11)?.parse::<u64>().ok()?,
+            fields.get(12)?.parse::<u64>().ok()?,
+        ))
+    })
+    .into_iter()
+    .fold((0, 0), |(u, s), (tu, ts)| (u + tu, s + ts))
 }
 
 fn median_u64(values: &[u64]) -> u64 {
