@@ -630,6 +630,13 @@ fn open_sockets(pid: u32) -> usize {
 
 /// User plus system CPU time a process has used so far.
 fn proc_cpu(pid: u32) -> Duration {
+    let (user, system) = proc_ticks(pid);
+    Duration::from_millis((user + system) * 10)
+}
+
+/// User and system CPU time a process (all its threads) has used so far, in clock ticks of
+/// 1/100 s on Linux.
+fn proc_ticks(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces), from field 3 on.
     let fields: Vec<&str> = stat
@@ -639,8 +646,8 @@ fn proc_cpu(pid: u32) -> Duration {
         .split_whitespace()
         .collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    // utime and stime are fields 14 and 15.
+    (ticks(11), ticks(12))
 }
 
 fn expect_tool_ok(answer: &Value) {

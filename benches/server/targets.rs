@@ -401,7 +401,7 @@ where
 }
 
 /// A server's CPU per call: the total from schedstat (nanoseconds), and its user and system
-/// parts from `/proc/PID/task/*/stat` (clock ticks, so coarse: ±10 ms over the whole run).
+/// parts from `/proc/PID/stat` (clock ticks, so coarse: ±10 ms over the whole run).
 struct CpuPerCall {
     total: Duration,
     user: Duration,
@@ -432,37 +432,17 @@ where
     }
 }
 
-/// What `f` reads from each of the process's threads (a thread that exits takes its share with
-/// it; the servers here keep theirs for the run).
-fn per_task<T>(pid: u32, f: impl Fn(&std::path::Path) -> Option<T>) -> Vec<T> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| tasks.filter_map(|t| f(&t.ok()?.path())).collect())
-        .unwrap_or_default()
-}
-
-/// Nanoseconds on a CPU so far, all threads.
+/// Nanoseconds on a CPU so far, summed over the process's threads (a thread that exits takes its
+/// share with it; the servers here keep theirs for the run).
 fn proc_cpu_ns(pid: u32) -> u64 {
-    per_task(pid, |task| {
-        let schedstat = std::fs::read_to_string(task.join("schedstat")).ok()?;
-        schedstat.split_whitespace().next()?.parse::<u64>().ok()
-    })
-    .into_iter()
-    .sum()
-}
-
-/// User and system clock ticks so far, all threads.
-fn proc_ticks(pid: u32) -> (u64, u64) {
-    per_task(pid, |task| {
-        let stat = std::fs::read_to_string(task.join("stat")).ok()?;
-        // After the command name (which may hold spaces): utime and stime are fields 14 and 15.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        Some((
-            fields.get(11)?.parse::<u64>().ok()?,
-            fields.get(12)?.parse::<u64>().ok()?,
-        ))
-    })
-    .into_iter()
-    .fold((0, 0), |(u, s), (tu, ts)| (u + tu, s + ts))
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn median_u64(values: &[u64]) -> u64 {
