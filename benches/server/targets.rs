@@ -98,7 +98,7 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
         Some(("≤ 60 µs", stdio_cpu <= Duration::from_micros(60))),
     );
     // The split says where a slow run's time went: a busy host inflates the kernel's share
-    // (wake-ups across CPUs), while the server's own user-space work stays put.
+    // (wake-ups across CPUs) far more than the server's own user-space work.
     report.figure("  of which user · system (10 ms ticks)", ours.user_system(), None);
     report.figure(
         &format!("server CPU per check_status, Streamable HTTP, {HTTP_SESSIONS} sessions"),
