@@ -308,15 +308,18 @@ fn bearer(key: &ApiToken) -> Option<header::HeaderValue> {
 mod tests {
     use super::*;
 
-    fn client(base_url: &str) -> Client {
-        Client::new(ClientConfig {
+    fn config(base_url: &str) -> ClientConfig {
+        ClientConfig {
             base_url: base_url.to_owned(),
             token: None,
             model: "bytedance/dreamina-4-0/text-to-image".to_owned(),
             timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
-        })
-        .expect("a valid base URL")
+        }
+    }
+
+    fn client(base_url: &str) -> Client {
+        Client::new(config(base_url)).expect("a valid base URL")
     }
 
     /// The per-job URLs are concatenated strings for speed; they must be exactly what the
@@ -353,14 +356,7 @@ mod tests {
             "https://model-api.runcomfy.net/?x=1",
             "https://model-api.runcomfy.net/#top",
         ] {
-            let config = ClientConfig {
-                base_url: base.to_owned(),
-                token: None,
-                model: "m".to_owned(),
-                timeout: Duration::from_secs(5),
-                retry: RetryPolicy::default(),
-            };
-            let error = Client::new(config).unwrap_err();
+            let error = Client::new(config(base)).unwrap_err();
             assert!(error.contains("query or fragment"), "{error}");
         }
     }
