@@ -13,6 +13,16 @@ const REFERENCE: &str = concat!(
     "/benches/reference/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 );
 const REPETITIONS: usize = 3;
+/// Issue 19's CPU targets per `check_status`, stdio and Streamable HTTP with 8 sessions, in
+/// microseconds of the host it measured them on.
+const STDIO_TARGET_US: u64 = 60;
+const HTTP_TARGET_US: u64 = 150;
+/// The reference server's CPU per `echo` on that host, from the issue's own table (0.094 ms). A
+/// target over it is what the issue asks of the server relative to the anchor: a ratio that still
+/// means something on a slower or busier host, where both servers' figures rise (this machine
+/// kind has read 153 to 378 µs for the same `echo`, which puts the absolute targets at 0.16 to
+/// 0.40 of the anchor instead of the 0.64 they were set at).
+const ISSUE_REFERENCE_US: u64 = 94;
 /// HTTP sessions open at once for the "light load" figure, called round-robin, one call at a time.
 const HTTP_SESSIONS: usize = 8;
 
@@ -95,7 +105,10 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
     report.figure(
         "server CPU per check_status, stdio",
         us(stdio_cpu),
-        Some(("≤ 60 µs", stdio_cpu <= Duration::from_micros(60))),
+        Some((
+            &format!("≤ {STDIO_TARGET_US} µs"),
+            stdio_cpu <= Duration::from_micros(STDIO_TARGET_US),
+        )),
     );
     // The split says where a slow run's time went: a busy host inflates the kernel's share
     // (wake-ups across CPUs) far more than the server's own user-space work.
@@ -103,7 +116,10 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
     report.figure(
         &format!("server CPU per check_status, Streamable HTTP, {HTTP_SESSIONS} sessions"),
         us(http_cpu),
-        Some(("≤ 150 µs", http_cpu <= Duration::from_micros(150))),
+        Some((
+            &format!("≤ {HTTP_TARGET_US} µs"),
+            http_cpu <= Duration::from_micros(HTTP_TARGET_US),
+        )),
     );
     let stateless_cpu = median(&stateless);
     // Issue 18 states its target "beside the simulator's raw rate", against the 130 µs per call
@@ -173,10 +189,22 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
     report.figure("  reference: idle RSS after initialize", mb(theirs.idle_kb()), None);
     report.figure("  reference: start → initialize answered", ms(theirs.start()), None);
     let ratio = |a: f64, b: f64| format!("{:.2}×", a / b.max(f64::MIN_POSITIVE));
-    report.figure(
-        "  ours / reference: CPU per call",
-        ratio(stdio_cpu.as_secs_f64(), theirs.cpu().as_secs_f64()),
-        None,
+    // The CPU targets judged once more, against the anchor (see ISSUE_REFERENCE_US): the absolute
+    // verdicts above stay the issue's; these say whether the server is as far ahead of the
+    // reference as the targets asked, whatever the host's speed today.
+    against_anchor(
+        report,
+        "  ours / reference: CPU per call, stdio",
+        stdio_cpu,
+        theirs.cpu(),
+        STDIO_TARGET_US,
+    );
+    against_anchor(
+        report,
+        &format!("  ours / reference: CPU per call, HTTP, {HTTP_SESSIONS} sessions"),
+        http_cpu,
+        theirs.cpu(),
+        HTTP_TARGET_US,
     );
     report.figure(
         "  ours / reference: idle RSS",
@@ -198,6 +226,20 @@ pub async fn run(sim: &Simulator, counts: &Counts, report: &mut Report) {
             None,
         );
     }
+}
+
+/// `ours / reference` beside the target's own ratio to the reference on the day it was set.
+fn against_anchor(report: &mut Report, name: &str, ours: Duration, reference: Duration, target_us: u64) {
+    let ratio = ours.as_secs_f64() / reference.as_secs_f64().max(f64::MIN_POSITIVE);
+    let limit = target_us as f64 / ISSUE_REFERENCE_US as f64;
+    report.figure(
+        name,
+        format!("{ratio:.2}×"),
+        Some((
+            &format!("≤ {limit:.2}× ({target_us}/{ISSUE_REFERENCE_US} µs)"),
+            ratio <= limit,
+        )),
+    );
 }
 
 /// The machine's CPU time counters, all CPUs (`/proc/stat`'s first line, in ticks).
