@@ -66,7 +66,8 @@ pub fn part<U: DeserializeOwned + JsonSchema + Validate + 'static>(args: &JsonOb
 }
 
 fn deserialize<T: DeserializeOwned + Validate>(args: &JsonObject) -> Result<T, InvalidArgument> {
-    serde_path_to_error::deserialize(serde_json::Value::Object(args.clone())).map_err(|e| {
+    // Read in place: serde_json deserializes from a borrowed map as from an owned one.
+    serde_path_to_error::deserialize(args).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner().to_string();
         if field != "." {
