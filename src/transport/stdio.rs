@@ -407,6 +407,17 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_line_that_is_not_valid_utf8_is_still_read_with_replacement_characters() {
+        let line = b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":{\"prompt\":\"a \xff b\"}}}\n";
+        let Parsed::Message(message) = parse(line) else {
+            panic!("not read");
+        };
+        let message = serde_json::to_value(&*message).unwrap();
+        assert_eq!(message["id"], 4);
+        assert_eq!(message["params"]["arguments"]["prompt"], "a \u{FFFD} b");
+    }
+
     /// Hands out its bytes a few at a time, as a pipe may.
     struct Trickle(std::io::Cursor<Vec<u8>>, usize);
 
