@@ -33,6 +33,17 @@ const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// data URIs count towards it.
 pub const MAX_SUBMIT_BYTES: usize = 64 * 1024 * 1024;
 
+/// The upload speed a submit's deadline allows for its body: 1 MiB/s (8 Mbit/s), a modest home
+/// uplink. A 64 MiB submit then gets the timeout plus 64 s, about the 100 s RunComfy's own
+/// client allows a POST; a small one keeps the timeout. A submit cut off by its deadline has an
+/// unknown fate, so the deadline must not be the reason a large one fails.
+const UPLOAD_BYTES_PER_SEC: u64 = 1024 * 1024;
+
+/// The deadline of a call that sends `body_bytes`: the timeout, plus the body's upload time.
+fn deadline_for(timeout: Duration, body_bytes: usize) -> Duration {
+    timeout + Duration::from_millis(body_bytes as u64 * 1000 / UPLOAD_BYTES_PER_SEC)
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// e.g. `https://model-api.runcomfy.net`, without a trailing slash.
@@ -243,6 +254,7 @@ impl Client {
         // Held until the answer is read: the connection is busy until then. The semaphore is
         // never closed, so acquiring cannot fail; without a permit the call would go ahead anyway.
         let _permit = self.in_flight.acquire().await.ok();
+        let deadline = deadline_for(self.config.timeout, body.as_ref().map_or(0, Vec::len));
         let started = std::time::Instant::now();
         let answer = self
             .http
@@ -251,12 +263,13 @@ impl Client {
                 url,
                 authorization,
                 body,
+                timeout: Some(deadline),
             })
             .await
             .map_err(|failure| match failure {
                 // A connect error means nothing was sent; anything later (timeout, reset) is ambiguous.
                 Failure::Connect(detail) => ApiError::Unreachable { detail },
-                Failure::Timeout => ApiError::Timeout(self.config.timeout),
+                Failure::Timeout => ApiError::Timeout(deadline),
                 Failure::Lost(detail) => ApiError::ConnectionLost { detail },
                 Failure::TooLarge(status) => ApiError::InvalidResponse {
                     status,
@@ -348,6 +361,16 @@ mod tests {
             client("https://model-api.runcomfy.net/").request_url(&id, "status"),
             "https://model-api.runcomfy.net/v1/requests/a1B2-c3_d4/status"
         );
+    }
+
+    /// Issue 40 finding 6: a submit's deadline grows with its body, so that a 64 MiB submit gets
+    /// about the 100 s RunComfy's own client allows, and a call without a body keeps the timeout.
+    #[test]
+    fn a_submit_deadline_grows_with_its_body() {
+        let timeout = Duration::from_secs(30);
+        assert_eq!(deadline_for(timeout, 0), timeout);
+        assert_eq!(deadline_for(timeout, 2_000), Duration::from_millis(30_001));
+        assert_eq!(deadline_for(timeout, MAX_SUBMIT_BYTES), Duration::from_secs(94));
     }
 
     #[test]

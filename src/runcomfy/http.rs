@@ -34,6 +34,8 @@ pub struct Call<'a> {
     pub authorization: HeaderValue,
     /// JSON, sent as `application/json`.
     pub body: Option<Vec<u8>>,
+    /// The whole exchange's deadline, when not the settings' own (a large body takes longer).
+    pub timeout: Option<Duration>,
 }
 
 /// What came back.
@@ -101,8 +103,9 @@ impl Http {
     /// One exchange, the whole of it (connect, send, answer and body) within the timeout.
     pub async fn send(&self, call: Call<'_>) -> Result<Answer, Failure> {
         let settings = &*self.settings;
+        let timeout = call.timeout.unwrap_or(settings.timeout);
         match &self.stack {
-            Stack::Direct(pool) => tokio::time::timeout(settings.timeout, send_direct(pool, settings, call))
+            Stack::Direct(pool) => tokio::time::timeout(timeout, send_direct(pool, settings, call))
                 .await
                 .unwrap_or(Err(Failure::Timeout)),
             Stack::Proxied(client) => send_proxied(client, settings, call).await,
@@ -159,6 +162,7 @@ async fn send_direct(
         url,
         authorization,
         body,
+        timeout: _,
     }: Call<'_>,
 ) -> Result<Answer, Failure> {
     let uri: http::Uri = url
@@ -212,6 +216,7 @@ async fn send_proxied(
         url,
         authorization,
         body,
+        timeout,
     }: Call<'_>,
 ) -> Result<Answer, Failure> {
     let failure = |e: reqwest::Error| {
@@ -230,6 +235,9 @@ async fn send_proxied(
         .header(header::ACCEPT, "application/json");
     if let Some(body) = body {
         request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+    }
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
     }
     let mut response = request.send().await.map_err(failure)?;
     let status = response.status().as_u16();
@@ -304,6 +312,7 @@ mod tests {
             url: url.as_str(),
             authorization: HeaderValue::from_static("Bearer test"),
             body: None,
+            timeout: None,
         }
     }
 
