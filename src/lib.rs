@@ -37,6 +37,7 @@ pub mod journal;
 pub mod mcp;
 pub mod media;
 pub mod models;
+pub mod money;
 pub mod runcomfy;
 pub mod runtime;
 pub mod simulator;

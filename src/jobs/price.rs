@@ -12,7 +12,10 @@ use serde::Serialize;
 use tokio::{sync::Mutex, time::Instant};
 
 use super::Prepared;
-use crate::runcomfy::{ApiToken, Client};
+use crate::{
+    money::round_usd,
+    runcomfy::{ApiToken, Client},
+};
 
 /// The most images one Dreamina 4.0 job can make, reference images included (Seedream 4.0's
 /// documented cap of 15 for a set). An assumption of this server, not a RunComfy figure.
@@ -102,14 +105,8 @@ impl CostEstimate {
     }
 }
 
-/// Dollars as people read them: cents, or finer for sub-cent amounts.
-pub fn usd(amount: f64) -> String {
-    if amount != 0.0 && amount.abs() < 0.01 {
-        format!("${amount:.4}")
-    } else {
-        format!("${amount:.2}")
-    }
-}
+/// Dollars as people read them (kept here for the callers of `price::usd`).
+pub use crate::money::usd;
 
 /// One model's price, its unit and RunComfy's note on it, or why it is not known.
 type Price = Result<(f64, Option<String>, Option<String>), String>;
@@ -148,8 +145,8 @@ impl Prices {
             }
         };
         Ok(CostEstimate {
-            min_usd: per_unit_usd * f64::from(low) * f64::from(count),
-            max_usd: per_unit_usd * f64::from(high) * f64::from(count),
+            min_usd: round_usd(per_unit_usd * f64::from(low) * f64::from(count)),
+            max_usd: round_usd(per_unit_usd * f64::from(high) * f64::from(count)),
             per_unit_usd,
             unit: unit.to_owned(),
             units_per_job: [low, high],

@@ -204,14 +204,22 @@ impl JobUpdate {
     }
 
     /// A cancel that worked makes the job cancelled; otherwise the status it reported, if any.
+    ///
+    /// A cancel works only on a queued job, which never ran and made nothing: it costs nothing
+    /// from then on, so it stops counting against the spend limit and in spend totals at once
+    /// (recorded as a cost of 0), not after the 24 hours its estimate would have counted. Should
+    /// a result ever report a cost for it, that cost replaces the 0.
     pub fn from_cancel(answer: &CancelResponse) -> Self {
-        let status = match (&answer.outcome, &answer.status) {
-            (Some(CancelOutcome::Cancelled), _) => Some(JobStatus::Cancelled),
-            (_, status) => status.clone(),
-        };
-        Self {
-            status,
-            ..Self::default()
+        match (&answer.outcome, &answer.status) {
+            (Some(CancelOutcome::Cancelled), _) => Self {
+                status: Some(JobStatus::Cancelled),
+                cost_usd: Some(0.0),
+                ..Self::default()
+            },
+            (_, status) => Self {
+                status: status.clone(),
+                ..Self::default()
+            },
         }
     }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::JobKey;
+use crate::money::round_usd;
 
 /// The spend window: a rolling day, not a calendar one, so that midnight never frees a budget.
 pub const SPEND_WINDOW: Duration = Duration::hours(24);
@@ -149,18 +150,20 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Counts a job. The sums are kept to a millionth of a dollar, so that they read as the
+    /// amounts added, not as float noise (0.09000000000000001).
     pub fn add(&mut self, cost_usd: Option<f64>, estimate_usd: Option<f64>) {
         self.jobs += 1;
         match (cost_usd, estimate_usd) {
-            (Some(cost), _) => self.cost_usd += cost,
-            (None, Some(estimate)) => self.estimated_usd += estimate,
+            (Some(cost), _) => self.cost_usd = round_usd(self.cost_usd + cost),
+            (None, Some(estimate)) => self.estimated_usd = round_usd(self.estimated_usd + estimate),
             (None, None) => self.unpriced_jobs += 1,
         }
     }
 
     /// Cost and estimates together: what the limits count.
     pub fn total_usd(&self) -> f64 {
-        self.cost_usd + self.estimated_usd
+        round_usd(self.cost_usd + self.estimated_usd)
     }
 }
 
@@ -256,5 +259,12 @@ mod tests {
         assert_eq!(tally.cost_usd, 0.03);
         assert_eq!(tally.estimated_usd, 0.45);
         assert_eq!(tally.unpriced_jobs, 1);
+        // Sums read as the amounts added.
+        let mut sum = Tally::default();
+        for _ in 0..3 {
+            sum.add(Some(0.03), None);
+            sum.add(None, Some(0.1));
+        }
+        assert_eq!((sum.cost_usd, sum.estimated_usd, sum.total_usd()), (0.09, 0.3, 0.39));
     }
 }

@@ -330,3 +330,79 @@ async fn a_blank_limit_in_the_environment_means_no_limit() {
     assert_eq!(malformed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&malformed.stderr).contains("not an amount of US dollars"));
 }
+
+/// Issue 35 finding 4: a job cancelled while queued stops counting at once. With a $0.47 limit,
+/// a job estimated at up to $0.45 is cancelled in the queue; a $0.03 job is then admitted, and
+/// list_jobs counts the cancelled one at nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_while_queued_stops_counting_at_once() {
+    // Jobs stay queued until cancelled.
+    let sim = simulator(SimConfig {
+        queue_step_ms: 600_000,
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let client = server(&sim.base_url(), state.path(), &["--max-spend-usd-per-day", "0.47"]).await;
+    let set = call(&client, "generate_image", json!({"prompt": "a set of foxes"})).await;
+    assert!(!is_error(&set), "{}", text(&set));
+    assert_eq!(structured(&set)["estimated_cost_usd"]["max_usd"], json!(0.45));
+    let id = structured(&set)["request_id"].as_str().unwrap().to_owned();
+    let cancelled = call(&client, "cancel_request", json!({ "request_id": id })).await;
+    assert!(!is_error(&cancelled), "{}", text(&cancelled));
+    assert_eq!(Control::new(&sim).job(&id).await["status"], "cancelled");
+
+    let one = call(
+        &client,
+        "generate_image",
+        json!({"prompt": "one fox", "force_single": true}),
+    )
+    .await;
+    assert!(!is_error(&one), "the $0.03 job is admitted: {}", text(&one));
+
+    let listed = call(&client, "list_jobs", json!({})).await;
+    let list = structured(&listed);
+    assert_eq!(list["jobs"][1]["status"], "cancelled", "{list}");
+    assert_eq!(list["jobs"][1]["cost_usd"], json!(0.0), "{list}");
+    assert_eq!(list["spend"]["today"]["estimated_usd"], json!(0.03), "{list}");
+    assert_eq!(list["spend"]["today"]["cost_usd"], json!(0.0), "{list}");
+    assert!(!text(&listed).contains("$0.45"), "{}", text(&listed));
+    client.cancel().await.unwrap();
+}
+
+/// Issue 35 finding 5 and issue 34 finding 6: amounts in answers are what they say, to the cent
+/// in text and without float noise in structured fields (0.45, not 0.44999999999999996), and no
+/// text shows "$-0.00".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_read_as_amounts_in_text_and_structured_fields() {
+    let sim = simulator(SimConfig {
+        queue_step_ms: 600_000,
+        price_usd_per_image: 0.1,
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let client = server(&sim.base_url(), state.path(), &[]).await;
+    // Three jobs of one to 15 images at $0.10: 0.1 × 3 is 0.30000000000000004 in floats.
+    let set = call(&client, "generate_image", json!({"prompt": "foxes", "count": 3})).await;
+    assert!(!is_error(&set), "{}", text(&set));
+    let estimate = &structured(&set)["estimated_cost_usd"];
+    assert_eq!(estimate["min_usd"], json!(0.3), "{estimate}");
+    assert_eq!(estimate["max_usd"], json!(4.5), "{estimate}");
+    assert!(text(&set).contains("$0.30–$4.50"), "{}", text(&set));
+
+    let single = json!({"prompt": "one fox", "force_single": true});
+    for _ in 0..3 {
+        submit(&client, single.clone()).await;
+    }
+    let listed = call(&client, "list_jobs", json!({})).await;
+    let list = structured(&listed);
+    // 0.1 + 0.1 + 0.1 + 1.5 × 3 in floats.
+    assert_eq!(list["spend"]["today"]["estimated_usd"], json!(4.8), "{list}");
+    assert_eq!(list["jobs"][0]["estimate_usd"], json!(0.1), "{list}");
+    assert!(text(&listed).contains("up to $4.80 estimated"), "{}", text(&listed));
+    for answer in [&set, &listed] {
+        assert!(!text(answer).contains("-0.00"), "{}", text(answer));
+    }
+    client.cancel().await.unwrap();
+}

@@ -134,8 +134,8 @@ impl Submitted {
         let (estimated_cost_usd, cost_note) = match estimate {
             Ok(one) => (
                 Some(CostEstimate {
-                    min_usd: one.min_usd * f64::from(jobs),
-                    max_usd: one.max_usd * f64::from(jobs),
+                    min_usd: crate::money::round_usd(one.min_usd * f64::from(jobs)),
+                    max_usd: crate::money::round_usd(one.max_usd * f64::from(jobs)),
                     jobs,
                     ..one
                 }),

@@ -325,7 +325,7 @@ impl RunComfyServer {
             made_with: recipe.cloned(),
             request_ids,
             jobs,
-            cost_usd: (!costs.is_empty()).then(|| costs.iter().sum()),
+            cost_usd: (!costs.is_empty()).then(|| crate::money::round_usd(costs.iter().sum())),
             estimated_cost_usd: estimate.cloned(),
         };
         let client = peer.peer_info().map(|info| info.client_info.name.clone());
