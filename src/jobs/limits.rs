@@ -106,6 +106,15 @@ pub fn refusal_text(refusal: &Refusal, now: DateTime<Utc>) -> String {
     }
 }
 
+/// What a submit refused under a spend limit for want of a price is told: why the price is not
+/// known, and what can be done, since waiting helps only when the catalogue was out of reach.
+pub fn unknown_price_text(limit_usd: f64, reason: &str) -> String {
+    format!(
+        "Not submitted: a spending limit is set ({} per rolling 24 hours, --max-spend-usd-per-day), and it can only admit a job whose price is known; this job's price is not known: {reason}. Nothing was sent to RunComfy. What to do: if RunComfy's catalogue could not be read, try again in a minute; if this model's price cannot be estimated for this input, choose a model priced per image, output or second (list_models shows prices), or ask whoever runs this server to remove the spending limit (--max-spend-usd-per-day, RUNCOMFY_MAX_SPEND_USD_PER_DAY): raising it does not help.",
+        usd(limit_usd)
+    )
+}
+
 /// `at 2026-12-01T19:04:05Z (in 47 min)`.
 fn when(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let minutes = ((at - now).num_seconds().max(0) + 59) / 60;
@@ -130,6 +139,23 @@ mod tests {
         assert_eq!(positive_usd("$2.50"), Ok(2.5));
         for bad in ["0", "-1", "NaN", "inf", "five"] {
             assert!(positive_usd(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Issue 40 finding 13: an unknown price under a spend limit says what to do.
+    #[test]
+    fn an_unknown_price_under_a_limit_says_what_to_do() {
+        let text = unknown_price_text(0.5, "acme/video is priced per token, which this server cannot estimate");
+        for part in [
+            "$0.50 per rolling 24 hours",
+            "price is not known: acme/video is priced per token",
+            "Nothing was sent to RunComfy",
+            "try again in a minute",
+            "choose a model priced per image, output or second",
+            "remove the spending limit",
+            "RUNCOMFY_MAX_SPEND_USD_PER_DAY",
+        ] {
+            assert!(text.contains(part), "{part:?} in {text}");
         }
     }
 

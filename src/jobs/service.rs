@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     caller::{Caller, CallerClient},
     follow::Follower,
-    limits::refusal_text,
+    limits::{refusal_text, unknown_price_text},
     poll,
     price::{CostEstimate, Prices},
     Event, Prepared, WaitOptions, WaitOutcome, WaitPolicy,
@@ -51,7 +51,9 @@ pub struct JobService {
 /// Why a submit did not happen, or failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SubmitError {
-    #[error(transparent)]
+    /// RunComfy's answer, or the lack of one. When the submit's fate is unknown, the text says
+    /// so and what to do, never "try again".
+    #[error("{}", submit_failure(.0))]
     Api(#[from] ApiError),
     /// A spend or rate limit refused it, or could not be checked: nothing was sent. The text
     /// says which limit, what was spent, and when the next job fits.
@@ -63,6 +65,19 @@ impl SubmitError {
     /// True when a job may exist and be charged although the submit failed.
     pub fn submit_fate_unknown(&self) -> bool {
         matches!(self, Self::Api(e) if e.submit_fate_unknown())
+    }
+}
+
+/// What a person or a model must do after a submit whose fate is unknown: look before paying
+/// again (RunComfy's own clients say the same: "check RunComfy Generations before submitting
+/// again").
+const FATE_UNKNOWN_ADVICE: &str = "The fate of this submit is unknown: the request may have reached RunComfy, so a job may exist and be charged. It was NOT sent again, and it counts against the spending limit at its estimate. Before submitting the same request again, call list_jobs (this submit is listed with status unknown) and look at RunComfy's Generations page (https://www.runcomfy.com, Generations); submit again only if no such job is there.";
+
+fn submit_failure(e: &ApiError) -> String {
+    if e.submit_fate_unknown() {
+        format!("{}. {FATE_UNKNOWN_ADVICE}", e.submit_failure_text())
+    } else {
+        e.to_string()
     }
 }
 
@@ -181,9 +196,7 @@ impl JobService {
     pub async fn submit(&self, caller: &Caller, prepared: &Prepared) -> Result<RequestId, SubmitError> {
         let estimate = self.estimate(caller, prepared, 1).await;
         if let (Some(limit), Err(reason)) = (self.limits.max_spend_usd_per_day, &estimate) {
-            return Err(SubmitError::Limit(format!(
-                "Not submitted: the spending limit (--max-spend-usd-per-day {limit}) cannot be checked because this job's price is not known: {reason}. Nothing was sent to RunComfy; try again in a minute."
-            )));
+            return Err(SubmitError::Limit(unknown_price_text(limit, reason)));
         }
         let job = NewJob {
             owner: caller.owner().clone(),
@@ -218,7 +231,9 @@ impl JobService {
                 Ok(id) => SubmitOutcome::Accepted {
                     request_id: id.to_string(),
                 },
-                Err(e) if e.submit_fate_unknown() => SubmitOutcome::FateUnknown { error: e.to_string() },
+                Err(e) if e.submit_fate_unknown() => SubmitOutcome::FateUnknown {
+                    error: format!("{}: its fate is unknown, a job may exist", e.submit_failure_text()),
+                },
                 Err(e) => SubmitOutcome::Rejected { error: e.to_string() },
             };
             self.journal.finish_submit(key, outcome).await;

@@ -70,12 +70,11 @@ impl ToolError {
         if let SubmitError::Limit(text) = e {
             return Self(format!("{text}\nNo job was created and nothing was charged."));
         }
-        let consequence = if e.submit_fate_unknown() {
-            "The request may have reached RunComfy, so a job may exist and be charged. It was NOT sent again automatically. Check the RunComfy dashboard (Generations) before submitting again."
-        } else {
-            "No job was created."
-        };
-        Self(format!("{e}\n{consequence}"))
+        if e.submit_fate_unknown() {
+            // The error's own text says that a job may exist and what to do before paying again.
+            return Self(e.to_string());
+        }
+        Self(format!("{e}\nNo job was created."))
     }
 
     /// What the answer says.

@@ -27,7 +27,7 @@ pub enum ApiError {
     #[error("RunComfy does not know the model ({message}). Check RUNCOMFY_MODEL / --model (default bytedance/dreamina-4-0/text-to-image).")]
     ModelNotFound { message: String },
 
-    #[error("RunComfy has no such request ({message}). The request_id may be mistyped, or the job expired; submit a new generation if you need one.")]
+    #[error("RunComfy has no such request ({message}). The request_id may be mistyped, or RunComfy no longer keeps the job: call list_jobs for the request_ids of the jobs recorded here.")]
     NotFound { message: String },
 
     #[error("RunComfy rejected the input: {message}{}", detail_suffix(.detail))]
@@ -114,18 +114,44 @@ impl ApiError {
     }
 
     /// True when RunComfy certainly did not act on the request, so a submit can be sent again
-    /// without risking a second paid job.
+    /// without risking a second paid job: only when no connection was made. Any answer, 429 and
+    /// 503 included, proves the request arrived; nothing RunComfy publishes says such an answer
+    /// means no job was made, and none of its own clients sends a paid submit again after one.
     pub fn provably_not_sent(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::RateLimited { .. })
-            || matches!(self, Self::Upstream { status: 503, .. })
+        matches!(self, Self::Unreachable { .. })
     }
 
-    /// True when a submit failed in a way that leaves its fate unknown: the job may exist.
+    /// True when a submit failed in a way that leaves its fate unknown: the job may exist and be
+    /// charged. Only a definite refusal (HTTP 400, 401, 402, 403, 404, 422, or their error codes)
+    /// or a connection never made means that no job exists.
     pub fn submit_fate_unknown(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_) | Self::ConnectionLost { .. } | Self::InvalidResponse { .. }
-        )
+        match self {
+            Self::RateLimited { .. } | Self::Upstream { .. } | Self::Timeout(_) | Self::ConnectionLost { .. } => true,
+            // Status 0: the body could not even be written, so nothing was sent.
+            Self::InvalidResponse { status, .. } => *status != 0,
+            _ => false,
+        }
+    }
+
+    /// What happened to a submit, said without the "try again" of the same error on a read: a
+    /// submit whose fate is unknown may have made a job, and sending it again may pay twice.
+    pub fn submit_failure_text(&self) -> String {
+        match self {
+            Self::RateLimited { retry_after } => format!(
+                "RunComfy answered the submit with HTTP 429 (rate limiting{})",
+                retry_after
+                    .map(|d| format!(", retry after {} s", d.as_secs()))
+                    .unwrap_or_default()
+            ),
+            Self::Upstream { status, code, message } => {
+                format!(
+                    "RunComfy answered the submit with HTTP {status}{}: {message}",
+                    code_suffix(code)
+                )
+            }
+            Self::Timeout(after) => format!("RunComfy did not answer the submit within {} s", after.as_secs()),
+            other => other.to_string().trim_end_matches('.').to_owned(),
+        }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
@@ -317,7 +343,55 @@ mod tests {
     fn rate_limit_keeps_retry_after() {
         let e = ApiError::from_answer(429, Some(Duration::from_secs(3)), b"").unwrap();
         assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
-        assert!(e.is_retryable() && e.provably_not_sent());
+        assert!(e.is_retryable());
         assert!(e.to_string().contains("retry after 3 s"));
+    }
+
+    /// Issue 40 finding 5: only a connection never made proves a submit made no job; every
+    /// answer but a definite refusal leaves its fate unknown, and says so without "try again".
+    #[test]
+    fn only_a_connection_never_made_proves_a_submit_was_not_sent() {
+        let unknown = [
+            err(429, ""),
+            err(429, r#"{"error_code":429001,"error_message":"slow down"}"#),
+            err(503, ""),
+            err(503, r#"{"error_message":"overloaded"}"#),
+            err(500, r#"{"error_code":500001,"error_message":"boom"}"#),
+            err(502, "<html>bad gateway</html>"),
+            err(200, r#"{"error_code":500001}"#),
+            ApiError::Timeout(Duration::from_secs(30)),
+            ApiError::ConnectionLost { detail: "reset".into() },
+            ApiError::InvalidResponse {
+                status: 200,
+                detail: "empty body".into(),
+            },
+        ];
+        for e in &unknown {
+            assert!(!e.provably_not_sent(), "{e:?}");
+            assert!(e.submit_fate_unknown(), "{e:?}");
+            let text = e.submit_failure_text();
+            assert!(!text.to_lowercase().contains("try again"), "{text}");
+        }
+        for status in [400, 401, 402, 403, 404, 422] {
+            let refused = err(status, "{}");
+            assert!(!refused.submit_fate_unknown(), "{status}: {refused:?}");
+            assert!(!refused.provably_not_sent(), "{status}");
+        }
+        let unreachable = ApiError::Unreachable {
+            detail: "connection refused".into(),
+        };
+        assert!(unreachable.provably_not_sent() && !unreachable.submit_fate_unknown());
+        assert_eq!(
+            err(503, "").submit_failure_text(),
+            "RunComfy answered the submit with HTTP 503: HTTP 503 with an empty body"
+        );
+    }
+
+    /// Issue 35 finding 5: an unknown request id points to list_jobs, never to paying again.
+    #[test]
+    fn an_unknown_request_points_to_list_jobs_not_to_a_new_submit() {
+        let text = err(404, r#"{"error_code":404001,"message":"not found"}"#).to_string();
+        assert!(text.contains("list_jobs"), "{text}");
+        assert!(!text.contains("submit a new"), "{text}");
     }
 }

@@ -1,7 +1,8 @@
 //! The retry policy, in one place. Reads (status, result) and cancel are retried on transient
 //! failures: 429, 5xx, timeouts, connection errors. A submit is retried only when RunComfy
-//! provably did not act on it (the connection was refused, or it answered 429/503), because
-//! there is no idempotency key: a second submit after an ambiguous failure could pay twice.
+//! provably did not act on it: no connection was made. There is no idempotency key, nothing
+//! published says that a 429 or 503 made no job, and RunComfy's own clients never resend a paid
+//! submit after any answer, so a second submit after any answer could pay twice.
 //! Backoff is exponential with jitter, bounded in attempts and in total delay, and a
 //! `Retry-After` from RunComfy replaces the computed delay.
 
@@ -139,11 +140,24 @@ mod tests {
             .await,
             4
         );
+        // Ambiguous: the job may exist. Issue 40 finding 5: 429 and 503 are answers, so the
+        // request arrived, and nothing says that no job was made.
         assert_eq!(
             attempts(CallKind::Submit, ApiError::RateLimited { retry_after: None }).await,
+            1
+        );
+        let unavailable = ApiError::Upstream {
+            status: 503,
+            code: None,
+            message: "unavailable".into(),
+        };
+        assert_eq!(attempts(CallKind::Submit, unavailable.clone()).await, 1);
+        // Reads and cancels keep their retries.
+        assert_eq!(attempts(CallKind::Idempotent, unavailable).await, 4);
+        assert_eq!(
+            attempts(CallKind::Idempotent, ApiError::RateLimited { retry_after: None }).await,
             4
         );
-        // Ambiguous: the job may exist.
         assert_eq!(
             attempts(CallKind::Submit, ApiError::Timeout(Duration::from_secs(1))).await,
             1

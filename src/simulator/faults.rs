@@ -9,6 +9,9 @@
 //! handled, so a faulted submit creates no job. Every other kind lets the endpoint run and then
 //! mangles or drops its answer — the server did the work, the client cannot know it — which is
 //! exactly the "submit sent, fate unknown" case a client must never retry automatically.
+//! `respond_after` is that case with an HTTP answer: RunComfy publishes nothing that says a 429,
+//! a 503 or a 500 to a submit means that no job was made, so the simulator can make the job and
+//! answer with the error all the same.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +47,9 @@ pub enum FaultKind {
     /// Answer with `status` and `body` instead of the endpoint (with neither: only `delay_ms`).
     #[default]
     Respond,
+    /// Handle the request (a submit makes its job), then answer with `status` (500 if none)
+    /// and `body` instead of the real answer; with no `body`, an empty one.
+    RespondAfter,
     /// Handle the request, then drop the connection without an answer.
     Reset,
     /// Handle the request, then answer 200 with a body that is not JSON.
@@ -159,6 +165,10 @@ where
     let mut response = match rule.kind {
         FaultKind::Respond if rule.status.is_none() && rule.body.is_none() => handle.await,
         FaultKind::Respond => respond(&rule),
+        FaultKind::RespondAfter => {
+            drop(handle.await);
+            respond_after(&rule)
+        }
         FaultKind::Reset => {
             drop(handle.await);
             Response::new(Body::new(ResetBody))
@@ -215,6 +225,21 @@ fn respond(rule: &FaultRule) -> Response {
         None => json!({}),
     };
     (status, axum::Json(body)).into_response()
+}
+
+fn respond_after(rule: &FaultRule) -> Response {
+    let status = rule
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match &rule.body {
+        Some(body) => (status, axum::Json(body.clone())).into_response(),
+        None => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = status;
+            response
+        }
+    }
 }
 
 async fn slow_body(response: Response, gap: Duration) -> Response {
@@ -350,6 +375,29 @@ mod tests {
             FaultEndpoint::Status
         );
         assert!(faults.take(FaultEndpoint::Status).is_none());
+    }
+
+    /// The job is made, then the answer is the rule's, with its body or with none.
+    #[tokio::test]
+    async fn respond_after_runs_the_endpoint_then_answers_the_rules_status() {
+        for (body, expected) in [
+            (None, ""),
+            (Some(json!({"error_code": 429001})), r#"{"error_code":429001}"#),
+        ] {
+            let mut rule = rule(FaultEndpoint::Submit, 1);
+            rule.kind = FaultKind::RespondAfter;
+            rule.status = Some(429);
+            rule.body = body;
+            let ran = std::sync::atomic::AtomicBool::new(false);
+            let response = apply(Some(rule), async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                axum::Json(json!({"request_id": "made"})).into_response()
+            })
+            .await;
+            assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(body_bytes(response).await, expected.as_bytes());
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::common::*;
+use runcomfy_mcp::simulator::SimConfig;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -32,11 +33,13 @@ fn faults() -> Vec<Fault> {
         on_read,
     };
     vec![
-        f("429 once", json!({"status": 429}), Ok, Ok),
+        // A submit is never sent again after an answer (issue 40 finding 5): a 429 or a 503 to a
+        // submit is an error whose fate is unknown; reads and cancels retry them.
+        f("429 once", json!({"status": 429}), Err, Ok),
         f(
             "429 once with Retry-After",
             json!({"status": 429, "retry_after": 1}),
-            Ok,
+            Err,
             Ok,
         ),
         f(
@@ -45,7 +48,7 @@ fn faults() -> Vec<Fault> {
             Err,
             Err,
         ),
-        f("503 once", json!({"status": 503}), Ok, Ok),
+        f("503 once", json!({"status": 503}), Err, Ok),
         f(
             "500 once",
             json!({"status": 500, "body": {"error_code": 500001, "error_message": "boom"}}),
@@ -196,4 +199,89 @@ async fn every_fault_against_every_tool() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Issue 40 finding 5: a 429, a 503 (each with and without a body) and a 500, answered to a
+/// submit after the simulator made its job. Each time exactly one job exists (the submit was
+/// not sent again), the answer says the fate is unknown and to look at list_jobs and RunComfy's
+/// Generations before submitting again (never "try again"), the journal lists the submit as
+/// unknown, and the spend limit counts it at its estimate: the next job past the limit is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_answered_with_an_error_after_its_job_was_made_is_never_resent_and_counts() {
+    let cases = [
+        (
+            "429 with a body",
+            json!({"status": 429, "body": {"error_code": 429001, "error_message": "Too many requests"}}),
+        ),
+        ("429 without a body", json!({"status": 429})),
+        (
+            "503 with a body",
+            json!({"status": 503, "body": {"error_message": "Service unavailable"}}),
+        ),
+        ("503 without a body", json!({"status": 503})),
+        (
+            "500",
+            json!({"status": 500, "body": {"error_code": 500001, "error_message": "Internal error"}}),
+        ),
+    ];
+    for (name, answer) in cases {
+        // Jobs stay queued: the one made under the fault keeps its estimate all along.
+        let sim = simulator(SimConfig {
+            queue_step_ms: 600_000,
+            ..fast_config()
+        })
+        .await;
+        let state = tempfile::tempdir().unwrap();
+        // $0.05 a day: one job at $0.03 fits, a second does not.
+        let bin = Bin::serve()
+            .args(["--max-spend-usd-per-day", "0.05"])
+            .upstream(&sim.base_url())
+            .journal_in(state.path());
+        let client = start_stdio((), bin).await.client;
+        let mut rule = answer;
+        rule["endpoint"] = json!("submit");
+        rule["kind"] = json!("respond_after");
+        Control::new(&sim).fault(rule).await;
+
+        let one = json!({"prompt": "a fox", "force_single": true});
+        let result = call(&client, "generate_image", one.clone()).await;
+        let said = text(&result);
+        assert!(is_error(&result), "{name}: {said}");
+        for part in [
+            "fate of this submit is unknown",
+            "a job may exist and be charged",
+            "NOT sent again",
+            "list_jobs",
+            "Generations",
+        ] {
+            assert!(said.contains(part), "{name}: {part:?} in {said}");
+        }
+        assert!(!said.to_lowercase().contains("try again"), "{name}: {said}");
+        assert!(!said.contains("No job was created"), "{name}: {said}");
+        assert_eq!(Control::new(&sim).jobs().await.len(), 1, "{name}: one job");
+        assert_eq!(sim.stats().submissions, 1, "{name}: sent once");
+
+        let listed = call(&client, "list_jobs", json!({})).await;
+        let list = structured(&listed);
+        assert_eq!(list["jobs"][0]["status"], "unknown", "{name}: {list}");
+        assert!(
+            list["jobs"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("fate is unknown")),
+            "{name}: {list}"
+        );
+        assert_eq!(list["spend"]["today"]["estimated_usd"], json!(0.03), "{name}: {list}");
+        assert!(text(&listed).contains("status unknown"), "{name}: {}", text(&listed));
+
+        let refused = call(&client, "generate_image", one).await;
+        assert!(is_error(&refused), "{name}: {}", text(&refused));
+        assert!(
+            text(&refused).contains("Spending limit reached: $0.03 spent"),
+            "{name}: {}",
+            text(&refused)
+        );
+        assert_eq!(sim.stats().submissions, 1, "{name}: the refused job was not sent");
+        client.cancel().await.unwrap();
+    }
 }

@@ -199,8 +199,9 @@ async fn invalid_input_is_refused_before_any_http_call() {
     assert_eq!(sim.stats().submissions, 1);
 }
 
-/// A transient failure is retried and the call succeeds; a submit is retried only when the
-/// upstream provably did not take it (429), never after an ambiguous failure.
+/// A transient failure of a read is retried and the call succeeds; a submit is never sent again
+/// after an answer, a 429 included (nothing says that a 429 made no job), nor after an ambiguous
+/// failure.
 #[tokio::test]
 async fn transient_faults_are_retried_and_nothing_is_submitted_twice() {
     let sim = simulator(fast_config()).await;
@@ -210,9 +211,21 @@ async fn transient_faults_are_retried_and_nothing_is_submitted_twice() {
     control
         .fault(json!({"endpoint": "submit", "status": 429, "retry_after": 1}))
         .await;
+    let limited = call(&client, "generate_image", json!({"prompt": "a 429"})).await;
+    assert!(is_error(&limited), "{}", text(&limited));
+    assert!(
+        text(&limited).contains("fate of this submit is unknown"),
+        "{}",
+        text(&limited)
+    );
+    assert_eq!(sim.stats().submissions, 1, "the 429 was not sent again");
     let id = submit(&client, json!({"prompt": "after a 429"})).await;
     let jobs = control.jobs().await;
-    assert_eq!(jobs.len(), 1, "the 429 created no job, the retry created one: {jobs:?}");
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the 429 created no job, the next submit created one: {jobs:?}"
+    );
     assert_eq!(sim.stats().submissions, 2);
 
     for endpoint in ["status", "result", "cancel"] {
@@ -272,7 +285,7 @@ async fn upstream_error_classes_are_actionable() {
         ),
         (
             json!({"endpoint": "submit", "status": 500, "body": {"error_code": 500001, "error_message": "boom"}}),
-            "try again",
+            "fate of this submit is unknown",
         ),
         (json!({"endpoint": "submit", "kind": "malformed"}), "may exist"),
     ];
