@@ -346,7 +346,7 @@ async fn a_job_cancelled_while_queued_stops_counting_at_once() {
     let client = server(&sim.base_url(), state.path(), &["--max-spend-usd-per-day", "0.47"]).await;
     let set = call(&client, "generate_image", json!({"prompt": "a set of foxes"})).await;
     assert!(!is_error(&set), "{}", text(&set));
-    assert_eq!(structured(&set)["estimated_cost_usd"]["max_usd"], json!(0.45));
+    assert_eq!(usd(&structured(&set)["estimated_cost_usd"]["max_usd"]), 0.45);
     let id = structured(&set)["request_id"].as_str().unwrap().to_owned();
     let cancelled = call(&client, "cancel_request", json!({ "request_id": id })).await;
     assert!(!is_error(&cancelled), "{}", text(&cancelled));
