@@ -13,8 +13,9 @@ pub enum RecordedStatus {
     /// The body is being sent. A row left in this state by a server that died means the same as
     /// [`RecordedStatus::FateUnknown`]: a job may exist.
     Submitting,
-    /// The request was sent and the connection died before the answer: a job may exist and be
-    /// charged, but there is no request id to follow it with.
+    /// The request was sent and no answer settled it: the connection died, the deadline passed,
+    /// or RunComfy answered with an error that does not rule a job out (429, 5xx, an unreadable
+    /// answer). A job may exist and be charged, but there is no request id to follow it with.
     FateUnknown,
     /// RunComfy refused the submit (bad input, no balance, bad token): no job, no charge.
     Rejected,
@@ -138,7 +139,8 @@ pub enum SubmitOutcome {
     Accepted {
         request_id: String,
     },
-    /// Sent, then the answer was lost: the job may exist.
+    /// Sent, then the answer was lost or was an error that does not rule a job out: the job may
+    /// exist.
     FateUnknown {
         error: String,
     },

@@ -70,7 +70,7 @@ fn default_limit() -> u32 {
 /// The arguments of list_jobs.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListJobsArgs {
-    /// Only jobs in this status (default all). unknown: the submit was sent but its answer was lost, so a job may exist without a request_id; submitting: the submit was being sent; rejected: RunComfy refused the submit and no job was created.
+    /// Only jobs in this status (default all). unknown: the submit was sent but its outcome is not known (its answer was lost, or was an error that does not rule a job out), so a job may exist and be charged without a request_id; submitting: the submit was being sent; rejected: RunComfy refused the submit and no job was created.
     #[serde(default)]
     pub status: StatusFilter,
 
