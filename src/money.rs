@@ -20,8 +20,9 @@ pub fn usd(amount: f64) -> String {
     let amount = round_usd(amount);
     let sign = if amount < 0.0 { "-" } else { "" };
     let size = amount.abs();
-    if size != 0.0 && size < 0.01 {
-        return format!("{sign}${size:.4}");
+    let fine = format!("{size:.4}");
+    if size < 0.01 && fine != "0.0000" {
+        return format!("{sign}${fine}");
     }
     let cents = format!("{size:.2}");
     if cents == "0.00" {
@@ -46,6 +47,7 @@ mod tests {
         assert_eq!(usd(-0.0), "$0.00");
         assert_eq!(usd(0.1 + 0.2 - 0.3 - 1e-17), "$0.00");
         assert_eq!(usd(-1e-9), "$0.00");
+        assert_eq!(usd(0.00001), "$0.00");
         assert_eq!(usd(0.06 - 0.03 - 0.03), "$0.00");
         assert_eq!(usd(12.345), "$12.35");
         assert_eq!(usd(-0.05), "-$0.05");

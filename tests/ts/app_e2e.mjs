@@ -213,7 +213,7 @@ async function main() {
   check((await a.$eval("[data-field=prompt]", (e) => e.textContent)) === prompt, "the view shows the prompt");
   const facts = await a.$eval("[data-field=facts]", (e) => e.textContent);
   check(facts.includes("1024x1024"), "the view shows the size");
-  check(typeof first.result.cost_usd !== "number" || facts.includes(`cost $${first.result.cost_usd.toFixed(3)}`), `the view shows the cost when known (${facts})`);
+  check(typeof first.result.cost_usd !== "number" || facts.includes(`cost $${first.result.cost_usd.toFixed(2)}`), `the view shows the cost when known (${facts})`);
   check(
     (await a.$eval("[data-action=vary]", (e) => e.textContent)).includes("paid job"),
     "the variation button says it starts a paid job",
