@@ -2,11 +2,75 @@
 //! (`GET /v1/models/{model_id}`, the fields RunComfy's clients read), a job's cost in its result
 //! when asked with `include_cost=true`, and an optional balance that a submit is charged from,
 //! answered with HTTP 402 and error_code 400002 once it cannot pay.
+//!
+//! When RunComfy takes the money is not published: at submit (refunded on a cancel), or when the
+//! job completes. `bill_at_completion` switches to the second: a submit only checks that the
+//! balance covers the job, and the job is charged once it is seen completed, so that a job
+//! cancelled in the queue is never charged at all.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::state::Phase;
 use super::{wire, Shared};
+
+/// Jobs billed at completion that have not been charged yet: request id → cost.
+#[derive(Debug, Default)]
+pub(crate) struct Owed(Mutex<HashMap<String, f64>>);
+
+impl Owed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, f64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `Err` with the balance left when it cannot cover `usd` (nothing is taken).
+pub(crate) fn can_pay(sim: &Shared, usd: f64) -> Result<(), f64> {
+    sim.with_config(|config| match config.balance_usd {
+        Some(balance) if balance + 1e-9 < usd => Err(balance),
+        _ => Ok(()),
+    })
+}
+
+/// Records that job `id` is to be charged `usd` when it completes.
+pub(crate) fn owe(sim: &Shared, id: &str, usd: f64) {
+    sim.owed.lock().insert(id.to_owned(), usd);
+}
+
+/// Forgets what job `id` owes (it was cancelled before completing); true if it owed anything,
+/// that is, if it was never charged and so has nothing to refund.
+pub(crate) fn forgive(sim: &Shared, id: &str) -> bool {
+    sim.owed.lock().remove(id).is_some()
+}
+
+/// Charges every owed job that has completed by now. The balance may not cover it any more (other
+/// jobs completed first): it then ends at 0, as an account that went into debt would.
+pub(crate) fn settle(sim: &Shared) {
+    let mut owed = sim.owed.lock();
+    if owed.is_empty() {
+        return;
+    }
+    let done: Vec<(String, f64)> = owed
+        .iter()
+        .filter(|(id, _)| {
+            sim.jobs
+                .get(id)
+                .is_some_and(|job| matches!(job.phase(), Phase::Completed { .. }))
+        })
+        .map(|(id, usd)| (id.clone(), *usd))
+        .collect();
+    for (id, usd) in done {
+        owed.remove(&id);
+        sim.with_config(|config| {
+            if let Some(balance) = config.balance_usd.as_mut() {
+                *balance = (*balance - usd).max(0.0);
+            }
+        });
+    }
+}
 
 /// A made-up price, of the order of image models on RunComfy: nothing here is billed.
 pub const DEFAULT_PRICE_USD: f64 = 0.03;

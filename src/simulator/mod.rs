@@ -68,6 +68,10 @@ pub struct SimConfig {
     /// The account's balance, in US dollars: each job is charged from it when submitted (and
     /// refunded when cancelled), and a submit it cannot pay for is answered 402. `None`: no end.
     pub balance_usd: Option<f64>,
+    /// Charge each job when it completes instead of when it is submitted (RunComfy publishes
+    /// neither): a submit only checks that the balance covers it, and a job cancelled in the
+    /// queue is never charged.
+    pub bill_at_completion: bool,
 }
 
 impl Default for SimConfig {
@@ -83,6 +87,7 @@ impl Default for SimConfig {
             image_style: ImageStyle::Gradient,
             price_usd_per_image: billing::DEFAULT_PRICE_USD,
             balance_usd: None,
+            bill_at_completion: false,
         }
     }
 }
@@ -145,6 +150,8 @@ struct Shared {
     record_tokens: std::sync::atomic::AtomicBool,
     /// Which token each API call used, while `record_tokens` is on.
     tokens: Mutex<Vec<TokenUse>>,
+    /// Jobs to be charged when they complete (`bill_at_completion`).
+    owed: billing::Owed,
 }
 
 /// One API call's token, as `GET /__sim/tokens` lists it.
@@ -198,6 +205,7 @@ impl Simulator {
             http: edit::loopback_client()?,
             counters: Counters::default(),
             base_url: base_url_for(addr),
+            owed: billing::Owed::default(),
         });
         let app = routes::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();

@@ -90,9 +90,19 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
     };
     let id = wire::new_request_id();
     // Charged last, as upstream: a submit refused for its input costs nothing.
-    if let Err(balance) = billing::charge(sim, job.cost_usd) {
+    let at_completion = sim.config().bill_at_completion;
+    let paid = if at_completion {
+        billing::settle(sim);
+        billing::can_pay(sim, job.cost_usd)
+    } else {
+        billing::charge(sim, job.cost_usd)
+    };
+    if let Err(balance) = paid {
         tracing::debug!(cost = job.cost_usd, balance, "simulator: balance too low");
         return billing::payment_required(balance, job.cost_usd);
+    }
+    if at_completion {
+        billing::owe(sim, &id, job.cost_usd);
     }
     sim.jobs.insert(id.clone(), job);
     note_token(sim, "submit", &id, headers);
@@ -141,6 +151,7 @@ async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
             return wire::unauthorized();
         }
         note_token(&sim, "status", &id, &headers);
+        billing::settle(&sim);
         let Some(phase) = sim.jobs.status(&id) else {
             return wire::not_found();
         };
@@ -208,6 +219,7 @@ async fn result(State(sim): Sim, Path(id): Path<String>, RawQuery(query): RawQue
             return wire::unauthorized();
         }
         note_token(&sim, "result", &id, &headers);
+        billing::settle(&sim);
         let Some(job) = sim.jobs.get(&id) else {
             return wire::not_found();
         };
@@ -255,7 +267,8 @@ async fn cancel(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
         let (status, outcome) = match sim.jobs.cancel(&id) {
             None => return wire::not_found(),
             Some(CancelOutcome::Cancelled) => {
-                if let Some(job) = sim.jobs.get(&id) {
+                // A job billed at completion was never charged: nothing to give back.
+                if let (false, Some(job)) = (billing::forgive(&sim, &id), sim.jobs.get(&id)) {
                     billing::refund(&sim, job.cost_usd);
                 }
                 ("cancelled", "cancelled")
@@ -372,6 +385,8 @@ async fn put_config(State(sim): Sim, Json(patch): Json<Value>) -> Response {
 }
 
 async fn get_config(State(sim): Sim) -> Response {
+    // The balance as of now: jobs billed at completion that have completed are charged.
+    billing::settle(&sim);
     Json(sim.config()).into_response()
 }
 

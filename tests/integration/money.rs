@@ -406,3 +406,47 @@ async fn amounts_read_as_amounts_in_text_and_structured_fields() {
     }
     client.cancel().await.unwrap();
 }
+
+/// Billing at completion (issue 40 "what to build" 7: when RunComfy takes the money is not
+/// published): the simulator charges a job only when it completes, so a job cancelled in the
+/// queue never costs anything, and the server counts it at nothing too, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billed_at_completion_a_job_cancelled_in_the_queue_costs_nothing_anywhere() {
+    let sim = simulator(SimConfig {
+        balance_usd: Some(0.05),
+        bill_at_completion: true,
+        queue_step_ms: 600_000,
+        ..fast_config()
+    })
+    .await;
+    let control = Control::new(&sim);
+    let state = tempfile::tempdir().unwrap();
+    let client = server(&sim.base_url(), state.path(), &["--max-spend-usd-per-day", "0.05"]).await;
+    let one = json!({"prompt": "a fox", "force_single": true});
+    let queued = submit(&client, one.clone()).await;
+    let balance = async || {
+        let config: Value = reqwest::get(format!("{}/__sim/config", sim.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        usd(&config["balance_usd"])
+    };
+    assert_eq!(balance().await, 0.05, "nothing is charged at submit");
+    let cancelled = call(&client, "cancel_request", json!({ "request_id": queued })).await;
+    assert!(!is_error(&cancelled), "{}", text(&cancelled));
+    assert_eq!(balance().await, 0.05, "a job cancelled in the queue is never charged");
+
+    // The server counts the cancelled job at nothing: a job of the whole limit still fits, and
+    // is charged once it completes.
+    control.config(json!({"queue_step_ms": 100})).await;
+    let done = wait_for(&client, one).await;
+    assert_eq!(usd(&done["cost_usd"]), 0.03, "{done}");
+    assert_eq!(balance().await, 0.02, "charged at completion");
+    let listed = call(&client, "list_jobs", json!({})).await;
+    let list = structured(&listed);
+    assert_eq!(usd(&list["spend"]["today"]["cost_usd"]), 0.03, "{list}");
+    assert_eq!(usd(&list["spend"]["today"]["estimated_usd"]), 0.0, "{list}");
+    client.cancel().await.unwrap();
+}
