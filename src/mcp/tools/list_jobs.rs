@@ -195,8 +195,9 @@ impl JobEntry {
             saved_paths: saved.to_vec(),
             unlisted: u32::try_from(unlisted).unwrap_or(u32::MAX),
             error: job.error.map(|e| ellipsis(&e, ERROR_CHARS)),
-            cost_usd: job.cost_usd,
-            estimate_usd: job.estimate_usd,
+            // Rows written before amounts were rounded may carry float noise.
+            cost_usd: job.cost_usd.map(crate::money::round_usd),
+            estimate_usd: job.estimate_usd.map(crate::money::round_usd),
         }
     }
 
