@@ -6,20 +6,21 @@
 
 use serde_json::{Map, Value};
 
-use super::{prepare::too_large, price::Basis, Caller, JobService, PrepareError, Prepared};
+use super::{
+    prepare::too_large,
+    price::{basis, Basis},
+    Caller, JobService, PrepareError, Prepared,
+};
 use crate::{
     dreamina::InputError,
     media::inputs::Source,
     models::{
         media_inputs::{media_inputs, MediaKind},
         safe_schema::provider_safe,
-        validate::{check, Checked},
+        validate::{check, check_media, Checked},
     },
-    runcomfy::{ModelInfo, MAX_SUBMIT_BYTES},
+    runcomfy::MAX_SUBMIT_BYTES,
 };
-
-/// Input keys a model's count of outputs is read from, when it has one.
-const COUNT_KEYS: [&str; 4] = ["num_images", "num_outputs", "num_videos", "n"];
 
 impl JobService {
     /// Checks `input` for `model_id` and resolves its media inputs, in order; the first problem
@@ -32,7 +33,7 @@ impl JobService {
     ) -> Result<Prepared, PrepareError> {
         let model = self
             .catalogue()
-            .describe(model_id)
+            .describe(caller.key(), model_id)
             .await
             .map_err(|e| PrepareError::Catalogue(e.to_string()))?;
         let id = model.model_id.clone().unwrap_or_else(|| model_id.trim().to_owned());
@@ -75,7 +76,13 @@ impl JobService {
                 if media.kind != MediaKind::Image {
                     only_a_url(&field, media.kind, entry)?;
                 }
-                let resolved = self.resolve(caller, field, entry).await?;
+                let resolved = self.resolve(caller, field.clone(), entry).await?;
+                // The schema's own `validations` (file size, pixels, aspect ratio), on what is sent.
+                if let Some(property) = schema.get("properties").and_then(|p| p.get(&media.key)) {
+                    check_media(property, &resolved.wire).map_err(|said| {
+                        PrepareError::Input(InputError::new(field, format!("{said} Nothing was submitted.")))
+                    })?;
+                }
                 body_bytes += resolved.wire.len();
                 if body_bytes > MAX_SUBMIT_BYTES {
                     return Err(too_large("input", body_bytes));
@@ -142,60 +149,9 @@ fn only_a_url(field: &str, kind: MediaKind, entry: &str) -> Result<(), PrepareEr
     }
 }
 
-/// What one job of `model` with this input is priced by: seconds of the duration it asks for
-/// (or the schema's default) for a model priced per second, else its outputs (a count the input
-/// gives, or one).
-fn basis(model: &ModelInfo, schema: &Value, input: Option<&Map<String, Value>>) -> Basis {
-    let given = |key: &str| {
-        input
-            .and_then(|i| i.get(key))
-            .or_else(|| schema.pointer(&format!("/properties/{key}/default")))
-            .and_then(Value::as_f64)
-    };
-    if model.price_unit.as_deref() == Some("second") {
-        return match given("duration") {
-            Some(seconds) if seconds > 0.0 => Basis::Seconds(seconds.ceil() as u32),
-            _ => Basis::Unknown("how many seconds it runs (no duration)"),
-        };
-    }
-    let count = COUNT_KEYS
-        .iter()
-        .find_map(|k| given(k))
-        .filter(|n| *n >= 1.0)
-        .map_or(1, |n| n as u32);
-    Basis::Outputs(count)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn model(unit: &str) -> ModelInfo {
-        ModelInfo {
-            price_unit: Some(unit.to_owned()),
-            ..ModelInfo::default()
-        }
-    }
-
-    #[test]
-    fn a_video_is_priced_by_its_duration_or_the_schemas_default() {
-        let schema = json!({"properties": {"duration": {"type": "integer", "default": 5}}});
-        let asked = json!({"duration": 12});
-        assert_eq!(basis(&model("second"), &schema, asked.as_object()), Basis::Seconds(12));
-        assert_eq!(basis(&model("second"), &schema, None), Basis::Seconds(5));
-        assert!(matches!(basis(&model("second"), &json!({}), None), Basis::Unknown(_)));
-    }
-
-    #[test]
-    fn other_models_are_priced_by_their_outputs() {
-        let input = json!({"num_images": 3});
-        assert_eq!(
-            basis(&model("output"), &json!({}), input.as_object()),
-            Basis::Outputs(3)
-        );
-        assert_eq!(basis(&model("output"), &json!({}), None), Basis::Outputs(1));
-    }
 
     #[test]
     fn video_and_audio_inputs_must_be_urls() {

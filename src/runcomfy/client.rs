@@ -112,6 +112,11 @@ impl Client {
         &self.config.model
     }
 
+    /// The API's root, as configured (without a trailing slash).
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
     /// Submits a job to the configured model with the server's key.
     pub async fn submit(&self, input: &Value) -> Result<RequestId, ApiError> {
         self.submit_to(None, &self.config.model, input).await
@@ -171,29 +176,35 @@ impl Client {
             .await
     }
 
-    /// One page of the model catalogue, every entry with its input schema.
-    pub async fn model_page(&self, offset: u32, limit: u32) -> Result<ModelPage, ApiError> {
+    /// One page of the model catalogue, every entry with its input schema, read with `key`
+    /// (`None`: the server's): RunComfy authenticates catalogue reads like any other.
+    pub async fn model_page(&self, key: Option<&ApiToken>, offset: u64, limit: u32) -> Result<ModelPage, ApiError> {
         let mut url = url_with(&self.base, ["v1", "models"]);
         url.query_pairs_mut()
             .append_pair("include_schema", "true")
             .append_pair("limit", &limit.to_string())
             .append_pair("offset", &offset.to_string());
         let url = String::from(url);
+        // An answer too large to read would be as large again: it comes back at once (the
+        // catalogue then asks for a smaller page) instead of through the retries.
         self.config
             .retry
-            .run(CallKind::Idempotent, "models", || {
-                self.call(None, Method::GET, &url, None)
+            .run(CallKind::Idempotent, "models", || async {
+                match self.call::<ModelPage>(key, Method::GET, &url, None).await {
+                    Err(e) if answer_too_large(&e) => Ok(Err(e)),
+                    answer => answer.map(Ok),
+                }
             })
-            .await
+            .await?
     }
 
     /// The catalogue's categories (`GET /v1/models/categories`), in whatever shape RunComfy sends.
-    pub async fn model_categories(&self) -> Result<Value, ApiError> {
+    pub async fn model_categories(&self, key: Option<&ApiToken>) -> Result<Value, ApiError> {
         let url = self.url(["v1", "models", "categories"]);
         self.config
             .retry
             .run(CallKind::Idempotent, "categories", || {
-                self.call(None, Method::GET, &url, None)
+                self.call(key, Method::GET, &url, None)
             })
             .await
     }
@@ -273,7 +284,7 @@ impl Client {
                 Failure::Lost(detail) => ApiError::ConnectionLost { detail },
                 Failure::TooLarge(status) => ApiError::InvalidResponse {
                     status,
-                    detail: format!("the answer is larger than {MAX_ANSWER_BYTES} bytes"),
+                    detail: format!("{TOO_LARGE} {MAX_ANSWER_BYTES} bytes"),
                 },
             })?;
         let (status, bytes) = (answer.status, answer.body);
@@ -299,6 +310,14 @@ impl Client {
         })
     }
 }
+
+/// True when `error` says the answer was larger than this client reads: the catalogue then asks
+/// for smaller pages, so that one oversized entry costs that entry, not the whole catalogue.
+pub(crate) fn answer_too_large(error: &ApiError) -> bool {
+    matches!(error, ApiError::InvalidResponse { detail, .. } if detail.starts_with(TOO_LARGE))
+}
+
+const TOO_LARGE: &str = "the answer is larger than";
 
 /// `base` with these path segments after its own, each percent-encoded as one segment.
 fn url_with<'a>(base: &reqwest::Url, segments: impl IntoIterator<Item = &'a str>) -> reqwest::Url {

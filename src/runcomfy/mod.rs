@@ -11,7 +11,7 @@ pub mod settings;
 mod token;
 mod wire;
 
-pub use catalogue::{Catalogue, CatalogueError, Found, ModelQuery, Snapshot};
+pub use catalogue::{Catalogue, CatalogueError, Found, ModelQuery, Snapshot, MAX_ID_CHARS};
 pub use client::{Client, ClientConfig, MAX_SUBMIT_BYTES};
 pub use error::ApiError;
 pub use request_id::{InvalidRequestId, RequestId};

@@ -186,7 +186,8 @@ pub struct ModelInfo {
     pub description: Option<String>,
     #[serde(default, deserialize_with = "lenient_strings")]
     pub categories: Vec<String>,
-    /// e.g. `image`, `video`, `audio`.
+    /// Always `model` for the Model API's endpoints (RunComfy's partner nodes refuse any other):
+    /// the media a model makes is read from its `categories` ([`ModelInfo::media_kinds`]).
     #[serde(
         default,
         deserialize_with = "lenient_string",
@@ -220,13 +221,98 @@ pub struct ModelInfo {
     pub model_url: Option<String>,
 }
 
+impl ModelInfo {
+    /// What the model makes, from its categories as RunComfy's own nodes read them: a category
+    /// ending in `image`, `video` or `audio` (`text-to-image`, `image-to-video`, …) names it.
+    pub fn media_kinds(&self) -> Vec<&'static str> {
+        let mut kinds = Vec::new();
+        for category in &self.categories {
+            let category = category.trim().to_ascii_lowercase();
+            for kind in ["image", "video", "audio"] {
+                if category.ends_with(kind) && !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        kinds
+    }
+
+    /// The price of one unit, when RunComfy gives a real one: a price of 0 or below is not
+    /// known (an estimate of $0 would let any number of jobs through a spend limit).
+    pub fn price_usd(&self) -> Option<f64> {
+        self.base_price_usd.filter(|p| *p > 0.0)
+    }
+}
+
+/// The most entries one page is read for, whatever it holds: an upstream whose pages ignore
+/// `limit` (or are simply huge) costs no more memory than this many entries and the answer.
+pub const PAGE_ENTRIES_KEPT: usize = 1_000;
+
 /// A page of `GET /v1/models`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ModelPage {
     #[serde(default)]
-    pub models: Vec<ModelInfo>,
-    #[serde(default, deserialize_with = "lenient_u32")]
-    pub total: Option<u32>,
+    pub models: PageEntries,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub total: Option<u64>,
+}
+
+/// A page's entries, each read on its own: one that is not an entry is counted and skipped,
+/// never the page's failure, and past [`PAGE_ENTRIES_KEPT`] they are only counted.
+#[derive(Debug, Clone, Default)]
+pub struct PageEntries {
+    pub kept: Vec<ModelInfo>,
+    /// Entries that could not be read as one (logged by the catalogue).
+    pub unreadable: usize,
+    /// Entries past [`PAGE_ENTRIES_KEPT`], not read.
+    pub beyond: usize,
+}
+
+impl PageEntries {
+    /// How many entries the page held, read or not.
+    pub fn held(&self) -> usize {
+        self.kept.len() + self.unreadable + self.beyond
+    }
+}
+
+impl<'de> Deserialize<'de> for PageEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = PageEntries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of models")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PageEntries, A::Error> {
+                let mut entries = PageEntries::default();
+                while entries.kept.len() + entries.unreadable < PAGE_ENTRIES_KEPT {
+                    let Some(value) = seq.next_element::<Value>()? else {
+                        return Ok(entries);
+                    };
+                    match ModelInfo::deserialize(value) {
+                        Ok(entry) => entries.kept.push(entry),
+                        Err(_) => entries.unreadable += 1,
+                    }
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    entries.beyond += 1;
+                }
+                Ok(entries)
+            }
+            // `null` or anything that is not a list: no entries.
+            fn visit_unit<E>(self) -> Result<PageEntries, E> {
+                Ok(PageEntries::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageEntries, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(PageEntries::default())
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +347,15 @@ fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error>
     let value = Option::<Value>::deserialize(d)?;
     Ok(value.and_then(|v| match v {
         Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }))
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| match v {
+        Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }))
@@ -345,6 +440,25 @@ mod tests {
         assert_eq!(out.video_urls(), ["v.mp4"]);
         assert_eq!(out.audio_urls(), ["b.mp3", "a.wav"]);
         assert!(out.image_urls().is_empty());
+    }
+
+    /// Issue 34, finding 4: a page that ignores `limit` is read for its first entries only,
+    /// and an entry that is not one is skipped, not the page's failure.
+    #[test]
+    fn a_page_keeps_a_bounded_number_of_readable_entries() {
+        let mut models: Vec<Value> = (0..PAGE_ENTRIES_KEPT + 50)
+            .map(|i| json!({"model_id": format!("m{i}"), "categories": ["text-to-image"], "kind": "model"}))
+            .collect();
+        models[1] = json!({"model_id": 7});
+        let page: ModelPage = serde_json::from_value(json!({"models": models, "total": "2000"})).unwrap();
+        assert_eq!(page.total, Some(2000));
+        assert_eq!(page.models.unreadable, 1);
+        assert_eq!(page.models.kept.len(), PAGE_ENTRIES_KEPT - 1);
+        assert_eq!(page.models.beyond, 50);
+        assert_eq!(page.models.held(), PAGE_ENTRIES_KEPT + 50);
+        assert_eq!(page.models.kept[0].media_kinds(), ["image"]);
+        let empty: ModelPage = serde_json::from_value(json!({"models": null})).unwrap();
+        assert_eq!(empty.models.held(), 0);
     }
 
     #[test]

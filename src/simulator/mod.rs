@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use catalogue::CatalogueShape;
 pub use faults::{FaultEndpoint, FaultKind, FaultRule};
 pub use png::ImageStyle;
 
@@ -72,6 +73,8 @@ pub struct SimConfig {
     /// neither): a submit only checks that the balance covers it, and a job cancelled in the
     /// queue is never charged.
     pub bill_at_completion: bool,
+    /// How the model catalogue is served: page size, extra and filler entries, prices.
+    pub catalogue: CatalogueShape,
 }
 
 impl Default for SimConfig {
@@ -88,6 +91,7 @@ impl Default for SimConfig {
             price_usd_per_image: billing::DEFAULT_PRICE_USD,
             balance_usd: None,
             bill_at_completion: false,
+            catalogue: CatalogueShape::default(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a valid submit to a catalogue model makes and costs, read from its entry as upstream
-//! bills it: the outputs follow the entry's `kind` (one PNG, one MP4 or one WAV), and the price
+//! bills it: the outputs follow the entry's `categories` (one PNG, one MP4 or one WAV, by the
+//! category's last word, as RunComfy's own nodes read it: its `kind` is always "model"), and the price
 //! its `price_unit` — `output`: `base_price_usd` per output, `second`: per second of the input's
 //! `duration`, else the schema's default.
 
@@ -24,7 +25,13 @@ pub(crate) struct Plan {
 
 /// The job `input` (already valid against the entry's schema) makes for `entry`.
 pub(crate) fn plan(entry: &Value, input: &Value) -> Plan {
-    let media = match entry["kind"].as_str() {
+    let made = entry["categories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|c| ["video", "audio", "image"].into_iter().find(|kind| c.ends_with(kind)));
+    let media = match made {
         Some("video") => Media::Video,
         Some("audio") => Media::Audio {
             millis: input["duration"]
@@ -77,8 +84,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(kind: &str, price: f64, unit: &str) -> Value {
-        json!({"kind": kind, "base_price_usd": price, "price_unit": unit, "input_schema": {
+    fn entry(made: &str, price: f64, unit: &str) -> Value {
+        json!({"kind": "model", "categories": [format!("text-to-{made}")], "base_price_usd": price, "price_unit": unit, "input_schema": {
             "type": "object", "properties": {"duration": {"type": "integer", "default": 5}}}})
     }
 

@@ -191,6 +191,7 @@ async fn list_models(State(sim): Sim, RawQuery(query): RawQuery, headers: Header
         if !authorized(&sim, &headers) {
             return wire::unauthorized();
         }
+        note_token(&sim, "models", query.as_deref().unwrap_or_default(), &headers);
         catalogue::list(&sim, query.as_deref())
     })
     .await
@@ -203,6 +204,7 @@ async fn model_categories(State(sim): Sim, headers: HeaderMap) -> Response {
         if !authorized(&sim, &headers) {
             return wire::unauthorized();
         }
+        note_token(&sim, "categories", "", &headers);
         catalogue::categories()
     })
     .await

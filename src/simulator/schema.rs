@@ -1,10 +1,10 @@
 //! Judging a submit to a catalogue model (any but Dreamina's two, which [`super::input`] judges
 //! by hand) against the `input_schema` its entry publishes, as upstream does.
 //!
-//! The schemas are RunComfy's dialect of JSON Schema: media inputs carry formats no standard
-//! knows (`image_uris`) and some carry a `validations` list of their own. Both are tolerated, as
-//! upstream's validator does: an unknown keyword constrains nothing and a format is an
-//! annotation. Problems come back all at once in the same 422 `detail` shape as Dreamina's,
+//! The schemas are RunComfy's dialect of JSON Schema: `"type": "float"` for a number (Dreamina's
+//! `scale`), media inputs carry formats no standard knows (`image_uris`) and some carry a
+//! `validations` list of their own. A float is a number, as RunComfy's own clients read it; the
+//! rest is tolerated: an unknown keyword constrains nothing and a format is an annotation. Problems come back all at once in the same 422 `detail` shape as Dreamina's,
 //! `loc` naming the field.
 
 use std::collections::HashMap;
@@ -77,7 +77,24 @@ fn compile(schema: &Value) -> Result<Validator, jsonschema::ValidationError<'sta
         // Formats annotate (`image_uris` is RunComfy's own); say so rather than rely on the draft.
         .should_validate_formats(false)
         .should_ignore_unknown_formats(true)
-        .build(schema)
+        .build(&floats_as_numbers(schema))
+}
+
+/// `schema` with every `"type": "float"` read as `"number"`.
+fn floats_as_numbers(schema: &Value) -> Value {
+    match schema {
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .map(|(key, value)| match (key.as_str(), value.as_str()) {
+                    ("type", Some("float")) => (key.clone(), Value::from("number")),
+                    _ => (key.clone(), floats_as_numbers(value)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(floats_as_numbers).collect()),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]

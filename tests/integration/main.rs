@@ -9,6 +9,7 @@ mod common;
 mod any_model_results;
 mod app;
 mod bounded_results;
+mod catalogue;
 mod cli_edit;
 mod cli_generate;
 mod download_policy;

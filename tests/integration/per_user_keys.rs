@@ -456,6 +456,67 @@ fn session_post(
     request
 }
 
+/// Issue 40, finding 1: in team mode the catalogue was read with no key at all, so
+/// `list_models`, `describe_model` and `run_model` always failed (blaming RUNCOMFY_API_KEY).
+/// RunComfy authenticates catalogue reads: each goes with the caller's key.
+#[tokio::test]
+async fn team_mode_lists_describes_and_runs_catalogue_models_with_the_callers_key() {
+    let sim = simulator(SimConfig {
+        record_tokens: true,
+        rejected_tokens: vec![REVOKED.to_owned()],
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &["--stateless"]).await;
+    let (alice, revoked) = (Person::new(&server, ALICE), Person::new(&server, REVOKED));
+
+    // A rejected key's read fails saying so, without blaming the server's configuration.
+    let refused = error_text(&revoked.tool(1, "list_models", json!({})).await);
+    assert!(!refused.contains("RUNCOMFY_API_KEY"), "{refused}");
+
+    let listed = alice.tool(2, "list_models", json!({ "kind": "image" })).await;
+    assert_eq!(listed["isError"], json!(false), "{listed}");
+    assert!(listed["structuredContent"]["total"].as_u64().unwrap() > 0, "{listed}");
+    let described = alice
+        .tool(
+            3,
+            "describe_model",
+            json!({ "model_id": "google/nano-banana-2-lite/text-to-image" }),
+        )
+        .await;
+    assert_eq!(described["isError"], json!(false), "{described}");
+    let ran = alice
+        .tool(
+            4,
+            "run_model",
+            json!({ "model_id": "google/nano-banana-2-lite/text-to-image", "input": { "prompt": "a fox" } }),
+        )
+        .await;
+    assert_eq!(ran["isError"], json!(false), "{ran}");
+    assert_eq!(ran["structuredContent"]["status"], "succeeded", "{ran}");
+
+    let uses = token_uses(&sim).await;
+    let catalogue: Vec<&TokenUse> = uses
+        .iter()
+        .filter(|u| ["models", "categories", "model"].contains(&u.call.as_str()))
+        .collect();
+    assert!(
+        catalogue.iter().any(|u| u.call == "models"),
+        "the catalogue was read: {uses:?}"
+    );
+    assert!(
+        catalogue.iter().any(|u| u.call == "model"),
+        "the price was read: {uses:?}"
+    );
+    for read in &catalogue {
+        assert!(
+            read.token == ALICE || read.token == REVOKED,
+            "every catalogue read carries a caller's key: {read:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_session_and_its_tasks_belong_to_the_key_that_opened_them() {
     let sim = simulator(SimConfig {

@@ -15,9 +15,9 @@ use super::{
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
-    list_models::price_text,
+    list_models::{kind_text, price_text},
 };
-use crate::models::safe_schema::provider_safe;
+use crate::{jobs::Caller, models::safe_schema::provider_safe, runcomfy::MAX_ID_CHARS};
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,16 @@ impl Validate for DescribeModelArgs {
             return Err(InvalidArgument::new(
                 "model_id",
                 "must not be empty: list_models lists the ids",
+            ));
+        }
+        // Checked before any work: the closest-id search compares the id with every model's.
+        if self.model_id.trim().chars().nth(MAX_ID_CHARS).is_some() {
+            return Err(InvalidArgument::new(
+                "model_id",
+                format!(
+                    "is longer than any model id ({} characters; at most {MAX_ID_CHARS}): list_models lists the ids",
+                    self.model_id.len()
+                ),
             ));
         }
         Ok(())
@@ -80,12 +90,12 @@ impl RunComfyServer {
         output_schema = output_schema_for::<ModelDescription>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn describe_model(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn describe_model(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let args: DescribeModelArgs = args::parse(arguments)?;
         let model = self
             .jobs
             .catalogue()
-            .describe(&args.model_id)
+            .describe(caller.key(), &args.model_id)
             .await
             .map_err(|e| ToolError::new(e.to_string()))?;
         let raw = model
@@ -97,7 +107,7 @@ impl RunComfyServer {
         let described = ModelDescription {
             name: model.display_name.clone().unwrap_or_else(|| id.clone()),
             description: model.description.clone(),
-            kind: model.kind.clone(),
+            kind: kind_text(&model),
             categories: model.categories.clone(),
             price: price_text(&model),
             pricing_note: model.pricing_note.clone(),
@@ -109,7 +119,12 @@ impl RunComfyServer {
                 .collect(),
             model_url: model.model_url.clone(),
             next_step: format!(
-                "run_model with model_id \"{id}\" and an input that meets input_schema runs it (a paid job)."
+                "run_model with model_id \"{id}\" and an input that meets input_schema runs it (a paid job).{}",
+                if safe.references_kept {
+                    " input_schema keeps RunComfy's $ref references into its $defs: inlined, it would be too large."
+                } else {
+                    ""
+                }
             ),
             model_id: id,
         };

@@ -1,4 +1,6 @@
 //! `list_models`: RunComfy's models, searched, one compact line each (id, name, kind, price).
+//! The kind is the media a model makes, read from its categories (RunComfy's own `kind` field
+//! is always "model").
 
 use rmcp::{
     model::{CallToolResult, JsonObject},
@@ -13,10 +15,15 @@ use super::super::{
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
-use crate::runcomfy::{ModelInfo, ModelQuery};
+use crate::{
+    jobs::Caller,
+    runcomfy::{ModelInfo, ModelQuery},
+};
 
 /// The most models one answer lists.
 const MAX_LIMIT: u32 = 100;
+/// The longest search, category or kind taken (a search is a few words).
+const MAX_FILTER_CHARS: usize = 500;
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +49,21 @@ pub struct ListModelsArgs {
 
 impl Validate for ListModelsArgs {
     fn validate(&self) -> Result<(), InvalidArgument> {
+        for (name, given) in [
+            ("search", &self.search),
+            ("category", &self.category),
+            ("kind", &self.kind),
+        ] {
+            if given
+                .as_deref()
+                .is_some_and(|s| s.chars().nth(MAX_FILTER_CHARS).is_some())
+            {
+                return Err(InvalidArgument::new(
+                    name,
+                    format!("is longer than {MAX_FILTER_CHARS} characters: give a few words"),
+                ));
+            }
+        }
         match self.limit {
             Some(n) if n == 0 || n > MAX_LIMIT => Err(InvalidArgument::new("limit", "must be from 1 to 100")),
             _ => Ok(()),
@@ -67,15 +89,26 @@ impl ModelLine {
         Self {
             name: model.display_name.clone().unwrap_or_else(|| id.clone()),
             model_id: id,
-            kind: model.kind.clone(),
+            kind: kind_text(model),
             price: price_text(model),
         }
     }
 }
 
-/// `$0.03 per output`, from the entry's price and unit.
+/// What the model makes (`image`, `video`, `audio`, or several joined by `/`), from its
+/// categories; the entry's own `kind` only when it says more than RunComfy's usual "model".
+pub fn kind_text(model: &ModelInfo) -> Option<String> {
+    let kinds = model.media_kinds();
+    if kinds.is_empty() {
+        model.kind.clone().filter(|k| !k.eq_ignore_ascii_case("model"))
+    } else {
+        Some(kinds.join("/"))
+    }
+}
+
+/// `$0.03 per output`, from the entry's price and unit (a price of 0 or below is not one).
 pub fn price_text(model: &ModelInfo) -> Option<String> {
-    let price = model.base_price_usd?;
+    let price = model.price_usd()?;
     let unit = model.price_unit.as_deref().unwrap_or("output");
     Some(format!("{} per {unit}", crate::jobs::price::usd(price)))
 }
@@ -101,7 +134,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<ModelList>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = true)
     )]
-    async fn list_models(&self, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn list_models(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
         let args: ListModelsArgs = args::parse(arguments)?;
         let query = ModelQuery {
             search: args.search,
@@ -113,7 +146,7 @@ impl RunComfyServer {
         let found = self
             .jobs
             .catalogue()
-            .search(&query)
+            .search(caller.key(), &query)
             .await
             .map_err(|e| ToolError::new(e.to_string()))?;
         let models: Vec<ModelLine> = found.models.iter().map(ModelLine::of).collect();
