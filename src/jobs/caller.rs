@@ -11,7 +11,7 @@ use std::{fmt, future::Future};
 use super::StatusSource;
 use crate::{
     journal::Owner,
-    runcomfy::{ApiError, ApiToken, CancelResponse, Client, RequestId, StatusResponse},
+    runcomfy::{ApiError, ApiToken, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
 
 #[derive(Clone)]
@@ -76,6 +76,10 @@ impl<'a> CallerClient<'a> {
 impl StatusSource for CallerClient<'_> {
     fn status(&self, id: &RequestId) -> impl Future<Output = Result<StatusResponse, ApiError>> + Send {
         self.client.status(self.key, id)
+    }
+
+    fn result(&self, id: &RequestId) -> impl Future<Output = Result<ResultResponse, ApiError>> + Send {
+        self.client.result(self.key, id)
     }
 
     fn cancel(&self, id: &RequestId) -> impl Future<Output = Result<CancelResponse, ApiError>> + Send {

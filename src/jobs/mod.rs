@@ -3,7 +3,8 @@
 //! resolved, nothing sent), submit, status, result, cancel, wait and run (submit → wait →
 //! result), each also for a batch of jobs, returning domain types; callers only render what it
 //! returns. [`poll`] is the wait loop, behind a seam so that it is tested under a paused clock;
-//! `follow` keeps the journal current during a wait; `prepare` resolves a request's inputs;
+//! `follow` keeps the journal current during a wait; `history` reads the model's past run lengths
+//! for the poll schedule; `prepare` resolves a request's inputs;
 //! [`price`] estimates a job's cost before it is paid for; [`limits`] holds the spend and rate
 //! limit flags (checked in the journal); [`settings`] holds the wait flags and their defaults.
 //! Every call is made for a [`Caller`]: whose jobs it sees and whose RunComfy key it spends
@@ -11,6 +12,7 @@
 
 mod caller;
 mod follow;
+mod history;
 pub mod limits;
 mod outputs;
 pub mod owners;
@@ -24,7 +26,7 @@ pub mod settings;
 pub use caller::Caller;
 pub use limits::LimitArgs;
 pub use owners::Owners;
-pub use poll::{Backoff, Event, StatusSource, WaitOptions, WaitOutcome};
+pub use poll::{Backoff, Event, History, Pacer, StatusSource, WaitOptions, WaitOutcome};
 pub use prepare::{PrepareError, Prepared, Recipe};
 pub use price::CostEstimate;
 pub use service::{JobService, Outputs, Run, RunError, RunOutcome, Step, SubmitError, MAX_COUNT};

@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use super::{
     caller::{Caller, CallerClient},
     follow::Follower,
+    history::Histories,
     limits::{refusal_text, unknown_price_text},
     poll,
     price::{CostEstimate, Prices},
-    Event, Prepared, WaitOptions, WaitOutcome, WaitPolicy,
+    Event, Pacer, Prepared, WaitOptions, WaitOutcome, WaitPolicy,
 };
 use crate::{
     dreamina::{Models, EDIT_MODEL},
@@ -46,6 +47,10 @@ pub struct JobService {
     prices: Arc<Prices>,
     /// RunComfy's models, for the catalogue tools and any model's input.
     catalogue: Arc<Catalogue>,
+    /// Every wait's polls together, held to the policy's rate.
+    pacer: Arc<Pacer>,
+    /// Past run lengths per model, for where to poll.
+    histories: Arc<Histories>,
 }
 
 /// Why a submit did not happen, or failed.
@@ -86,6 +91,15 @@ fn submit_failure(e: &ApiError) -> String {
 pub struct Outputs<'a> {
     pub id: &'a RequestId,
     pub urls: &'a OutputUrls,
+}
+
+/// What the wait needs to know of a job to poll where it is likely to finish.
+#[derive(Debug, Clone, Copy)]
+struct JobTiming<'a> {
+    model: &'a str,
+    size: &'a str,
+    /// How long ago it was submitted, when the wait begins.
+    submitted_ago: Duration,
 }
 
 /// A step of [`JobService::run`], for progress messages.
@@ -147,6 +161,8 @@ impl JobService {
             models: Arc::new(models),
             limits: Limits::default(),
             prices: Arc::default(),
+            pacer: Arc::new(Pacer::per_second(policy.max_rate)),
+            histories: Arc::default(),
         }
     }
 
@@ -305,11 +321,39 @@ impl JobService {
         id: &RequestId,
         max_wait: Duration,
         cancel: &CancellationToken,
-        mut on_event: impl FnMut(&Event),
+        on_event: impl FnMut(&Event),
     ) -> Result<WaitOutcome, ApiError> {
-        self.owned(caller, id).await?;
+        let job = match self.owned(caller, id).await? {
+            Some(job) => Some(job),
+            None => self.journal.get(caller.owner(), id).await,
+        };
+        let known = job.as_ref().map(|job| JobTiming {
+            model: &job.model,
+            size: &job.size,
+            submitted_ago: (Utc::now() - job.submitted_at).to_std().unwrap_or_default(),
+        });
+        self.wait_known(caller, id, max_wait, cancel, on_event, known).await
+    }
+
+    /// [`JobService::wait`] for a job whose model and submit time are known: its model's
+    /// history (in the journal) says where to poll densely.
+    async fn wait_known(
+        &self,
+        caller: &Caller,
+        id: &RequestId,
+        max_wait: Duration,
+        cancel: &CancellationToken,
+        mut on_event: impl FnMut(&Event),
+        job: Option<JobTiming<'_>>,
+    ) -> Result<WaitOutcome, ApiError> {
         let follower = Follower::start(&self.journal, caller.owner(), id);
-        let options = WaitOptions::new(self.policy.backoff, max_wait);
+        let mut options = WaitOptions::new(self.policy.backoff, max_wait);
+        options.dense = self.policy.dense;
+        options.pacer = Some(Arc::clone(&self.pacer));
+        if let Some(job) = job {
+            options.history = self.histories.get(&self.journal, job.model, job.size).await;
+            options.submitted_ago = job.submitted_ago;
+        }
         let upstream = CallerClient::new(&self.client, caller);
         let outcome = poll::wait(&upstream, id, &options, cancel, |event| {
             follower.saw(event);
@@ -340,17 +384,32 @@ impl JobService {
         let started = Instant::now();
         let id = self.submit(caller, prepared).await.map_err(RunError::Submit)?;
         on_step(started.elapsed(), Step::Submitted(&id));
+        let job = JobTiming {
+            model: &prepared.model,
+            size: &prepared.size,
+            submitted_ago: started.elapsed(),
+        };
         let waited = self
-            .wait(
+            .wait_known(
                 caller,
                 &id,
                 max_wait.saturating_sub(started.elapsed()),
                 cancel,
                 |event| on_step(started.elapsed(), Step::Polled(&id, event)),
+                Some(job),
             )
             .await;
         let outcome = match waited {
-            Ok(WaitOutcome::Finished(_)) => self.result(caller, &id).await.map(RunOutcome::Done),
+            // The poll that saw the end was a result poll: its answer is the result.
+            Ok(WaitOutcome::Finished {
+                result: Some(result), ..
+            }) => {
+                self.journal
+                    .record(caller.owner(), &id, JobUpdate::from_result(&result))
+                    .await;
+                Ok(RunOutcome::Done(*result))
+            }
+            Ok(WaitOutcome::Finished { result: None, .. }) => self.result(caller, &id).await.map(RunOutcome::Done),
             Ok(WaitOutcome::DeadlinePassed { last }) => Ok(RunOutcome::StillRunning(last)),
             Ok(WaitOutcome::Cancelled { cancel, .. }) => Ok(RunOutcome::Cancelled(cancel)),
             Err(error) => Err(error),

@@ -16,6 +16,11 @@ pub const MAX_WAIT_SECS: u64 = 300;
 pub const POLL_FIRST_MS: u64 = 500;
 /// The longest delay between status polls.
 pub const POLL_MAX_MS: u64 = 5000;
+/// The delay between polls where the model's past runs say a job is likely to finish: the
+/// answer comes at most this long after RunComfy finished the image (half of it on average).
+pub const POLL_DENSE_MS: u64 = 300;
+/// The most polls per second all waits of one server send RunComfy together.
+pub const POLL_MAX_RATE: u32 = 200;
 
 /// Flags of the commands that wait for jobs.
 #[derive(Args, Debug, Clone)]
@@ -36,6 +41,15 @@ pub struct WaitArgs {
     /// Longest delay between status polls, in milliseconds.
     #[arg(long, env = "RUNCOMFY_POLL_MAX_MS", default_value_t = POLL_MAX_MS, value_parser = clap::value_parser!(u64).range(10..=300_000))]
     pub poll_max_ms: u64,
+
+    /// Delay between polls, in milliseconds, where the model's past jobs (in the journal) say a
+    /// job is likely to finish; the first and longest delays apply to a model without history.
+    #[arg(long, env = "RUNCOMFY_POLL_DENSE_MS", default_value_t = POLL_DENSE_MS, value_parser = clap::value_parser!(u64).range(250..=60_000))]
+    pub poll_dense_ms: u64,
+
+    /// The most status and result polls per second that all waiting calls together send RunComfy.
+    #[arg(long, env = "RUNCOMFY_POLL_MAX_RATE", default_value_t = POLL_MAX_RATE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub poll_max_rate: u32,
 }
 
 /// The checked wait settings.
@@ -44,6 +58,10 @@ pub struct WaitPolicy {
     pub default_wait: Duration,
     pub max_wait: Duration,
     pub backoff: Backoff,
+    /// Between polls where a job is likely to finish.
+    pub dense: Duration,
+    /// Polls per second, all waits together.
+    pub max_rate: u32,
 }
 
 impl Default for WaitPolicy {
@@ -52,6 +70,8 @@ impl Default for WaitPolicy {
             default_wait: Duration::from_secs(DEFAULT_WAIT_SECS),
             max_wait: Duration::from_secs(MAX_WAIT_SECS),
             backoff: Backoff::default(),
+            dense: Duration::from_millis(POLL_DENSE_MS),
+            max_rate: POLL_MAX_RATE,
         }
     }
 }
@@ -76,6 +96,8 @@ impl WaitArgs {
                 max: Duration::from_millis(self.poll_max_ms.max(self.poll_first_ms)),
                 ..Backoff::default()
             },
+            dense: Duration::from_millis(self.poll_dense_ms),
+            max_rate: self.poll_max_rate,
         }
     }
 }

@@ -280,6 +280,19 @@ impl Journal {
 
     /// `owner`'s job with this request id as recorded here; `None` when unknown, another
     /// owner's, or without a journal.
+    /// How long the newest succeeded jobs of `model` at `size` took from submit to done, newest
+    /// first, at most `limit` (see [`JobStore::run_lengths`]); empty without a journal or when
+    /// the query fails (logged).
+    pub async fn run_lengths(&self, model: &str, size: &str, limit: usize) -> Vec<std::time::Duration> {
+        let (model, size) = (model.to_owned(), size.to_owned());
+        self.run("reading run lengths", move |s| s.run_lengths(&model, &size, limit))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|ms| u64::try_from(ms).ok().map(std::time::Duration::from_millis))
+            .collect()
+    }
+
     pub async fn get(&self, owner: &Owner, id: &RequestId) -> Option<JobRecord> {
         let (owner, request_id) = (owner.clone(), id.to_string());
         self.run("reading a job", move |s| s.get(&owner, &request_id))

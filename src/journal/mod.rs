@@ -73,6 +73,14 @@ pub trait JobStore: Send + Sync + 'static {
         false
     }
 
+    /// How long the newest succeeded jobs of `model` at `size` took from submit to done (as far as
+    /// this journal saw them finish), newest first, at most `limit`: the wait polls densely
+    /// where the next one is likely to finish. Across owners: the length of a run says nothing
+    /// about whose job it was, and a shared server learns its model's timing sooner.
+    fn run_lengths(&self, _model: &str, _size: &str, _limit: usize) -> Result<Vec<i64>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// `query.owner`'s jobs, newest first.
     fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
 

@@ -417,6 +417,17 @@ impl JobStore for PgStore {
         })
     }
 
+    fn run_lengths(&self, model: &str, size: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
+        self.with(|client| {
+            let rows = client.query(
+                "SELECT finished_at - submitted_at FROM runcomfy_jobs WHERE status = 'succeeded' AND model = $1 \
+                 AND size = $2 AND finished_at IS NOT NULL ORDER BY submitted_at DESC LIMIT $3",
+                &[&model, &size, &(limit as i64)],
+            )?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
     fn get(&self, owner: &Owner, request_id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.with(|client| {
             let row = client.query_opt(

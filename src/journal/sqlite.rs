@@ -278,6 +278,17 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn run_lengths(&self, model: &str, size: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT finished_at - submitted_at FROM jobs WHERE status = 'succeeded' AND model = ?1 \
+                 AND size = ?2 AND finished_at IS NOT NULL ORDER BY submitted_at DESC LIMIT ?3",
+            )?;
+            let rows = statement.query_map(params![model, size, limit as i64], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
     fn get(&self, owner: &Owner, request_id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.with(|conn| {
             let sql = format!("SELECT {COLUMNS} FROM jobs WHERE request_id = ?1 AND owner = ?2");

@@ -66,6 +66,7 @@ on_every_backend!(
     limits_refuse_inside_the_store_and_count_unknown_costs_at_their_estimate,
     each_owner_sees_changes_and_counts_only_their_own_jobs,
     concurrent_submits_from_several_handles_never_pass_a_limit_together,
+    run_lengths_are_the_newest_succeeded_jobs_of_one_model_and_size_of_every_owner,
 );
 
 fn me() -> Owner {
@@ -440,4 +441,50 @@ fn concurrent_submits_from_several_handles_never_pass_a_limit_together(backend: 
     });
     assert_eq!(admitted, 2);
     assert_eq!(all(stores[0].as_ref()).len(), 2);
+}
+
+fn run_lengths_are_the_newest_succeeded_jobs_of_one_model_and_size_of_every_owner(backend: &dyn Backend) {
+    let owned = backend.open();
+    let store = owned.as_ref();
+    let start = Utc::now() - chrono::Duration::minutes(10);
+    let finish = |prompt: &str, owner: &Owner, model: &str, at_s: i64, took_s: i64, status: JobStatus| {
+        let at = start + chrono::Duration::seconds(at_s);
+        let key = begin(
+            store,
+            &NewJob {
+                owner: owner.clone(),
+                model: model.into(),
+                ..job(prompt, at)
+            },
+        );
+        let id = format!("id-{prompt}");
+        store
+            .finish_submit(key, &SubmitOutcome::Accepted { request_id: id.clone() }, at)
+            .unwrap();
+        let done = JobUpdate {
+            status: Some(status),
+            ..Default::default()
+        };
+        assert!(store
+            .update(owner, &id, &done, at + chrono::Duration::seconds(took_s))
+            .unwrap());
+    };
+    let other = Owner::from_stored("ab12");
+    finish("old", &me(), "m", 0, 30, JobStatus::Succeeded);
+    finish("theirs", &other, "m", 10, 20, JobStatus::Succeeded);
+    finish("failed", &me(), "m", 20, 5, JobStatus::Failed);
+    finish("other model", &me(), "n", 30, 7, JobStatus::Succeeded);
+    finish("new", &me(), "m", 40, 12, JobStatus::Succeeded);
+    // Still running: no length yet.
+    submitted(store, "running", start + chrono::Duration::seconds(50));
+
+    assert_eq!(
+        store.run_lengths("m", "1024x1024(1:1)", 10).unwrap(),
+        [12_000, 20_000, 30_000]
+    );
+    assert_eq!(store.run_lengths("m", "1024x1024(1:1)", 2).unwrap(), [12_000, 20_000]);
+    assert!(
+        store.run_lengths("m", "2048x2048(1:1)", 10).unwrap().is_empty(),
+        "another size"
+    );
 }

@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 const OUTPUTS: usize = 20_000;
 const ANSWER_BYTES: usize = 256 * 1024;
 
+/// Every result answer with outputs lists 20,000: the waiting paths poll `/result` while the job
+/// runs (answers without outputs, which pass unchanged but use up a rule's `times`).
 fn many_outputs() -> Value {
-    json!({"endpoint": "result", "kind": "many_outputs", "count": OUTPUTS})
+    json!({"endpoint": "result", "kind": "many_outputs", "count": OUTPUTS, "times": 1000})
 }
 
 /// The answer's size as JSON, with the inline images' data left out (they have their own cap).
@@ -203,9 +205,7 @@ async fn a_batch_is_bounded_per_job() {
     )
     .await;
     // Both jobs' results list 20,000 outputs.
-    control
-        .fault(json!({"endpoint": "result", "kind": "many_outputs", "count": OUTPUTS, "times": 2}))
-        .await;
+    control.fault(many_outputs()).await;
     let result = call(
         &client,
         "generate_image_and_wait",

@@ -259,8 +259,10 @@ async fn polling_follows_the_backoff_schedule() {
     let started = std::time::Instant::now();
     let result = call_on(&client, "generate_image_and_wait", json!({"prompt": "count my polls"})).await;
     let elapsed = started.elapsed();
-    let id = structured(&result)["request_id"].as_str().unwrap().to_owned();
-    let polls = Control::new(&sim).job(&id).await["status_calls"].as_u64().unwrap() as usize;
+    assert_eq!(structured(&result)["status"], "succeeded");
+    // Status polls while queued, result polls once it runs (the last one is the result itself).
+    let stats = sim.stats();
+    let polls = (stats.status_calls + stats.result_calls) as usize;
     let schedule = Backoff {
         first: Duration::from_millis(50),
         factor: 1.5,
@@ -272,6 +274,32 @@ async fn polling_follows_the_backoff_schedule() {
         polls >= 3 && polls <= most,
         "{polls} polls in {elapsed:?}; the schedule allows {most}"
     );
+}
+
+#[tokio::test]
+async fn a_running_job_is_polled_through_its_result_and_answered_from_it() {
+    // Running from the start: one status poll (nothing is known of the job yet), then `/result`,
+    // which answers the current status until the job is done and then carries its outputs, so
+    // that the end is seen and the outputs known in one round trip.
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        initial_queue_position: 0,
+        run_ms: 1500,
+        ..fast_config()
+    })
+    .await;
+    let client = spawn_binary(
+        Recorder::default(),
+        &sim.base_url(),
+        &["--poll-first-ms", "50", "--poll-max-ms", "400"],
+    )
+    .await;
+    let result = call_on(&client, "generate_image_and_wait", json!({"prompt": "poll my result"})).await;
+    assert_eq!(structured(&result)["status"], "succeeded", "{}", text(&result));
+    assert_eq!(structured(&result)["images"].as_array().unwrap().len(), 1);
+    let stats = sim.stats();
+    assert_eq!(stats.status_calls, 1, "{stats:?}");
+    assert!(stats.result_calls >= 2, "polled while running, then done: {stats:?}");
+    assert_eq!(stats.image_calls, 1, "{stats:?}");
 }
 
 #[tokio::test]
