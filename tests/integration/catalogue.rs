@@ -277,3 +277,120 @@ async fn a_huge_model_id_is_refused_at_once_and_healthz_still_answers() {
     }
     server.stop().await;
 }
+
+/// The binary with a journal in `dir` and these flags.
+async fn server_with(sim: &runcomfy_mcp::simulator::Simulator, dir: &std::path::Path, flags: &[&str]) -> Client {
+    let bin = Bin::serve().args(flags).upstream(&sim.base_url()).journal_in(dir);
+    start_stdio((), bin).await.client
+}
+
+/// Issue 34, finding 6: a catalogue price of 0 made every estimate $0, and 30 of 30 extra
+/// submits went through a $0.50 limit. A price of 0 or below is not known: under a spend limit
+/// the job is refused, saying why, and nothing is sent.
+#[tokio::test]
+async fn a_zero_price_is_unknown_and_refused_under_a_spend_limit() {
+    let sim = simulator(runcomfy_mcp::simulator::SimConfig {
+        price_usd_per_image: 0.0,
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let client = server_with(&sim, state.path(), &["--max-spend-usd-per-day", "0.50"]).await;
+    for tool_call in [
+        ("generate_image", json!({"prompt": "a fox", "force_single": true})),
+        (
+            "run_model",
+            json!({"model_id": DREAMINA, "wait": false, "input": {"prompt": "a fox", "force_single": true}}),
+        ),
+    ] {
+        let refused = call(&client, tool_call.0, tool_call.1).await;
+        assert!(is_error(&refused), "{}: {}", tool_call.0, text(&refused));
+        assert!(text(&refused).contains("price of 0"), "{}", text(&refused));
+    }
+    assert_eq!(sim.stats().submissions, 0, "nothing reached RunComfy");
+    client.cancel().await.unwrap();
+}
+
+/// Issue 40, finding 13: RunComfy has price units besides output and second. One this server
+/// cannot estimate is an unknown estimate that names the unit; under a spend limit the job is
+/// refused and nothing is sent, without one it runs.
+#[tokio::test]
+async fn an_unknown_price_unit_is_an_unknown_estimate_that_names_it() {
+    let sim = simulator(fast_config()).await;
+    Control::new(&sim)
+        .config(json!({"catalogue": {"price_unit": "megapixel"}}))
+        .await;
+    let model = "google/nano-banana-2-lite/text-to-image";
+    let state = tempfile::tempdir().unwrap();
+    let limited = server_with(&sim, state.path(), &["--max-spend-usd-per-day", "5"]).await;
+    let refused = call(
+        &limited,
+        "run_model",
+        json!({"model_id": model, "wait": false, "input": {"prompt": "a fox"}}),
+    )
+    .await;
+    assert!(is_error(&refused), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("priced per \"megapixel\", a unit this server cannot estimate"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(sim.stats().submissions, 0);
+    limited.cancel().await.unwrap();
+
+    let open = connect(&sim.base_url(), &[]).await;
+    let ran = call(
+        &open,
+        "run_model",
+        json!({"model_id": model, "wait": false, "input": {"prompt": "a fox"}}),
+    )
+    .await;
+    assert!(!is_error(&ran), "{}", text(&ran));
+    assert!(structured(&ran).get("estimated_cost_usd").is_none(), "{}", text(&ran));
+    open.cancel().await.unwrap();
+}
+
+/// Build 2 of issue 40: one lock was held across every price read, so on a shared server every
+/// estimate queued behind one slow read. Reads are single-flight per model: a slow read of one
+/// model's price does not hold up another's.
+#[tokio::test]
+async fn a_slow_price_read_for_one_model_does_not_hold_up_another() {
+    let sim = simulator(fast_config()).await;
+    let control = Control::new(&sim);
+    let client = connect(&sim.base_url(), &[]).await;
+    // The catalogue is read first, so that the next read of the model endpoint is a price.
+    let listed = call(&client, "list_models", json!({})).await;
+    assert!(!is_error(&listed), "{}", text(&listed));
+    control
+        .fault(json!({"endpoint": "model", "delay_ms": 20_000, "times": 1}))
+        .await;
+    let before = sim.stats().model_calls;
+    let peer = client.peer().clone();
+    let slow = tokio::spawn(async move {
+        peer.call_tool(
+            rmcp::model::CallToolRequestParams::new("run_model").with_arguments(args(json!({
+                "model_id": "google/nano-banana-2-lite/text-to-image", "wait": false, "input": {"prompt": "a fox"}
+            }))),
+        )
+        .await
+    });
+    eventually(
+        async || match sim.stats().model_calls > before {
+            true => Ok(()),
+            false => Err(sim.stats().model_calls),
+        },
+        "the slow price read to start",
+    )
+    .await;
+    let other = call(
+        &client,
+        "run_model",
+        json!({"model_id": "minimax/speech-2.6/text-to-audio", "wait": false, "input": {"text": "hello"}}),
+    );
+    tokio::select! {
+        biased;
+        done = slow => panic!("the slow model's call ended first: {done:?}"),
+        other = other => assert!(!is_error(&other), "{}", text(&other)),
+    }
+    client.cancel().await.unwrap();
+}
