@@ -15,7 +15,7 @@ use crate::{
         inputs::{InputOptions, DEFAULT_INPUT_MAX_BYTES},
         AddressPolicy, Downloader, MediaArgs, MediaOptions, OutputDir,
     },
-    runcomfy::{settings::token_from_env, ApiToken, Client, UpstreamArgs},
+    runcomfy::{settings::token_from_env, ApiToken, BalanceReader, Client, UpstreamArgs},
     simulator::{SimConfig, Simulator},
     transport::{
         per_user_keys::PerUserKeys,
@@ -103,10 +103,11 @@ impl ServeArgs {
                 bearer_is_key: http.guards.token.is_none(),
             }));
         }
-        let (client, downloader, simulator) = upstream_client(&self.upstream, per_user_keys).await?;
+        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, per_user_keys).await?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
         let mut jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
+            .with_balance(balance)
             .with_models(self.upstream.models())
             .with_limits(self.limits.limits());
         if let Some(path) = catalogue_copy(&self.journal, self.upstream.simulate) {
@@ -136,9 +137,10 @@ impl GenerateSettings {
         };
         self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
-        let (client, downloader, simulator) = upstream_client(&self.upstream, false).await?;
+        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, false).await?;
         let journal = self.journal.open(self.upstream.simulate).await;
         let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
+            .with_balance(balance)
             .with_models(self.upstream.models())
             .with_limits(self.limits.limits());
         Ok((jobs, simulator))
@@ -162,11 +164,12 @@ fn catalogue_copy(journal: &crate::journal::JournalArgs, simulated: bool) -> Opt
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here,
 /// and the client for its result files: public `https` addresses only, plus the upstream's own
 /// origin when that is on this machine (the simulator, a loopback `--base-url`). `per_user_keys`:
-/// the client has no key of its own (each call brings its caller's).
+/// the client has no key of its own (each call brings its caller's). Also the reader of the
+/// account balance, unless it is turned off (`--balance-base-url off`).
 async fn upstream_client(
     args: &UpstreamArgs,
     per_user_keys: bool,
-) -> anyhow::Result<(Arc<Client>, Downloader, Option<Simulator>)> {
+) -> anyhow::Result<(Arc<Client>, Option<BalanceReader>, Downloader, Option<Simulator>)> {
     let (config, simulator) = if args.simulate {
         let simulator = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await?;
         tracing::info!(url = %simulator.base_url(), "using the built-in simulator (no RunComfy traffic, no token needed)");
@@ -188,6 +191,12 @@ async fn upstream_client(
         tracing::info!(base_url = %config.base_url, "result files may also come from the local upstream itself");
     }
     let downloader = Downloader::new(policy).map_err(anyhow::Error::msg)?;
+    let balance = args
+        .balance
+        .base_url(Some(&config.base_url))?
+        .map(|url| BalanceReader::new(&url, config.token.as_ref(), config.timeout))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let client = Client::new(config).map_err(anyhow::Error::msg)?;
-    Ok((Arc::new(client), downloader, simulator))
+    Ok((Arc::new(client), balance, downloader, simulator))
 }

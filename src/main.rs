@@ -47,6 +47,8 @@ struct UsageArgs {
     simulate: bool,
     #[command(flatten)]
     journal: runcomfy_mcp::journal::JournalArgs,
+    #[command(flatten)]
+    balance: runcomfy_mcp::runcomfy::settings::BalanceArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -189,7 +191,8 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 
 async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     let journal = args.journal.open(args.simulate).await;
-    print!("{}", runcomfy_mcp::usage::report(&journal, args.days).await?);
+    let balance = runcomfy_mcp::usage::balance(&args.balance, args.simulate).await?;
+    print!("{}", runcomfy_mcp::usage::report(&journal, args.days, &balance).await?);
     Ok(())
 }
 

@@ -1,18 +1,61 @@
 //! `runcomfy-mcp usage`: spending and job counts per UTC day, from this machine's job journal
-//! (every server process and `generate` run on the machine records there). RunComfy's public
-//! client code reads no account balance (it only reports a 402 as "add funds"), so neither does
-//! this: the balance is on the RunComfy dashboard. It reads the journal directly rather than
-//! through the job service: a report needs no token, no client and no network.
+//! (every server process and `generate` run on the machine records there), and the account's
+//! balance, read from RunComfy as its own CLI (`runcomfy balance`) reads it. The journal is read
+//! directly rather than through the job service: the spending needs no token, client or network,
+//! and the balance is one read with the key in the environment, left out when there is none.
 
-use std::fmt::Write;
+use std::{fmt::Write, time::Duration};
 
 use crate::{
     jobs::price::usd,
     journal::{DayUsage, Journal, Owner, SpendTotals, Tally},
+    runcomfy::{
+        settings::{token_from_env, BalanceArgs},
+        Balance, BalanceReader,
+    },
 };
 
+/// The balance as the report shows it: the figure, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BalanceLine {
+    Read(Balance),
+    NotRead(String),
+}
+
+impl BalanceLine {
+    fn text(&self) -> String {
+        match self {
+            Self::Read(balance) => format!("RunComfy balance: {} (read from RunComfy just now).", balance.text()),
+            Self::NotRead(why) => format!("RunComfy balance: not shown ({why}); the RunComfy dashboard shows it."),
+        }
+    }
+}
+
+/// The account's balance, read with the key in the environment where `args` say; `simulated`:
+/// the report is of the simulator's journal, which no account pays for.
+pub async fn balance(args: &BalanceArgs, simulated: bool) -> anyhow::Result<BalanceLine> {
+    if simulated {
+        return Ok(BalanceLine::NotRead(
+            "the simulator's jobs are paid by no account".to_owned(),
+        ));
+    }
+    let Some(url) = args.base_url(None)? else {
+        return Ok(BalanceLine::NotRead("--balance-base-url is off".to_owned()));
+    };
+    let Some(token) = token_from_env() else {
+        return Ok(BalanceLine::NotRead(
+            "no RUNCOMFY_API_KEY in the environment to read it with".to_owned(),
+        ));
+    };
+    let reader = BalanceReader::new(&url, Some(&token), Duration::from_secs(10)).map_err(anyhow::Error::msg)?;
+    Ok(match reader.read(None).await {
+        Some(balance) => BalanceLine::Read(balance),
+        None => BalanceLine::NotRead("RunComfy did not answer the balance read".to_owned()),
+    })
+}
+
 /// The report, as printed.
-pub async fn report(journal: &Journal, days: u32) -> anyhow::Result<String> {
+pub async fn report(journal: &Journal, days: u32, balance: &BalanceLine) -> anyhow::Result<String> {
     let by_day = journal
         .usage(&Owner::single(), days)
         .await
@@ -23,10 +66,11 @@ pub async fn report(journal: &Journal, days: u32) -> anyhow::Result<String> {
         days,
         &by_day,
         &totals,
+        balance,
     ))
 }
 
-fn render(location: &str, days: u32, by_day: &[DayUsage], totals: &SpendTotals) -> String {
+fn render(location: &str, days: u32, by_day: &[DayUsage], totals: &SpendTotals, balance: &BalanceLine) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -56,10 +100,7 @@ fn render(location: &str, days: u32, by_day: &[DayUsage], totals: &SpendTotals) 
         usd(totals.all_recorded.cost_usd),
         usd(totals.all_recorded.estimated_usd)
     );
-    let _ = writeln!(
-        out,
-        "Balance: not shown. RunComfy's API offers no balance read that its own clients use; see the RunComfy dashboard. A job the balance cannot pay for is refused with \"top up your RunComfy balance\"."
-    );
+    let _ = writeln!(out, "{}", balance.text());
     out
 }
 
@@ -92,8 +133,22 @@ mod tests {
             day: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             tally,
         };
-        let text = render("/tmp/j", 30, &[day.clone(), day], &SpendTotals::default());
+        let unread = BalanceLine::NotRead("no key".to_owned());
+        let text = render(
+            "/tmp/j",
+            30,
+            &[day.clone(), day.clone()],
+            &SpendTotals::default(),
+            &unread,
+        );
         assert!(text.contains("2026-12-01       4      $0.15        $0.45\n"), "{text}");
         assert!(text.contains("total            8      $0.30        $0.90\n"), "{text}");
+        assert!(text.contains("RunComfy balance: not shown (no key)"), "{text}");
+        let read = BalanceLine::Read(Balance { usd: 12.5 });
+        let text = render("/tmp/j", 30, &[day], &SpendTotals::default(), &read);
+        assert!(
+            text.ends_with("RunComfy balance: $12.50 (read from RunComfy just now).\n"),
+            "{text}"
+        );
     }
 }

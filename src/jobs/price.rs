@@ -85,6 +85,11 @@ pub struct CostEstimate {
     /// RunComfy's own remark on the price, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pricing_note: Option<String>,
+    /// The caller's RunComfy balance when it was read, for [`CostEstimate::text`] only (the
+    /// tools' structured answers keep their schema).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub balance: Option<crate::runcomfy::Balance>,
 }
 
 impl CostEstimate {
@@ -111,8 +116,13 @@ impl CostEstimate {
         } else {
             format!(" × {} jobs", self.jobs)
         };
+        let covers = self
+            .balance
+            .and_then(|balance| balance.covers(self.per_unit_usd, unit))
+            .map(|covers| format!("; {covers}"))
+            .unwrap_or_default();
         format!(
-            "Estimated cost {} ({} per {unit} × {images}{jobs}; RunComfy's price list)",
+            "Estimated cost {} ({} per {unit} × {images}{jobs}; RunComfy's price list{covers})",
             self.range_text(),
             usd(self.per_unit_usd)
         )
@@ -179,6 +189,7 @@ impl Prices {
             units_per_job: [low, high],
             jobs: count,
             pricing_note,
+            balance: None,
         })
     }
 
@@ -377,6 +388,7 @@ mod tests {
             units_per_job: [1, 15],
             jobs: 2,
             pricing_note: None,
+            balance: None,
         };
         assert_eq!(
             estimate.text(),
@@ -390,10 +402,20 @@ mod tests {
             units_per_job: [5, 5],
             jobs: 1,
             pricing_note: None,
+            balance: None,
         };
         assert_eq!(
             video.text(),
             "Estimated cost $0.50 ($0.10 per second × 5 seconds; RunComfy's price list)"
+        );
+        // With the balance read beside it: how far it goes at this price.
+        let funded = CostEstimate {
+            balance: Some(crate::runcomfy::Balance { usd: 3.0 }),
+            ..estimate
+        };
+        assert_eq!(
+            funded.text(),
+            "Estimated cost $0.06–$0.90 ($0.03 per image × 1 to 15 images × 2 jobs; RunComfy's price list; your RunComfy balance ($3.00) covers about 100 such images)"
         );
     }
 }

@@ -26,7 +26,9 @@ use crate::{
     dreamina::{Models, EDIT_MODEL},
     journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
     media::{self, Collected, Downloader, MediaOptions, OutputUrls},
-    runcomfy::{ApiError, CancelResponse, Catalogue, Client, RequestId, ResultResponse, StatusResponse},
+    runcomfy::{
+        ApiError, Balance, BalanceReader, CancelResponse, Catalogue, Client, RequestId, ResultResponse, StatusResponse,
+    },
 };
 
 /// The most jobs one call may start at once ("give me four options").
@@ -51,6 +53,8 @@ pub struct JobService {
     pacer: Arc<Pacer>,
     /// Past run lengths per model, for where to poll.
     histories: Arc<Histories>,
+    /// The account balance shown beside spending and estimates; `None`: not read.
+    balance: Option<Arc<BalanceReader>>,
 }
 
 /// Why a submit did not happen, or failed.
@@ -163,7 +167,19 @@ impl JobService {
             prices: Arc::default(),
             pacer: Arc::new(Pacer::per_second(policy.max_rate)),
             histories: Arc::default(),
+            balance: None,
         }
+    }
+
+    /// Reads the account balance with `reader`, to show beside spending and estimates.
+    pub fn with_balance(mut self, reader: Option<BalanceReader>) -> Self {
+        self.balance = reader.map(Arc::new);
+        self
+    }
+
+    /// `caller`'s RunComfy balance, if it can be read (briefly cached; never an error).
+    pub async fn balance(&self, caller: &Caller) -> Option<Balance> {
+        self.balance.as_ref()?.read(caller.key()).await
     }
 
     /// Keeps the model catalogue's copy in `path` too (read back when RunComfy is out of reach).
@@ -184,8 +200,13 @@ impl JobService {
 
     /// What `count` jobs of `prepared` will cost, from the model's catalogue price (read once
     /// and cached); `Err` says why the price is not known.
+    /// The caller's balance is read beside it, at the same time, for the estimate's text.
     pub async fn estimate(&self, caller: &Caller, prepared: &Prepared, count: u32) -> Result<CostEstimate, String> {
-        self.prices.estimate(&self.client, caller.key(), prepared, count).await
+        let (estimate, balance) = tokio::join!(
+            self.prices.estimate(&self.client, caller.key(), prepared, count),
+            self.balance(caller)
+        );
+        estimate.map(|estimate| CostEstimate { balance, ..estimate })
     }
 
     /// `caller`'s spend today, over the last 7 days and over all recorded time, from the journal.

@@ -330,7 +330,7 @@ fn url_with<'a>(base: &reqwest::Url, segments: impl IntoIterator<Item = &'a str>
 }
 
 /// `Bearer <key>`, marked sensitive (never shown by the HTTP stack's own debug output).
-fn bearer(key: &ApiToken) -> Option<header::HeaderValue> {
+pub(super) fn bearer(key: &ApiToken) -> Option<header::HeaderValue> {
     let mut value = header::HeaderValue::try_from(format!("Bearer {}", key.expose())).ok()?;
     value.set_sensitive(true);
     Some(value)

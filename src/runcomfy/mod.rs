@@ -1,6 +1,7 @@
 //! The upstream client for RunComfy's async model API: submit a job, read its status and result,
 //! cancel it. It knows HTTP and the RunComfy wire format, and nothing of MCP.
 
+pub mod balance;
 pub mod catalogue;
 mod client;
 mod error;
@@ -11,6 +12,7 @@ pub mod settings;
 mod token;
 mod wire;
 
+pub use balance::{Balance, BalanceReader, BalanceResponse};
 pub use catalogue::{Catalogue, CatalogueError, Found, ModelQuery, Snapshot, MAX_ID_CHARS};
 pub use client::{Client, ClientConfig, MAX_SUBMIT_BYTES};
 pub use error::ApiError;

@@ -36,6 +36,35 @@ pub struct UpstreamArgs {
     /// Run against the built-in simulator on 127.0.0.1 instead of RunComfy: no token, no network.
     #[arg(long, env = "RUNCOMFY_SIMULATE")]
     pub simulate: bool,
+
+    #[command(flatten)]
+    pub balance: BalanceArgs,
+}
+
+/// Where the account balance is read (another host than the model API's: one wallet pays for
+/// every RunComfy product).
+#[derive(Args, Debug, Clone, Default)]
+pub struct BalanceArgs {
+    /// Base URL of RunComfy's account API, read for the balance (GET <this>/prod/v2/balance) shown beside spending and estimates. Default: https://api.runcomfy.net, or the --base-url itself when that is not RunComfy's (a test server, a proxy); with --simulate, the simulator. "off": no balance read.
+    #[arg(long, env = "RUNCOMFY_BALANCE_BASE_URL", value_name = "URL")]
+    pub balance_base_url: Option<String>,
+}
+
+impl BalanceArgs {
+    /// The balance's base URL, or `None` when it is turned off. `model_base_url`: the model API's
+    /// base in use (the simulator's with `--simulate`); one that is not RunComfy's own carries the
+    /// balance too unless this setting says otherwise, so that a test server or a proxy is never
+    /// bypassed for the real host.
+    pub fn base_url(&self, model_base_url: Option<&str>) -> Result<Option<String>, ConfigError> {
+        let url = match (self.balance_base_url.as_deref().map(str::trim), model_base_url) {
+            (Some("off"), _) => return Ok(None),
+            (Some(url), _) if !url.is_empty() => url.to_owned(),
+            (_, Some(model)) if model.trim_end_matches('/') != DEFAULT_BASE_URL => model.to_owned(),
+            _ => super::balance::DEFAULT_BALANCE_BASE_URL.to_owned(),
+        };
+        check_base_url(&url).map_err(|_| ConfigError::BadBalanceUrl(url.clone()))?;
+        Ok(Some(url))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +77,8 @@ pub enum ConfigError {
     BadModel(String),
     #[error("--edit-model {0:?} is not a model id such as bytedance/dreamina-4-0/edit")]
     BadEditModel(String),
+    #[error("--balance-base-url {0:?} is not an http(s) URL such as https://api.runcomfy.net (or \"off\")")]
+    BadBalanceUrl(String),
 }
 
 impl UpstreamArgs {
@@ -137,5 +168,30 @@ mod tests {
         for bad in ["", "a//b", "../x", "a/b?c", "a b"] {
             assert!(check_model(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The balance goes to RunComfy's account host only when the model API is RunComfy's own: a
+    /// test server or proxy given as --base-url is never bypassed for the real host.
+    #[test]
+    fn the_balance_follows_a_base_url_that_is_not_runcomfys() {
+        let args = |url: Option<&str>| BalanceArgs {
+            balance_base_url: url.map(str::to_owned),
+        };
+        let real = Some("https://api.runcomfy.net".to_owned());
+        assert_eq!(args(None).base_url(Some(DEFAULT_BASE_URL)).unwrap(), real);
+        assert_eq!(args(None).base_url(None).unwrap(), real);
+        assert_eq!(
+            args(None).base_url(Some("http://127.0.0.1:9")).unwrap().as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(
+            args(Some("http://127.0.0.1:7"))
+                .base_url(Some("http://127.0.0.1:9"))
+                .unwrap()
+                .as_deref(),
+            Some("http://127.0.0.1:7")
+        );
+        assert_eq!(args(Some("off")).base_url(Some(DEFAULT_BASE_URL)).unwrap(), None);
+        assert!(args(Some("api.runcomfy.net")).base_url(None).is_err());
     }
 }

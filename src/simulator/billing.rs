@@ -1,7 +1,8 @@
 //! What the simulator charges: a price per image, published in the model's catalogue entry
 //! (`GET /v1/models/{model_id}`, the fields RunComfy's clients read), a job's cost in its result
 //! when asked with `include_cost=true`, and an optional balance that a submit is charged from,
-//! answered with HTTP 402 and error_code 400002 once it cannot pay.
+//! answered with HTTP 402 and error_code 400002 once it cannot pay. The balance is read at
+//! `GET /prod/v2/balance`, in the shape RunComfy's CLI and MCP server read.
 //!
 //! When RunComfy takes the money is not published: at submit (refunded on a cancel), or when the
 //! job completes. `bill_at_completion` switches to the second: a submit only checks that the
@@ -13,6 +14,8 @@ use std::sync::Mutex;
 
 use axum::http::StatusCode;
 use axum::response::Response;
+
+use serde::Serialize;
 
 use super::state::Phase;
 use super::{wire, Shared};
@@ -74,6 +77,33 @@ pub(crate) fn settle(sim: &Shared) {
 
 /// A made-up price, of the order of image models on RunComfy: nothing here is billed.
 pub const DEFAULT_PRICE_USD: f64 = 0.03;
+
+/// The balance reported when none is set (jobs are then never refused for money): a made-up figure.
+pub const NOTIONAL_BALANCE_USD: f64 = 100.0;
+
+/// `GET /prod/v2/balance`'s answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct BalanceResponse {
+    balance_usd: f64,
+    balance_microdollars: i64,
+    currency: &'static str,
+}
+
+/// The balance left, as the account API answers it: it goes down as jobs are charged.
+pub(crate) fn balance(sim: &Shared) -> BalanceResponse {
+    // Jobs billed at completion are charged when seen completed: this is a look too.
+    settle(sim);
+    let usd = sim
+        .with_config(|config| config.balance_usd)
+        .unwrap_or(NOTIONAL_BALANCE_USD)
+        .max(0.0);
+    let balance_microdollars = (usd * 1_000_000.0).round() as i64;
+    BalanceResponse {
+        balance_usd: balance_microdollars as f64 / 1_000_000.0,
+        balance_microdollars,
+        currency: "USD",
+    }
+}
 
 /// Takes `usd` from the balance, if there is one; `Err` with the balance left when it cannot pay.
 pub(crate) fn charge(sim: &Shared, usd: f64) -> Result<(), f64> {

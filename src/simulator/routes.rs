@@ -40,6 +40,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/requests/{id}/result", get(result))
         .route("/v1/requests/{id}/cancel", post(cancel))
         .route("/files/{id}/{file}", get(image))
+        // The account API's balance, served here too (RunComfy has it on another host).
+        .route("/prod/v2/balance", get(balance))
         .route("/__sim/config", put(put_config).get(get_config))
         .route("/__sim/stats", get(get_stats))
         .route("/__sim/jobs", get(list_jobs))
@@ -117,6 +119,14 @@ fn submit_now(sim: &Shared, model: &str, headers: &HeaderMap, body: &[u8]) -> Re
         request_id: id,
     })
     .into_response()
+}
+
+async fn balance(State(sim): Sim, headers: HeaderMap) -> Response {
+    if !authorized(&sim, &headers) {
+        return wire::unauthorized();
+    }
+    note_token(&sim, "balance", "", &headers);
+    Json(billing::balance(&sim)).into_response()
 }
 
 /// A Dreamina job, its input judged by the hand-written rules and priced per image.

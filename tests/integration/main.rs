@@ -8,6 +8,7 @@ mod common;
 
 mod any_model_results;
 mod app;
+mod balance;
 mod bounded_results;
 mod catalogue;
 mod cli_edit;

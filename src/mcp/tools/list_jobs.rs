@@ -19,7 +19,7 @@ use crate::{
     jobs::price::usd,
     journal::{JobQuery, JobRecord, RecordedStatus, SpendTotals, Tally},
     media::{thousands, ListingRoom, OutputUrls},
-    runcomfy::JobStatus,
+    runcomfy::{Balance, JobStatus},
     text::ellipsis,
 };
 
@@ -115,6 +115,9 @@ pub struct JobList {
     pub jobs: Vec<JobEntry>,
     /// Spending of every job recorded on this machine (not only those listed): today (UTC), over the last 7 days and over all recorded time. Jobs whose cost is not known yet are counted in estimated_usd, at the top of their estimate.
     pub spend: SpendTotals,
+    /// What is left on the RunComfy account, in US dollars, as RunComfy reported it a moment ago. Missing when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_usd: Option<f64>,
     /// How to use what was found.
     pub next_step: String,
 }
@@ -235,7 +238,7 @@ impl JobEntry {
 }
 
 impl JobList {
-    pub fn new(jobs: Vec<JobRecord>, spend: SpendTotals) -> Self {
+    pub fn new(jobs: Vec<JobRecord>, spend: SpendTotals, balance: Option<Balance>) -> Self {
         // One listing bound for the whole answer: the newest jobs' URLs first.
         let mut room = ListingRoom::new();
         let jobs: Vec<JobEntry> = jobs.into_iter().map(|job| JobEntry::new(job, &mut room)).collect();
@@ -252,7 +255,12 @@ impl JobList {
                 " A job in status unknown or submitting may exist and be charged without a request_id: check the RunComfy dashboard (Generations) before submitting it again.",
             );
         }
-        Self { jobs, spend, next_step }
+        Self {
+            jobs,
+            spend,
+            balance_usd: balance.map(|b| b.usd),
+            next_step,
+        }
     }
 
     fn render(&self) -> CallToolResult {
@@ -267,6 +275,9 @@ impl JobList {
             tally_text(&self.spend.last_7_days),
             tally_text(&self.spend.all_recorded)
         ));
+        if let Some(usd) = self.balance_usd {
+            text.push_str(&format!(" RunComfy balance: {}.", Balance { usd }.text()));
+        }
         text.push_str(&format!("\n{}", self.next_step));
         success(self, text)
     }
@@ -314,7 +325,7 @@ impl RunComfyServer {
     #[tool(
         name = "list_jobs",
         title = "List recent jobs",
-        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, cost (or its estimate until known), and image URLs or saved files once known, plus the spending of today, the last 7 days and all recorded time. Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it, or pass request_id#n in a generate tool's images to edit its n-th image. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. Reads only this machine's journal: does not contact RunComfy."),
+        description = format!("List the image jobs recorded on this machine, newest first, with status, shortened prompt, size, submission time, cost (or its estimate until known), and image URLs or saved files once known, plus the spending of today, the last 7 days and all recorded time, and the RunComfy balance left (read from RunComfy, briefly cached; left out when it cannot be read). Use it to find a request_id that was lost (a timeout, a new conversation, a restart) instead of submitting a new paid job; then call check_status or get_result with it, or pass request_id#n in a generate tool's images to edit its n-th image. Statuses are as last seen here. Filter by status; limit defaults to {DEFAULT_LIMIT}. The jobs come from this machine's journal, not from RunComfy."),
         input_schema = schema_for::<ListJobsArgs>(),
         output_schema = output_schema_for::<JobList>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
@@ -326,8 +337,9 @@ impl RunComfyServer {
             .list(&caller, query)
             .await
             .map_err(|reason| unavailable(&reason))?;
-        let spend = self.jobs.spend(&caller).await.map_err(|reason| unavailable(&reason))?;
-        Ok(JobList::new(jobs, spend).render())
+        let (spend, balance) = tokio::join!(self.jobs.spend(&caller), self.jobs.balance(&caller));
+        let spend = spend.map_err(|reason| unavailable(&reason))?;
+        Ok(JobList::new(jobs, spend, balance).render())
     }
 }
 
