@@ -1,46 +1,24 @@
-//! Lays out the server's start-up code together in release builds on x86_64 Linux.
+//! Packs the binary's relocations in release builds made for this machine's own glibc.
 //!
-//! The kernel maps an executable's code 64 KB around each page a process touches, so a start
-//! that runs functions scattered over the whole text section keeps most of it resident: the idle
-//! server's RSS was about 15 MB, 12.6 MB of it the binary's pages. `link/runcomfy-mcp.order`
-//! (written by `benches/link_order.py`) lists the functions a start and a first call run, by
-//! their mangled names; the linker puts them first. Those names carry hashes that change with
-//! `cargo update` or a new toolchain; a name the build no longer has is skipped, so a stale list
-//! costs memory, never a build (regenerate it then, as that script says).
-//!
-//! Only where the linker is known to be LLD, which reads that list: rustc's own default on
+//! The loader reads all 33 k relocations of the position-independent binary at every start:
+//! 0.8 MB of `.rela.dyn` in RSS. Packed (RELR, `-z pack-relative-relocs`) they take a few KB,
+//! but only glibc 2.36 or later can load them, so only a build for this machine's own glibc, when
+//! it is that new, packs them (the binary then says so: an older glibc refuses it with a clear
+//! error). Only where the linker is known to be LLD: rustc's own default on
 //! `x86_64-unknown-linux-gnu` since 1.90. Any linker chosen by the user (`RUSTC_LINKER`, linker
-//! flags in RUSTFLAGS, maturin's zig) or an older rustc gets a plain link, as does
-//! `RUNCOMFY_LINK_ORDER=0`. The same builds, when made for this machine's own glibc 2.36 or
-//! later, also pack their relocations (see the end of `main`).
+//! flags in RUSTFLAGS, maturin's zig), a cross build or an older rustc gets a plain link.
 
-use std::{env, path::Path, process::Command};
+use std::{env, process::Command};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=link/runcomfy-mcp.order");
-    println!("cargo:rerun-if-env-changed=RUNCOMFY_LINK_ORDER");
     let var = |name: &str| env::var(name).unwrap_or_default();
-    let wanted = var("RUNCOMFY_LINK_ORDER") != "0"
-        && var("PROFILE") == "release"
+    let wanted = var("PROFILE") == "release"
         && var("TARGET") == "x86_64-unknown-linux-gnu"
+        && var("HOST") == var("TARGET")
         && var("RUSTC_LINKER").is_empty()
         && !var("CARGO_ENCODED_RUSTFLAGS").contains("link");
-    let order = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/runcomfy-mcp.order");
-    if !wanted || !order.is_file() || !rustc_links_with_lld() {
-        return;
-    }
-    println!(
-        "cargo:rustc-link-arg-bin=runcomfy-mcp=-Wl,--symbol-ordering-file={}",
-        order.display()
-    );
-    // Names a rebuild no longer has are expected (see above): no warning for each.
-    println!("cargo:rustc-link-arg-bin=runcomfy-mcp=-Wl,--no-warn-symbol-ordering");
-    // The loader reads all 33 k relocations of the position-independent binary at every start:
-    // 0.8 MB of `.rela.dyn` in RSS. Packed (RELR) they take a few KB, but only glibc 2.36 or
-    // later can load them, so only a build for this machine's own glibc, when it is that new,
-    // packs them (the binary then says so: an older glibc refuses it with a clear error).
-    if var("HOST") == var("TARGET") && host_glibc().is_some_and(|v| v >= (2, 36)) {
+    if wanted && rustc_links_with_lld() && host_glibc().is_some_and(|v| v >= (2, 36)) {
         println!("cargo:rustc-link-arg-bin=runcomfy-mcp=-Wl,-z,pack-relative-relocs");
     }
 }
