@@ -8,16 +8,11 @@
 use std::{io::IsTerminal, sync::Arc};
 
 use rmcp::{
-    model::{
-        CallToolRequest, CallToolRequestMethod, CallToolRequestParams, ClientJsonRpcMessage, ClientRequest,
-        InputResponses, JsonObject, JsonRpcRequest, JsonRpcVersion2_0, RequestId, RequestMetaObject,
-        ServerJsonRpcMessage,
-    },
+    model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
     service::ServerInitializeError,
     transport::io::StdioWriter,
     ServiceExt,
 };
-use serde::Deserialize as _;
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -255,9 +250,6 @@ fn parse(line: &[u8]) -> Parsed {
     if text.is_empty() {
         return Parsed::Nothing;
     }
-    if let Some(call) = tool_call(text) {
-        return Parsed::Message(Box::new(call));
-    }
     let error = match serde_json::from_str::<ClientJsonRpcMessage>(text) {
         Ok(message) => return Parsed::Message(Box::new(message)),
         Err(e) => e,
@@ -279,68 +271,6 @@ fn parse(line: &[u8]) -> Parsed {
     }
 }
 
-/// A `tools/call` request read straight as one, in one pass, into what rmcp would make of it.
-/// rmcp reads a request as an untagged union of every request type, tried in turn, each failure
-/// formatting an error (a `tools/call` is the 14th: 13 errors, about 20k instructions), and its
-/// request type flattens the envelope and then `params` (serde buffers each flattened level:
-/// another 7k). `None`, and the SDK's way with its own error messages, for anything else or
-/// anything this does not read.
-fn tool_call(text: &str) -> Option<ClientJsonRpcMessage> {
-    /// The envelope; a member rmcp tells another kind of message by (`result`, `error`) sends
-    /// the line the SDK's way, whatever its value (`null` too).
-    #[derive(serde::Deserialize)]
-    struct Wire {
-        #[serde(rename = "jsonrpc")]
-        _jsonrpc: JsonRpcVersion2_0,
-        id: RequestId,
-        #[serde(rename = "method")]
-        _method: CallToolRequestMethod,
-        params: Params,
-        #[serde(default, deserialize_with = "present")]
-        result: bool,
-        #[serde(default, deserialize_with = "present")]
-        error: bool,
-    }
-    /// `CallToolRequestParams` as rmcp reads it through its flattening: `_meta` goes to the
-    /// request's extensions, the rest to the parameters.
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Params {
-        #[serde(rename = "_meta")]
-        meta: Option<JsonObject>,
-        name: String,
-        arguments: Option<JsonObject>,
-        input_responses: Option<InputResponses>,
-        request_state: Option<String>,
-    }
-    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| true)
-    }
-    let wire: Wire = serde_json::from_str(text).ok()?;
-    if wire.result || wire.error {
-        return None;
-    }
-    let Params {
-        meta,
-        name,
-        arguments,
-        input_responses,
-        request_state,
-    } = wire.params;
-    let mut params = CallToolRequestParams::new(name);
-    params.arguments = arguments;
-    params.input_responses = input_responses;
-    params.request_state = request_state;
-    let mut request = CallToolRequest::new(params);
-    if let Some(meta) = meta {
-        request.extensions.insert(RequestMetaObject::from(meta));
-    }
-    Some(ClientJsonRpcMessage::Request(JsonRpcRequest::new(
-        wire.id,
-        ClientRequest::CallToolRequest(request),
-    )))
-}
-
 fn error_line(id: Value, code: i64, message: &str) -> String {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string()
 }
@@ -348,39 +278,6 @@ fn error_line(id: Value, code: i64, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_tool_call_is_read_as_rmcp_reads_it_and_nothing_else_is_taken_that_way() {
-        let calls = [
-            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"check_status","arguments":{"request_id":"abc"}}}"#,
-            r#"{"method":"tools/call","params":{"name":"x","arguments":{},"_meta":{"progressToken":"p1"}},"id":"s-1","jsonrpc":"2.0"}"#,
-            r#"{"jsonrpc":"2.0","id":8,"method":"tools\/call","params":{"name":"x","task":{"ttl":1000}}}"#,
-            r#"{"id":"9","params":{"requestState":"s","name":"x","_meta":{"progressToken":3,"k":[1.5,-2,18446744073709551615]},"arguments":{"n":1e3,"s":"\u00e9"}},"method":"tools/call","jsonrpc":"2.0","extra":1}"#,
-            r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"x","arguments":null,"_meta":null}}"#,
-        ];
-        for line in calls {
-            let fast = tool_call(line).unwrap_or_else(|| panic!("not read: {line}"));
-            let sdk: ClientJsonRpcMessage = serde_json::from_str(line).unwrap();
-            assert_eq!(
-                serde_json::to_value(&fast).unwrap(),
-                serde_json::to_value(&sdk).unwrap()
-            );
-        }
-        let others = [
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
-            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"result":null}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#,
-            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
-            r#"{"id":1,"method":"tools/call","params":{"name":"x"}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"error":{}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[]}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/call","params":{"name":"x"}}"#,
-        ];
-        for line in others {
-            assert!(tool_call(line).is_none(), "{line}");
-        }
-    }
 
     fn reply(line: &str) -> Value {
         match parse(line.as_bytes()) {
