@@ -85,7 +85,9 @@ fn parse(uri: &str) -> Option<(RequestId, Kind, usize)> {
     Some((RequestId::parse(id).ok()?, kind, index.parse().ok()?))
 }
 
+/// The URI is the client's own input, of any length: quoted cut short.
 fn not_found(uri: &str, why: &str) -> ErrorData {
+    let uri = crate::text::ellipsis(uri, crate::transport::jsonrpc_errors::MAX_ECHO);
     ErrorData::resource_not_found(format!("{uri}: {why}"), Some(json!({ "uri": uri })))
 }
 

@@ -34,7 +34,7 @@ use tower_http::{
 
 use super::{
     connections::{self, RESERVE},
-    guards,
+    guards, jsonrpc_errors,
     legacy_sse::{self, LegacySse},
     per_user_keys,
     session_budget::{too_many_sessions, BudgetedSessions, SessionBudget},
@@ -92,6 +92,10 @@ where
     };
     let mut mcp = Router::new()
         .route_service("/mcp", streamable)
+        .layer(middleware::from_fn_with_state(
+            settings.max_body_bytes,
+            jsonrpc_errors::over_http,
+        ))
         .layer(middleware::from_fn_with_state(admission, admit));
 
     let mut legacy = legacy_sse::router(LegacySse {

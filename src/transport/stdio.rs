@@ -19,6 +19,7 @@ use tokio::{
     sync::Mutex,
 };
 
+use super::jsonrpc_errors;
 use crate::mcp::RunComfyServer;
 
 /// One line is one message; a larger one is refused, and dropped as it streams in rather than
@@ -254,20 +255,16 @@ fn parse(line: &[u8]) -> Parsed {
         Ok(message) => return Parsed::Message(Box::new(message)),
         Err(e) => e,
     };
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return Parsed::Reply(error_line(Value::Null, -32700, "Parse error: the line is not JSON"));
-    };
-    match value.get("id").filter(|id| id.is_string() || id.is_number()) {
-        Some(id) => {
-            tracing::debug!(%id, error = %error, "a request the server cannot read");
-            Parsed::Reply(error_line(id.clone(), -32600, &format!("Invalid request: {error}")))
+    match jsonrpc_errors::unreadable(text.as_bytes(), &error) {
+        Some(reply) => {
+            tracing::debug!(id = %reply["id"], %error, "a message the server cannot read");
+            Parsed::Reply(reply.to_string())
         }
         // An unreadable notification gets no answer (JSON-RPC forbids one); it is only logged.
-        None if value.get("method").is_some() => {
-            tracing::debug!(error = %error, "ignored a notification the server cannot read");
+        None => {
+            tracing::debug!(%error, "ignored a notification the server cannot read");
             Parsed::Nothing
         }
-        None => Parsed::Reply(error_line(Value::Null, -32600, "Invalid request")),
     }
 }
 
@@ -294,6 +291,14 @@ mod tests {
         );
         assert_eq!(reply(r#"{"jsonrpc":"1.0","id":"a","method":"tools/list"}"#)["id"], "a");
         assert_eq!(reply("not json")["error"]["code"], -32700);
+        // An id MCP does not allow: answered, with a null id, not ignored as a notification.
+        for id in ["null", "false", "{}", "[2]"] {
+            let answer = reply(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#));
+            assert_eq!(
+                (answer["id"].clone(), answer["error"]["code"].clone()),
+                (Value::Null, json!(-32600))
+            );
+        }
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","method":"notifications/bogus","params":7}"#),
             Parsed::Nothing

@@ -310,3 +310,63 @@ async fn a_closed_stderr_does_not_stop_the_server() {
         "{answers}"
     );
 }
+
+/// The JSON-RPC answers the specification gives, over stdio: a request whose id is null, a
+/// boolean, an object or an array is answered `-32600` with a null id (not ignored), wrong-typed
+/// params of a known method get `-32602` (not `-32601`), and an error about a 3.9 MB URI does not
+/// carry it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_over_stdio_carry_the_codes_json_rpc_gives_them() {
+    let sim = simulator(fast_config()).await;
+    let mut child = spawn_raw(&sim, "warn", Stdio::null());
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = Output::follow(child.stdout.take().unwrap(), false);
+    let huge = "u".repeat(3_900_000);
+    let mut lines = vec![
+        init(),
+        line(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+    ];
+    for id in [json!(null), json!(true), json!({"a": 1}), json!([1])] {
+        lines.push(line(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"})));
+    }
+    lines.extend([
+        line(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "generate_image", "arguments": [1, 2]}})),
+        line(json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": 5}})),
+        line(json!({"jsonrpc": "2.0", "id": 4, "method": "resources/read", "params": {"uri": huge}})),
+        line(json!({"jsonrpc": "2.0", "id": 5, "method": "resources/read",
+                    "params": {"uri": format!("runcomfy://jobs/{huge}/images/1")}})),
+        line(json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"})),
+    ]);
+    write_all(&mut stdin, &lines).await;
+    until_answered(&stdout, &["1", "2", "3", "4", "5", "6"]).await;
+    let null_ids = async || {
+        let n = stdout
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|a| a["id"].is_null() && a["error"]["code"] == -32600)
+            .count();
+        match n {
+            4 => Ok(()),
+            n => Err(format!("{n} answers with a null id")),
+        }
+    };
+    eventually(null_ids, "an answer to each request with an unusable id").await;
+    drop(stdin);
+    let status = within(child.wait(), "the server to exit after EOF").await.unwrap();
+    assert!(status.success());
+    let answers = stdout.closed().await;
+    let answers: Vec<Value> = answers.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for error in answers.iter().filter(|a| a.get("error").is_some()) {
+        let len = error.to_string().len();
+        assert!(len < 2_000, "an error of {len} bytes: {:.200}", error.to_string());
+    }
+    let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).unwrap();
+    assert_eq!(by_id(json!(2))["error"]["code"], -32602);
+    assert_eq!(by_id(json!(3))["error"]["code"], -32602);
+    assert!(by_id(json!(4))["error"]["code"].is_i64());
+    assert!(by_id(json!(5))["error"]["code"].is_i64());
+    assert!(by_id(json!(6))["result"]["tools"].is_array(), "still serving");
+    assert_eq!(sim.stats().submissions, 0);
+}
