@@ -38,6 +38,7 @@ use super::{
     legacy_sse::{self, LegacySse},
     per_user_keys,
     session_budget::{too_many_sessions, BudgetedSessions, SessionBudget},
+    session_owners::{self, SessionOwners},
     settings::HttpSettings,
     shutdown::{self, InFlight},
 };
@@ -64,6 +65,7 @@ where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
     let budget = SessionBudget::new(settings.max_sessions);
+    let owners = SessionOwners::default();
 
     let mut sessions = LocalSessionManager::default();
     sessions.session_config.keep_alive = Some(settings.session_idle);
@@ -81,7 +83,7 @@ where
         let server = server.clone();
         StreamableHttpService::new(
             move || Ok(server.clone()),
-            Arc::new(BudgetedSessions::new(sessions, budget.clone())),
+            Arc::new(BudgetedSessions::new(sessions, budget.clone(), owners.clone())),
             config,
         )
     };
@@ -107,6 +109,10 @@ where
     });
     // Every MCP route needs the caller's key (a 401 before anything else); /healthz does not.
     if let Some(keys) = &settings.per_user_keys {
+        // Each session to its caller (identify, outside this layer, has found the caller).
+        if !settings.stateless {
+            mcp = mcp.layer(middleware::from_fn_with_state(owners, session_owners::check));
+        }
         mcp = mcp.layer(middleware::from_fn_with_state(keys.clone(), per_user_keys::identify));
         legacy = legacy.layer(middleware::from_fn_with_state(keys.clone(), per_user_keys::identify));
     }

@@ -8,7 +8,8 @@
 //! still running (for graceful shutdown and idle expiry) without the tools knowing about HTTP.
 //!
 //! Session ids are 128 random bits from a CSPRNG: the id is the only thing that ties a POST to a
-//! stream, so it must not be guessable. A POST to an unknown (or expired) session gets 404.
+//! stream, so it must not be guessable. A POST to an unknown (or expired) session gets 404, and so
+//! does one with `--per-user-keys` from another key than the one that opened the session.
 
 use std::{
     collections::HashMap,
@@ -37,6 +38,8 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use crate::{jobs::Caller, journal::Owner};
+
 use super::{
     session_budget::{too_many_sessions, SessionBudget},
     shutdown::{InFlight, InFlightGuard},
@@ -58,7 +61,19 @@ pub struct LegacySse<S> {
 
 struct Shared<S> {
     config: LegacySse<S>,
-    sessions: Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// A live session: where its messages go, and with `--per-user-keys` the owner of the key that
+/// opened it, the only one who may post to it (see `session_owners`).
+struct Session {
+    to_server: mpsc::Sender<ClientJsonRpcMessage>,
+    owner: Option<Owner>,
+}
+
+/// The caller's owner, when `--per-user-keys` has identified one.
+fn owner(parts: &axum::http::request::Parts) -> Option<Owner> {
+    parts.extensions.get::<Caller>().map(|caller| caller.owner().clone())
 }
 
 /// The two routes, ready to merge into the app.
@@ -76,7 +91,7 @@ where
         .with_state(shared)
 }
 
-async fn open<S>(State(shared): State<Arc<Shared<S>>>) -> Response
+async fn open<S>(State(shared): State<Arc<Shared<S>>>, parts: axum::http::request::Parts) -> Response
 where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
@@ -93,7 +108,11 @@ where
         to_client,
         calls: calls.clone(),
     };
-    lock(&shared.sessions).insert(id.clone(), to_server);
+    let session = Session {
+        to_server,
+        owner: owner(&parts),
+    };
+    lock(&shared.sessions).insert(id.clone(), session);
     tracing::info!(session = %short(&id), "legacy SSE session opened");
     tokio::spawn(run_session(
         shared.clone(),
@@ -179,7 +198,14 @@ async fn deliver<S>(
         )
             .into_response();
     };
-    let Some(to_server) = lock(&shared.sessions).get(&id).cloned() else {
+    // Another caller's session is answered as one that does not exist.
+    let caller = owner(&parts);
+    let to_server = lock(&shared.sessions)
+        .get(&id)
+        .filter(|session| session.owner == caller)
+        .map(|session| session.to_server.clone());
+    let Some(to_server) = to_server else {
+        tracing::debug!(session = %short(&id), "a message for an unknown session, or another caller's");
         return unknown_session();
     };
     let mut message: ClientJsonRpcMessage = match serde_json::from_slice(&body) {

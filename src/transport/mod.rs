@@ -4,7 +4,7 @@
 //! HTTP and, in `legacy_sse`, the 2024-11-05 HTTP+SSE transport), behind `guards` and a
 //! `session_budget`, over `connections` bounded in number and time, with `shutdown` handling;
 //! `settings` holds `serve`'s transport flags; `per_user_keys` reads each request's RunComfy key
-//! with `--per-user-keys`;
+//! with `--per-user-keys`, and `session_owners` keeps each session to the key that opened it;
 //! `jsonrpc_errors` answers what rmcp cannot read as JSON-RPC says.
 
 pub mod connections;
@@ -14,6 +14,7 @@ pub(crate) mod jsonrpc_errors;
 pub mod legacy_sse;
 pub mod per_user_keys;
 pub mod session_budget;
+mod session_owners;
 pub mod settings;
 pub mod shutdown;
 pub mod stdio;

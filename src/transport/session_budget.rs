@@ -22,6 +22,8 @@ use rmcp::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::session_owners::SessionOwners;
+
 /// How many sessions may be live at once, across both HTTP transports.
 #[derive(Debug, Clone)]
 pub struct SessionBudget {
@@ -69,24 +71,28 @@ pub enum BudgetError<E: std::error::Error> {
     Inner(E),
 }
 
-/// A session manager that takes a [`SessionBudget`] permit per session.
+/// A session manager that takes a [`SessionBudget`] permit per session, and forgets the
+/// session's owner ([`SessionOwners`]) when it ends.
 pub struct BudgetedSessions<M> {
     inner: M,
     budget: SessionBudget,
     permits: std::sync::Mutex<HashMap<SessionId, OwnedSemaphorePermit>>,
+    owners: SessionOwners,
 }
 
 impl<M> BudgetedSessions<M> {
-    pub fn new(inner: M, budget: SessionBudget) -> Self {
+    pub(crate) fn new(inner: M, budget: SessionBudget, owners: SessionOwners) -> Self {
         Self {
             inner,
             budget,
             permits: Default::default(),
+            owners,
         }
     }
 
     fn release(&self, id: &SessionId) {
         self.permits.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.owners.forget(id);
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use crate::common::{
     eventually, fast_config,
-    http::{answer, initialize, rpc, HttpServer},
-    simulator, JournalAt, TOKEN,
+    http::{answer, initialize, rpc, Events, HttpServer},
+    simulator, Control, JournalAt, TOKEN,
 };
 use runcomfy_mcp::simulator::{SimConfig, TokenUse};
 use serde_json::{json, Value};
@@ -414,14 +414,19 @@ async fn on_two_replicas_two_people_see_only_their_own_jobs_and_tasks() {
     assert!(b.stop().await.success());
 }
 
-/// A session: its id, and the key it was opened with.
+/// A session of a client with the tasks extension: its id, and the key it was opened with.
 async fn open_session(http: &reqwest::Client, server: &HttpServer, key: &str) -> String {
+    let tasks = json!({ "extensions": { "io.modelcontextprotocol/tasks": {} } });
+    open_session_declaring(http, server, key, tasks).await
+}
+
+async fn open_session_declaring(http: &reqwest::Client, server: &HttpServer, key: &str, capabilities: Value) -> String {
     let init = rpc(
         1,
         "initialize",
         json!({
             "protocolVersion": "2025-06-18",
-            "capabilities": { "extensions": { "io.modelcontextprotocol/tasks": {} } },
+            "capabilities": capabilities,
             "clientInfo": { "name": "per-user-keys-test", "version": "0" }
         }),
     );
@@ -534,22 +539,14 @@ async fn a_session_and_its_tasks_belong_to_the_key_that_opened_them() {
         async move { answer(request.send().await.unwrap(), id).await }
     };
 
-    // Bob's key on Alice's session is refused.
-    let hijack = call(
-        BOB,
-        &alices_session,
-        2,
-        "tools/call",
-        json!({ "name": "list_jobs", "arguments": {} }),
-    )
-    .await;
-    assert!(
-        hijack["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("opened with another RunComfy API key"),
-        "{hijack}"
-    );
+    // Bob's key on Alice's session is refused, as a session that does not exist.
+    let list_jobs = rpc(2, "tools/call", json!({ "name": "list_jobs", "arguments": {} }));
+    let hijack = session_post(&http, &server, BOB, Some(&alices_session), &list_jobs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hijack.status(), 404);
+    assert_eq!(hijack.text().await.unwrap(), "Not Found: Session not found");
 
     // Alice's task is hers: to Bob it is as unknown as a task that does not exist.
     let created = call(
@@ -607,4 +604,195 @@ async fn per_user_keys_are_refused_over_stdio() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--per-user-keys needs --transport http"), "{stderr}");
+}
+
+/// A simulator whose jobs stay queued for a few seconds: long enough for another caller to act
+/// on a call that is still running.
+fn slow_queue() -> SimConfig {
+    SimConfig {
+        record_tokens: true,
+        initial_queue_position: 2,
+        queue_step_ms: 2_000,
+        run_ms: 100,
+        ..fast_config()
+    }
+}
+
+fn waiting_call(id: u64) -> Value {
+    rpc(
+        id,
+        "tools/call",
+        json!({ "name": "generate_image_and_wait", "arguments": { "prompt": "alice's slow fox", "force_single": true } }),
+    )
+}
+
+/// What the simulator says of the one job there is: its id and status, once it is submitted.
+async fn the_job(control: &Control) -> (String, Value) {
+    let id = control.nth_job(1).await;
+    let status = control.job(&id).await["status"].clone();
+    (id, status)
+}
+
+/// Bob holding Alice's session id: his `notifications/cancelled` for her running call, his `GET`
+/// stream and his `DELETE` on her session are answered as for a session that does not exist, and
+/// change nothing for her: her call completes, her job is not cancelled, her session still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_key_cannot_cancel_stream_or_close_a_streamable_http_session() {
+    let sim = simulator(slow_queue()).await;
+    let control = Control::new(&sim);
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &[]).await;
+    let http = reqwest::Client::new();
+    // A client without tasks: the call runs in the request, as most clients make it.
+    let alices = open_session_declaring(&http, &server, ALICE, json!({})).await;
+
+    // Alice's call runs (its answer streams back once the job is done).
+    let running = session_post(&http, &server, ALICE, Some(&alices), &waiting_call(2))
+        .send()
+        .await
+        .unwrap();
+    let (job, status) = the_job(&control).await;
+    assert_eq!(status, "in_queue");
+
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                         "params": { "requestId": 2, "reason": "bob says so" } });
+    let bobs_cancel = session_post(&http, &server, BOB, Some(&alices), &cancel)
+        .send()
+        .await
+        .unwrap();
+    let nobodys_cancel = session_post(&http, &server, BOB, Some(unknown), &cancel)
+        .send()
+        .await
+        .unwrap();
+    let stream = |session: &str| {
+        http.get(server.url("/mcp"))
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("x-runcomfy-api-key", BOB)
+            .header("mcp-session-id", session)
+            .send()
+    };
+    let bobs_stream = stream(&alices).await.unwrap();
+    let nobodys_stream = stream(unknown).await.unwrap();
+    let close = |session: &str| {
+        http.delete(server.url("/mcp"))
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("x-runcomfy-api-key", BOB)
+            .header("mcp-session-id", session)
+            .send()
+    };
+    let bobs_close = close(&alices).await.unwrap();
+    let nobodys_close = close(unknown).await.unwrap();
+    for (what, theirs, nobodys) in [
+        ("cancel", bobs_cancel, nobodys_cancel),
+        ("GET", bobs_stream, nobodys_stream),
+        ("DELETE", bobs_close, nobodys_close),
+    ] {
+        assert_eq!(theirs.status(), 404, "{what}");
+        assert_eq!(theirs.status(), nobodys.status(), "{what}");
+        assert_eq!(theirs.text().await.unwrap(), nobodys.text().await.unwrap(), "{what}");
+    }
+    assert_eq!(
+        control.job(&job).await["status"],
+        "in_queue",
+        "still running when Bob was done"
+    );
+
+    // Alice's call completes with her image; her job was never cancelled.
+    let done = answer(running, 2).await;
+    assert_eq!(done["result"]["isError"], json!(false), "{done}");
+    assert_eq!(done["result"]["structuredContent"]["status"], "succeeded", "{done}");
+    assert_eq!(control.job(&job).await["status"], "completed");
+    let uses = token_uses(&sim).await;
+    assert!(uses.iter().all(|u| u.call != "cancel"), "{uses:?}");
+    // Her session still works.
+    let listed = session_post(&http, &server, ALICE, Some(&alices), &rpc(3, "tools/list", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer(listed, 3).await["result"]["tools"].is_array());
+    assert!(server.stop().await.success());
+}
+
+/// The same over the legacy SSE transport: Bob's `notifications/cancelled`, and any message, posted
+/// to Alice's session is answered as for an unknown session, and her call completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_key_cannot_post_to_a_legacy_sse_session() {
+    let sim = simulator(slow_queue()).await;
+    let control = Control::new(&sim);
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &[]).await;
+    let http = reqwest::Client::new();
+    let opened = http
+        .get(server.url("/sse"))
+        .header("x-runcomfy-api-key", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let mut events = Events::new(opened);
+    let endpoint = events.next().await.expect("an endpoint event").data;
+    let post = |key: &'static str, path: &str, body: Value| {
+        http.post(server.url(path))
+            .header("x-runcomfy-api-key", key)
+            .json(&body)
+            .send()
+    };
+    let init = rpc(
+        1,
+        "initialize",
+        json!({ "protocolVersion": "2024-11-05", "capabilities": {},
+                "clientInfo": { "name": "per-user-keys-test", "version": "0" } }),
+    );
+    assert_eq!(post(ALICE, &endpoint, init).await.unwrap().status(), 202);
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    assert_eq!(post(ALICE, &endpoint, initialized).await.unwrap().status(), 202);
+    assert_eq!(post(ALICE, &endpoint, waiting_call(2)).await.unwrap().status(), 202);
+    let (job, status) = the_job(&control).await;
+    assert_eq!(status, "in_queue");
+
+    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                         "params": { "requestId": 2, "reason": "bob says so" } });
+    let nobodys = "/message?sessionId=0123456789abcdef0123456789abcdef";
+    for body in [cancel, rpc(9, "tools/list", json!({}))] {
+        let theirs = post(BOB, &endpoint, body.clone()).await.unwrap();
+        let unknown = post(BOB, nobodys, body).await.unwrap();
+        assert_eq!(theirs.status(), 404);
+        assert_eq!(theirs.text().await.unwrap(), unknown.text().await.unwrap());
+    }
+    assert_eq!(
+        control.job(&job).await["status"],
+        "in_queue",
+        "still running when Bob was done"
+    );
+
+    // Alice's answer arrives on her stream (and nothing of Bob's), then her session still works.
+    let answer_to = async |events: &mut Events, id: u64| loop {
+        let event = events.next().await.expect("the stream stays open");
+        let message: Value = serde_json::from_str(&event.data).unwrap();
+        assert_ne!(
+            message["id"],
+            json!(9),
+            "Bob's request reached Alice's session: {message}"
+        );
+        if message["id"] == json!(id) {
+            return message;
+        }
+    };
+    let _ = answer_to(&mut events, 1).await;
+    let done = answer_to(&mut events, 2).await;
+    assert_eq!(done["result"]["isError"], json!(false), "{done}");
+    assert_eq!(done["result"]["structuredContent"]["status"], "succeeded", "{done}");
+    assert_eq!(control.job(&job).await["status"], "completed");
+    assert!(token_uses(&sim).await.iter().all(|u| u.call != "cancel"));
+    assert_eq!(
+        post(ALICE, &endpoint, rpc(3, "tools/list", json!({})))
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    assert!(answer_to(&mut events, 3).await["result"]["tools"].is_array());
+    assert!(server.stop().await.success());
 }
