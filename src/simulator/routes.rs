@@ -169,7 +169,10 @@ async fn status(State(sim): Sim, Path(id): Path<String>, headers: HeaderMap) -> 
             Phase::InQueue { position } => Some(position),
             _ => None,
         };
+        let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url);
         Json(StatusResponse {
+            status_url: url("status"),
+            result_url: url("result"),
             request_id: id.clone(),
             status: phase.status_str(),
             queue_position,

@@ -27,6 +27,9 @@ pub(crate) struct StatusResponse {
     pub(crate) status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) queue_position: Option<u32>,
+    /// As documented for the status answer (docs.runcomfy.com, "Monitor Request Status").
+    pub(crate) status_url: String,
+    pub(crate) result_url: String,
 }
 
 #[derive(Debug, Serialize)]

@@ -263,7 +263,11 @@ async fn cancel_while_queued_sticks() {
     // cancelled once its run would have ended, so there is nothing to wait on instead.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (_, status) = api.status(&id).await;
-    assert_eq!(status, json!({"request_id": id, "status": "cancelled"}));
+    let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url());
+    assert_eq!(
+        status,
+        json!({"request_id": id, "status": "cancelled", "status_url": url("status"), "result_url": url("result")})
+    );
     let (_, result) = api.result(&id).await;
     assert_eq!(result, json!({"request_id": id, "status": "cancelled"}));
     let (code, again) = api.cancel(&id).await;
