@@ -334,3 +334,52 @@ async fn the_simulator_answers_in_the_published_shapes() {
     shape_diff(&published, &invalid, "", &[], &mut diff);
     assert!(diff.is_empty(), "the validation error differs: {diff:?}\n{invalid}");
 }
+
+/// `scripts/live-check`, the maintainers' run against the real API, as far as CI may run it.
+fn live_check(args: &[&str]) -> std::process::Output {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/live-check");
+    let mut command = std::process::Command::new("python3");
+    command.arg(script).args(args);
+    // No key and no address from the shell running the tests: nothing here may reach RunComfy.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("RUNCOMFY_") {
+            command.env_remove(name);
+        }
+    }
+    command.output().expect("python3 runs the script")
+}
+
+/// `--dry-run` shows the plan and the cap with no key and sends nothing.
+#[test]
+fn the_live_check_dry_run_shows_the_plan_without_a_key() {
+    let output = live_check(&["--dry-run", "--max-usd"]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for part in [
+        "text-to-image",
+        "1024x1024(1:1)",
+        "force_single: true",
+        "edit by reference",
+        "edit of a local file",
+        "cancel while queued",
+        "/prod/v2/balance",
+        "Spending cap: $0.20",
+        "Dry run: nothing was sent.",
+    ] {
+        assert!(printed.contains(part), "{part:?} not in {printed}");
+    }
+}
+
+/// A live run does not start without a cap, whatever else is given.
+#[test]
+fn the_live_check_refuses_to_start_without_a_cap() {
+    let output = live_check(&[]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("refusing to start without --max-usd"), "{said}");
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+}
