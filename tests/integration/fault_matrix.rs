@@ -56,6 +56,26 @@ fn faults() -> Vec<Fault> {
             Ok,
         ),
         f("502 persistent", json!({"status": 502, "times": 100}), Err, Err),
+        // The same answers after the endpoint did its work (a submit made its job): a submit is
+        // not sent again, a read or a cancel is.
+        f(
+            "429 after the work",
+            json!({"kind": "respond_after", "status": 429}),
+            Err,
+            Ok,
+        ),
+        f(
+            "503 after the work",
+            json!({"kind": "respond_after", "status": 503, "body": {"error_message": "unavailable"}}),
+            Err,
+            Ok,
+        ),
+        f(
+            "500 after the work",
+            json!({"kind": "respond_after", "status": 500, "body": {"error_code": 500001, "error_message": "boom"}}),
+            Err,
+            Ok,
+        ),
         f("connection reset", json!({"kind": "reset"}), Err, Ok),
         f("malformed body", json!({"kind": "malformed"}), Err, Ok),
         f("truncated body", json!({"kind": "truncated"}), Err, Ok),

@@ -281,7 +281,7 @@ async fn upstream_error_classes_are_actionable() {
         ),
         (
             json!({"endpoint": "submit", "status": 429, "retry_after": 60}),
-            "retry after 60 s",
+            "HTTP 429 (rate limiting)",
         ),
         (
             json!({"endpoint": "submit", "status": 500, "body": {"error_code": 500001, "error_message": "boom"}}),
