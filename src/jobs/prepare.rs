@@ -168,7 +168,7 @@ impl JobService {
         let input = |message: String| PrepareError::Input(InputError::new(field.clone(), message));
         Ok(match Source::parse(entry).map_err(input)? {
             Source::Url(url) => inputs::url(url),
-            Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).map_err(input)?,
+            Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).await.map_err(input)?,
             Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
             Source::Job { id, index } => match self.job_output(caller, &id, index).await {
                 Ok(url) => inputs::job_output(entry, url),

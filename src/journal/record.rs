@@ -196,9 +196,9 @@ impl JobUpdate {
         Self {
             status: Some(answer.status.clone()),
             images: listed.images.to_vec(),
-            // Audio files are kept with the videos: a column of their own would need a schema
+            // Audio and other files are kept with the videos: a column of their own would need a schema
             // migration of both stores, and these are the job's other media all the same.
-            videos: [listed.videos, listed.audios].concat(),
+            videos: [listed.videos, listed.audios, listed.files].concat(),
             error: answer.error_message(),
             cost_usd: answer.cost,
             ..Self::default()

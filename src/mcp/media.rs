@@ -14,7 +14,12 @@ pub fn image_block(image: &InlineImage) -> ContentBlock {
     ContentBlock::image(engine.encode(&image.data), image.mime_type.clone())
 }
 
-pub fn resource_link(output: &OutputReport) -> ContentBlock {
+/// A `resource_link` for an output whose URL may be a link; `None` for one that is listed as
+/// text only ([`OutputReport::not_a_link`]).
+pub fn resource_link(output: &OutputReport) -> Option<ContentBlock> {
+    if output.not_a_link.is_some() {
+        return None;
+    }
     let name = output
         .saved_path
         .as_deref()
@@ -36,7 +41,7 @@ pub fn resource_link(output: &OutputReport) -> ContentBlock {
     if let Some(path) = &output.saved_path {
         resource = resource.with_description(format!("Saved to {path}"));
     }
-    ContentBlock::resource_link(resource)
+    Some(ContentBlock::resource_link(resource))
 }
 
 /// `Image 2`.

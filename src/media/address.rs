@@ -121,6 +121,36 @@ impl AddressPolicy {
         }
     }
 
+    /// Whether `url` may be handed on as a link (a `resource_link`, an "Open full size" button):
+    /// only an `https:` URL with a host, or one at the upstream's own loopback origin (the
+    /// simulator). A `javascript:`, `data:` or `vbscript:` URL can run script wherever a host
+    /// opens it, and a plain `http:` one is readable and changeable on the way. `Err` says why
+    /// not, for the text the URL is still listed in.
+    pub fn check_link(&self, url: &str) -> Result<(), String> {
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s.trim().to_ascii_lowercase())
+            .filter(|s| {
+                !s.is_empty() && s.len() <= 16 && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            });
+        let parsed = Url::parse(url.trim());
+        match (scheme.as_deref(), &parsed) {
+            (Some("https"), Ok(parsed)) if host_of(parsed).is_some_and(|h| !h.is_empty()) => Ok(()),
+            (Some("http"), Ok(parsed))
+                if self.local_upstream.is_some() && Origin::of(parsed) == self.local_upstream =>
+            {
+                Ok(())
+            }
+            (Some("http"), _) => Err("a plain http: URL (only https: ones are linked)".to_owned()),
+            (Some("javascript" | "vbscript" | "data"), _) => Err(format!(
+                "a {}: URL can run script where it is opened",
+                scheme.unwrap_or_default()
+            )),
+            (Some(other), _) => Err(format!("only https: URLs are linked, not {other}:")),
+            (None, _) => Err("not a URL".to_owned()),
+        }
+    }
+
     /// The check of what a host name resolved to, before anything is dialled.
     pub fn check_resolved(&self, host: &str, addresses: &[IpAddr]) -> Result<(), Refusal> {
         let host = normalise(host);
@@ -279,6 +309,35 @@ pub(super) fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 34 finding 5: only https (and the loopback upstream's own origin) is a link.
+    #[test]
+    fn only_https_and_the_local_upstreams_origin_are_links() {
+        let policy = AddressPolicy::for_upstream("http://127.0.0.1:8080");
+        for url in [
+            "https://cdn.runcomfy.net/a.png",
+            "HTTPS://cdn.runcomfy.net/a.png?sig=1",
+            "http://127.0.0.1:8080/files/a.png",
+        ] {
+            assert_eq!(policy.check_link(url), Ok(()), "{url}");
+        }
+        for (url, says) in [
+            ("javascript:alert(1)", "javascript:"),
+            ("JavaScript:alert(document.domain)//.png", "javascript:"),
+            ("data:text/html,<script>alert(1)</script>", "data:"),
+            ("vbscript:msgbox(1)", "vbscript:"),
+            ("http://127.0.0.1:9999/files/a.png", "http:"),
+            ("http://cdn.runcomfy.net/a.png", "http:"),
+            ("file:///etc/passwd", "file:"),
+            ("no scheme at all", "not a URL"),
+        ] {
+            let refused = policy.check_link(url).unwrap_err();
+            assert!(refused.contains(says), "{url}: {refused}");
+        }
+        assert!(AddressPolicy::public_only()
+            .check_link("http://127.0.0.1:8080/files/a.png")
+            .is_err());
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

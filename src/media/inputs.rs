@@ -6,8 +6,14 @@
 //! - an earlier job's output, `<request_id>` (its first image) or `<request_id>#<n>` (its n-th,
 //!   from 1), which the job service resolves to the URL RunComfy gave (this module only parses it);
 //! - a local file by absolute path (or `~/…`), read only inside the directories the user allowed
-//!   (`--input-dir`), within a size cap, its type sniffed from its bytes, sent as a `data:` URI;
+//!   (`--input-dir`), within a size cap, its type sniffed from its bytes;
 //! - a `data:image/…;base64,` URI, checked and size-capped.
+//!
+//! A file or a data URI is sent as RunComfy's own client sends images: re-encoded as a PNG data
+//! URI of at most [`MAX_INPUT_PNG_BYTES`] and [`MAX_INPUT_PIXELS`] (the Model API's per-input
+//! limits, as RunComfy's ComfyUI nodes state them), downscaled to fit rather than refused for
+//! being large. The decode is bounded by pixels ([`super::pixels`]), so a small file declaring a
+//! huge image is refused without being decoded.
 //!
 //! Every refusal says what was wrong and what would work, so that the model can fix the call.
 //! What is kept of an input ([`InputRecord`]) never holds its bytes.
@@ -18,15 +24,26 @@ use std::{
 };
 
 use base64::Engine as _;
-use image::ImageFormat;
+use image::{codecs::png::PngEncoder, DynamicImage, ImageEncoder, ImageFormat};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::save::expand_home;
 use crate::runcomfy::RequestId;
 
-/// Largest local file or data URI taken as a reference image, unless `--input-max-mb` says
-/// otherwise. Base64 makes it a third larger in the request, which RunComfy caps at 64 MiB.
+/// Largest local file or data URI read as a reference image, unless `--input-max-mb` says
+/// otherwise. What is sent is a PNG within [`MAX_INPUT_PNG_BYTES`], whatever this is.
 pub const DEFAULT_INPUT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+/// The most bytes one image input may have as sent (the PNG, before base64): the Model API's
+/// per-input limit as RunComfy's own client states and enforces it (6 MiB).
+pub const MAX_INPUT_PNG_BYTES: usize = 6 * 1024 * 1024;
+/// The most pixels one image input may have as sent: RunComfy's client refuses more than 32
+/// million.
+pub const MAX_INPUT_PIXELS: u64 = 32_000_000;
+/// Re-encodings running at once in the whole process: each holds a decoded image of up to
+/// 64 MP, so a crowd of edits must not decode a crowd of them at once.
+static ENCODES: Semaphore = Semaphore::const_new(2);
 
 /// Where local reference images may be read from, and how large they may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,9 +206,12 @@ pub struct InputRecord {
     /// Bytes of a file or data URI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
-    /// The type sniffed from a file's or data URI's bytes.
+    /// The type RunComfy was sent for a file or data URI (always `image/png`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
+    /// How a file or data URI was changed to fit RunComfy's per-input limits, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_as: Option<String>,
 }
 
 /// An input ready to send: what RunComfy receives for it, and what is kept of it.
@@ -212,6 +232,7 @@ pub fn url(url: String) -> Resolved {
             path: None,
             bytes: None,
             mime_type: None,
+            sent_as: None,
         },
         wire: url,
     }
@@ -228,6 +249,7 @@ pub fn job_output(given: &str, url: String) -> Resolved {
             path: None,
             bytes: None,
             mime_type: None,
+            sent_as: None,
         },
         wire: url,
     }
@@ -237,6 +259,7 @@ pub fn job_output(given: &str, url: String) -> Resolved {
 /// `data:` URI. Runs the file system calls off the async runtime.
 pub async fn file(options: &InputOptions, path: PathBuf, given: &str) -> Result<Resolved, String> {
     let (options, given) = (options.clone(), given.trim().to_owned());
+    let _slot = ENCODES.acquire().await;
     tokio::task::spawn_blocking(move || read_file(&options, &path, given))
         .await
         .map_err(|e| format!("reading the file failed: {e}"))?
@@ -282,24 +305,50 @@ fn read_file(options: &InputOptions, path: &Path, given: String) -> Result<Resol
     }
     let format = sniff(&bytes)
         .ok_or_else(|| format!("{shown_path} is not a PNG, JPEG or WebP image (judged by its first bytes)"))?;
-    let mime = format.to_mime_type();
-    let engine = base64::engine::general_purpose::STANDARD;
+    let png = as_png(&bytes, format).map_err(|e| format!("{shown_path} cannot be used: {e}"))?;
     Ok(Resolved {
-        wire: format!("data:{mime};base64,{}", engine.encode(&bytes)),
+        wire: png.data_uri(),
         record: InputRecord {
             kind: InputKind::File,
             given,
             url: None,
             path: Some(real.display().to_string()),
-            bytes: Some(bytes.len() as u64),
-            mime_type: Some(mime.to_owned()),
+            bytes: Some(png.bytes.len() as u64),
+            mime_type: Some(PNG_MIME.to_owned()),
+            sent_as: png.sent_as(),
         },
     })
 }
 
-/// A `data:image/…;base64,` URI: decodable, an image, within the cap. Sent with the type its
-/// bytes show.
-pub fn data_uri(options: &InputOptions, uri: &str) -> Result<Resolved, String> {
+/// A `data:image/…;base64,` URI: decodable, an image, within the cap; sent re-encoded as a PNG
+/// within RunComfy's per-input limits. The re-encoding runs off the async runtime.
+pub async fn data_uri(options: &InputOptions, uri: &str) -> Result<Resolved, String> {
+    let (bytes, format) = data_uri_bytes(options, uri)?;
+    let _slot = ENCODES.acquire().await;
+    let png = tokio::task::spawn_blocking(move || as_png(&bytes, format))
+        .await
+        .map_err(|e| format!("re-encoding the image failed: {e}"))?
+        .map_err(|e| format!("{} cannot be used: {e}", shown(uri)))?;
+    Ok(Resolved {
+        wire: png.data_uri(),
+        record: InputRecord {
+            kind: InputKind::DataUri,
+            given: format!(
+                "(a data URI: {}, {} bytes; not kept)",
+                format.to_mime_type(),
+                png.original_bytes
+            ),
+            url: None,
+            path: None,
+            bytes: Some(png.bytes.len() as u64),
+            mime_type: Some(PNG_MIME.to_owned()),
+            sent_as: png.sent_as(),
+        },
+    })
+}
+
+/// The image bytes of a data URI, and their sniffed format.
+fn data_uri_bytes(options: &InputOptions, uri: &str) -> Result<(Vec<u8>, ImageFormat), String> {
     let shown_uri = shown(uri);
     let rest = uri.trim().get(5..).unwrap_or_default(); // after `data:`
     let (header, payload) = rest
@@ -331,18 +380,115 @@ pub fn data_uri(options: &InputOptions, uri: &str) -> Result<Resolved, String> {
         return Err(too_large("the data URI", bytes.len() as u64, options.max_bytes));
     }
     let format = sniff(&bytes).ok_or_else(|| format!("{shown_uri} does not hold a PNG, JPEG or WebP image"))?;
-    let mime = format.to_mime_type();
-    Ok(Resolved {
-        wire: format!("data:{mime};base64,{payload}"),
-        record: InputRecord {
-            kind: InputKind::DataUri,
-            given: format!("(a data URI: {mime}, {} bytes; not kept)", bytes.len()),
-            url: None,
-            path: None,
-            bytes: Some(bytes.len() as u64),
-            mime_type: Some(mime.to_owned()),
-        },
-    })
+    Ok((bytes, format))
+}
+
+const PNG_MIME: &str = "image/png";
+
+/// An image as it is sent: a PNG within RunComfy's per-input limits.
+#[derive(Debug)]
+struct Png {
+    bytes: Vec<u8>,
+    width: u32,
+    height: u32,
+    /// The image's own size, when it was downscaled to fit.
+    downscaled_from: Option<(u32, u32)>,
+    original_bytes: usize,
+}
+
+impl Png {
+    fn data_uri(&self) -> String {
+        let engine = base64::engine::general_purpose::STANDARD;
+        format!("data:{PNG_MIME};base64,{}", engine.encode(&self.bytes))
+    }
+
+    /// `PNG 2000×1500, downscaled from 4000×3000 to fit RunComfy's 6 MiB / 32 MP per image`.
+    fn sent_as(&self) -> Option<String> {
+        let (w, h) = self.downscaled_from?;
+        Some(format!(
+            "PNG {}×{}, downscaled from {w}×{h} to fit RunComfy's {} MiB / {} MP per image",
+            self.width,
+            self.height,
+            MAX_INPUT_PNG_BYTES / (1024 * 1024),
+            MAX_INPUT_PIXELS / 1_000_000
+        ))
+    }
+}
+
+/// Encode attempts before giving up on fitting the byte limit (each one smaller).
+const FIT_ATTEMPTS: usize = 8;
+
+/// `bytes` (a PNG, JPEG or WebP image) as RunComfy's client sends an image: a PNG of at most
+/// [`MAX_INPUT_PIXELS`] and [`MAX_INPUT_PNG_BYTES`], downscaled (aspect ratio kept) until it
+/// fits. A PNG already within both limits goes as it is. Blocking work.
+fn as_png(bytes: &[u8], format: ImageFormat) -> Result<Png, String> {
+    let (width, height) = super::pixels::dimensions(super::pixels::reader(bytes, format))
+        .map_err(|e| format!("its header cannot be read ({e})"))?;
+    let pixels = u64::from(width) * u64::from(height);
+    if format == ImageFormat::Png && pixels <= MAX_INPUT_PIXELS && bytes.len() <= MAX_INPUT_PNG_BYTES {
+        return Ok(Png {
+            bytes: bytes.to_vec(),
+            width,
+            height,
+            downscaled_from: None,
+            original_bytes: bytes.len(),
+        });
+    }
+    let image = super::pixels::decode(|| Ok(super::pixels::reader(bytes, format)))?;
+    // Eight bits a channel, alpha only where there is any: what RunComfy's client sends.
+    let image = if image.color().has_alpha() {
+        DynamicImage::ImageRgba8(image.into_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(image.into_rgb8())
+    };
+    let mut target = pixels.min(MAX_INPUT_PIXELS);
+    for _ in 0..FIT_ATTEMPTS {
+        let (w, h) = fit(width, height, target);
+        let scaled;
+        let sent = if (w, h) == (width, height) {
+            &image
+        } else {
+            scaled = image.thumbnail_exact(w, h);
+            &scaled
+        };
+        let png = encode_png(sent)?;
+        if png.len() <= MAX_INPUT_PNG_BYTES {
+            return Ok(Png {
+                original_bytes: bytes.len(),
+                bytes: png,
+                width: w,
+                height: h,
+                downscaled_from: ((w, h) != (width, height)).then_some((width, height)),
+            });
+        }
+        // A PNG's size grows about with its pixels: aim a little under the limit.
+        let ratio = MAX_INPUT_PNG_BYTES as f64 / png.len() as f64;
+        target = ((u64::from(w) * u64::from(h)) as f64 * ratio * 0.9) as u64;
+    }
+    Err(format!(
+        "it does not fit in a {} MiB PNG even when made smaller; give a smaller image or an https:// URL",
+        MAX_INPUT_PNG_BYTES / (1024 * 1024)
+    ))
+}
+
+/// The largest size with the aspect ratio of `width`×`height` and at most `pixels` pixels.
+fn fit(width: u32, height: u32, pixels: u64) -> (u32, u32) {
+    let have = u64::from(width) * u64::from(height);
+    if have <= pixels {
+        return (width, height);
+    }
+    let scale = (pixels as f64 / have as f64).sqrt();
+    let w = ((f64::from(width) * scale).floor() as u32).max(1);
+    let h = ((f64::from(height) * scale).floor() as u32).max(1);
+    (w, h)
+}
+
+fn encode_png(image: &DynamicImage) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    PngEncoder::new(&mut out)
+        .write_image(image.as_bytes(), image.width(), image.height(), image.color().into())
+        .map_err(|e| format!("it cannot be encoded as PNG ({e})"))?;
+    Ok(out)
 }
 
 fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
@@ -378,10 +524,10 @@ fn shown(entry: &str) -> String {
 mod tests {
     use super::*;
 
-    const PNG_1X1: &[u8] = &[
-        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R', 0, 0, 0, 1, 0, 0, 0, 1,
-        8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde,
-    ];
+    /// A whole 1×1 PNG.
+    fn png_1x1() -> Vec<u8> {
+        encoded(&DynamicImage::new_rgb8(1, 1), ImageFormat::Png)
+    }
 
     fn options(dirs: &[&Path]) -> InputOptions {
         InputOptions {
@@ -424,8 +570,8 @@ mod tests {
         let allowed = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let image = allowed.path().join("a.png");
-        std::fs::write(&image, PNG_1X1).unwrap();
-        std::fs::write(outside.path().join("b.png"), PNG_1X1).unwrap();
+        std::fs::write(&image, png_1x1()).unwrap();
+        std::fs::write(outside.path().join("b.png"), png_1x1()).unwrap();
         std::fs::write(allowed.path().join("notes.txt"), b"hello, not an image").unwrap();
         std::fs::write(allowed.path().join("big.png"), vec![0u8; 2048]).unwrap();
         let opts = options(&[allowed.path()]);
@@ -433,7 +579,7 @@ mod tests {
         let ok = read_file(&opts, &image, "given".into()).unwrap();
         assert!(ok.wire.starts_with("data:image/png;base64,iVBORw0KGgo"), "{}", ok.wire);
         assert_eq!(ok.record.kind, InputKind::File);
-        assert_eq!(ok.record.bytes, Some(PNG_1X1.len() as u64));
+        assert_eq!(ok.record.bytes, Some(png_1x1().len() as u64));
         assert_eq!(ok.record.mime_type.as_deref(), Some("image/png"));
 
         let refused = read_file(&opts, &outside.path().join("b.png"), "x".into()).unwrap_err();
@@ -458,19 +604,21 @@ mod tests {
     fn a_symlink_out_of_an_allowed_directory_is_refused() {
         let allowed = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret.png"), PNG_1X1).unwrap();
+        std::fs::write(outside.path().join("secret.png"), png_1x1()).unwrap();
         let link = allowed.path().join("link.png");
         std::os::unix::fs::symlink(outside.path().join("secret.png"), &link).unwrap();
         let refused = read_file(&options(&[allowed.path()]), &link, "x".into()).unwrap_err();
         assert!(refused.contains("outside"), "{refused}");
     }
 
-    #[test]
-    fn data_uris_are_checked_and_relabelled_by_their_bytes() {
+    #[tokio::test]
+    async fn data_uris_are_checked_and_relabelled_by_their_bytes() {
         let engine = base64::engine::general_purpose::STANDARD;
-        let payload = engine.encode(PNG_1X1);
+        let payload = engine.encode(png_1x1());
         let opts = options(&[]);
-        let ok = data_uri(&opts, &format!("data:image/jpeg;base64,{payload}")).unwrap();
+        let ok = data_uri(&opts, &format!("data:image/jpeg;base64,{payload}"))
+            .await
+            .unwrap();
         assert_eq!(ok.wire, format!("data:image/png;base64,{payload}"));
         assert!(!ok.record.given.contains(&payload), "the bytes are not kept");
         for (bad, says) in [
@@ -480,11 +628,63 @@ mod tests {
             ("data:image/png;base64,aGVsbG8gd29ybGQ=", "does not hold"),
             ("data:image/png;base64", "no comma"),
         ] {
-            let err = data_uri(&opts, bad).unwrap_err();
+            let err = data_uri(&opts, bad).await.unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
         }
         let big = format!("data:image/png;base64,{}", engine.encode(vec![0u8; 4096]));
-        assert!(data_uri(&opts, &big).unwrap_err().contains("--input-max-mb"));
+        assert!(data_uri(&opts, &big).await.unwrap_err().contains("--input-max-mb"));
+    }
+
+    fn encoded(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        image.write_to(&mut std::io::Cursor::new(&mut out), format).unwrap();
+        out
+    }
+
+    fn noise(w: u32, h: u32) -> DynamicImage {
+        let mut state = 0x2545_f491_u32;
+        DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |_, _| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let [a, b, c, _] = state.to_le_bytes();
+            image::Rgb([a, b, c])
+        }))
+    }
+
+    /// Issue 40 finding 6: a JPEG or WebP goes as a PNG, downscaled until it fits 6 MiB.
+    #[test]
+    fn images_go_as_pngs_within_runcomfys_per_input_limits() {
+        // Noise: its PNG is about 3 bytes a pixel, so 2400×1800 (13 MB as PNG) must shrink.
+        let jpeg = encoded(&noise(2400, 1800), ImageFormat::Jpeg);
+        let png = as_png(&jpeg, ImageFormat::Jpeg).unwrap();
+        assert!(png.bytes.len() <= MAX_INPUT_PNG_BYTES, "{}", png.bytes.len());
+        assert_eq!(image::guess_format(&png.bytes).unwrap(), ImageFormat::Png);
+        assert_eq!(png.downscaled_from, Some((2400, 1800)));
+        let sent = image::load_from_memory(&png.bytes).unwrap();
+        assert_eq!((sent.width(), sent.height()), (png.width, png.height));
+        let ratio = f64::from(png.width) / f64::from(png.height);
+        assert!((ratio - 4.0 / 3.0).abs() < 0.01, "{ratio}");
+        assert!(png.sent_as().unwrap().contains("downscaled from 2400×1800"));
+
+        // A small WebP is re-encoded at its own size; a small PNG goes as it is.
+        let webp = encoded(&DynamicImage::new_rgba8(30, 20), ImageFormat::WebP);
+        let png = as_png(&webp, ImageFormat::WebP).unwrap();
+        assert_eq!(image::guess_format(&png.bytes).unwrap(), ImageFormat::Png);
+        assert_eq!((png.width, png.height, png.downscaled_from), (30, 20, None));
+        let small = encoded(&DynamicImage::new_rgb8(30, 20), ImageFormat::Png);
+        assert_eq!(as_png(&small, ImageFormat::Png).unwrap().bytes, small);
+    }
+
+    #[test]
+    fn the_pixel_limit_is_kept_without_decoding_a_bomb() {
+        assert_eq!(fit(8000, 6000, MAX_INPUT_PIXELS), (6531, 4898));
+        assert!(u64::from(6531u32) * 4898 <= MAX_INPUT_PIXELS);
+        assert_eq!(fit(100, 50, MAX_INPUT_PIXELS), (100, 50));
+        // Issue 34 finding 8: 11000×11000 declared in a tiny file is refused from its header.
+        let bomb = crate::media::pixels::tests::pixel_bomb(11_000, 11_000);
+        let refused = as_png(&bomb, ImageFormat::Png).unwrap_err();
+        assert!(refused.contains("megapixels"), "{refused}");
     }
 
     #[test]

@@ -13,13 +13,14 @@
 //! listed at all, and the rest are counted ([`listing`]).
 //!
 //! Layout: [`download`] streams a URL into a spool file within a timeout and a size cap, from
-//! where [`address`] allows, [`preview`] decodes and scales down, [`save`] owns the output
+//! where [`address`] allows, [`preview`] decodes (within [`pixels`]' bounds) and scales down, [`save`] owns the output
 //! directory and file names, [`settings`] the flags.
 
 pub mod address;
 pub mod download;
 pub mod inputs;
 pub mod on_demand;
+pub mod pixels;
 pub mod preview;
 pub mod save;
 pub mod settings;
@@ -70,6 +71,9 @@ pub enum OutputKind {
     Image,
     Video,
     Audio,
+    /// Any other file a model returned (under a key of its own, of no known media type):
+    /// listed by URL, never downloaded.
+    File,
 }
 
 impl OutputKind {
@@ -78,6 +82,7 @@ impl OutputKind {
             Self::Image => "image",
             Self::Video => "video",
             Self::Audio => "audio",
+            Self::File => "file",
         }
     }
 }
@@ -95,7 +100,7 @@ pub enum InlineForm {
 /// What one output became.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OutputReport {
-    /// `image`, `video` or `audio`.
+    /// `image`, `video`, `audio` or `file` (any other output, listed by URL only).
     #[schemars(with = "String")]
     pub kind: OutputKind,
     /// 1-based position among the outputs of its kind, in RunComfy's order.
@@ -123,6 +128,9 @@ pub struct OutputReport {
     /// What went wrong with this output (the URL still works).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Why the URL is listed as text only, never as a link or an open button (only https: URLs are linked: a javascript: or data: URL could run script where it is opened).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_a_link: Option<String>,
 }
 
 /// Describes an inline image block.
@@ -164,23 +172,74 @@ pub struct OutputUrls {
     pub images: Vec<String>,
     pub videos: Vec<String>,
     pub audios: Vec<String>,
+    /// URLs under other keys whose kind neither their key nor their extension tells.
+    pub files: Vec<String>,
 }
 
 impl OutputUrls {
+    /// Every URL of `output`: its image(s), video(s) and audio(s) keys, then every http(s) URL
+    /// under any other key (as RunComfy's CLI collects them), sorted into a kind by the key's
+    /// name or the URL's extension, else listed as a file.
     pub fn of(output: &crate::runcomfy::Output) -> Self {
-        Self {
+        let mut urls = Self {
             images: output.image_urls(),
             videos: output.video_urls(),
             audios: output.audio_urls(),
+            files: Vec::new(),
+        };
+        for other in output.other_urls() {
+            if urls.contains(&other.url) {
+                continue;
+            }
+            match kind_of(&other.key, &other.url) {
+                OutputKind::Image => urls.images.push(other.url),
+                OutputKind::Video => urls.videos.push(other.url),
+                OutputKind::Audio => urls.audios.push(other.url),
+                OutputKind::File => urls.files.push(other.url),
+            }
         }
+        urls
+    }
+
+    fn contains(&self, url: &String) -> bool {
+        [&self.images, &self.videos, &self.audios, &self.files]
+            .iter()
+            .any(|list| list.contains(url))
     }
 
     pub fn len(&self) -> usize {
-        self.images.len() + self.videos.len() + self.audios.len()
+        self.images.len() + self.videos.len() + self.audios.len() + self.files.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The kind of a URL found under an unexpected key of `output`: the key's name says it
+/// (`image_url`, `video_result`), else the URL's extension, else it is a file.
+fn kind_of(key: &str, url: &str) -> OutputKind {
+    let key = key.to_ascii_lowercase();
+    if key.contains("image") || key.contains("img") || key.contains("photo") {
+        return OutputKind::Image;
+    }
+    if key.contains("video") {
+        return OutputKind::Video;
+    }
+    if key.contains("audio") || key.contains("sound") || key.contains("music") || key.contains("speech") {
+        return OutputKind::Audio;
+    }
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let extension = path
+        .rsplit_once('.')
+        .filter(|(_, ext)| !ext.contains('/'))
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "png" | "jpg" | "jpeg" | "webp" | "gif" => OutputKind::Image,
+        "mp4" | "webm" | "mov" | "mkv" | "m4v" => OutputKind::Video,
+        "wav" | "mp3" | "ogg" | "flac" | "m4a" | "aac" | "opus" => OutputKind::Audio,
+        _ => OutputKind::File,
     }
 }
 
@@ -192,6 +251,7 @@ pub struct Listing<'a> {
     pub images: &'a [String],
     pub videos: &'a [String],
     pub audios: &'a [String],
+    pub files: &'a [String],
     pub unlisted: usize,
 }
 
@@ -248,16 +308,19 @@ impl ListingRoom {
         &items[..n]
     }
 
-    /// A result's images, then its videos, then its audio files (as in `outputs`), out of the room.
+    /// A result's images, then its videos, its audio files and its other files (as in
+    /// `outputs`), out of the room.
     pub fn listing<'a>(&mut self, urls: &'a OutputUrls) -> Listing<'a> {
         let images = self.take(&urls.images);
         let videos = self.take(&urls.videos);
         let audios = self.take(&urls.audios);
+        let files = self.take(&urls.files);
         Listing {
-            unlisted: urls.len() - images.len() - videos.len() - audios.len(),
+            unlisted: urls.len() - images.len() - videos.len() - audios.len() - files.len(),
             images,
             videos,
             audios,
+            files,
         }
     }
 }
@@ -345,7 +408,13 @@ pub async fn collect_all(downloader: &Downloader, options: &MediaOptions, reques
         .iter()
         .zip(listed)
         .zip(done)
-        .map(|((request, listed), done)| budget.apply(options, *request, listed, done))
+        .map(|((request, listed), done)| {
+            let mut collected = budget.apply(options, *request, listed, done);
+            for output in &mut collected.outputs {
+                output.not_a_link = downloader.policy().check_link(&output.url).err();
+            }
+            collected
+        })
         .collect()
 }
 
@@ -446,6 +515,10 @@ impl Budget {
                 .unwrap_or_else(|| OutputReport::new(kind, index, url));
             collected.outputs.push(report);
         }
+        // Other files are listed by URL only: there is no telling what they are.
+        collected.outputs.extend(
+            numbered(OutputKind::File, listed.files).map(|(kind, index, url)| OutputReport::new(kind, index, url)),
+        );
         let files_listed = listed.videos.len() + listed.audios.len();
         if options.output_dir.is_some() && files_listed > files_processed {
             collected.notes.push(format!(
@@ -511,6 +584,7 @@ impl OutputReport {
             saved_path: None,
             inline: None,
             problem: None,
+            not_a_link: None,
         }
     }
 }
@@ -704,6 +778,7 @@ mod tests {
             images: images.to_vec(),
             videos: videos.to_vec(),
             audios: audios.to_vec(),
+            files: Vec::new(),
         }
     }
 
@@ -719,6 +794,7 @@ mod tests {
                 images: &few[..],
                 videos: &video[..],
                 audios: &audio[..],
+                files: &[],
                 unlisted: 0
             }
         );
@@ -801,6 +877,7 @@ mod tests {
                 format!("{base}/page"),
             ],
             audios: vec![format!("{base}/a.wav")],
+            files: Vec::new(),
         };
         let request = Request {
             name_stem: "job-1",

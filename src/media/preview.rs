@@ -46,7 +46,8 @@ pub fn dimensions(path: &Path, format: ImageFormat) -> Result<(u32, u32), String
 
 /// Decodes the file and makes a preview within `limits`; also returns the full dimensions.
 pub fn make(path: &Path, format: ImageFormat, limits: PreviewLimits) -> Result<(Preview, (u32, u32)), String> {
-    let image = reader(path, format)?.decode().map_err(|e| e.to_string())?;
+    // Bounded by pixels as well as bytes: a small file can declare a huge image.
+    let image = super::pixels::decode(|| reader(path, format))?;
     let full = (image.width(), image.height());
     Ok((from_image(&image, limits)?, full))
 }

@@ -20,8 +20,6 @@ pub use request_id::{InvalidRequestId, RequestId};
 pub use retry::{CallKind, RetryPolicy};
 pub use settings::UpstreamArgs;
 pub use token::ApiToken;
-/// How long RunComfy keeps result files, in hours: its own figure (for its other API) of 7 days.
-pub const URL_LIFETIME_HOURS: u32 = 7 * 24;
 
 pub use wire::{
     CancelOutcome, CancelResponse, JobStatus, ModelInfo, ModelPage, Output, ResultResponse, StatusResponse,

@@ -22,8 +22,10 @@ pub enum JobStatus {
 impl JobStatus {
     pub fn from_wire(raw: &str) -> Self {
         match raw.trim().to_ascii_lowercase().as_str() {
-            "in_queue" | "queued" | "pending" => Self::InQueue,
-            "in_progress" | "running" | "processing" => Self::InProgress,
+            // RunComfy's own clients treat `pending`, `waiting`, `starting` and `processing` as
+            // "still going": a job not yet running is queued, one being set up is in progress.
+            "in_queue" | "queued" | "pending" | "waiting" => Self::InQueue,
+            "in_progress" | "running" | "processing" | "starting" => Self::InProgress,
             "completed" | "succeeded" | "success" => Self::Succeeded,
             "failed" | "error" => Self::Failed,
             "cancelled" | "canceled" => Self::Cancelled,
@@ -121,8 +123,8 @@ impl ResultResponse {
 }
 
 /// A job's outputs: images, videos or audio, one or many of each, as RunComfy's models return
-/// them. URLs under other keys (RunComfy's own CLI walks every URL in `output`) are not read:
-/// no model in the catalogue is known to use one, and each kind here has its own handling.
+/// them, and every other URL anywhere in `output` (RunComfy's own CLI downloads every http(s) URL
+/// it finds there): a model that names its output `mesh` or `result` must not lose it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Output {
     #[serde(default, deserialize_with = "lenient_string")]
@@ -137,7 +139,22 @@ pub struct Output {
     pub audio: Option<String>,
     #[serde(default, deserialize_with = "lenient_strings")]
     pub audios: Vec<String>,
+    /// Every other key of `output`, as sent.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
 }
+
+/// A URL found under another key of `output`, with the key it was under (the top-level one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherUrl {
+    pub key: String,
+    pub url: String,
+}
+
+/// URLs read from the other keys of one `output`, and how deep its JSON is walked: an upstream
+/// answer is bounded in bytes, but a hostile one must not make a walk of millions of strings.
+const MAX_OTHER_URLS: usize = 10_000;
+const MAX_OTHER_DEPTH: usize = 16;
 
 impl Output {
     /// Image URLs: `images` first, then `image` (RunComfy's own clients read them in that order),
@@ -152,6 +169,48 @@ impl Output {
 
     pub fn audio_urls(&self) -> Vec<String> {
         merge(&self.audios, self.audio.as_ref())
+    }
+
+    /// Every http(s) URL under the other keys, in the order sent (as RunComfy's CLI collects
+    /// them: strings that start with `http://` or `https://`, at any depth).
+    pub fn other_urls(&self) -> Vec<OtherUrl> {
+        let mut found = Vec::new();
+        for (key, value) in &self.other {
+            walk(value, 0, &mut |url| {
+                found.push(OtherUrl {
+                    key: key.clone(),
+                    url: url.to_owned(),
+                })
+            });
+            if found.len() >= MAX_OTHER_URLS {
+                found.truncate(MAX_OTHER_URLS);
+                break;
+            }
+        }
+        found
+    }
+}
+
+fn walk(value: &Value, depth: usize, found: &mut impl FnMut(&str)) {
+    if depth > MAX_OTHER_DEPTH {
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            let head = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+            if head.starts_with("http://") || head.starts_with("https://") {
+                found(s);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .take(MAX_OTHER_URLS)
+            .for_each(|v| walk(v, depth + 1, found)),
+        Value::Object(map) => map
+            .values()
+            .take(MAX_OTHER_URLS)
+            .for_each(|v| walk(v, depth + 1, found)),
+        _ => {}
     }
 }
 
@@ -417,6 +476,21 @@ mod tests {
         assert_eq!(odd.queue_position, Some(3));
     }
 
+    /// Issue 40 finding 11: the states RunComfy's own clients read as "still going".
+    #[test]
+    fn statuses_runcomfys_clients_treat_as_in_progress_are_not_unknown() {
+        for (raw, want) in [
+            ("pending", JobStatus::InQueue),
+            ("waiting", JobStatus::InQueue),
+            ("starting", JobStatus::InProgress),
+            ("processing", JobStatus::InProgress),
+        ] {
+            let parsed: StatusResponse = serde_json::from_value(json!({"status": raw})).unwrap();
+            assert_eq!(parsed.status, want, "{raw}");
+            assert!(!parsed.status.is_terminal(), "{raw}");
+        }
+    }
+
     #[test]
     fn output_reads_images_then_image_and_ignores_extras() {
         let r: ResultResponse = serde_json::from_value(json!({
@@ -429,6 +503,33 @@ mod tests {
         assert_eq!(out.image_urls(), ["a", "b", "c"]);
         assert!(out.video_urls().is_empty());
         assert!(out.audio_urls().is_empty());
+    }
+
+    /// Issue 40 finding 9: URLs under keys other than image(s)/video(s)/audio(s) are kept.
+    #[test]
+    fn urls_under_other_keys_are_collected_as_runcomfys_cli_does() {
+        let out: Output = serde_json::from_value(json!({
+            "images": ["https://h/a.png"],
+            "mesh": "https://h/m.glb",
+            "result": {"files": [{"url": "https://h/r.webp"}, {"note": "not a url"}], "seed": 7},
+            "caption": "a cat",
+            "preview": "http://h/p.png"
+        }))
+        .unwrap();
+        assert_eq!(out.image_urls(), ["https://h/a.png"]);
+        let other: Vec<(String, String)> = out.other_urls().into_iter().map(|o| (o.key, o.url)).collect();
+        let want = [
+            ("mesh", "https://h/m.glb"),
+            ("preview", "http://h/p.png"),
+            ("result", "https://h/r.webp"),
+        ];
+        let mut got = other.clone();
+        got.sort();
+        assert_eq!(
+            got,
+            want.map(|(k, u)| (k.to_owned(), u.to_owned())),
+            "every http(s) URL, none of the other strings"
+        );
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub enum FaultKind {
     /// over, each made distinct with a `?copy=N` query, so every one can be downloaded): an
     /// upstream that lists far more outputs than a job makes.
     ManyOutputs,
+    /// The real answer with its `output` moved under keys RunComfy documents nowhere
+    /// (`{"artifacts": [{"url": …}], "seed": 7}`): a model whose output is not named
+    /// image(s), video(s) or audio(s). RunComfy's CLI collects every URL in `output`.
+    UnexpectedOutputKey,
 }
 
 /// Output URLs a `many_outputs` rule lists when it gives no `count`.
@@ -192,6 +196,7 @@ where
         FaultKind::SlowBody => slow_body(handle.await, delay).await,
         FaultKind::Chunked => chunked(handle.await).await,
         FaultKind::ManyOutputs => many_outputs(handle.await, rule.count.unwrap_or(MANY_OUTPUTS)).await,
+        FaultKind::UnexpectedOutputKey => unexpected_output_key(handle.await).await,
     };
     if let Some(value) = rule.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
@@ -291,6 +296,30 @@ async fn many_outputs(response: Response, count: u32) -> Response {
         .map(|n| Value::from(format!("{}?copy={n}", real[n % real.len()])))
         .collect();
     value["output"]["images"] = Value::Array(many);
+    json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn unexpected_output_key(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let mut value: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let Some(output) = value.get("output").and_then(Value::as_object) else {
+        // Nothing to move while the job runs: the answer goes out as it was.
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let urls: Vec<Value> = output
+        .values()
+        .flat_map(|v| match v {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        })
+        .filter(Value::is_string)
+        .map(|url| json!({ "url": url }))
+        .collect();
+    value["output"] = json!({ "artifacts": urls, "seed": 7 });
     json_response(parts.status, Body::from(value.to_string()))
 }
 

@@ -4,7 +4,9 @@
 //! client bug that lets bad input through is caught here with the upstream's 422 shape:
 //! pydantic-style `detail` entries with `loc`, `msg` and `type`, all problems reported at once.
 //! An edit's `image_urls` must be a list of 1 to 10 entries, each an http(s) URL or a data URI
-//! holding a PNG, JPEG or WebP image; the decoded images are kept for drawing the result.
+//! holding a PNG, JPEG or WebP image of at most 6 MiB and 32 megapixels (the Model API's
+//! per-input limits as RunComfy's own client states and enforces them; the size is read from
+//! the header, never by decoding); the images are kept for drawing the result.
 
 use std::io::Cursor;
 
@@ -18,6 +20,10 @@ pub(crate) const MODEL_ID: &str = "bytedance/dreamina-4-0/text-to-image";
 pub(crate) const EDIT_MODEL_ID: &str = "bytedance/dreamina-4-0/edit";
 /// The most reference images an edit takes.
 pub(crate) const MAX_IMAGE_URLS: usize = 10;
+/// The most bytes one image input may have (decoded from its data URI).
+pub(crate) const MAX_INPUT_BYTES: usize = 6 * 1024 * 1024;
+/// The most pixels one image input may have.
+pub(crate) const MAX_INPUT_PIXELS: u64 = 32_000_000;
 
 /// The size key of the upstream schema; the `×` is U+00D7, not the letter x.
 pub(crate) const SIZE_KEY: &str = "width\u{00D7}height";
@@ -81,10 +87,12 @@ pub(crate) struct ValidInput {
 pub(crate) enum Reference {
     /// An http(s) URL, exactly as sent.
     Url(String),
-    /// A data URI's decoded bytes, with their sniffed type.
+    /// A data URI's decoded bytes, with their sniffed type and declared size.
     Data {
         mime_type: &'static str,
         bytes: axum::body::Bytes,
+        width: u32,
+        height: u32,
     },
 }
 
@@ -93,9 +101,14 @@ impl Reference {
     pub(crate) fn summary(&self) -> Value {
         match self {
             Reference::Url(url) => serde_json::json!({ "kind": "url", "url": url }),
-            Reference::Data { mime_type, bytes } => {
-                serde_json::json!({ "kind": "data_uri", "mime_type": mime_type, "bytes": bytes.len() })
-            }
+            Reference::Data {
+                mime_type,
+                bytes,
+                width,
+                height,
+            } => serde_json::json!({
+                "kind": "data_uri", "mime_type": mime_type, "bytes": bytes.len(), "width": width, "height": height
+            }),
         }
     }
 }
@@ -218,9 +231,16 @@ fn reference(entry: &str) -> Result<Reference, String> {
     if !header.to_ascii_lowercase().ends_with(";base64") {
         return Err("Value error, data URI must be base64-encoded".to_owned());
     }
+    // Judged from the payload's length first, so that an oversized URI is not decoded at all.
+    if payload.trim().len() / 4 * 3 > MAX_INPUT_BYTES + 3 {
+        return Err(too_large(payload.trim().len() / 4 * 3));
+    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(payload.trim())
         .map_err(|e| format!("Value error, data URI is not valid base64: {e}"))?;
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(too_large(bytes.len()));
+    }
     let reader = image::ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| format!("Value error, cannot read the image: {e}"))?;
@@ -230,13 +250,29 @@ fn reference(entry: &str) -> Result<Reference, String> {
         Some(image::ImageFormat::WebP) => "image/webp",
         _ => return Err("Value error, data URI is not a PNG, JPEG or WebP image".to_owned()),
     };
-    reader
+    let (width, height) = reader
         .into_dimensions()
         .map_err(|e| format!("Value error, the image cannot be decoded: {e}"))?;
+    if u64::from(width) * u64::from(height) > MAX_INPUT_PIXELS {
+        return Err(format!(
+            "Value error, image is {width}x{height}; an input image may have at most {} megapixels",
+            MAX_INPUT_PIXELS / 1_000_000
+        ));
+    }
     Ok(Reference::Data {
         mime_type,
         bytes: bytes.into(),
+        width,
+        height,
     })
+}
+
+fn too_large(bytes: usize) -> String {
+    format!(
+        "Value error, image is {:.1} MiB; an input image may be at most {} MiB",
+        bytes as f64 / (1024.0 * 1024.0),
+        MAX_INPUT_BYTES / (1024 * 1024)
+    )
 }
 
 fn check_prompt(object: &Map<String, Value>, out: &mut Vec<Violation>) {
@@ -369,7 +405,7 @@ mod tests {
         let (_, input) = validate_for(Endpoint::Edit, body.to_string().as_bytes()).unwrap();
         assert_eq!(input.images[0], Reference::Url("https://images.invalid/a.png".into()));
         assert!(
-            matches!(&input.images[1], Reference::Data { mime_type: "image/png", bytes } if bytes.len() == png.len())
+            matches!(&input.images[1], Reference::Data { mime_type: "image/png", bytes, width: 4, height: 3 } if bytes.len() == png.len())
         );
 
         let kinds = |body: Value| -> Vec<(String, String)> {
@@ -407,6 +443,37 @@ mod tests {
                 "body.image_urls.4"
             ]
         );
+        // Issue 40 finding 6 / issue 34 finding 8: RunComfy's per-input limits, judged without
+        // decoding: more than 6 MiB, or a header declaring more than 32 megapixels.
+        let uri = |bytes: &[u8]| {
+            format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+        };
+        let mut big = png.to_vec();
+        big.resize(MAX_INPUT_BYTES + 1, 0);
+        let mut bomb = super::super::png::render(1, 1).unwrap().to_vec();
+        // The IHDR's width and height, and its CRC (over the chunk type and data).
+        bomb[16..20].copy_from_slice(&11_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&11_000u32.to_be_bytes());
+        let crc = bomb[12..29].iter().fold(!0u32, |mut crc, &b| {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+            crc
+        });
+        bomb[29..33].copy_from_slice(&(!crc).to_be_bytes());
+        for (image, says) in [(big, "at most 6 MiB"), (bomb, "at most 32 megapixels")] {
+            let body = serde_json::json!({"prompt": "p", "image_urls": [uri(&image)]});
+            let refused = validate_for(Endpoint::Edit, body.to_string().as_bytes()).unwrap_err();
+            assert!(refused[0].msg.contains(says), "{refused:?}");
+        }
         // Text-to-image ignores the field, as upstream ignores unknown fields.
         assert!(validate(br#"{"prompt":"p","image_urls":7}"#).is_ok());
     }

@@ -112,7 +112,9 @@ async fn every_size_gets_a_capped_preview_and_a_saved_file_that_decodes() {
         assert_eq!(output["mime_type"], "image/png");
         assert_eq!(output["inline"]["form"], "preview");
         assert_eq!(output["inline"]["bytes"].as_u64(), Some(preview.len() as u64));
-        assert_eq!(out_json["url_lifetime_hours"], 168);
+        // RunComfy publishes no lifetime for Model API result URLs: none is promised.
+        assert!(out_json.get("url_lifetime_hours").is_none());
+        assert!(text(&result).contains("for a limited time"), "{}", text(&result));
         let saved = output["saved_path"].as_str().expect("a saved path");
         assert_eq!(
             Path::new(saved),
@@ -367,4 +369,137 @@ async fn claude_code_gets_the_images_without_structured_content() {
     assert!(forced.structured_content.is_some());
     let omitted = get("some-client", &[("RUNCOMFY_STRUCTURED_CONTENT", "omit-with-images")]).await;
     assert!(omitted.structured_content.is_none());
+}
+
+/// Random pixels: a photograph's worst case for PNG (about three bytes a pixel).
+fn noise(width: u32, height: u32) -> image::RgbImage {
+    let mut state = 0x9e37_79b9_u32;
+    image::RgbImage::from_fn(width, height, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [r, g, b, _] = state.to_le_bytes();
+        image::Rgb([r, g, b])
+    })
+}
+
+/// A PNG whose header declares `width`×`height` pixels in a few dozen bytes (a 1×1 image with
+/// its IHDR rewritten, CRC included): a pixel bomb.
+fn pixel_bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    image::RgbImage::new(1, 1)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = png[12..29].iter().fold(!0u32, |mut crc, &b| {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+        crc
+    });
+    png[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    png
+}
+
+/// Issue 40 finding 6: references go as RunComfy's own client sends them — PNG data URIs of at
+/// most 6 MiB and 32 megapixels, downscaled to fit, never refused only for being large.
+#[tokio::test]
+async fn a_large_jpeg_and_webp_reach_runcomfy_as_pngs_within_its_per_input_limits() {
+    let sim = simulator(fast_config()).await;
+    let inputs = tempfile::tempdir().unwrap();
+    // A 12 MB JPEG (noise at high quality) and a 4000×3000 WebP (lossless, a gradient with grain).
+    let jpeg_path = inputs.path().join("photo.jpg");
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&noise(2800, 2100))
+        .unwrap();
+    assert!(jpeg.len() > 12_000_000, "the JPEG is {} bytes", jpeg.len());
+    std::fs::write(&jpeg_path, &jpeg).unwrap();
+    let webp_path = inputs.path().join("scan.webp");
+    let grain = noise(4000, 3000);
+    let webp = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        let g = grain.get_pixel(x, y).0[0] % 8;
+        image::Rgb([(x / 16) as u8 ^ g, (y / 12) as u8 ^ g, ((x + y) / 28) as u8])
+    });
+    webp.save_with_format(&webp_path, image::ImageFormat::WebP).unwrap();
+
+    let dir = inputs.path().to_str().unwrap();
+    let client = connect(&sim.base_url(), &[("RUNCOMFY_INPUT_DIRS", dir)]).await;
+    let result = call(
+        &client,
+        "generate_image",
+        json!({"prompt": "make it winter", "size": "1024x1024", "force_single": true,
+               "images": [jpeg_path.to_str().unwrap(), webp_path.to_str().unwrap()]}),
+    )
+    .await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let id = structured(&result)["request_id"].as_str().unwrap().to_owned();
+    let job = Control::new(&sim).job(&id).await;
+    let sent = job["inputs"].as_array().expect("the simulator lists the inputs");
+    assert_eq!(sent.len(), 2, "{job}");
+    for input in sent {
+        assert_eq!(input["kind"], "data_uri", "{input}");
+        assert_eq!(input["mime_type"], "image/png", "{input}");
+        assert!(input["bytes"].as_u64().unwrap() <= 6 * 1024 * 1024, "{input}");
+        let (w, h) = (input["width"].as_u64().unwrap(), input["height"].as_u64().unwrap());
+        assert!(w * h <= 32_000_000, "{input}");
+        // The aspect ratio is the original's (4:3 both).
+        assert!(((w as f64 / h as f64) - 4.0 / 3.0).abs() < 0.01, "{input}");
+    }
+    // The noise could not fit at full size: it was downscaled, and the answer says so.
+    assert!(sent[0]["width"].as_u64().unwrap() < 2800, "{}", sent[0]);
+    client.cancel().await.unwrap();
+}
+
+/// Issue 34 finding 8: a small PNG declaring 11000×11000 pixels is refused as a reference, from
+/// its header (nothing submitted, nothing decoded); the simulator refuses one sent to it
+/// directly, as it refuses a data URI over 6 MiB, as RunComfy does.
+#[tokio::test]
+async fn a_pixel_bomb_and_an_oversized_data_uri_are_refused() {
+    let sim = simulator(fast_config()).await;
+    let inputs = tempfile::tempdir().unwrap();
+    let bomb = pixel_bomb(11_000, 11_000);
+    let bomb_path = inputs.path().join("bomb.png");
+    std::fs::write(&bomb_path, &bomb).unwrap();
+    let dir = inputs.path().to_str().unwrap();
+    let client = connect(&sim.base_url(), &[("RUNCOMFY_INPUT_DIRS", dir)]).await;
+    let result = call(
+        &client,
+        "generate_image",
+        json!({"prompt": "p", "size": "1024x1024", "images": [bomb_path.to_str().unwrap()]}),
+    )
+    .await;
+    assert!(is_error(&result), "{}", text(&result));
+    assert!(text(&result).contains("11000×11000"), "{}", text(&result));
+    assert_eq!(sim.stats().submissions, 0, "nothing was submitted");
+    // The server keeps serving.
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    client.cancel().await.unwrap();
+
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut big = Vec::new();
+    image::RgbImage::new(8, 8)
+        .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
+        .unwrap();
+    big.resize(6 * 1024 * 1024 + 1, 0);
+    let http = reqwest::Client::new();
+    for (image, says) in [(bomb, "megapixels"), (big, "MiB")] {
+        let body = json!({"prompt": "p", "image_urls": [format!("data:image/png;base64,{}", engine.encode(&image))]});
+        let response = http
+            .post(format!("{}/v1/models/bytedance/dreamina-4-0/edit", sim.base_url()))
+            .bearer_auth("t")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+        let answer: Value = response.json().await.unwrap();
+        assert!(answer.to_string().contains(says), "{answer}");
+    }
 }

@@ -23,7 +23,7 @@ use super::{
     },
     cancel_request::Cancellation,
     generate_image::GenerateArgs,
-    get_result::{count_u32, how_to_go_on, job_failed, BatchJob, DeliveryArgs, JobResult},
+    get_result::{count_u32, how_to_go_on, job_failed, BatchJob, DeliveryArgs, JobResult, URLS_EXPIRE},
 };
 use crate::jobs::Caller;
 use crate::{
@@ -33,7 +33,7 @@ use crate::{
         CostEstimate, Outputs, Prepared, Recipe, Run, RunError, RunOutcome, Step, MAX_COUNT,
     },
     media::{OutputKind, OutputUrls},
-    runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse, URL_LIFETIME_HOURS},
+    runcomfy::{ApiError, CancelOutcome, CancelResponse, JobStatus, RequestId, ResultResponse},
     text::capitalised,
 };
 
@@ -235,7 +235,7 @@ impl RunComfyServer {
 
         let mut jobs = Vec::new();
         let mut errors = Vec::new();
-        let (mut images, mut videos, mut audios) = (vec![], vec![], vec![]);
+        let (mut images, mut videos, mut audios, mut files) = (vec![], vec![], vec![], vec![]);
         let (mut reports, mut notes, mut inline) = (vec![], vec![], vec![]);
         let mut pending = Vec::new();
         let mut unlisted = 0;
@@ -254,6 +254,7 @@ impl RunComfyServer {
                     let job_images: Vec<String> = listed(OutputKind::Image).collect();
                     videos.extend(listed(OutputKind::Video));
                     audios.extend(listed(OutputKind::Audio));
+                    files.extend(listed(OutputKind::File));
                     images.extend_from_slice(&job_images);
                     unlisted += media.unlisted;
                     jobs.push(BatchJob {
@@ -301,11 +302,7 @@ impl RunComfyServer {
             ));
         }
         if let Some(first) = reports.iter().find_map(|o| o.reference.clone()) {
-            next.push(format!(
-                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping. {}",
-                URL_LIFETIME_HOURS / 24,
-                how_to_go_on(&first)
-            ));
+            next.push(format!("{URLS_EXPIRE} {}", how_to_go_on(&first)));
         }
         let result = JobResult {
             request_id: first_id,
@@ -315,11 +312,11 @@ impl RunComfyServer {
             images,
             videos,
             audios,
+            files,
             unlisted_outputs: count_u32(unlisted),
             created_at: None,
             finished_at: None,
             next_step: next.join(" "),
-            url_lifetime_hours: (!reports.is_empty()).then_some(URL_LIFETIME_HOURS),
             outputs: reports,
             notes,
             made_with: recipe.cloned(),

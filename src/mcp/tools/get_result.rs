@@ -23,8 +23,14 @@ use crate::jobs::Caller;
 use crate::{
     jobs::{price::usd, CostEstimate, Recipe},
     media::{self, Collected, InlineForm, InlineImage, OutputReport, OutputUrls},
-    runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse, URL_LIFETIME_HOURS},
+    runcomfy::{JobStatus, RequestId, ResultResponse, StatusResponse},
 };
+
+/// How long result URLs live: RunComfy publishes no figure for its Model API (the 7 days it
+/// states are its Serverless product's), so none is promised. A job reference (`request_id#n`)
+/// asks RunComfy for fresh URLs before it reuses one.
+pub(super) const URLS_EXPIRE: &str =
+    "Result URLs are hosted by RunComfy for a limited time: download anything worth keeping.";
 
 /// How a result's images come back; flattened into the arguments of the tools that return them.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -78,6 +84,9 @@ pub struct JobResult {
     pub videos: Vec<String>,
     /// Audio URLs, if the model produced any.
     pub audios: Vec<String>,
+    /// URLs of any other files the model returned (under keys of its own), listed as they came.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// Outputs RunComfy listed beyond those above, which are not listed (an answer is capped).
     #[serde(skip_serializing_if = "is_zero")]
     pub unlisted_outputs: u32,
@@ -91,9 +100,6 @@ pub struct JobResult {
     pub next_step: String,
     /// One entry per output (images, then videos, then audio): size, type, saved path, inline copy (images only), problems. Empty until the job succeeds.
     pub outputs: Vec<OutputReport>,
-    /// How long RunComfy is expected to keep the URLs, in hours (its own figure: about 7 days).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url_lifetime_hours: Option<u32>,
     /// Remarks about the result as a whole (previews left out, limits applied).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -156,21 +162,19 @@ impl JobResult {
         let status = answer.status.clone();
         let urls = answer.output.as_deref().map(OutputUrls::of).unwrap_or_default();
         let listed = media::listing(&urls);
-        let (images, videos, audios) = (listed.images.to_vec(), listed.videos.to_vec(), listed.audios.to_vec());
+        let (images, videos, audios, files) = (
+            listed.images.to_vec(),
+            listed.videos.to_vec(),
+            listed.audios.to_vec(),
+            listed.files.to_vec(),
+        );
         let next_step = match &status {
             JobStatus::Succeeded if urls.is_empty() => {
                 "The job succeeded but RunComfy returned no output URLs. Try get_result again in a few seconds.".to_owned()
             }
             // A video or audio result: there is no image to edit.
-            JobStatus::Succeeded if images.is_empty() => format!(
-                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping.",
-                URL_LIFETIME_HOURS / 24,
-            ),
-            JobStatus::Succeeded => format!(
-                "Result URLs are hosted by RunComfy for a limited time (about {} days): download anything worth keeping. {}",
-                URL_LIFETIME_HOURS / 24,
-                how_to_go_on(&format!("{id}#1"))
-            ),
+            JobStatus::Succeeded if images.is_empty() => URLS_EXPIRE.to_owned(),
+            JobStatus::Succeeded => format!("{URLS_EXPIRE} {}", how_to_go_on(&format!("{id}#1"))),
             JobStatus::Failed => return Err(job_failed(&id, &answer)),
             JobStatus::Cancelled => "The job was cancelled and produced no image. Call generate_image again if the image is still wanted.".to_owned(),
             other => format!("Not finished yet ({other}). Call get_result again in a few seconds, or check_status to follow the queue."),
@@ -183,6 +187,7 @@ impl JobResult {
             images,
             videos,
             audios,
+            files,
             unlisted_outputs: count_u32(listed.unlisted),
             created_at: answer.created_at.map(plain),
             finished_at: answer.finished_at.map(plain),
@@ -190,7 +195,6 @@ impl JobResult {
             estimated_cost_usd: None,
             next_step,
             outputs: media.map(|m| m.outputs.clone()).unwrap_or_default(),
-            url_lifetime_hours: media.map(|_| URL_LIFETIME_HOURS),
             notes: media.map(|m| m.notes.clone()).unwrap_or_default(),
             made_with: None,
             request_ids: Vec::new(),
@@ -217,11 +221,11 @@ impl JobResult {
             images: Vec::new(),
             videos: Vec::new(),
             audios: Vec::new(),
+            files: Vec::new(),
             unlisted_outputs: 0,
             created_at: None,
             finished_at: None,
             outputs: Vec::new(),
-            url_lifetime_hours: None,
             notes: Vec::new(),
             made_with: None,
             request_ids: Vec::new(),
@@ -241,7 +245,7 @@ impl JobResult {
             result.structured_content = None;
         }
         result.content.extend(inline.iter().map(image_block));
-        result.content.extend(self.outputs.iter().map(resource_link));
+        result.content.extend(self.outputs.iter().filter_map(resource_link));
         result
     }
 
@@ -279,7 +283,7 @@ impl JobResult {
         if !self.outputs.is_empty() {
             let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
             let mut kinds = Vec::new();
-            if !self.images.is_empty() || (self.videos.is_empty() && self.audios.is_empty()) {
+            if !self.images.is_empty() || (self.videos.is_empty() && self.audios.is_empty() && self.files.is_empty()) {
                 kinds.push(count(self.images.len(), "image"));
             }
             if !self.videos.is_empty() {
@@ -287,6 +291,9 @@ impl JobResult {
             }
             if !self.audios.is_empty() {
                 kinds.push(count(self.audios.len(), "audio file"));
+            }
+            if !self.files.is_empty() {
+                kinds.push(count(self.files.len(), "other file"));
             }
             if self.unlisted_outputs > 0 {
                 kinds.push(format!(
@@ -317,6 +324,9 @@ impl JobResult {
             }
             if let Some(problem) = &output.problem {
                 text.push_str(&format!("\n  note: {problem}"));
+            }
+            if let Some(why) = &output.not_a_link {
+                text.push_str(&format!("\n  not linked: {why}"));
             }
         }
         for note in &self.notes {

@@ -180,6 +180,7 @@ impl JobEntry {
             images: std::mem::take(&mut job.images),
             videos: std::mem::take(&mut job.videos),
             audios: Vec::new(),
+            files: Vec::new(),
         };
         let listed = room.listing(&urls);
         let unlisted = listed.unlisted + job.saved_paths.len() - saved.len();
