@@ -3,8 +3,10 @@
 //!
 //! The schemas are RunComfy's dialect of JSON Schema: `"type": "float"` for a number (Dreamina's
 //! `scale`), media inputs carry formats no standard knows (`image_uris`) and some carry a
-//! `validations` list of their own. A float is a number, as RunComfy's own clients read it; the
-//! rest is tolerated: an unknown keyword constrains nothing and a format is an annotation. Problems come back all at once in the same 422 `detail` shape as Dreamina's,
+//! `validations` list of their own. A float is a number, as RunComfy's own clients read it; a
+//! format is an annotation; a `validations` rule (`file_size_mb<`, `width/height>`,
+//! `width_pixels>`, …) is applied to each image given as a data URI, refused with the rule's own
+//! `validation_error` (a URL's file is not fetched here). Problems come back all at once in the same 422 `detail` shape as Dreamina's,
 //! `loc` naming the field.
 
 use std::collections::HashMap;
@@ -27,7 +29,12 @@ pub(crate) fn validate(model: &str, body: &[u8]) -> Result<Value, Vec<Violation>
         // Not a catalogue model: the caller checked, so this is a bug, not bad input.
         return Err(vec![Violation::new(None, format!("no schema for {model}"), "missing")]);
     };
-    let violations: Vec<Violation> = validator.iter_errors(&value).map(violation).collect();
+    let mut violations: Vec<Violation> = validator.iter_errors(&value).map(violation).collect();
+    if violations.is_empty() {
+        if let Some(entry) = catalogue::find(model) {
+            violations.extend(media_rules(&entry["input_schema"], &value));
+        }
+    }
     if violations.is_empty() {
         Ok(value)
     } else {
@@ -50,6 +57,69 @@ fn violation(error: jsonschema::ValidationError<'_>) -> Violation {
         .map(|part| part.replace("~1", "/").replace("~0", "~"))
         .collect();
     Violation::at(&loc, msg, error.kind().keyword())
+}
+
+/// Each broken `validations` rule of a media field, for the images given as data URIs.
+fn media_rules(schema: &Value, body: &Value) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let Some(properties) = schema["properties"].as_object() else {
+        return found;
+    };
+    for (key, property) in properties {
+        let Some(rules) = property["validations"].as_array() else {
+            continue;
+        };
+        let given: Vec<&str> = match &body[key] {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        for value in given {
+            let Some((bytes, size)) = measured(value) else {
+                continue;
+            };
+            let broken = rules.iter().find(|rule| {
+                let (Some(name), Some(limit)) = (rule["validation_rule"].as_str(), rule["validation_value"].as_f64())
+                else {
+                    return false;
+                };
+                let (measure, above) = match (name.strip_suffix('>'), name.strip_suffix('<')) {
+                    (Some(m), _) => (m, true),
+                    (_, Some(m)) => (m, false),
+                    _ => return false,
+                };
+                let actual = match (measure, size) {
+                    ("file_size_mb", _) => bytes as f64 / (1024.0 * 1024.0),
+                    ("width_pixels", Some((w, _))) => f64::from(w),
+                    ("height_pixels", Some((_, h))) => f64::from(h),
+                    ("width/height", Some((w, h))) if h > 0 => f64::from(w) / f64::from(h),
+                    _ => return false,
+                };
+                if above {
+                    actual <= limit
+                } else {
+                    actual >= limit
+                }
+            });
+            if let Some(rule) = broken {
+                let said = rule["validation_error"].as_str().unwrap_or("invalid media");
+                found.push(Violation::at(&[key.as_str()], said, "value_error"));
+            }
+        }
+    }
+    found
+}
+
+/// A data URI's decoded size and, for an image, its width and height.
+fn measured(value: &str) -> Option<(usize, Option<(u32, u32)>)> {
+    use base64::Engine as _;
+    let (_, payload) = value.strip_prefix("data:")?.split_once(";base64,")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+    let size = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| r.into_dimensions().ok());
+    Some((bytes.len(), size))
 }
 
 /// One compiled validator per catalogue model, built on first use.
@@ -155,6 +225,32 @@ mod tests {
         let errors = check(SEEDREAM5, json!({"prompt": "x", "image": []})).unwrap_err();
         assert_eq!(errors[0].loc, ["body", "image"]);
         assert_eq!(errors[0].kind, "minItems");
+    }
+
+    /// RunComfy's `validations` on Seedream 5.0 Pro's images, applied to a data URI as upstream
+    /// would: a 64×10 image is refused in the rule's own words.
+    #[test]
+    fn a_media_rule_is_applied_in_its_own_words() {
+        use base64::Engine as _;
+        let png = |w, h| {
+            let mut bytes = Vec::new();
+            image::RgbImage::new(w, h)
+                .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+                .unwrap();
+            format!(
+                "data:image/png;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+        };
+        let errors = check(SEEDREAM5, json!({"prompt": "x", "image": [png(64, 10)]})).unwrap_err();
+        assert_eq!(errors[0].loc, ["body", "image"]);
+        assert_eq!(
+            errors[0].msg,
+            "The uploaded image width and height must exceed 14 pixels."
+        );
+        let errors = check(SEEDREAM5, json!({"prompt": "x", "image": [png(400, 20)]})).unwrap_err();
+        assert_eq!(errors[0].msg, "The aspect ratio range should be 1:16 to 16:1.");
+        assert!(check(SEEDREAM5, json!({"prompt": "x", "image": [png(64, 48)]})).is_ok());
     }
 
     #[test]
