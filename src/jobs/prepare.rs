@@ -8,12 +8,16 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{price::Basis, Caller, JobService};
+use super::{
+    outputs::{JobImage, OutputError},
+    price::Basis,
+    Caller, JobService,
+};
 use crate::{
     dreamina::{ImageRequest, InputError, WIRE_IMAGES_KEY},
     journal::JobRecord,
     media::inputs::{self, InputRecord, Resolved, Source},
-    runcomfy::{ApiError, JobStatus, RequestId, MAX_SUBMIT_BYTES},
+    runcomfy::{ApiError, RequestId, MAX_SUBMIT_BYTES},
 };
 
 /// A request ready to submit.
@@ -107,12 +111,6 @@ impl std::fmt::Display for PrepareError {
 
 impl std::error::Error for PrepareError {}
 
-/// Why an earlier job's output cannot be used.
-pub(super) enum OutputError {
-    Unusable(String),
-    Lookup(ApiError),
-}
-
 impl JobService {
     /// Checks `request` and resolves its reference images, in order; the first entry that
     /// cannot be used is the error. Reads files and may ask RunComfy for an earlier job's
@@ -171,7 +169,10 @@ impl JobService {
             Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).await.map_err(input)?,
             Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
             Source::Job { id, index } => match self.job_output(caller, &id, index).await {
-                Ok(url) => inputs::job_output(entry, url),
+                Ok(JobImage::Url(url)) => inputs::job_output(entry, url),
+                Ok(JobImage::Saved(path)) => inputs::saved_copy(&self.media.inputs, path, entry)
+                    .await
+                    .map_err(input)?,
                 Err(OutputError::Unusable(message)) => return Err(input(message)),
                 Err(OutputError::Lookup(error)) => return Err(PrepareError::Lookup { field, id, error }),
             },
@@ -186,61 +187,6 @@ impl JobService {
             .await
             .filter(|job| self.models.is_dreamina(&job.model))
             .map(|job| Recipe::from_record(&job))
-    }
-
-    /// The URL of job `id`'s `index`-th image (from 1), exactly as RunComfy gave it: from the
-    /// journal when it holds the result, else from RunComfy's result for the job. Only
-    /// `caller`'s own jobs: another person's is "no job", as an unknown one.
-    pub(super) async fn job_output(
-        &self,
-        caller: &Caller,
-        id: &RequestId,
-        index: usize,
-    ) -> Result<String, OutputError> {
-        if let Some(job) = self
-            .journal
-            .get(caller.owner(), id)
-            .await
-            .filter(|j| !j.images.is_empty())
-        {
-            return pick(id, &job.images, index);
-        }
-        let answer = match self.result(caller, id).await {
-            Ok(answer) => answer,
-            Err(ApiError::NotFound { .. }) => {
-                return Err(OutputError::Unusable(format!(
-                    "there is no job {id} at RunComfy (or it has expired): give the request_id of a job that succeeded (list_jobs lists them)"
-                )))
-            }
-            Err(e) => return Err(OutputError::Lookup(e)),
-        };
-        let images = answer.output.as_ref().map(|o| o.image_urls()).unwrap_or_default();
-        match answer.status {
-            JobStatus::Succeeded => pick(id, &images, index),
-            JobStatus::Failed | JobStatus::Cancelled => Err(OutputError::Unusable(format!(
-                "job {id} {} and made no image to use",
-                answer.status
-            ))),
-            status => Err(OutputError::Unusable(format!(
-                "job {id} is still {status}: wait until it has succeeded (get_result says so), then pass it again"
-            ))),
-        }
-    }
-}
-
-fn pick(id: &RequestId, images: &[String], index: usize) -> Result<String, OutputError> {
-    match images.get(index - 1) {
-        Some(url) => Ok(url.clone()),
-        None if images.is_empty() => Err(OutputError::Unusable(format!("job {id} has no images"))),
-        None => Err(OutputError::Unusable(format!(
-            "job {id} has {} image(s), so there is no {id}#{index}; use {id}#1{}",
-            images.len(),
-            if images.len() > 1 {
-                format!(" to {id}#{}", images.len())
-            } else {
-                String::new()
-            }
-        ))),
     }
 }
 

@@ -255,6 +255,41 @@ pub fn job_output(given: &str, url: String) -> Resolved {
     }
 }
 
+/// The copy saved on this machine of an earlier job's image, for a job RunComfy no longer has:
+/// read from the output directory (this server's own, so no `--input-dir` is needed), within
+/// the cap, sent like a file.
+pub async fn saved_copy(options: &InputOptions, path: PathBuf, given: &str) -> Result<Resolved, String> {
+    let (max_bytes, given) = (options.max_bytes, given.trim().to_owned());
+    let _slot = ENCODES.acquire().await;
+    tokio::task::spawn_blocking(move || {
+        let shown_path = path.display().to_string();
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(max_bytes + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("the saved copy {shown_path} cannot be read: {e}"))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large(&shown_path, bytes.len() as u64, max_bytes));
+        }
+        let format =
+            sniff(&bytes).ok_or_else(|| format!("the saved copy {shown_path} is not a PNG, JPEG or WebP image"))?;
+        let png = as_png(&bytes, format).map_err(|e| format!("the saved copy {shown_path} cannot be used: {e}"))?;
+        Ok(Resolved {
+            wire: png.data_uri(),
+            record: InputRecord {
+                kind: InputKind::Job,
+                given,
+                url: None,
+                path: Some(shown_path),
+                bytes: Some(png.bytes.len() as u64),
+                mime_type: Some(PNG_MIME.to_owned()),
+                sent_as: png.sent_as(),
+            },
+        })
+    })
+    .await
+    .map_err(|e| format!("reading the saved copy failed: {e}"))?
+}
+
 /// A local file, if it is inside an allowed directory, within the cap and an image, as a
 /// `data:` URI. Runs the file system calls off the async runtime.
 pub async fn file(options: &InputOptions, path: PathBuf, given: &str) -> Result<Resolved, String> {

@@ -74,6 +74,10 @@ pub enum FaultKind {
     /// (`{"artifacts": [{"url": …}], "seed": 7}`): a model whose output is not named
     /// image(s), video(s) or audio(s). RunComfy's CLI collects every URL in `output`.
     UnexpectedOutputKey,
+    /// The real answer with every output URL given an `expired=1` query: a signed URL that has
+    /// expired since (RunComfy publishes no lifetime for result URLs). A client that reuses an
+    /// old URL instead of asking `/result` again sends this one.
+    ExpiredUrls,
 }
 
 /// Output URLs a `many_outputs` rule lists when it gives no `count`.
@@ -197,6 +201,7 @@ where
         FaultKind::Chunked => chunked(handle.await).await,
         FaultKind::ManyOutputs => many_outputs(handle.await, rule.count.unwrap_or(MANY_OUTPUTS)).await,
         FaultKind::UnexpectedOutputKey => unexpected_output_key(handle.await).await,
+        FaultKind::ExpiredUrls => expired_urls(handle.await).await,
     };
     if let Some(value) = rule.content_type.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
@@ -320,6 +325,29 @@ async fn unexpected_output_key(response: Response) -> Response {
         .map(|url| json!({ "url": url }))
         .collect();
     value["output"] = json!({ "artifacts": urls, "seed": 7 });
+    json_response(parts.status, Body::from(value.to_string()))
+}
+
+async fn expired_urls(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body_bytes(Response::new(body)).await;
+    let mut value: Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    if let Some(output) = value.get_mut("output").and_then(Value::as_object_mut) {
+        for entry in output.values_mut() {
+            let urls: Vec<&mut Value> = match entry {
+                Value::Array(items) => items.iter_mut().collect(),
+                other => vec![other],
+            };
+            for url in urls {
+                if let Some(text) = url.as_str() {
+                    *url = Value::from(format!("{text}?expired=1"));
+                }
+            }
+        }
+    }
     json_response(parts.status, Body::from(value.to_string()))
 }
 

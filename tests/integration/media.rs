@@ -503,3 +503,84 @@ async fn a_pixel_bomb_and_an_oversized_data_uri_are_refused() {
         assert!(answer.to_string().contains(says), "{answer}");
     }
 }
+
+/// Issue 40 finding 10: a job reference (`request_id#n`) asks RunComfy for the job's URLs again
+/// instead of reusing the journal's, which may have expired; when RunComfy no longer has the job
+/// (404001), the copy saved on this machine is sent, and without one the answer says so.
+#[tokio::test]
+async fn a_job_reference_refreshes_its_url_and_falls_back_to_the_saved_copy() {
+    let sim = simulator(fast_config()).await;
+    let control = Control::new(&sim);
+    let out = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let client = connect(
+        &sim.base_url(),
+        &[
+            ("RUNCOMFY_OUTPUT_DIR", out.path().to_str().unwrap()),
+            ("RUNCOMFY_NO_JOURNAL", "false"),
+            ("RUNCOMFY_STATE_DIR", state.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    let id = submit(
+        &client,
+        json!({"prompt": "old job", "size": "1024x1024", "force_single": true}),
+    )
+    .await;
+    poll_until_finished(&client, &id).await;
+    // The result read that the journal keeps carries URLs that have expired since.
+    control
+        .fault(json!({"endpoint": "result", "kind": "expired_urls"}))
+        .await;
+    let result = call(&client, "get_result", json!({"request_id": id})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert!(structured(&result)["images"][0].as_str().unwrap().contains("expired=1"));
+
+    let edit = |reference: String| json!({"prompt": "make it winter", "size": "1024x1024", "images": [reference]});
+    let result = call(&client, "generate_image", edit(format!("{id}#1"))).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let edit_id = structured(&result)["request_id"].as_str().unwrap().to_owned();
+    let sent = &control.job(&edit_id).await["inputs"][0];
+    assert_eq!(sent["kind"], "url", "{sent}");
+    assert!(
+        !sent["url"].as_str().unwrap().contains("expired"),
+        "a fresh URL: {sent}"
+    );
+
+    // RunComfy no longer has the job: the saved copy goes instead.
+    let gone = json!({"endpoint": "result", "status": 404, "body": {"error_code": 404001, "error_message": "Request not found"}});
+    control.fault(gone.clone()).await;
+    let result = call(&client, "generate_image", edit(format!("{id}#1"))).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let edit_id = structured(&result)["request_id"].as_str().unwrap().to_owned();
+    let sent = &control.job(&edit_id).await["inputs"][0];
+    assert_eq!(
+        (&sent["kind"], &sent["mime_type"]),
+        (&json!("data_uri"), &json!("image/png")),
+        "{sent}"
+    );
+    client.cancel().await.unwrap();
+
+    // Without a saved copy: a clear refusal, nothing submitted.
+    let bare = connect(
+        &sim.base_url(),
+        &[
+            ("RUNCOMFY_NO_JOURNAL", "false"),
+            ("RUNCOMFY_STATE_DIR", state.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    let other = submit(
+        &bare,
+        json!({"prompt": "unsaved", "size": "1024x1024", "force_single": true}),
+    )
+    .await;
+    poll_until_finished(&bare, &other).await;
+    let before = sim.stats().submissions;
+    control.fault(gone).await;
+    let result = call(&bare, "generate_image", edit(format!("{other}#1"))).await;
+    assert!(is_error(&result), "{}", text(&result));
+    assert!(text(&result).contains("no longer has job"), "{}", text(&result));
+    assert_eq!(sim.stats().submissions, before, "nothing submitted");
+    bare.cancel().await.unwrap();
+}
