@@ -104,6 +104,9 @@ impl ServeArgs {
             }));
         }
         let (client, balance, downloader, simulator) = upstream_client(&self.upstream, per_user_keys).await?;
+        crate::jobs::check_models(&client, &self.upstream.models())
+            .await
+            .map_err(anyhow::Error::msg)?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
         let mut jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
@@ -138,6 +141,9 @@ impl GenerateSettings {
         self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
         let (client, balance, downloader, simulator) = upstream_client(&self.upstream, false).await?;
+        crate::jobs::check_models(&client, &self.upstream.models())
+            .await
+            .map_err(anyhow::Error::msg)?;
         let journal = self.journal.open(self.upstream.simulate).await;
         let jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_balance(balance)
@@ -148,8 +154,13 @@ impl GenerateSettings {
 }
 
 /// Where the model catalogue's copy is kept: the state directory, beside the journal (the
-/// simulator's catalogue in a file of its own, as its journal is).
+/// simulator's catalogue in a file of its own, as its journal is). With `--no-journal` and no
+/// `--state-dir` nothing is written to the default state directory: the copy stays in memory, so
+/// that one run's catalogue (another upstream's, say) never answers for the next.
 fn catalogue_copy(journal: &crate::journal::JournalArgs, simulated: bool) -> Option<std::path::PathBuf> {
+    if journal.no_journal && journal.state_dir.is_none() {
+        return None;
+    }
     let dir = journal
         .state_dir
         .clone()

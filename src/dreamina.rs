@@ -5,8 +5,12 @@
 //!
 //! Dreamina 4.0 is one model served as two endpoints: text-to-image, and edit (the same model
 //! given reference images). A request with `images` goes to edit, one without to text-to-image.
-//! The edit page documents only `prompt` and `image_urls`; the other fields are assumed to apply
-//! as for text-to-image, and [`ImageRequest::to_wire`] is the one place that decides the fields.
+//! The body holds only keys the model's catalogue `input_schema` declares
+//! ([`ImageRequest::to_wire`], from the schema's [`Shape`]), so `--model` / `--edit-model` may
+//! name any model whose schema has a prompt (and, for edits, an image input). A size is sent only
+//! when the user chose one. [`builtin_entry`] holds RunComfy's two Dreamina entries for when the
+//! catalogue cannot be read: the text-to-image schema as the vendor page publishes it, and the
+//! edit one as its page documents the body (`prompt` and `image_urls`, nothing else).
 //!
 //! The upstream names the size field `width×height` (with U+00D7). Anthropic's API rejects a tool
 //! whose property keys are not `[a-zA-Z0-9_.-]`, so the tool exposes it as `size` and the
@@ -16,7 +20,10 @@ use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use crate::models::shape::{Shape, SizeField, PROMPT_KEY, RATIO_KEY};
+use crate::runcomfy::ModelInfo;
 
 pub const MAX_PROMPT_CHARS: usize = 800;
 /// The most reference images one edit takes.
@@ -46,9 +53,12 @@ const SIZES: [(&str, u32, u32); 11] = [
     ("6198x2656(21:9)", 6198, 2656),
 ];
 const DEFAULT_SIZE: usize = 1;
+/// The sizes at the default resolution (2K), one for each ratio.
+const DEFAULT_RESOLUTION: std::ops::Range<usize> = 1..6;
 
-/// One of the documented sizes. Accepts the documented spelling (`2560x1440(16:9)`) and the bare
-/// `WIDTHxHEIGHT` form (`2560x1440`, `2560×1440`, `2560 X 1440`).
+/// One of the documented sizes. Accepts the documented spelling (`2560x1440(16:9)`), the bare
+/// `WIDTHxHEIGHT` form (`2560x1440`, `2560×1440`, `2560 X 1440`) and a ratio alone (`16:9`), which
+/// means the size of that ratio at the default resolution (2K: one size per ratio).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(usize);
 
@@ -60,6 +70,9 @@ impl Size {
             .collect::<String>()
             .to_ascii_lowercase();
         let compact = compact.replace('\u{d7}', "x");
+        if let Some(index) = Self::of_ratio(&compact) {
+            return Some(Self(index));
+        }
         let dims = compact.split('(').next().unwrap_or_default();
         let (w, h) = dims.split_once('x')?;
         let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
@@ -69,6 +82,21 @@ impl Size {
             return None;
         }
         Some(Self(index))
+    }
+
+    /// `16:9` → the 2K size of that ratio (`2560x1440(16:9)`); 1:1 is the default 2048x2048.
+    fn of_ratio(compact: &str) -> Option<usize> {
+        let (w, h) = compact.split_once(':')?;
+        let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
+        let wanted = format!("({w}:{h})");
+        DEFAULT_RESOLUTION.clone().find(|&i| SIZES[i].0.ends_with(&wanted))
+    }
+
+    /// The size's ratio, e.g. `16:9`.
+    pub fn ratio(self) -> &'static str {
+        let spelled = self.as_str();
+        let open = spelled.find('(').map_or(0, |i| i + 1);
+        spelled[open..].trim_end_matches(')')
     }
 
     pub fn all() -> impl Iterator<Item = Size> {
@@ -110,7 +138,7 @@ impl<'de> Deserialize<'de> for Size {
         let raw = String::deserialize(deserializer)?;
         Size::parse(&raw).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "{raw:?} is not a supported size. Use one of: {} (the bare form WIDTHxHEIGHT, e.g. 2560x1440, is accepted too)",
+                "{raw:?} is not a supported size. Use one of: {} (the bare form WIDTHxHEIGHT, e.g. 2560x1440, or a ratio alone, e.g. 16:9 for the 2K size of that ratio, is accepted too)",
                 Size::valid_values()
             ))
         })
@@ -196,9 +224,10 @@ pub struct ImageRequest {
     #[schemars(length(min = 1, max = 800))]
     pub prompt: String,
 
-    /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the user wants; larger sizes take longer. The bare form (e.g. 2560x1440) is accepted too.
-    #[serde(default)]
-    pub size: Size,
+    /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the user wants; larger sizes take longer. The bare form (e.g. 2560x1440) or a ratio alone (e.g. 16:9) is accepted too. Leave it out for the model's default: 2048x2048(1:1) from text, and for an edit whatever the edit model makes of its references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Size")]
+    pub size: Option<Size>,
 
     /// How strongly the prompt steers the result, from 0 to 1. Higher follows the text more literally; lower gives the model more freedom.
     #[serde(default = "default_scale")]
@@ -284,22 +313,153 @@ impl ImageRequest {
         }
     }
 
-    /// The model input exactly as RunComfy expects it. `image_urls` are the reference images as
-    /// RunComfy is to receive them (URLs or data URIs), resolved from `images`; empty for
-    /// text-to-image. The one place that decides which fields each endpoint gets: the edit
-    /// endpoint is assumed to take the text-to-image fields besides its `image_urls`.
-    pub fn to_wire(&self, image_urls: &[String]) -> Value {
-        let mut wire = json!({
-            "prompt": self.prompt,
-            WIRE_SIZE_KEY: self.size.as_str(),
-            "scale": self.scale,
-            "force_single": self.force_single,
-        });
-        if self.endpoint() == Endpoint::Edit {
-            wire[WIRE_IMAGES_KEY] = json!(image_urls);
+    /// The model input for `model`, holding only keys its schema declares (see [`Shape`]): the
+    /// prompt; the size only when one was chosen (as Dreamina's `width×height`, or as the ratio
+    /// of a model that takes an `aspect_ratio`); `scale` and `force_single` only when they differ
+    /// from the tool's defaults; the reference images as given, under the model's image field
+    /// (resolved to URLs or data URIs afterwards). A setting the user chose that the model
+    /// cannot take is an error naming it, never silently dropped.
+    pub(crate) fn to_wire(&self, shape: &Shape, model: &str) -> Result<Map<String, Value>, InputError> {
+        let mut wire = Map::new();
+        wire.insert(PROMPT_KEY.to_owned(), json!(self.prompt));
+        let edit = self.endpoint() == Endpoint::Edit;
+        if let Some(size) = self.size {
+            match &shape.size {
+                Some(SizeField::Exact { .. }) => {
+                    wire.insert(WIRE_SIZE_KEY.to_owned(), json!(size.as_str()));
+                }
+                Some(SizeField::Ratio { values }) if values.is_empty() || values.iter().any(|v| v == size.ratio()) => {
+                    wire.insert(RATIO_KEY.to_owned(), json!(size.ratio()));
+                }
+                Some(SizeField::Ratio { values }) => {
+                    return Err(InputError::new(
+                        "size",
+                        format!(
+                            "{} has the ratio {}, which {model} does not take; its aspect ratios are {}. Pick a size of one of those ratios, or leave size out.",
+                            size.as_str(),
+                            size.ratio(),
+                            values.join(", ")
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(InputError::new(
+                        "size",
+                        format!(
+                            "cannot be chosen for {model}: its input schema has no size field{}. Leave size out.",
+                            if edit { " (the edit's size follows its references)" } else { "" }
+                        ),
+                    ))
+                }
+            }
         }
-        wire
+        if self.scale != DEFAULT_SCALE {
+            if !shape.scale {
+                return Err(InputError::new(
+                    "scale",
+                    format!("cannot be set for {model}: its input schema has no scale field. Leave scale out."),
+                ));
+            }
+            wire.insert("scale".to_owned(), json!(self.scale));
+        }
+        if self.force_single {
+            if !shape.force_single {
+                return Err(InputError::new(
+                    "force_single",
+                    format!("cannot be set for {model}: its input schema has no force_single field. Leave it out."),
+                ));
+            }
+            wire.insert("force_single".to_owned(), json!(true));
+        }
+        if edit {
+            let Some(field) = &shape.images else {
+                return Err(InputError::new(
+                    "images",
+                    format!("cannot be given to {model}: its input schema has no image input. Nothing was submitted."),
+                ));
+            };
+            if field.many {
+                wire.insert(field.key.clone(), json!(self.images));
+            } else if let [one] = self.images.as_slice() {
+                wire.insert(field.key.clone(), json!(one));
+            } else {
+                return Err(InputError::new(
+                    "images",
+                    format!(
+                        "has {} entries; {model} takes one reference image (its {}). Pass one.",
+                        self.images.len(),
+                        field.key
+                    ),
+                ));
+            }
+        }
+        Ok(wire)
     }
+
+    /// The size to list the job by: the one chosen, else the model's default where its schema
+    /// says, else the model's own choice.
+    pub(crate) fn size_label(&self, shape: &Shape) -> String {
+        match (self.size, &shape.size) {
+            (Some(size), _) => size.as_str().to_owned(),
+            (None, Some(SizeField::Exact { default: Some(default) })) => default.clone(),
+            (None, _) if self.endpoint() == Endpoint::Edit => "as the references".to_owned(),
+            (None, _) => "model default".to_owned(),
+        }
+    }
+}
+
+/// RunComfy's catalogue entry for one of Dreamina 4.0's two endpoints, for when the catalogue
+/// cannot be read (or does not list it). Text-to-image: the schema of its vendor page
+/// (`shared/seed`, RunComfy's own dialect, `"type": "float"` included). Edit: the body its API
+/// page documents, `prompt` and `image_urls`, and nothing it does not.
+pub fn builtin_entry(model: &str) -> Option<ModelInfo> {
+    let (name, categories, schema) = match model {
+        TEXT_TO_IMAGE_MODEL => (
+            "Dreamina 4.0 Text to Image",
+            ["text-to-image"],
+            json!({
+                "type": "object",
+                "title": "Input schema",
+                "required": ["prompt"],
+                "properties": {
+                    "prompt": {"title": "Prompt", "description": "", "type": "string", "maxLength": 800,
+                               "default": "A beautiful girl is walking on the street"},
+                    WIRE_SIZE_KEY: {"title": "Aspect Ratio (W:H)", "description": "", "type": "string",
+                                    "enum": SIZES.map(|s| s.0), "default": SIZES[DEFAULT_SIZE].0},
+                    "scale": {"title": "Scale",
+                              "description": "Controls how strongly the text prompt influences the result relative to input images. Higher values increase text influence.",
+                              "type": "float", "minimum": 0, "maximum": 1, "default": DEFAULT_SCALE},
+                    "force_single": {"title": "Force Single Image",
+                                     "description": "Whether to force generation of a single image. More images per set increase latency; for stability, specify group count/resolution or pass width and height.",
+                                     "type": "boolean", "default": false},
+                },
+            }),
+        ),
+        EDIT_MODEL => (
+            "Dreamina 4.0 Edit",
+            ["image-to-image"],
+            json!({
+                "type": "object",
+                "title": "Input schema",
+                "required": ["prompt", "image_urls"],
+                "properties": {
+                    "prompt": {"title": "Prompt", "description": "", "type": "string", "maxLength": MAX_PROMPT_CHARS},
+                    WIRE_IMAGES_KEY: {"title": "Image URLs", "description": "", "type": "array", "format": "image_uris",
+                                      "minItems": 1, "maxItems": MAX_IMAGES},
+                },
+            }),
+        ),
+        _ => return None,
+    };
+    serde_json::from_value(json!({
+        "model_id": model,
+        "display_name": name,
+        "categories": categories,
+        "kind": "model",
+        "input_schema": schema,
+        "model_url": format!("https://www.runcomfy.com/models/{model}"),
+    }))
+    .ok()
 }
 
 #[cfg(test)]
@@ -321,6 +481,7 @@ mod tests {
         }
         assert_eq!(Size::all().count(), 11);
         assert_eq!(Size::default().as_str(), "2048x2048(1:1)");
+        assert_eq!(Size::parse("16:9").unwrap().as_str(), "2560x1440(16:9)");
     }
 
     #[test]
@@ -332,27 +493,100 @@ mod tests {
         assert!(request("   ").validate().is_err());
     }
 
-    #[test]
-    fn wire_form_uses_the_upstream_key_and_defaults() {
-        let wire = request("a cat").to_wire(&[]);
-        assert_eq!(
-            wire,
-            json!({"prompt": "a cat", "width×height": "2048x2048(1:1)", "scale": 0.5, "force_single": false})
-        );
+    fn shape(model: &str) -> Shape {
+        Shape::of(builtin_entry(model).unwrap().input_schema.as_ref().unwrap())
     }
 
     #[test]
-    fn images_pick_the_edit_endpoint_and_its_wire_field() {
-        let plain = request("a cat");
-        assert_eq!(plain.endpoint(), Endpoint::TextToImage);
+    fn the_wire_holds_the_prompt_and_only_what_was_chosen() {
+        let t2i = shape(TEXT_TO_IMAGE_MODEL);
+        assert_eq!(
+            Value::Object(request("a cat").to_wire(&t2i, "m").unwrap()),
+            json!({"prompt": "a cat"})
+        );
+        let chosen: ImageRequest =
+            serde_json::from_value(json!({"prompt": "a cat", "size": "16:9", "scale": 0.8, "force_single": true}))
+                .unwrap();
+        assert_eq!(
+            Value::Object(chosen.to_wire(&t2i, "m").unwrap()),
+            json!({"prompt": "a cat", "width×height": "2560x1440(16:9)", "scale": 0.8, "force_single": true})
+        );
+        assert_eq!(request("a cat").size_label(&t2i), "2048x2048(1:1)");
+    }
+
+    #[test]
+    fn an_edit_sends_prompt_and_image_urls_and_refuses_what_its_schema_lacks() {
+        let edit_shape = shape(EDIT_MODEL);
         let edit: ImageRequest =
             serde_json::from_value(json!({"prompt": "make it winter", "images": ["abc#2"]})).unwrap();
         assert_eq!(edit.endpoint(), Endpoint::Edit);
-        let wire = edit.to_wire(&["https://x.invalid/a.png".to_owned()]);
-        assert_eq!(wire["image_urls"], json!(["https://x.invalid/a.png"]));
-        assert_eq!(wire["width×height"], "2048x2048(1:1)");
+        assert_eq!(
+            Value::Object(edit.to_wire(&edit_shape, EDIT_MODEL).unwrap()),
+            json!({"prompt": "make it winter", "image_urls": ["abc#2"]})
+        );
+        let mut sized = edit.clone();
+        sized.size = Size::parse("1024x1024");
+        let err = sized.to_wire(&edit_shape, EDIT_MODEL).unwrap_err();
+        assert_eq!(err.field, "size");
+        assert!(err.message.contains("Leave size out"), "{}", err.message);
+        let mut scaled = edit.clone();
+        scaled.scale = 0.9;
+        assert_eq!(scaled.to_wire(&edit_shape, EDIT_MODEL).unwrap_err().field, "scale");
         assert_eq!(Models::default().of(Endpoint::Edit), "bytedance/dreamina-4-0/edit");
         assert_eq!(Models::default().of(Endpoint::TextToImage), TEXT_TO_IMAGE_MODEL);
+    }
+
+    #[test]
+    fn other_models_get_their_own_image_field_and_ratio() {
+        let nano = Shape::of(
+            &json!({"type": "object", "required": ["prompt", "image_urls"], "properties": {
+            "prompt": {"type": "string"}, "aspect_ratio": {"type": "string", "enum": ["auto", "16:9", "1:1"]},
+            "image_urls": {"type": "array", "format": "image_uris"}}}),
+        );
+        let mut edit: ImageRequest =
+            serde_json::from_value(json!({"prompt": "p", "images": ["a#1"], "size": "2560x1440"})).unwrap();
+        assert_eq!(
+            Value::Object(edit.to_wire(&nano, "nano").unwrap()),
+            json!({"prompt": "p", "image_urls": ["a#1"], "aspect_ratio": "16:9"})
+        );
+        edit.size = Size::parse("4:3");
+        assert!(edit.to_wire(&nano, "nano").unwrap_err().message.contains("16:9, 1:1"));
+        let single = Shape::of(&json!({"type": "object", "properties": {
+            "prompt": {"type": "string"}, "image": {"type": "string", "format": "image_uri"}}}));
+        edit.size = None;
+        assert_eq!(edit.to_wire(&single, "one").unwrap()["image"], "a#1");
+        edit.images.push("b#1".into());
+        assert_eq!(edit.to_wire(&single, "one").unwrap_err().field, "images");
+    }
+
+    #[test]
+    fn a_ratio_alone_is_the_2k_size_of_that_ratio() {
+        let cases = [
+            ("16:9", "2560x1440(16:9)"),
+            ("1:1", "2048x2048(1:1)"),
+            ("4:3", "2304x1728(4:3)"),
+            ("21:9", "3024x1296(21:9)"),
+        ];
+        for (ratio, size) in cases {
+            assert_eq!(Size::parse(ratio).map(Size::as_str), Some(size), "{ratio}");
+        }
+        assert!(Size::parse("5:4").is_none());
+        assert_eq!(Size::parse("5404x3040").unwrap().ratio(), "16:9");
+    }
+
+    #[test]
+    fn the_builtin_entries_are_the_two_dreamina_endpoints() {
+        let t2i = builtin_entry(TEXT_TO_IMAGE_MODEL).unwrap();
+        let schema = t2i.input_schema.unwrap();
+        assert_eq!(schema["properties"]["scale"]["type"], "float");
+        assert_eq!(
+            schema["properties"]["width×height"]["enum"].as_array().unwrap().len(),
+            11
+        );
+        let edit = builtin_entry(EDIT_MODEL).unwrap().input_schema.unwrap();
+        let keys: Vec<&String> = edit["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["image_urls", "prompt"]);
+        assert!(builtin_entry("bytedance/seedream-4-0/edit").is_none());
     }
 
     #[test]

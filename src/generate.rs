@@ -59,7 +59,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
     bar.set_message(format!(
         "submitting ({}, {}, scale {})",
         request.endpoint().as_str(),
-        request.size.as_str(),
+        prepared.size,
         request.scale
     ));
     // Without a terminal the spinner is hidden; plain lines tell a log what happened instead.

@@ -55,9 +55,10 @@ struct UsageArgs {
 struct GenerateArgs {
     /// What the image should show (1 to 800 characters).
     prompt: String,
-    /// Size, e.g. 2560x1440 or 2560x1440(16:9).
-    #[arg(long, default_value = "2048x2048(1:1)")]
-    size: String,
+    /// Size, e.g. 2560x1440, 2560x1440(16:9) or 16:9. Left out: 2048x2048(1:1) from text, and
+    /// for an edit whatever the edit model makes of its references.
+    #[arg(long)]
+    size: Option<String>,
     /// How strongly the prompt steers the result, 0 to 1.
     #[arg(long, default_value_t = runcomfy_mcp::dreamina::DEFAULT_SCALE)]
     scale: f64,
@@ -175,10 +176,13 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     // The same parsing and rules as the MCP tool, so the shell and the model see the same errors.
     // Files named here are the user's own choice: their directories become readable for this run.
     let (images, input_dirs) = runcomfy_mcp::generate::local_images(&args.images)?;
-    let arguments = serde_json::json!({
-        "prompt": args.prompt, "size": args.size, "scale": args.scale, "force_single": args.force_single,
-        "images": images,
+    let mut arguments = serde_json::json!({
+        "prompt": args.prompt, "scale": args.scale, "force_single": args.force_single, "images": images,
     });
+    // Sent only when chosen, as the tools do.
+    if let Some(size) = args.size {
+        arguments["size"] = size.into();
+    }
     let request: ImageRequest = serde_json::from_value(arguments).map_err(|e| anyhow::anyhow!("{e}"))?;
     request.validate()?;
     // Keep the in-process simulator alive for as long as the job runs.

@@ -28,6 +28,7 @@ pub use limits::LimitArgs;
 pub use owners::Owners;
 pub use poll::{Backoff, Event, History, Pacer, StatusSource, WaitOptions, WaitOutcome};
 pub use prepare::{PrepareError, Prepared, Recipe};
+pub use prepare_model::check_models;
 pub use price::CostEstimate;
 pub use service::{JobService, Outputs, Run, RunError, RunOutcome, Step, SubmitError, MAX_COUNT};
 pub use settings::{WaitArgs, WaitPolicy};

@@ -1,6 +1,8 @@
-//! Turning a request into what is submitted, before anything is paid for: every reference image
-//! resolved (a URL as given, an earlier job's output through the journal or RunComfy, an allowed
-//! file or a data URI as a data URI), the endpoint picked, the body built and its size checked.
+//! Turning a request into what is submitted, before anything is paid for: the endpoint picked,
+//! the body built from the model's own schema (only keys it declares; see
+//! [`ImageRequest::to_wire`]), every reference image resolved (a URL as given, an earlier job's
+//! output through the journal or RunComfy, an allowed file or a data URI as a data URI) and its
+//! size checked.
 //! A batch submits the same [`Prepared`] body several times. Anything wrong is a
 //! [`PrepareError`] naming the entry and the fix; no submit has been sent then.
 
@@ -10,13 +12,15 @@ use serde_json::Value;
 
 use super::{
     outputs::{JobImage, OutputError},
-    price::Basis,
+    prepare_model::{schema_of, Naming},
+    price::{basis, Basis},
     Caller, JobService,
 };
 use crate::{
-    dreamina::{ImageRequest, InputError, WIRE_IMAGES_KEY},
+    dreamina::{self, Endpoint, ImageRequest, InputError, WIRE_SIZE_KEY},
     journal::JobRecord,
     media::inputs::{self, InputRecord, Resolved, Source},
+    models::shape::Shape,
     runcomfy::{ApiError, RequestId, MAX_SUBMIT_BYTES},
 };
 
@@ -44,8 +48,9 @@ pub struct Prepared {
 pub struct Recipe {
     /// The prompt, in full.
     pub prompt: String,
-    /// e.g. `2048x2048(1:1)`.
-    pub size: String,
+    /// The size chosen, e.g. `2048x2048(1:1)`; none: the model's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     /// How strongly the prompt steered it, 0 to 1.
     pub scale: f64,
     /// Whether exactly one image was asked for.
@@ -64,7 +69,8 @@ impl Recipe {
             .unwrap_or_default();
         Self {
             prompt: job.prompt.clone(),
-            size: job.size.clone(),
+            // Only a size that was sent: rows from before sizes were optional always hold one.
+            size: job.params.get(WIRE_SIZE_KEY).and_then(Value::as_str).map(str::to_owned),
             scale: job
                 .params
                 .get("scale")
@@ -117,44 +123,43 @@ impl JobService {
     /// result, but never submits.
     pub async fn prepare(&self, caller: &Caller, request: &ImageRequest) -> Result<Prepared, PrepareError> {
         request.validate()?;
-        let mut urls = Vec::with_capacity(request.images.len());
-        let mut records = Vec::with_capacity(request.images.len());
-        // Running total of what the images add to the body, so that ten large files are
-        // refused as soon as they pass the cap rather than all read first.
-        let mut body_bytes = 0usize;
-        for (i, entry) in request.images.iter().enumerate() {
-            let resolved = self.resolve(caller, format!("images[{i}]"), entry).await?;
-            body_bytes += resolved.wire.len();
-            if body_bytes > MAX_SUBMIT_BYTES {
-                return Err(too_large("images", body_bytes));
-            }
-            urls.push(resolved.wire);
-            records.push(resolved.record);
+        let endpoint = request.endpoint();
+        let model_id = self.models.of(endpoint);
+        let entry = self.model_entry(caller, model_id).await?;
+        let schema = schema_of(&entry);
+        let shape = Shape::of(&schema);
+        if let Some(why) = shape.lacks(model_id, endpoint == Endpoint::Edit) {
+            return Err(PrepareError::Catalogue(format!(
+                "{why}. Nothing was submitted: start the server with {} naming a model that has it.",
+                match endpoint {
+                    Endpoint::TextToImage => "--model",
+                    Endpoint::Edit => "--edit-model",
+                }
+            )));
         }
-        let wire = request.to_wire(&urls);
-        let total = serde_json::to_vec(&wire).map_or(0, |b| b.len());
-        if total > MAX_SUBMIT_BYTES {
-            return Err(too_large("images", total));
-        }
-        let mut params = wire.clone();
-        if let Some(object) = params.as_object_mut() {
-            if object.remove(WIRE_IMAGES_KEY).is_some() {
-                object.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
-            }
-        }
+        let wire = request.to_wire(&shape, model_id)?;
+        let naming = Naming::image_tool(shape.images.as_ref().map(|f| f.key.clone()));
+        let built = self.build(caller, model_id, &schema, wire, &naming).await?;
+        // Dreamina makes a set of images unless force_single; any other model is priced as
+        // its entry says.
+        let basis = if shape.force_single || [dreamina::TEXT_TO_IMAGE_MODEL, dreamina::EDIT_MODEL].contains(&model_id) {
+            Basis::image_set(request.force_single, built.records.len())
+        } else {
+            basis(&entry, &schema, built.wire.as_object())
+        };
         Ok(Prepared {
-            model: self.models.of(request.endpoint()).to_owned(),
-            wire,
-            params,
+            model: model_id.to_owned(),
+            wire: built.wire,
+            params: built.params,
             prompt: request.prompt.clone(),
-            size: request.size.as_str().to_owned(),
-            basis: Basis::image_set(request.force_single, records.len()),
+            size: request.size_label(&shape),
+            basis,
             recipe: Some(Recipe {
                 prompt: request.prompt.clone(),
-                size: request.size.as_str().to_owned(),
+                size: request.size.map(|s| s.as_str().to_owned()),
                 scale: request.scale,
                 force_single: request.force_single,
-                images: records.into_iter().map(|r| r.given).collect(),
+                images: built.records.into_iter().map(|r| r.given).collect(),
             }),
         })
     }

@@ -4,6 +4,8 @@
 //! media input (found by the schema's `format`) resolved as the Dreamina tools' `images` are.
 //! Anything wrong is a [`PrepareError`] and nothing has been sent.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::{
@@ -12,17 +14,151 @@ use super::{
     Caller, JobService, PrepareError, Prepared,
 };
 use crate::{
-    dreamina::InputError,
-    media::inputs::Source,
+    dreamina::{self, InputError, Models},
+    media::inputs::{InputRecord, Source},
     models::{
-        media_inputs::{media_inputs, MediaKind},
+        media_inputs::{locate, media_inputs, MediaKind},
         safe_schema::provider_safe,
+        shape::Shape,
         validate::{check, check_media, Checked},
     },
-    runcomfy::MAX_SUBMIT_BYTES,
+    runcomfy::{Catalogue, CatalogueError, Client, ModelInfo, MAX_SUBMIT_BYTES},
 };
 
+/// How a request's fields are named in its errors: run_model's `input.…`, or the generate
+/// tools' own argument names (`images[0]` for whatever the model calls its image field).
+pub(super) struct Naming {
+    /// Put before a field's path (`input.`).
+    prefix: &'static str,
+    /// The whole request, in an error about it as a whole.
+    whole: &'static str,
+    /// The model's image field, shown as the tools' `images`.
+    images: Option<String>,
+}
+
+impl Naming {
+    pub(super) fn model_input() -> Self {
+        Self {
+            prefix: "input.",
+            whole: "input",
+            images: None,
+        }
+    }
+
+    pub(super) fn image_tool(image_field: Option<String>) -> Self {
+        Self {
+            prefix: "",
+            whole: "images",
+            images: image_field,
+        }
+    }
+
+    fn field(&self, path: &str) -> String {
+        if let Some(key) = self.images.as_deref() {
+            if let Some(rest) = path.strip_prefix(key) {
+                // A single-image field is the tools' images[0].
+                return if rest.is_empty() {
+                    "images[0]".to_owned()
+                } else {
+                    format!("images{rest}")
+                };
+            }
+        }
+        format!("{}{path}", self.prefix)
+    }
+}
+
+/// A body checked against its schema, with every media input resolved.
+pub(super) struct Built {
+    pub(super) wire: Value,
+    /// What the journal keeps: the body as given (media as given, never a file's bytes) and,
+    /// when there were media inputs, their records under `inputs`.
+    pub(super) params: Value,
+    pub(super) records: Vec<InputRecord>,
+}
+
 impl JobService {
+    /// `model_id`'s catalogue entry; for Dreamina's two endpoints, when the catalogue cannot be
+    /// read or does not list them, the built-in copy of RunComfy's entry.
+    pub(super) async fn model_entry(&self, caller: &Caller, model_id: &str) -> Result<ModelInfo, PrepareError> {
+        let id = model_id.trim();
+        match (
+            self.catalogue().describe(caller.key(), id).await,
+            dreamina::builtin_entry(id),
+        ) {
+            (Ok(entry), None) => Ok(entry),
+            (Ok(entry), Some(builtin)) => Ok(if entry.input_schema.is_some() { entry } else { builtin }),
+            (Err(e), Some(builtin)) => {
+                tracing::debug!(model = id, error = %e, "model catalogue: using the built-in entry");
+                Ok(builtin)
+            }
+            (Err(e), None) => Err(PrepareError::Catalogue(e.to_string())),
+        }
+    }
+
+    /// Checks `wire` against `schema` and resolves its media inputs (top-level or nested, found
+    /// by the schema's `format`), in order; the first problem is the error. May read files and
+    /// ask RunComfy for an earlier job's result, never submits.
+    pub(super) async fn build(
+        &self,
+        caller: &Caller,
+        id: &str,
+        schema: &Value,
+        wire: Map<String, Value>,
+        naming: &Naming,
+    ) -> Result<Built, PrepareError> {
+        if let Checked::Invalid(violations) = check(schema, &Value::Object(wire.clone())) {
+            return Err(PrepareError::Input(InputError::new(
+                naming.whole,
+                format!(
+                    "do not meet {id}'s input schema: {violations}. Nothing was submitted; describe_model shows the schema."
+                ),
+            )));
+        }
+        let mut records = Vec::new();
+        let params = wire.clone();
+        let mut body_bytes = 0usize;
+        let mut resolved_wire = Value::Object(wire);
+        for media in media_inputs(schema) {
+            let found = match &resolved_wire {
+                Value::Object(map) => locate(map, &media),
+                _ => Vec::new(),
+            };
+            for located in found {
+                let field = naming.field(&located.label);
+                if media.kind != MediaKind::Image {
+                    only_a_url(&field, media.kind, &located.entry)?;
+                }
+                let resolved = self.resolve(caller, field.clone(), &located.entry).await?;
+                // The schema's own `validations` (file size, pixels, aspect ratio), on what is sent.
+                check_media(&media.property, &resolved.wire).map_err(|said| {
+                    PrepareError::Input(InputError::new(field, format!("{said} Nothing was submitted.")))
+                })?;
+                body_bytes += resolved.wire.len();
+                if body_bytes > MAX_SUBMIT_BYTES {
+                    return Err(too_large(naming.whole, body_bytes));
+                }
+                if let Some(slot) = resolved_wire.pointer_mut(&located.pointer) {
+                    *slot = Value::String(resolved.wire);
+                }
+                records.push(resolved.record);
+            }
+        }
+        let total = serde_json::to_vec(&resolved_wire).map_or(0, |b| b.len());
+        if total > MAX_SUBMIT_BYTES {
+            return Err(too_large(naming.whole, total));
+        }
+        let mut params = params;
+        if !records.is_empty() {
+            params.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
+        }
+        Ok(Built {
+            wire: resolved_wire,
+            params: Value::Object(params),
+            records,
+        })
+    }
+
     /// Checks `input` for `model_id` and resolves its media inputs, in order; the first problem
     /// is the error. May read files and ask RunComfy for an earlier job's result, never submits.
     pub async fn prepare_model(
@@ -31,83 +167,12 @@ impl JobService {
         model_id: &str,
         input: &Map<String, Value>,
     ) -> Result<Prepared, PrepareError> {
-        let model = self
-            .catalogue()
-            .describe(caller.key(), model_id)
-            .await
-            .map_err(|e| PrepareError::Catalogue(e.to_string()))?;
+        let model = self.model_entry(caller, model_id).await?;
         let id = model.model_id.clone().unwrap_or_else(|| model_id.trim().to_owned());
-        let schema = model
-            .input_schema
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({"type": "object"}));
-        let mut wire = provider_safe(&schema).to_wire(input);
-        if let Checked::Invalid(violations) = check(&schema, &Value::Object(wire.clone())) {
-            return Err(PrepareError::Input(InputError::new(
-                "input",
-                format!(
-                    "does not meet {id}'s input schema: {violations}. Nothing was submitted; describe_model shows the schema."
-                ),
-            )));
-        }
-        let mut records = Vec::new();
-        let mut params = wire.clone();
-        let mut body_bytes = 0usize;
-        for media in media_inputs(&schema) {
-            let Some(given) = wire.get(&media.key).cloned() else {
-                continue;
-            };
-            let (entries, many) = match &given {
-                Value::String(one) => (vec![one.clone()], false),
-                Value::Array(items) => (
-                    items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-                    true,
-                ),
-                _ => continue, // the schema check let it through: RunComfy judges it
-            };
-            let mut sent = Vec::with_capacity(entries.len());
-            let mut kept = Vec::with_capacity(entries.len());
-            for (i, entry) in entries.iter().enumerate() {
-                let field = if many {
-                    format!("input.{}[{i}]", media.key)
-                } else {
-                    format!("input.{}", media.key)
-                };
-                if media.kind != MediaKind::Image {
-                    only_a_url(&field, media.kind, entry)?;
-                }
-                let resolved = self.resolve(caller, field.clone(), entry).await?;
-                // The schema's own `validations` (file size, pixels, aspect ratio), on what is sent.
-                if let Some(property) = schema.get("properties").and_then(|p| p.get(&media.key)) {
-                    check_media(property, &resolved.wire).map_err(|said| {
-                        PrepareError::Input(InputError::new(field, format!("{said} Nothing was submitted.")))
-                    })?;
-                }
-                body_bytes += resolved.wire.len();
-                if body_bytes > MAX_SUBMIT_BYTES {
-                    return Err(too_large("input", body_bytes));
-                }
-                sent.push(Value::String(resolved.wire));
-                kept.push(Value::String(resolved.record.given.clone()));
-                records.push(resolved.record);
-            }
-            let (sent, kept) = if many {
-                (Value::Array(sent), Value::Array(kept))
-            } else {
-                (sent.remove(0), kept.remove(0))
-            };
-            wire.insert(media.key.clone(), sent);
-            // The journal keeps what was given, never a file's bytes.
-            params.insert(media.key, kept);
-        }
-        if !records.is_empty() {
-            params.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
-        }
-        let wire = Value::Object(wire);
-        let total = serde_json::to_vec(&wire).map_or(0, |b| b.len());
-        if total > MAX_SUBMIT_BYTES {
-            return Err(too_large("input", total));
-        }
+        let schema = schema_of(&model);
+        let wire = provider_safe(&schema).to_wire(input);
+        let built = self.build(caller, &id, &schema, wire, &Naming::model_input()).await?;
+        let params = built.params;
         let text = |keys: &[&str]| {
             keys.iter()
                 .find_map(|k| params.get(*k).and_then(Value::as_str))
@@ -120,17 +185,66 @@ impl JobService {
             // Dreamina makes a set of images unless force_single: its own estimate, so that a
             // spend limit counts the set's top however the job was started.
             basis: if self.models.is_dreamina(&id) {
-                let single = wire.get("force_single").and_then(Value::as_bool) == Some(true);
-                Basis::image_set(single, records.len())
+                let single = built.wire.get("force_single").and_then(Value::as_bool) == Some(true);
+                Basis::image_set(single, built.records.len())
             } else {
-                basis(&model, &schema, wire.as_object())
+                basis(&model, &schema, built.wire.as_object())
             },
             model: id,
-            params: Value::Object(params),
-            wire,
+            params,
+            wire: built.wire,
             recipe: None,
         })
     }
+}
+
+/// Refuses, by name, a `--model` / `--edit-model` whose input schema lacks what the image tools
+/// need (a prompt; for edits an image input), or that RunComfy's catalogue does not list, before
+/// the server starts. Dreamina's own ids are judged by their built-in entries (no read). When the
+/// catalogue cannot be read now the start goes on, with a warning: each request is checked again.
+/// The catalogue read here is kept in memory only, so a refused start leaves nothing on disk.
+pub async fn check_models(client: &Arc<Client>, models: &Models) -> Result<(), String> {
+    let catalogue = Arc::new(Catalogue::new(Arc::clone(client), None));
+    for (flag, id, edit) in [
+        ("--model", &models.text_to_image, false),
+        ("--edit-model", &models.edit, true),
+    ] {
+        let id = id.trim();
+        let entry = match dreamina::builtin_entry(id) {
+            Some(builtin) => builtin,
+            None => match catalogue.describe(None, id).await {
+                Ok(entry) => entry,
+                Err(e @ CatalogueError::Unknown { .. }) => return Err(format!("{flag} {id}: {e}")),
+                Err(e) => {
+                    tracing::warn!(model = id, error = %e, "{flag} could not be checked against RunComfy's catalogue now; each request will be");
+                    continue;
+                }
+            },
+        };
+        if let Some(why) = Shape::of(&schema_of(&entry)).lacks(id, edit) {
+            return Err(format!(
+                "{flag} {id}: {why}. Name a model that has it (list_models lists them; {} by default)",
+                models_default(edit)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn models_default(edit: bool) -> &'static str {
+    if edit {
+        dreamina::EDIT_MODEL
+    } else {
+        dreamina::TEXT_TO_IMAGE_MODEL
+    }
+}
+
+/// A model's input schema (an entry without one: any object).
+pub(super) fn schema_of(model: &ModelInfo) -> Value {
+    model
+        .input_schema
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({"type": "object"}))
 }
 
 /// A video or audio input is passed on as the URL it is: files and data URIs of those kinds are

@@ -95,10 +95,30 @@ fn reject_unknown<T: JsonSchema + 'static>(args: &JsonObject) -> Result<(), Inva
                 unknown.clone()
             },
             format!(
-                "is not an argument of this tool. Accepted arguments: {}",
+                "is not an argument of this tool.{} Accepted arguments: {}",
+                hint(unknown, &known),
                 known.join(", ")
             ),
         )),
+    }
+}
+
+/// Where the tool takes what an unknown argument seems to mean: a size given as `width` and
+/// `height` (or an `aspect_ratio`, a `resolution`) goes in `size`.
+fn hint(unknown: &str, known: &[String]) -> &'static str {
+    let sizeish = [
+        "width",
+        "height",
+        "aspect_ratio",
+        "ratio",
+        "resolution",
+        "dimensions",
+        "width×height",
+    ];
+    if known.iter().any(|k| k == "size") && sizeish.contains(&unknown.to_ascii_lowercase().as_str()) {
+        " Give the output size as `size` instead: WIDTHxHEIGHT such as 2560x1440, or a ratio such as 16:9."
+    } else {
+        ""
     }
 }
 
@@ -154,6 +174,20 @@ mod tests {
         assert_eq!(generate.unwrap_err().field, "scale");
     }
 
+    #[test]
+    fn width_and_height_are_pointed_to_size() {
+        for name in ["width", "height", "aspect_ratio"] {
+            let args = json!({"prompt": "x", name: 1024});
+            let err = parse::<ImageRequest>(args.as_object().unwrap().clone()).unwrap_err();
+            assert_eq!(err.field, name);
+            assert!(err.message.contains("as `size` instead"), "{}", err.message);
+        }
+        let err = parse::<ImageRequest>(json!({"prompt": "x", "seed": 1}).as_object().unwrap().clone()).unwrap_err();
+        assert!(!err.message.contains("`size`"), "{}", err.message);
+        let ratio = parse::<ImageRequest>(json!({"prompt": "x", "size": "16:9"}).as_object().unwrap().clone());
+        assert_eq!(ratio.unwrap().size.map(Size::as_str), Some("2560x1440(16:9)"));
+    }
+
     /// Any JSON at all: scalars, arrays and objects a few levels deep.
     fn any_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -192,7 +226,7 @@ mod tests {
                     prop_assert!(!request.prompt.trim().is_empty());
                     prop_assert!(request.prompt.chars().count() <= MAX_PROMPT_CHARS);
                     prop_assert!((0.0..=1.0).contains(&request.scale));
-                    prop_assert!(Size::parse(request.size.as_str()).is_some());
+                    prop_assert!(request.size.is_none_or(|size| Size::parse(size.as_str()) == Some(size)));
                 }
                 Err(e) => prop_assert!(!e.field.is_empty() && !e.message.is_empty()),
             }

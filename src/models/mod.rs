@@ -5,4 +5,5 @@
 
 pub mod media_inputs;
 pub mod safe_schema;
+pub(crate) mod shape;
 pub mod validate;

@@ -2,8 +2,14 @@
 //! (or a person trying the server offline) can see that the reference reached the model.
 //!
 //! The output is that image scaled to the requested size, every pixel moved a quarter of the way
-//! towards orange ([`TINT`]): the input stays recognisable and the edit is visible. When no
-//! reference can be read, the output is a grey checkerboard with the same tint.
+//! towards orange ([`TINT`]): the input stays recognisable and the edit is visible. Without a
+//! size in the request the output keeps the reference's aspect ratio (its long side that of the
+//! default size), as an edit of a 4:3 photo should not come back square. When no reference can
+//! be read, the output is a grey checkerboard with the same tint, at the requested or default
+//! size.
+//!
+//! The edit endpoint is strict about its body ([`undeclared`]): a key its catalogue schema does
+//! not declare is refused with the upstream's 422, as RunComfy's validation refuses extra inputs.
 //!
 //! What it reads: data URIs (already decoded when the submit was judged), its own result URLs
 //! (straight from its state, with no connection), and other URLs only on a loopback IP address
@@ -20,7 +26,8 @@ use axum::body::Bytes;
 use image::{imageops::FilterType, DynamicImage, RgbImage};
 use tokio::sync::OnceCell;
 
-use super::input::Reference;
+use super::catalogue;
+use super::input::{self, Reference, Violation, SIZE_KEY};
 use super::state::Job;
 use super::Shared;
 
@@ -86,7 +93,12 @@ async fn drawn_at(sim: &Shared, id: &str, job: &Job, depth: u8) -> std::io::Resu
                 }
             }
             let from = source.as_ref().map(|(i, _)| *i);
-            let (width, height) = (job.width, job.height);
+            let (width, height) = match &source {
+                Some((_, image)) if job.request.get(SIZE_KEY).is_none() => {
+                    keep_ratio(image.width(), image.height(), job.width.max(job.height))
+                }
+                _ => (job.width, job.height),
+            };
             let png = tokio::task::spawn_blocking(move || draw(source.map(|(_, image)| image), width, height))
                 .await
                 .map_err(std::io::Error::other)??;
@@ -154,6 +166,33 @@ async fn own_result(sim: &Shared, file: &str, depth: u8) -> Option<Bytes> {
     Box::pin(drawn_at(sim, id, &job, depth + 1)).await.ok().map(|d| d.png)
 }
 
+/// The keys of an edit `body` that `model`'s catalogue schema does not declare, each as the
+/// upstream's 422 entry. A body that is not an object is left to the endpoint's own check.
+pub(crate) fn undeclared(model: &str, body: &[u8]) -> Vec<Violation> {
+    let Ok(object) = input::parse_object(body) else {
+        return Vec::new();
+    };
+    let Some(declared) = catalogue::find(model).and_then(|e| e["input_schema"]["properties"].as_object()) else {
+        return Vec::new();
+    };
+    object
+        .keys()
+        .filter(|key| !declared.contains_key(*key))
+        .map(|key| Violation::new(Some(key), "Extra inputs are not permitted", "extra_forbidden"))
+        .collect()
+}
+
+/// `width`×`height` scaled so that its long side is `long`, its ratio kept.
+fn keep_ratio(width: u32, height: u32, long: u32) -> (u32, u32) {
+    let (w, h, long) = (u64::from(width.max(1)), u64::from(height.max(1)), u64::from(long));
+    let short = |big: u64, small: u64| ((long * small + big / 2) / big).clamp(1, long) as u32;
+    if w >= h {
+        (long as u32, short(w, h))
+    } else {
+        (short(h, w), long as u32)
+    }
+}
+
 /// `source` scaled to `width`×`height` (or the placeholder), tinted, as a PNG.
 fn draw(source: Option<DynamicImage>, width: u32, height: u32) -> std::io::Result<Bytes> {
     let mut canvas = match source {
@@ -213,5 +252,24 @@ mod tests {
             out.get_pixel(64, 0).0,
             [tinted(160, 255), tinted(160, 128), tinted(160, 0)]
         );
+    }
+
+    #[test]
+    fn an_unsized_edit_keeps_its_references_ratio() {
+        assert_eq!(keep_ratio(800, 600, 2048), (2048, 1536));
+        assert_eq!(keep_ratio(600, 800, 2048), (1536, 2048));
+        assert_eq!(keep_ratio(10, 10, 1024), (1024, 1024));
+        assert_eq!(keep_ratio(10_000, 1, 2048), (2048, 1));
+    }
+
+    #[test]
+    fn an_edit_body_with_an_undeclared_key_is_refused_by_name() {
+        let body = serde_json::json!({"prompt": "p", "image_urls": ["https://x.invalid/a.png"], "seed": 3});
+        let refused = undeclared(input::EDIT_MODEL_ID, body.to_string().as_bytes());
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].loc, ["body", "seed"]);
+        assert_eq!(refused[0].kind, "extra_forbidden");
+        let fine = serde_json::json!({"prompt": "p", "image_urls": []});
+        assert!(undeclared(input::EDIT_MODEL_ID, fine.to_string().as_bytes()).is_empty());
     }
 }

@@ -129,9 +129,21 @@ async fn balance(State(sim): Sim, headers: HeaderMap) -> Response {
     Json(billing::balance(&sim)).into_response()
 }
 
-/// A Dreamina job, its input judged by the hand-written rules and priced per image.
+/// A Dreamina job, its input judged by the hand-written rules and priced per image. The edit
+/// endpoint also refuses keys its schema does not declare, all problems reported at once.
 fn dreamina_job(sim: &Shared, model: &str, endpoint: Endpoint, body: &[u8]) -> Result<Job, Vec<input::Violation>> {
-    let (request, valid) = input::validate_for(endpoint, body)?;
+    let extra = match endpoint {
+        Endpoint::Edit => edit::undeclared(model, body),
+        Endpoint::TextToImage => Vec::new(),
+    };
+    let (request, valid) = match input::validate_for(endpoint, body) {
+        Ok(valid) if extra.is_empty() => valid,
+        Ok(_) => return Err(extra),
+        Err(mut violations) => {
+            violations.extend(extra);
+            return Err(violations);
+        }
+    };
     let config = sim.config();
     let images = if valid.force_single { 1 } else { config.images_per_job };
     Ok(Job::new(

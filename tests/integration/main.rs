@@ -27,6 +27,7 @@ mod memory;
 mod money;
 mod per_user_keys;
 mod replicas;
+mod requests_from_schema;
 mod run_model;
 mod simulator;
 mod simulator_edit;

@@ -263,3 +263,51 @@ async fn a_large_data_uri_fits_in_a_submit() {
     assert!(bytes.len() > 4 * 1024 * 1024, "{}", bytes.len());
     api.edit(json!([data_uri(&bytes)])).await;
 }
+
+#[tokio::test]
+async fn an_edit_without_a_size_keeps_its_references_aspect_ratio() {
+    let sim = start().await;
+    let api = Api::new(&sim);
+    let photo = data_uri(&png(40, 30, [0, 160, 255]));
+    let (status, answer) = api
+        .submit(EDIT, json!({"prompt": "make it winter", "image_urls": [photo.clone()]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let out = api.first_image(answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(out.dimensions(), (2048, 1536), "a 4:3 photo stays 4:3");
+
+    // A size asked for is the size made.
+    let body = json!({"prompt": "make it winter", "image_urls": [photo], "width\u{d7}height": "2560x1440(16:9)"});
+    let (status, answer) = api.submit(EDIT, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let out = api.first_image(answer["request_id"].as_str().unwrap()).await;
+    assert_eq!(out.dimensions(), (2560, 1440));
+}
+
+#[tokio::test]
+async fn the_edit_endpoint_refuses_keys_its_schema_does_not_declare() {
+    let sim = start().await;
+    let api = Api::new(&sim);
+    let body =
+        json!({"prompt": "p", "image_urls": ["https://images.invalid/a.png"], "seed": 7, "negative_prompt": "x"});
+    let (status, answer) = api.submit(EDIT, body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let detail = answer["detail"].as_array().unwrap();
+    let locs: Vec<String> = detail
+        .iter()
+        .map(|d| {
+            d["loc"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    assert_eq!(locs, ["body.negative_prompt", "body.seed"], "{answer}");
+    assert!(detail.iter().all(|d| d["type"] == "extra_forbidden"), "{answer}");
+    // Text-to-image ignores unknown fields, as upstream does.
+    let (status, answer) = api.submit(TEXT, json!({"prompt": "p", "seed": 7})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}

@@ -358,7 +358,10 @@ pub(super) fn how_to_go_on(first_reference: &str) -> String {
 fn recipe_line(recipe: &Recipe) -> String {
     let mut line = format!(
         "prompt {:?}, size {}, scale {}, force_single {}",
-        recipe.prompt, recipe.size, recipe.scale, recipe.force_single
+        recipe.prompt,
+        recipe.size.as_deref().unwrap_or("(the model's default)"),
+        recipe.scale,
+        recipe.force_single
     );
     if !recipe.images.is_empty() {
         let images: Vec<String> = recipe.images.iter().map(|i| format!("{i:?}")).collect();
