@@ -106,3 +106,53 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
         size / 1_000_000
     );
 }
+
+/// A 353 KB PNG declaring 11000×11000 pixels (zlib-compressed zero rows, as in issue 34).
+fn pixel_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let (width, height) = (11_000u32, 11_000u32);
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        let mut stream = writer.stream_writer().unwrap();
+        let row = vec![0u8; width as usize * 3];
+        for _ in 0..height {
+            stream.write_all(&row).unwrap();
+        }
+        stream.finish().unwrap();
+    }
+    out
+}
+
+/// Issue 34 finding 8: a pixel bomb as a reference image and as a result image to preview costs
+/// under 100 MB (it raised a preview decode to 369 MB before decodes were bounded by pixels).
+#[tokio::test]
+#[ignore = "soak: a memory bound, run by scripts/soak"]
+async fn soak_a_pixel_bomb_costs_under_100_mb() {
+    let bomb = pixel_bomb();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.png");
+    std::fs::write(&path, &bomb).unwrap();
+    let uri = format!(
+        "data:image/png;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bomb)
+    );
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        panic!("cannot reset the peak RSS here (writing /proc/self/clear_refs: {e}): this check cannot measure on this machine");
+    }
+    let before = peak_rss_kb();
+    let options = media::inputs::InputOptions::default();
+    let refused = media::inputs::data_uri(&options, &uri).await.unwrap_err();
+    assert!(refused.contains("megapixels"), "{refused}");
+    let limits = media::preview::PreviewLimits {
+        max_side: 768,
+        max_bytes: 150 * 1024,
+    };
+    let refused = media::preview::make(&path, image::ImageFormat::Png, limits).unwrap_err();
+    assert!(refused.contains("megapixels"), "{refused}");
+    let grown = peak_rss_kb().saturating_sub(before);
+    eprintln!("a pixel bomb raised peak RSS by {grown} kB");
+    assert!(grown < 100 * 1024, "a pixel bomb raised peak RSS by {grown} kB");
+}
