@@ -3,8 +3,8 @@
 //! The stdio server talks to one client over one pipe: a current-thread runtime starts faster,
 //! holds one thread instead of one per core, and answers a message without handing it between
 //! threads (a futex wake-up and an eventfd write each time). The HTTP server runs on the
-//! multi-thread runtime with as many workers as `--worker-threads` (one by default: see its help),
-//! the CLI with one per core.
+//! multi-thread runtime with as many workers as `--worker-threads` (one per core and at least two
+//! by default: see its help), the CLI with one per core.
 
 use tokio::runtime::{Builder, Runtime};
 
@@ -14,7 +14,8 @@ pub enum Flavor {
     CurrentThread,
     /// One worker per core.
     MultiThread,
-    /// This many workers.
+    /// This many workers; 0: one per core, and at least two, so that one busy worker never
+    /// stalls every request.
     Workers(usize),
 }
 
@@ -23,8 +24,12 @@ pub fn build(flavor: Flavor) -> std::io::Result<Runtime> {
         Flavor::CurrentThread => Builder::new_current_thread(),
         Flavor::MultiThread => Builder::new_multi_thread(),
         Flavor::Workers(n) => {
+            let n = match n {
+                0 => std::thread::available_parallelism().map_or(2, |cores| cores.get().max(2)),
+                n => n,
+            };
             let mut builder = Builder::new_multi_thread();
-            builder.worker_threads(n.max(1));
+            builder.worker_threads(n);
             builder
         }
     };

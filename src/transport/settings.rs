@@ -126,13 +126,13 @@ pub struct TransportArgs {
           value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     pub min_body_bytes_per_sec: u64,
 
-    /// HTTP: threads that serve requests. One by default: a call is mostly waiting on RunComfy, and
-    /// with several threads each request and upstream answer also wakes a sleeping one (measured:
-    /// less than half the context switches and half the system calls per call with one). Image work
-    /// and the journal run on their own threads either way; raise this on a many-core machine
-    /// whose one thread is busy.
-    #[arg(long, env = "RUNCOMFY_MCP_WORKER_THREADS", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// HTTP: threads that serve requests; 0 (the default) is one per CPU core, and at least two.
+    /// A server many people share must not stall them all when one request holds its thread: with
+    /// one thread, anything slow on it (a long computation, a blocking call) stops every caller and
+    /// /healthz with it; with several, the others take over the waiting requests. 1 is the
+    /// leanest for a server one person uses (fewer context switches per call).
+    #[arg(long, env = "RUNCOMFY_MCP_WORKER_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub worker_threads: u16,
 
     /// HTTP: on SIGINT/SIGTERM, how long calls in flight may take to finish before they are cut off.
