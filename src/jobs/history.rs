@@ -1,6 +1,6 @@
 //! The model's past run lengths, from the journal, for the poll schedule ([`History`]): read once
 //! per model and size and kept for a minute, so that a burst of waits costs one query, not one
-//! each, and new runs still count soon.
+//! each, and new runs still count soon; a model with too few runs is read again each time.
 
 use std::{
     collections::HashMap,
@@ -31,9 +31,11 @@ impl Histories {
     /// `model`'s history at `size`; `None` while the journal knows too few of its runs.
     pub(super) async fn get(&self, journal: &Journal, model: &str, size: &str) -> Option<History> {
         let key = (model.to_owned(), size.to_owned());
-        if let Some((read, history)) = self.lock().get(&key) {
+        // Too few runs is read again at every wait (one indexed query): the next run may be the
+        // one that makes a history, and a minute of waits without it costs seconds each.
+        if let Some((read, Some(history))) = self.lock().get(&key) {
             if read.elapsed() < KEEP {
-                return history.clone();
+                return Some(history.clone());
             }
         }
         let history = History::new(journal.run_lengths(model, size, RUNS).await);
