@@ -27,7 +27,10 @@ import sys
 import tempfile
 import urllib.parse
 
-BIN = os.environ.get("BIN", "target/release/runcomfy-mcp")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from cargo_target import binary  # noqa: E402 (after the path it is found on)
+
+BIN = os.environ.get("BIN") or binary("release")
 TOKEN = "bench-token-7f1e"
 PROTOCOL = "2025-06-18"
 INIT = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "callgrind", "version": "0"}}
@@ -172,7 +175,7 @@ class Session:
 def http_run(calls, out, upstream, state, flags):
     proc = subprocess.Popen(server_command(out, flags, "http"), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             env=server_env(upstream, state), text=True)
-    base = proc.stdout.readline().strip()
+    base = proc.stdout.readline().strip().removesuffix("/mcp")
     sessions = [Session(base) for _ in range(8)]
     job = submit(sessions[0].call)
     for i in range(calls):

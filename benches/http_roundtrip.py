@@ -16,7 +16,10 @@ import time
 
 import httpx2 as httpx
 
-BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/runcomfy-mcp"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from cargo_target import binary  # noqa: E402 (after the path it is found on)
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else binary("release")
 N = 300
 INIT = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}}
@@ -27,7 +30,7 @@ def start(*flags):
     env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "warn"}
     proc = subprocess.Popen([BIN, "serve", "--transport", "http", "--port", "0", "--simulate", *flags],
                             stdout=subprocess.PIPE, env=env, text=True)
-    return proc, proc.stdout.readline().strip()
+    return proc, proc.stdout.readline().strip().removesuffix("/mcp")
 
 
 def rss_kib(pid):

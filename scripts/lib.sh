@@ -1,7 +1,15 @@
-# Shared by scripts/test and scripts/soak (sourced, not run).
+# Shared by the scripts here and tests/conformance/run (sourced, not run).
+
+# cargo's target directory: $CARGO_TARGET_DIR when set (as cargo reads it, relative to the working
+# directory), else target/ here. Every script finds what cargo built through this, never target/.
+target_dir() {
+  local dir="${CARGO_TARGET_DIR:-target}"
+  case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+  printf '%s\n' "$dir"
+}
 
 # Where each suite's whole output goes; scripts/secret-scan searches every log here.
-test_logs=target/test-logs
+test_logs="$(target_dir)/test-logs"
 
 # $1: suite name; the rest: its command. Its output goes to $test_logs/NAME.log only; the terminal
 # gets the summary lines, or on a failure the lines that say what failed, and the log's path.
@@ -23,7 +31,7 @@ suite() {
 
 # The lines of a passing run worth showing: nextest's and libtest's summaries, pytest's, the
 # conformance runner's.
-summary_lines='^ *Summary \[|^test result: |^[0-9]+ passed|^== conformance|^(Passed|Failed):|^conformance: OK|^[a-z-]+: (Passed|Failed):|^app-e2e: passed'
+summary_lines='^ *Summary \[|^test result: |^[0-9]+ passed|^== conformance|^(Passed|Failed):|^conformance: OK|^[a-z-]+: (Passed|Failed):|^app-e2e: passed|^image-tools: passed'
 # The lines of a failing run that say what failed.
 failure_lines='^ *(FAIL|TIMEOUT|SIGSEGV|SIGABRT|SIGKILL|LEAK|ABORT) |panicked at|^FAILED |^ERROR |^E  |^error(\[|:)|^failures:$|unexpected result|did not|^app-e2e: FAILED'
 

@@ -148,6 +148,8 @@ impl ServerHandler for RunComfyServer {
     ) -> Result<ListToolsResult, ErrorData> {
         self.caller(&context.extensions)?;
         let tools = app::tools_for(self.tool_router.list_all(), renders(&context));
+        let client = context.peer.peer_info().map(|info| info.client_info.name.clone());
+        let tools = self.structured.declared(tools, client.as_deref());
         // As rmcp's generated list_tools answers: cache hints for the protocols that have them.
         let cache_hints = context
             .protocol_version()

@@ -1,14 +1,18 @@
 //! The MCP layer's own flags: how answers are shaped for the connected client.
 
 use clap::{Args, ValueEnum};
+use rmcp::model::Tool;
 
 /// Whether a result that carries inline images also carries `structuredContent`.
 ///
 /// Claude Code forwards only `JSON.stringify(structuredContent)` to the model whenever it is
 /// present and drops every content block, images included (anthropics/claude-code#54737,
-/// #55677, #79944). Claude Desktop, claude.ai and the MCP Inspector show both. The MCP spec says
-/// a tool with an output schema should send `structuredContent`, so leaving it out is a
-/// workaround for one client, applied where it helps.
+/// #55677; #79944, July 2026, still open for text blocks). Claude Desktop, claude.ai and the MCP
+/// Inspector show both. Claude Code (2.1.92 on, tuannvm/codex-mcp-server#161) and the official
+/// SDK clients also refuse a result without `structuredContent` from a tool that declares an
+/// `outputSchema` (-32600). So a client that gets image results without `structuredContent` is
+/// never told of an output schema for those tools ([`Self::declared`]): it gets the images, and
+/// nothing it was promised is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum StructuredMode {
     /// Leave `structuredContent` out of image-carrying results for clients known to drop image
@@ -24,6 +28,25 @@ pub enum StructuredMode {
 impl StructuredMode {
     /// Client names (from `initialize`) whose hosts drop image blocks next to `structuredContent`.
     const DROPS_IMAGES: [&'static str; 1] = ["claude-code"];
+
+    /// The tools whose results carry inline images: those that answer through `shaped`
+    /// (mcp/tools/get_result.rs), which leaves `structuredContent` out where
+    /// [`Self::keep_with_images`] says so.
+    pub(crate) const IMAGE_TOOLS: [&'static str; 3] = ["generate_image_and_wait", "get_result", "run_model"];
+
+    /// `tools` as this client is told of them: without the image tools' output schemas where
+    /// their results go without `structuredContent` (never a schema an answer will not meet).
+    pub(crate) fn declared(self, mut tools: Vec<Tool>, client_name: Option<&str>) -> Vec<Tool> {
+        if !self.keep_with_images(client_name) {
+            for tool in tools
+                .iter_mut()
+                .filter(|t| Self::IMAGE_TOOLS.contains(&t.name.as_ref()))
+            {
+                tool.output_schema = None;
+            }
+        }
+        tools
+    }
 
     /// Whether a result with inline images should carry `structuredContent` for this client.
     pub fn keep_with_images(self, client_name: Option<&str>) -> bool {
@@ -54,5 +77,39 @@ mod tests {
         assert!(StructuredMode::Auto.keep_with_images(None));
         assert!(StructuredMode::Always.keep_with_images(Some("claude-code")));
         assert!(!StructuredMode::OmitWithImages.keep_with_images(Some("mcp")));
+    }
+
+    /// Where image results go without structuredContent, those tools declare no output schema
+    /// (the official SDK clients and Claude Code refuse such a result otherwise, -32600).
+    #[test]
+    fn no_output_schema_is_declared_where_results_leave_structured_content_out() {
+        let tool = |name: &str| {
+            let schema = std::sync::Arc::new(serde_json::Map::new());
+            Tool::new(name.to_owned(), "d", schema.clone()).with_raw_output_schema(schema)
+        };
+        let tools = || {
+            vec![
+                tool("get_result"),
+                tool("generate_image_and_wait"),
+                tool("run_model"),
+                tool("list_jobs"),
+            ]
+        };
+        let schemas = |mode: StructuredMode, client| -> Vec<bool> {
+            mode.declared(tools(), client)
+                .iter()
+                .map(|t| t.output_schema.is_some())
+                .collect()
+        };
+        assert_eq!(
+            schemas(StructuredMode::Auto, Some("claude-code")),
+            [false, false, false, true]
+        );
+        assert_eq!(schemas(StructuredMode::Auto, Some("other")), [true; 4]);
+        assert_eq!(
+            schemas(StructuredMode::OmitWithImages, None),
+            [false, false, false, true]
+        );
+        assert_eq!(schemas(StructuredMode::Always, Some("claude-code")), [true; 4]);
     }
 }

@@ -5,15 +5,15 @@ RUNCOMFY_* variable of the developer's leaks in, and RUST_LOG passes through (wa
 so the secret scan's trace run logs every server. Waiting for something is `eventually`."""
 
 import os
-import pathlib
 import subprocess
 
 import anyio
 import pytest
 from mcp import StdioServerParameters
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = os.environ.get("RUNCOMFY_MCP_BIN", str(ROOT / "target" / "debug" / "runcomfy-mcp"))
+from cargo_target import binary
+
+BIN = binary()
 
 
 @pytest.fixture

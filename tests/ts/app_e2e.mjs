@@ -11,10 +11,11 @@
 //      through check_status, and its Cancel button cancels the job upstream.
 //   3. list_jobs: the gallery lists the earlier jobs, with their thumbnails.
 // Throughout, the view makes no network request at all and breaks no CSP rule, and the browser
-// reaches nothing but the host page's origin on 127.0.0.1. Screenshots go to target/app-e2e/.
+// reaches nothing but the host page's origin on 127.0.0.1. Screenshots go to app-e2e/ in cargo's
+// target directory.
 //
-// Usage: node tests/ts/app_e2e.mjs [path/to/runcomfy-mcp]   (default: target/debug/runcomfy-mcp,
-// or $RUNCOMFY_MCP_BIN; the browser: $CHROMIUM or /usr/bin/chromium).
+// Usage: node tests/ts/app_e2e.mjs [path/to/runcomfy-mcp]   (default: see bin.mjs;
+// the browser: $CHROMIUM or /usr/bin/chromium).
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
@@ -24,12 +25,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 import puppeteer from "puppeteer-core";
+import { binary, root, targetDir } from "./bin.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "../..");
-const bin = process.argv[2] ?? process.env.RUNCOMFY_MCP_BIN ?? path.join(root, "target/debug/runcomfy-mcp");
+const bin = process.argv[2] ?? binary();
 const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const shots = path.join(root, "target/app-e2e");
+const shots = path.join(targetDir(), "app-e2e");
 fs.mkdirSync(shots, { recursive: true });
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "runcomfy-app-e2e-"));
 const outputDir = path.join(scratch, "out");
@@ -82,7 +83,8 @@ async function startServer() {
     process.stderr.write(c);
   });
   // The simulator's control API (to hold a job in the queue) is at the URL the server logs.
-  const base = await until("the server's base URL", () => stdout.split("\n").find((l) => l.startsWith("http")));
+  const endpoint = await until("the server's MCP endpoint", () => stdout.split("\n").find((l) => l.startsWith("http")));
+  const base = endpoint.replace(/\/mcp$/, "");
   const sim = await until("the simulator's URL", () => stderr.match(/built-in simulator.*?url=(http:\/\/127\.0\.0\.1:\d+)/)?.[1]);
   return { base: base.trim(), sim };
 }

@@ -3,13 +3,11 @@
 // simulator renders: five reads each of an image's preview (the first one makes it; later ones
 // come from the server's preview cache) and of the original.
 //
-// Usage: node tests/ts/bench_resources.mjs [path/to/runcomfy-mcp]   (default: target/release/runcomfy-mcp)
+// Usage: node tests/ts/bench_resources.mjs [path/to/runcomfy-mcp]   (default: the release build, see bin.mjs)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const bin = process.argv[2] ?? path.join(root, "target/release/runcomfy-mcp");
+import { binary } from "./bin.mjs";
+const bin = process.argv[2] ?? binary("release");
 const t = new StdioClientTransport({ command: bin, args: ["serve", "--simulate", "--no-journal"], env: { ...process.env, RUST_LOG: "warn" } });
 const c = new Client({ name: "measure", version: "0" });
 await c.connect(t);

@@ -2,15 +2,13 @@
 // `listTools` compiles every output schema with the SDK's ajv validator, which warns on each
 // `format` it does not know (schemars' `uint32`, `double`, ...). Any such warning fails the check.
 //
-// Usage: node tests/ts/list_tools.mjs [path/to/runcomfy-mcp]   (default: target/debug/runcomfy-mcp,
-// or $RUNCOMFY_MCP_BIN). Needs `npm ci` in tests/ts (scripts/setup does it).
+// Usage: node tests/ts/list_tools.mjs [path/to/runcomfy-mcp]   (default: see bin.mjs). Needs
+// `npm ci` in tests/ts (scripts/setup does it).
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { fileURLToPath } from "node:url";
-import path from "node:path";
+import { binary } from "./bin.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const bin = process.argv[2] ?? process.env.RUNCOMFY_MCP_BIN ?? path.join(root, "target/debug/runcomfy-mcp");
+const bin = process.argv[2] ?? binary();
 
 // Everything the SDK (and ajv through it) says while listing, kept to be searched.
 const said = [];
