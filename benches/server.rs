@@ -810,7 +810,8 @@ impl HttpServer {
             .unwrap();
         Self {
             child,
-            base: line.trim().to_owned(),
+            // The server prints its MCP endpoint; the bench builds its paths on the base.
+            base: line.trim().trim_end_matches("/mcp").to_owned(),
         }
     }
 

@@ -47,8 +47,14 @@ pub fn local_images(entries: &[String]) -> anyhow::Result<(Vec<String>, Vec<Stri
     Ok((images, dirs))
 }
 
-/// Runs one generation to the end and returns the saved files.
-pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Vec<PathBuf>> {
+/// Runs `count` jobs of one request to the end (one unless `--count` asks for alternatives) and
+/// hands each saved file to `saved`. Fails if any job gave no image, after the others' files.
+pub async fn run(
+    jobs: &JobService,
+    request: &ImageRequest,
+    count: u32,
+    mut saved: impl FnMut(&Path),
+) -> anyhow::Result<()> {
     // A shell is one person with the server's key.
     let caller = Caller::server();
     // Every reference image checked and read before anything is paid for.
@@ -57,7 +63,12 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
         .with_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message(format!(
-        "submitting ({}, {}, scale {})",
+        "submitting {}({}, {}, scale {})",
+        if count > 1 {
+            format!("{count} jobs ")
+        } else {
+            String::new()
+        },
         request.endpoint().as_str(),
         prepared.size,
         request.scale
@@ -70,8 +81,16 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
             bar.println(line)
         }
     };
+    // Which job a line is about, when there are several.
+    let job = |i: usize| {
+        if count > 1 {
+            format!("job {}/{count}: ", i + 1)
+        } else {
+            String::new()
+        }
+    };
 
-    match jobs.estimate(&caller, &prepared, 1).await {
+    match jobs.estimate(&caller, &prepared, count).await {
         Ok(estimate) => say(estimate.text()),
         Err(reason) => say(format!("no cost estimate: {reason}")),
     }
@@ -87,20 +106,41 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
     });
     // --max-wait-secs bounds the wait here as it bounds the waiting tool's.
     let max_wait = jobs.policy().max_wait;
-    let run = jobs
-        .run(&caller, &prepared, max_wait, &cancel, |_, step| match step {
-            Step::Submitted(id) => say(format!("request_id {id}")),
+    let runs = jobs
+        .run_batch(&caller, &prepared, count, max_wait, &cancel, |i, _, step| match step {
+            Step::Submitted(id) => say(format!("{}request_id {id}", job(i))),
             Step::Polled(_, event) => {
                 if bar.is_hidden() && event.changed {
-                    say(event.phase());
+                    say(format!("{}{}", job(i), event.phase()));
                 }
-                bar.set_message(event.phase());
+                bar.set_message(format!("{}{}", job(i), event.phase()));
             }
         })
         .await;
     ctrl_c.abort();
     bar.finish_and_clear();
 
+    let mut failures = Vec::new();
+    for (i, run) in runs.into_iter().enumerate() {
+        match save(jobs, &caller, run, max_wait).await {
+            Ok(paths) => paths.iter().for_each(|path| saved(path)),
+            Err(e) => failures.push(format!("{}{e:#}", job(i))),
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 if count == 1 => Err(anyhow::anyhow!(failures.remove(0))),
+        n => bail!("{n} of {count} jobs gave no image: {}", failures.join("; ")),
+    }
+}
+
+/// One finished run's images saved, or why there are none.
+async fn save(
+    jobs: &JobService,
+    caller: &Caller,
+    run: Result<Run, RunError>,
+    max_wait: Duration,
+) -> anyhow::Result<Vec<PathBuf>> {
     let (id, answer) = match run {
         Ok(Run {
             id,
@@ -151,7 +191,7 @@ pub async fn run(jobs: &JobService, request: &ImageRequest) -> anyhow::Result<Ve
         bail!("job {id} succeeded but returned no output URLs");
     }
     // The same bounded download and safe atomic save as the MCP tools, without previews.
-    let collected = jobs.collect(&caller, &id, &urls, false).await;
+    let collected = jobs.collect(caller, &id, &urls, false).await;
     let mut saved = Vec::new();
     // Outputs past the first media::MAX_PROCESSED are not fetched: counted, not listed one by one.
     let mut skipped = collected.unlisted;

@@ -65,6 +65,10 @@ struct GenerateArgs {
     /// Ask for exactly one image.
     #[arg(long)]
     force_single: bool,
+    /// How many alternatives to make: that many jobs of the same request, each paid for
+    /// (as the MCP tools' `count`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    count: u32,
     /// A reference image to edit or draw on (repeat for up to 10): a local file, an https://
     /// URL, or an earlier job's request_id or request_id#n. With it the job goes to Dreamina
     /// 4.0's edit endpoint.
@@ -126,7 +130,7 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // One plain line, not a log line besides it: at a shell the log repeated it.
             eprintln!("runcomfy-mcp: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -156,11 +160,34 @@ fn init_logging(default_filter: &str) {
         .init();
 }
 
+/// What a person who starts `serve` over stdio in a terminal sees: a server waiting in silence
+/// looks hung. It names the command as they typed it, `--simulate` included.
+fn terminal_hint(simulated: bool) -> String {
+    let command = if simulated {
+        "runcomfy-mcp serve --simulate"
+    } else {
+        "runcomfy-mcp serve"
+    };
+    format!(
+        "{command} speaks MCP over stdio and is waiting for a client: attach one with the command `{command}` \
+         (the README has each client's entry), or try it from the shell with \
+         `runcomfy-mcp generate --simulate \"a lighthouse at dusk\"`. Ctrl-D ends it."
+    )
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let simulated = args.upstream.simulate;
     // Fields moved out one by one: the rest (the in-process simulator) lives until we return.
     let serve = args.build().await?;
     match serve.http {
-        None => transport::stdio::serve(serve.server).await,
+        None => {
+            // Clients start us with pipes; a terminal on stdin means a person, who gets one
+            // line, on stderr (stdout stays JSON-RPC's even here).
+            if std::io::stdin().is_terminal() {
+                eprintln!("{}", terminal_hint(simulated));
+            }
+            transport::stdio::serve(serve.server).await
+        }
         Some(settings) => {
             let journal = serve.server.journal().clone();
             let database: transport::http::DatabaseHealth = std::sync::Arc::new(move || {
@@ -185,12 +212,9 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     }
     let request: ImageRequest = serde_json::from_value(arguments).map_err(|e| anyhow::anyhow!("{e}"))?;
     request.validate()?;
-    // Keep the in-process simulator alive for as long as the job runs.
+    // Keep the in-process simulator alive for as long as the jobs run.
     let (jobs, _simulator) = args.settings.build(&input_dirs).await?;
-    for path in runcomfy_mcp::generate::run(&jobs, &request).await? {
-        println!("{}", path.display());
-    }
-    Ok(())
+    runcomfy_mcp::generate::run(&jobs, &request, args.count, |path| println!("{}", path.display())).await
 }
 
 async fn usage(args: UsageArgs) -> anyhow::Result<()> {

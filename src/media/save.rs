@@ -62,10 +62,13 @@ impl OutputDir {
     /// opens an existing file or follows a symlink), removed again if dropped unsaved.
     pub fn spool(&self) -> io::Result<NamedTempFile> {
         self.check_still_a_directory()?;
-        tempfile::Builder::new()
-            .prefix(".runcomfy-")
-            .suffix(".part")
-            .tempfile_in(&self.path)
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".runcomfy-").suffix(".part");
+        // A saved image gets the mode any other program's new file gets (0666 less the umask),
+        // not a temporary file's 0600: it is the person's, to open, share or serve like the rest.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        builder.tempfile_in(&self.path)
     }
 
     /// Flushes `spool` to disk and renames it to `name` in this directory, replacing any file or
@@ -224,6 +227,21 @@ mod tests {
         assert_eq!(fs::read(&outside).unwrap(), b"precious");
         assert!(fs::symlink_metadata(&saved).unwrap().file_type().is_file());
         assert_eq!(fs::read(&saved).unwrap(), b"new");
+    }
+
+    /// A saved image has the mode a new file of any other program gets here (the umask's), not
+    /// a temporary file's 0600.
+    #[cfg(unix)]
+    #[test]
+    fn a_saved_file_respects_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutputDir::prepare(tmp.path().to_str().unwrap()).unwrap();
+        let saved = dir.persist(dir.spool().unwrap(), "a-1.png").unwrap();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, b"").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&saved), mode(&plain));
     }
 
     #[test]

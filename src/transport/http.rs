@@ -121,6 +121,7 @@ where
     // in tower-http's limit too would turn a streamed oversized body into rmcp's 500. The other
     // routes get tower-http's, replacing axum's default (2 MB, extractors only).
     let others = Router::new()
+        .route("/", get(front_page))
         .route("/healthz", get(move || healthz(database.clone())))
         .merge(legacy)
         .layer(DefaultBodyLimit::disable())
@@ -148,6 +149,19 @@ async fn healthz(database: DatabaseHealth) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable\ndatabase: unreachable\n").into_response()
         }
     }
+}
+
+/// A person who opens the server's address in a browser (or pastes it into a client) learns
+/// where the MCP endpoint is, instead of an empty 404.
+async fn front_page(headers: axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("HOST:PORT");
+    format!(
+        "runcomfy-mcp {} serves MCP here, at /mcp: point your MCP client at http://{host}/mcp (Streamable HTTP).\nOlder clients of the 2024-11-05 protocol use http://{host}/sse. /healthz answers ok while the server is up.\n",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// A 413 goes out before the body has been read to its end, so the connection cannot carry
@@ -185,7 +199,7 @@ fn cors(guards: Arc<guards::Guards>) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Listens, prints the base URL on stdout (stdout is not a protocol channel here), and serves
+/// Listens, prints the MCP endpoint's URL on stdout (stdout is not a protocol channel here), and serves
 /// until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn serve<S>(server: S, settings: HttpSettings, database: DatabaseHealth) -> anyhow::Result<()>
 where
@@ -195,7 +209,8 @@ where
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
-    let _ = writeln!(std::io::stdout(), "{base}");
+    // The endpoint a client is given, not the bare address (whose `/` only points here).
+    let _ = writeln!(std::io::stdout(), "{base}/mcp");
     tracing::info!(
         streamable_http = %format!("{base}/mcp"),
         legacy_sse = %format!("{base}/sse"),

@@ -5,7 +5,7 @@
 //! params, a wrong `jsonrpc` version) still gets an error answer carrying its own `id`: rmcp
 //! answers those without an id, or not at all, which leaves the client waiting forever.
 
-use std::{io::IsTerminal, sync::Arc};
+use std::sync::Arc;
 
 use rmcp::{
     model::{ClientJsonRpcMessage, ServerJsonRpcMessage},
@@ -28,17 +28,7 @@ use crate::mcp::RunComfyServer;
 /// settings, far below it.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
-/// What a person who starts `serve` in a terminal sees: a server waiting in silence looks hung.
-pub const TERMINAL_HINT: &str = "runcomfy-mcp serve speaks MCP over stdio and is waiting for a client: \
-    attach one with the command `runcomfy-mcp serve` (the README has each client's entry), or try it from \
-    the shell with `runcomfy-mcp generate --simulate \"a lighthouse at dusk\"`. Ctrl-D ends it.";
-
 pub async fn serve(server: RunComfyServer) -> anyhow::Result<()> {
-    // Clients start us with pipes; a terminal on stdin means a person, who gets one line, on
-    // stderr (stdout stays JSON-RPC's even here).
-    if std::io::stdin().is_terminal() {
-        eprintln!("{TERMINAL_HINT}");
-    }
     // `stdio_pipes` drives the pipes a client launches us with on the IO reactor instead of
     // tokio's blocking pool: no thread hand-off per message (it falls back to plain stdio when
     // stdin/stdout are not pipes, e.g. a terminal).

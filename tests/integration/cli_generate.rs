@@ -51,6 +51,40 @@ fn generate_refuses_bad_input_before_submitting() {
         stderr.contains("not a supported size") && stderr.contains("2560x1440(16:9)"),
         "{stderr}"
     );
+    // Said once, as a plain line: not a log line and the same again.
+    assert_eq!(stderr.matches("not a supported size").count(), 1, "{stderr}");
+}
+
+/// `--count` makes that many alternatives, as the tools' `count` does: each its own job and
+/// file, and (the simulator drawing each job apart) each a different picture.
+#[test]
+fn generate_count_makes_that_many_alternatives() {
+    let out = tempfile::tempdir().unwrap();
+    let output = Bin::new([
+        "generate",
+        "a red fox",
+        "--size",
+        "1024x1024",
+        "--count",
+        "2",
+        "--simulate",
+    ])
+    .args(["--poll-first-ms", "50", "--out"])
+    .arg(out.path())
+    .std()
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("job 1/2: request_id") && stderr.contains("job 2/2: request_id"),
+        "{stderr}"
+    );
+    let paths = saved_paths(&output);
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    let (a, b) = (std::fs::read(&paths[0]).unwrap(), std::fs::read(&paths[1]).unwrap());
+    assert!(a.starts_with(b"\x89PNG") && b.starts_with(b"\x89PNG"));
+    assert_ne!(a, b, "two jobs, two pictures");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

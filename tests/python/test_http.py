@@ -37,9 +37,10 @@ def start_server(simulator):
         cmd = [BIN, "serve", "--transport", "http", "--port", "0", "--shutdown-grace-secs", "5", *flags]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
         procs.append(proc)
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), f"server printed {url!r}"
-        return url
+        printed = proc.stdout.readline().strip()
+        # The endpoint a client is given; the tests here build every path on the base.
+        assert printed.startswith("http://127.0.0.1:") and printed.endswith("/mcp"), f"server printed {printed!r}"
+        return printed.removesuffix("/mcp")
 
     yield start
     for proc in procs:
@@ -143,3 +144,13 @@ async def test_the_python_client_is_refused_without_the_token(start_server):
         response = await http.post(f"{url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert response.status_code == 401
     assert "Authorization: Bearer" in response.text
+
+
+async def test_the_printed_address_is_the_endpoint_and_the_bare_one_says_where_it_is(start_server):
+    """`serve --transport http` prints the MCP endpoint (start_server checks the `/mcp`), and the
+    bare address answers a short page naming it instead of an empty 404."""
+    base = start_server()
+    async with httpx.AsyncClient(headers=AUTH) as http:
+        page = await http.get(f"{base}/")
+    assert page.status_code == 200, page
+    assert f"{base}/mcp" in page.text and page.headers["content-type"].startswith("text/plain"), page.text

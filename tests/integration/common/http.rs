@@ -11,7 +11,7 @@ use super::{within, Bin};
 
 pub struct HttpServer {
     child: tokio::process::Child,
-    /// `http://127.0.0.1:PORT`, as the server printed it.
+    /// `http://127.0.0.1:PORT`, from the endpoint the server printed (`…/mcp`).
     pub base: String,
 }
 
@@ -29,8 +29,9 @@ impl HttpServer {
         )
         .await
         .expect("stdout readable");
-        let base = line.trim().to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "server printed {base:?}");
+        let printed = line.trim();
+        let base = printed.strip_suffix("/mcp").unwrap_or_default().to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "server printed {printed:?}");
         Self { child, base }
     }
 
