@@ -7,6 +7,7 @@
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::schema::{property_names, schema_for};
 use crate::dreamina::InputError;
@@ -48,6 +49,7 @@ pub trait Validate {
 
 pub fn parse<T: DeserializeOwned + JsonSchema + Validate + 'static>(args: JsonObject) -> Result<T, InvalidArgument> {
     reject_unknown::<T>(&args)?;
+    let args = lists_of_one::<T>(args);
     let parsed: T = deserialize(&args)?;
     parsed.validate()?;
     Ok(parsed)
@@ -80,6 +82,25 @@ fn deserialize<T: DeserializeOwned + Validate>(args: &JsonObject) -> Result<T, I
         let missing = inner.split('`').nth(1).unwrap_or("arguments").to_owned();
         InvalidArgument::new(missing, format!("{inner}; it is required"))
     })
+}
+
+/// A list argument given as one string (`"images": "a.png"`) is the list of that one: a model
+/// often sends the single item it means that way, and refusing it only costs a second call.
+fn lists_of_one<T: JsonSchema + 'static>(mut args: JsonObject) -> JsonObject {
+    let schema = schema_for::<T>();
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return args;
+    };
+    for (name, value) in args.iter_mut().filter(|(_, v)| v.is_string()) {
+        let is_list = properties
+            .get(name)
+            .and_then(|p| p.get("type"))
+            .is_some_and(|t| t == "array" || t.as_array().is_some_and(|ts| ts.iter().any(|t| t == "array")));
+        if is_list {
+            *value = Value::Array(vec![value.take()]);
+        }
+    }
+    args
 }
 
 /// An argument the tool does not know is an error, not something to drop silently: the user
@@ -159,7 +180,7 @@ mod tests {
         use crate::mcp::tools::generate_image::GenerateArgs;
         let field = |args: Value| parse::<WaitArgs>(args.as_object().unwrap().clone()).unwrap_err().field;
         assert_eq!(field(json!({"prompt": "x", "size": "3000x3000"})), "size");
-        assert_eq!(field(json!({"prompt": "x", "images": "a.png"})), "images");
+        assert_eq!(field(json!({"prompt": "x", "images": 7})), "images");
         assert_eq!(field(json!({"prompt": "x", "count": "three"})), "count");
         assert_eq!(
             field(json!({"prompt": "x", "inline_full_size": "yes"})),
@@ -186,6 +207,20 @@ mod tests {
         assert!(!err.message.contains("`size`"), "{}", err.message);
         let ratio = parse::<ImageRequest>(json!({"prompt": "x", "size": "16:9"}).as_object().unwrap().clone());
         assert_eq!(ratio.unwrap().size.map(Size::as_str), Some("2560x1440(16:9)"));
+    }
+
+    /// One reference image given as a string, not a list of one, is read as that list.
+    #[test]
+    fn a_single_string_for_a_list_is_a_list_of_one() {
+        use crate::mcp::tools::generate_image::GenerateArgs;
+        let args = json!({"prompt": "x", "images": "abc#1"});
+        let parsed = parse::<GenerateArgs>(args.as_object().unwrap().clone()).unwrap();
+        assert_eq!(parsed.request.images, ["abc#1"]);
+        let waited = parse::<WaitArgs>(args.as_object().unwrap().clone()).unwrap();
+        assert_eq!(waited.generate.request.images, ["abc#1"]);
+        // Only where a list is expected: a string stays a string elsewhere.
+        let prompt = parse::<ImageRequest>(json!({"prompt": "abc"}).as_object().unwrap().clone()).unwrap();
+        assert_eq!(prompt.prompt, "abc");
     }
 
     /// Any JSON at all: scalars, arrays and objects a few levels deep.

@@ -15,8 +15,9 @@ pub fn image_block(image: &InlineImage) -> ContentBlock {
 }
 
 /// A `resource_link` for an output whose URL may be a link; `None` for one that is listed as
-/// text only ([`OutputReport::not_a_link`]).
-pub fn resource_link(output: &OutputReport) -> Option<ContentBlock> {
+/// text only ([`OutputReport::not_a_link`]). `number`: the output's place among those of its
+/// kind in the answer (see [`label`]).
+pub fn resource_link(output: &OutputReport, number: usize) -> Option<ContentBlock> {
     if output.not_a_link.is_some() {
         return None;
     }
@@ -26,7 +27,7 @@ pub fn resource_link(output: &OutputReport) -> Option<ContentBlock> {
         .and_then(|p| std::path::Path::new(p).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}-{}", output.kind.as_str(), output.index));
-    let mut title = label(output);
+    let mut title = label(output, number);
     let facts = facts(output);
     if !facts.is_empty() {
         title.push_str(&format!(" ({facts})"));
@@ -44,9 +45,29 @@ pub fn resource_link(output: &OutputReport) -> Option<ContentBlock> {
     Some(ContentBlock::resource_link(resource))
 }
 
-/// `Image 2`.
-pub fn label(output: &OutputReport) -> String {
-    format!("{} {}", capitalised(output.kind.as_str()), output.index)
+/// `Image 2`: `number` is the output's place among those of its kind in the whole answer, which
+/// for a batch runs across its jobs (each job's own `index` starts again at 1: every image of a
+/// batch was "Image 1"). Its reference still names the job and its index there.
+pub fn label(output: &OutputReport, number: usize) -> String {
+    format!("{} {number}", capitalised(output.kind.as_str()))
+}
+
+/// Each output's number for [`label`]: its place among the outputs of its kind, from 1.
+pub fn numbers(outputs: &[OutputReport]) -> Vec<usize> {
+    let mut seen: Vec<(crate::media::OutputKind, usize)> = Vec::new();
+    outputs
+        .iter()
+        .map(|output| match seen.iter_mut().find(|(kind, _)| *kind == output.kind) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                seen.push((output.kind, 1));
+                1
+            }
+        })
+        .collect()
 }
 
 /// `2048×2048, PNG, 1.3 MB`, or `video/mp4, 12.0 MB`.

@@ -307,18 +307,34 @@ fn read_file(options: &InputOptions, path: &Path, given: String) -> Result<Resol
             "{shown_path} is a local file, and this server reads none: start it with --input-dir DIR (or RUNCOMFY_INPUT_DIRS) to allow a directory, or give an https:// URL instead"
         ));
     }
+    let allows = |p: &Path| options.dirs.iter().any(|dir| p.starts_with(dir));
+    // Said the same whether or not the file exists: the answer tells nothing about a place the
+    // server may not read.
+    let outside = |p: &Path, link: Option<&Path>| {
+        let parent = p.parent().unwrap_or(p).display();
+        let what = match link {
+            Some(real) => format!("{shown_path} is a link to {}, which is", real.display()),
+            None => format!("{shown_path} is"),
+        };
+        format!(
+            "{what} outside the directories this server may read ({}). Move the file into one of them, or restart the server with --input-dir {parent} to allow its directory",
+            allowed(options)
+        )
+    };
+    let lexical = lexically_normal(path);
     // Resolved first (symlinks followed), so that a link inside an allowed directory that
     // points outside it is refused like the path it points to.
-    let real = dunce::canonicalize(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("there is no file at {shown_path}"),
-        _ => format!("{shown_path} cannot be read: {e}"),
-    })?;
-    if !options.dirs.iter().any(|dir| real.starts_with(dir)) {
-        let parent = real.parent().unwrap_or(&real).display();
-        return Err(format!(
-            "{shown_path} is outside the directories this server may read ({}). Move the file into one of them, or restart the server with --input-dir {parent} to allow its directory",
-            allowed(options)
-        ));
+    let real = match dunce::canonicalize(path) {
+        Ok(real) => real,
+        Err(_) if !allows(&lexical) => return Err(outside(&lexical, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(format!("there is no file at {shown_path}")),
+        Err(e) => return Err(format!("{shown_path} cannot be read: {e}")),
+    };
+    if !allows(&real) {
+        // A link (or a directory on the way) that leads out: say where, so that the person
+        // sees why a file in an allowed directory is refused.
+        let link = (real != lexical).then_some(real.as_path());
+        return Err(outside(&real, link));
     }
     let meta = std::fs::metadata(&real).map_err(|e| format!("{shown_path} cannot be read: {e}"))?;
     if !meta.is_file() {
@@ -353,6 +369,22 @@ fn read_file(options: &InputOptions, path: &Path, given: String) -> Result<Resol
             sent_as: png.sent_as(),
         },
     })
+}
+
+/// `path` with `.` and `..` folded away, without asking the file system (which would say
+/// whether something exists there).
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 /// A `data:image/…;base64,` URI: decodable, an image, within the cap; sent re-encoded as a PNG
@@ -643,6 +675,35 @@ mod tests {
         let link = allowed.path().join("link.png");
         std::os::unix::fs::symlink(outside.path().join("secret.png"), &link).unwrap();
         let refused = read_file(&options(&[allowed.path()]), &link, "x".into()).unwrap_err();
+        assert!(refused.contains("outside"), "{refused}");
+        // It says where the link leads: the file in the allowed directory is only a link.
+        let real = dunce::canonicalize(outside.path().join("secret.png")).unwrap();
+        assert!(
+            refused.contains(&format!("is a link to {}", real.display())),
+            "{refused}"
+        );
+    }
+
+    /// Outside the allowed directories, a missing file gets the same answer as one that exists:
+    /// nothing is learnt about a place the server may not read.
+    #[test]
+    fn outside_the_allowed_directories_a_missing_file_is_answered_like_an_existing_one() {
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let outside_dir = dunce::canonicalize(outside.path()).unwrap();
+        std::fs::write(outside_dir.join("there.png"), PNG_1X1).unwrap();
+        let opts = options(&[allowed.path()]);
+        let there = read_file(&opts, &outside_dir.join("there.png"), "x".into()).unwrap_err();
+        let missing = read_file(&opts, &outside_dir.join("missing.png"), "x".into()).unwrap_err();
+        assert_eq!(
+            there.replace("there.png", "F"),
+            missing.replace("missing.png", "F"),
+            "{there} / {missing}"
+        );
+        assert!(!missing.contains("no file"), "{missing}");
+        // Walking out with `..` is judged by where it leads, the same way.
+        let climbed = allowed.path().join("..").join("nowhere.png");
+        let refused = read_file(&opts, &climbed, "x".into()).unwrap_err();
         assert!(refused.contains("outside"), "{refused}");
     }
 

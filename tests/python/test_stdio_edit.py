@@ -213,6 +213,10 @@ async def test_a_batch_of_three_with_progress_and_one_job_cancelled(server_on, s
     assert all(o["reference"].split("#")[0] in ids for o in done["outputs"])
     text = text_of(batch)
     assert "3 jobs: 2 succeeded, 1 cancelled." in text or "3 jobs: 1 cancelled, 2 succeeded." in text, text
+    # Numbered across the answer (each job's own image is #1 in its reference), and the count on
+    # a line of its own, not run into the last job's line.
+    assert "\nImage 1: " in text and "\nImage 2: " in text, text
+    assert "\nIn all: 2 images." in text, text
     # One progress stream that names each job.
     joined = " | ".join(updates)
     for n in (1, 2, 3):

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::super::{
     answer::{success, ToolError},
     args::{self, InvalidArgument, Validate},
-    media::{facts, image_block, label, resource_link},
+    media::{facts, image_block, label, numbers, resource_link},
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
@@ -245,7 +245,10 @@ impl JobResult {
             result.structured_content = None;
         }
         result.content.extend(inline.iter().map(image_block));
-        result.content.extend(self.outputs.iter().filter_map(resource_link));
+        let numbers = numbers(&self.outputs);
+        result
+            .content
+            .extend(self.outputs.iter().zip(numbers).filter_map(|(o, n)| resource_link(o, n)));
         result
     }
 
@@ -301,10 +304,13 @@ impl JobResult {
                     media::thousands(self.unlisted_outputs as usize)
                 ));
             }
-            text.push_str(&format!(" {}.", kinds.join(", ")));
+            // A batch's list of jobs ends in a line of its own: the count is the answer's, not the
+            // last job's.
+            let gap = if self.jobs.is_empty() { " " } else { "\nIn all: " };
+            text.push_str(&format!("{gap}{}.", kinds.join(", ")));
         }
-        for output in &self.outputs {
-            text.push_str(&format!("\n{}: {}", label(output), output.url));
+        for (output, number) in self.outputs.iter().zip(numbers(&self.outputs)) {
+            text.push_str(&format!("\n{}: {}", label(output, number), output.url));
             let facts = facts(output);
             if !facts.is_empty() {
                 text.push_str(&format!("\n  {facts}"));
