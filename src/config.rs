@@ -103,7 +103,8 @@ impl ServeArgs {
                 bearer_is_key: http.guards.token.is_none(),
             }));
         }
-        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, per_user_keys).await?;
+        let kept = simulator_jobs(&self.journal, self.upstream.simulate);
+        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, per_user_keys, kept).await?;
         crate::jobs::check_models(&client, &self.upstream.models())
             .await
             .map_err(anyhow::Error::msg)?;
@@ -140,7 +141,8 @@ impl GenerateSettings {
         };
         self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
-        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, false).await?;
+        let kept = simulator_jobs(&self.journal, self.upstream.simulate);
+        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, false, kept).await?;
         crate::jobs::check_models(&client, &self.upstream.models())
             .await
             .map_err(anyhow::Error::msg)?;
@@ -172,6 +174,19 @@ fn catalogue_copy(journal: &crate::journal::JournalArgs, simulated: bool) -> Opt
     }))
 }
 
+/// Where the built-in simulator keeps its jobs across restarts: beside its journal, in the state
+/// directory (nowhere with `--no-journal`, which keeps nothing on disk).
+fn simulator_jobs(journal: &crate::journal::JournalArgs, simulated: bool) -> Option<std::path::PathBuf> {
+    if !simulated || journal.no_journal {
+        return None;
+    }
+    let dir = journal
+        .state_dir
+        .clone()
+        .or_else(crate::journal::location::default_state_dir)?;
+    Some(dir.join("simulator-jobs.jsonl"))
+}
+
 /// The upstream client, pointed at RunComfy or, with `--simulate`, at a simulator started here,
 /// and the client for its result files: public `https` addresses only, plus the upstream's own
 /// origin when that is on this machine (the simulator, a loopback `--base-url`). `per_user_keys`:
@@ -180,9 +195,14 @@ fn catalogue_copy(journal: &crate::journal::JournalArgs, simulated: bool) -> Opt
 async fn upstream_client(
     args: &UpstreamArgs,
     per_user_keys: bool,
+    kept_jobs: Option<std::path::PathBuf>,
 ) -> anyhow::Result<(Arc<Client>, Option<BalanceReader>, Downloader, Option<Simulator>)> {
     let (config, simulator) = if args.simulate {
-        let simulator = Simulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        let simulator = match &kept_jobs {
+            Some(file) => Simulator::start_keeping_jobs(addr, SimConfig::default(), file).await?,
+            None => Simulator::start(addr, SimConfig::default()).await?,
+        };
         tracing::info!(url = %simulator.base_url(), "using the built-in simulator (no RunComfy traffic, no token needed)");
         let token = ApiToken::new("simulator").expect("a non-empty literal");
         (

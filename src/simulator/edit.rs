@@ -152,11 +152,12 @@ async fn own_result(sim: &Shared, file: &str, depth: u8) -> Option<Bytes> {
     let (id, name) = file.split_once('/')?;
     let job = sim.jobs.get(id)?;
     // Only a finished job's own PNGs (not a video's or an audio's file).
-    job.output_index(name)?;
+    let n = job.output_index(name)?;
     if job.references.is_empty() {
+        let caption = job.caption(id, n);
         return sim
             .images
-            .get(job.width, job.height, sim.config().image_style)
+            .get((job.width, job.height), sim.config().image_style, caption)
             .await
             .ok();
     }

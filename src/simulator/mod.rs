@@ -196,13 +196,27 @@ pub struct Simulator {
 impl Simulator {
     /// Binds `addr` (port 0 picks a free port) and serves in a background task.
     pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<Simulator> {
+        Self::start_with(addr, config, state::Jobs::default()).await
+    }
+
+    /// [`Simulator::start`], its jobs kept in `jobs_file` across restarts (see [`state`]): the
+    /// simulator of `serve --simulate`, in its state directory.
+    pub async fn start_keeping_jobs(
+        addr: SocketAddr,
+        config: SimConfig,
+        jobs_file: &std::path::Path,
+    ) -> std::io::Result<Simulator> {
+        Self::start_with(addr, config, state::Jobs::kept_in(jobs_file)?).await
+    }
+
+    async fn start_with(addr: SocketAddr, config: SimConfig, jobs: state::Jobs) -> std::io::Result<Simulator> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             record_tokens: config.record_tokens.into(),
             tokens: Mutex::default(),
             config: Mutex::new(config),
-            jobs: state::Jobs::default(),
+            jobs,
             faults: faults::Faults::default(),
             images: png::ImageCache::default(),
             edits: edit::EditCache::default(),

@@ -321,14 +321,17 @@ async fn image(State(sim): Sim, Path((id, file)): Path<(String, String)>) -> Res
         let Some(job) = sim.jobs.get(&id) else {
             return wire::not_found();
         };
-        if job.output_index(&file).is_none() {
+        let Some(n) = job.output_index(&file) else {
             return wire::not_found();
-        }
+        };
         let bytes = match job.media {
             Media::Video => Ok(Bytes::from_static(mp4::CLIP)),
             Media::Audio { millis } => Ok(wav::render(millis)),
             Media::Image if job.references.is_empty() => {
-                sim.images.get(job.width, job.height, sim.config().image_style).await
+                let caption = job.caption(&id, n);
+                sim.images
+                    .get((job.width, job.height), sim.config().image_style, caption)
+                    .await
             }
             Media::Image => edit::drawn(&sim, &id, &job).await.map(|drawn| drawn.png),
         };

@@ -4,14 +4,28 @@
 //! timings captured at submit, and whether it was cancelled. Computing the phase lazily on every
 //! request keeps a thousand concurrent jobs as cheap as a thousand small structs — no task, no
 //! timer per job — and makes a config change apply only to jobs submitted afterwards.
+//!
+//! The simulator built into `serve --simulate` keeps its jobs in a file of the state directory
+//! ([`Jobs::kept_in`]): one JSON line per submit and per cancel, appended. After a restart the
+//! jobs are read back, so `list_jobs` (the journal) and `get_result` (the simulator) agree again
+//! and `request_id#n` references still work. Persisting the jobs was chosen over a fixed port per
+//! state directory: several clients often start `serve --simulate` on the same directory at once
+//! (a desktop app and an editor), and a fixed port would let only one of them start. For the
+//! same reason a job another process added is looked for in the file before it is called
+//! unknown. Result URLs carry the port of the simulator that answers, so an old URL goes dead
+//! with its process, as RunComfy's expire; a job's result hands out fresh ones.
 
 use std::collections::HashMap;
+use std::io::{BufRead, Seek, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::input::Reference;
+use super::input::{self, Reference};
+use super::png::Caption;
 use super::SimConfig;
 
 /// Where a job is in its life at a given instant.
@@ -136,6 +150,15 @@ impl Job {
         }
     }
 
+    /// What output `n` (from 0) shows: the prompt (a catalogue model's too, when its input has
+    /// one) and the reference a client names it by, `request_id#n` (from 1).
+    pub(crate) fn caption(&self, id: &str, n: u32) -> Caption {
+        Caption {
+            prompt: self.request["prompt"].as_str().unwrap_or_default().to_owned(),
+            reference: format!("{id}#{}", n + 1),
+        }
+    }
+
     /// Which output `file` (`{n}.{extension}`) is, if it is one of this job's and the job has
     /// succeeded: outputs exist only then.
     pub(crate) fn output_index(&self, file: &str) -> Option<u32> {
@@ -181,26 +204,57 @@ pub(crate) enum CancelOutcome {
     NotCancellable(Phase),
 }
 
-/// All jobs, keyed by request id. A std mutex: every critical section is a map lookup.
+/// All jobs, keyed by request id, and the file they are kept in, if any. A std mutex: every
+/// critical section is a map lookup (and, for a job not in the map, a read of the file's new
+/// lines).
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
-    map: Mutex<HashMap<String, Job>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<String, Job>,
+    file: Option<JobFile>,
 }
 
 impl Jobs {
+    /// Jobs kept in `path` (made if missing): the jobs already there are read back.
+    pub(crate) fn kept_in(path: &Path) -> std::io::Result<Jobs> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut inner = Inner {
+            map: HashMap::new(),
+            file: Some(JobFile {
+                path: path.to_owned(),
+                read_to: 0,
+            }),
+        };
+        inner.read_new();
+        tracing::info!(path = %path.display(), jobs = inner.map.len(), "simulator: jobs kept across restarts");
+        Ok(Jobs {
+            inner: Mutex::new(inner),
+        })
+    }
+
     pub(crate) fn insert(&self, id: String, job: Job) {
-        self.lock().insert(id, job);
+        let mut inner = self.lock();
+        inner.keep(&id, &job);
+        inner.map.insert(id, job);
     }
 
     /// A snapshot of the job, if it exists.
     pub(crate) fn get(&self, id: &str) -> Option<Job> {
-        self.lock().get(id).cloned()
+        self.lock().find(id).cloned()
     }
 
     /// Every job's id and status string, oldest first (for the control API).
     pub(crate) fn list(&self) -> Vec<(String, &'static str)> {
-        let map = self.lock();
-        let mut jobs: Vec<(&String, &Job)> = map.iter().collect();
+        let mut inner = self.lock();
+        inner.read_new();
+        let mut jobs: Vec<(&String, &Job)> = inner.map.iter().collect();
         jobs.sort_by_key(|(_, job)| job.submitted);
         jobs.into_iter()
             .map(|(id, job)| (id.clone(), job.phase().status_str()))
@@ -209,28 +263,214 @@ impl Jobs {
 
     /// Counts a status call on the job and returns its phase, if the job exists.
     pub(crate) fn status(&self, id: &str) -> Option<Phase> {
-        let mut map = self.lock();
-        let job = map.get_mut(id)?;
+        let mut inner = self.lock();
+        let job = inner.find(id)?;
         job.status_calls += 1;
         Some(job.phase())
     }
 
     /// Cancels the job if it is still queued; only queued jobs can be cancelled upstream.
     pub(crate) fn cancel(&self, id: &str) -> Option<CancelOutcome> {
-        let mut map = self.lock();
-        let job = map.get_mut(id)?;
+        let mut inner = self.lock();
+        let job = inner.find(id)?;
         match job.phase() {
             Phase::InQueue { .. } => {
                 job.cancelled = true;
+                let job = job.clone();
+                inner.keep(id, &job);
                 Some(CancelOutcome::Cancelled)
             }
             other => Some(CancelOutcome::NotCancellable(other)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding this lock cannot leave a map half-updated: recover it.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    /// The job, looked for in the file's new lines too (another process's) before it is unknown.
+    fn find(&mut self, id: &str) -> Option<&mut Job> {
+        if !self.map.contains_key(id) {
+            self.read_new();
+        }
+        self.map.get_mut(id)
+    }
+
+    /// Appends the job's line to the file, if there is one. A failure costs only the job's
+    /// survival of a restart: said in the log, and the simulator goes on.
+    fn keep(&mut self, id: &str, job: &Job) {
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let mut line = match serde_json::to_vec(&Saved::of(id, job)) {
+            Ok(line) => line,
+            Err(error) => return tracing::warn!(%error, "simulator: cannot keep a job"),
+        };
+        line.push(b'\n');
+        // One write of the whole line in append mode: lines of several processes do not mix.
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file.path)
+            .and_then(|mut f| f.write_all(&line));
+        if let Err(error) = written {
+            tracing::warn!(%error, path = %file.path.display(), "simulator: cannot keep a job");
+        }
+    }
+
+    /// Reads the lines added to the file since the last read (the later line of a job wins).
+    fn read_new(&mut self) {
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let read = std::fs::File::open(&file.path).and_then(|mut f| {
+            f.seek(std::io::SeekFrom::Start(file.read_to))?;
+            let mut jobs = Vec::new();
+            let mut reader = std::io::BufReader::new(f);
+            let mut line = String::new();
+            // Only whole lines: one being written by another process is read next time.
+            while reader.read_line(&mut line)? > 0 && line.ends_with('\n') {
+                file.read_to += line.len() as u64;
+                match serde_json::from_str::<Saved>(&line) {
+                    Ok(saved) => jobs.push(saved),
+                    Err(error) => tracing::warn!(%error, "simulator: a kept job could not be read; skipped"),
+                }
+                line.clear();
+            }
+            Ok(jobs)
+        });
+        match read {
+            Ok(jobs) => {
+                for saved in jobs {
+                    let (id, job) = saved.into_job();
+                    self.map.insert(id, job);
+                }
+            }
+            Err(error) => tracing::warn!(%error, path = %file.path.display(), "simulator: cannot read the kept jobs"),
+        }
+    }
+}
+
+/// The file jobs are kept in, and how far it has been read.
+#[derive(Debug)]
+struct JobFile {
+    path: PathBuf,
+    read_to: u64,
+}
+
+/// A string longer than this in a request (an edit's data URI) is not kept: a file of kept jobs
+/// would grow by megabytes per edit. Such an edit is drawn from its prompt after a restart.
+const MAX_KEPT_STRING: usize = 4096;
+
+/// A job as one line of the file: its timings as wall-clock milliseconds, so that its phase goes
+/// on where it was after a restart.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    id: String,
+    model: String,
+    media: String,
+    #[serde(default)]
+    millis: u32,
+    request: Value,
+    width: u32,
+    height: u32,
+    images: u32,
+    cost_usd: f64,
+    created_at_ms: u64,
+    initial_queue_position: u32,
+    queue_step_ms: u64,
+    run_ms: u64,
+    cancelled: bool,
+}
+
+impl Saved {
+    fn of(id: &str, job: &Job) -> Saved {
+        let (media, millis) = match job.media {
+            Media::Image => ("image", 0),
+            Media::Video => ("video", 0),
+            Media::Audio { millis } => ("audio", millis),
+        };
+        let millis_of = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Saved {
+            id: id.to_owned(),
+            model: job.model.to_string(),
+            media: media.to_owned(),
+            millis,
+            request: without_long_strings(&job.request),
+            width: job.width,
+            height: job.height,
+            images: job.images,
+            cost_usd: job.cost_usd,
+            created_at_ms: millis_of(job.created_at.duration_since(UNIX_EPOCH).unwrap_or_default()),
+            initial_queue_position: job.initial_queue_position,
+            queue_step_ms: millis_of(job.queue_step),
+            run_ms: millis_of(job.run),
+            cancelled: job.cancelled,
+        }
+    }
+
+    fn into_job(self) -> (String, Job) {
+        let created_at = UNIX_EPOCH + Duration::from_millis(self.created_at_ms);
+        let age = SystemTime::now().duration_since(created_at).unwrap_or_default();
+        // Submitted `age` ago on this process's clock; a job older than the clock itself (made
+        // before the machine started) has long finished.
+        let (submitted, timings) = match Instant::now().checked_sub(age) {
+            Some(submitted) => (
+                submitted,
+                (
+                    self.initial_queue_position,
+                    Duration::from_millis(self.queue_step_ms),
+                    Duration::from_millis(self.run_ms),
+                ),
+            ),
+            None => (Instant::now(), (0, Duration::ZERO, Duration::ZERO)),
+        };
+        // An edit's references, judged again from its body (an edit whose data URIs were not
+        // kept has none, and is drawn from its prompt).
+        let references = if self.model == input::EDIT_MODEL_ID {
+            serde_json::to_vec(&self.request)
+                .ok()
+                .and_then(|body| input::validate_for(input::Endpoint::Edit, &body).ok())
+                .map(|(_, valid)| valid.images)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let media = match self.media.as_str() {
+            "video" => Media::Video,
+            "audio" => Media::Audio { millis: self.millis },
+            _ => Media::Image,
+        };
+        let job = Job {
+            model: self.model.into(),
+            media,
+            request: Arc::new(self.request),
+            references: references.into(),
+            width: self.width,
+            height: self.height,
+            images: self.images,
+            cost_usd: self.cost_usd,
+            created_at,
+            submitted,
+            initial_queue_position: timings.0,
+            queue_step: timings.1,
+            run: timings.2,
+            cancelled: self.cancelled,
+            status_calls: 0,
+        };
+        (self.id, job)
+    }
+}
+
+/// `value` with every string longer than [`MAX_KEPT_STRING`] replaced by a note of its length.
+fn without_long_strings(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.len() > MAX_KEPT_STRING => Value::String(format!("(not kept: {} bytes)", s.len())),
+        Value::Array(items) => Value::Array(items.iter().map(without_long_strings).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), without_long_strings(v))).collect()),
+        other => other.clone(),
     }
 }
 
@@ -277,6 +517,48 @@ mod tests {
         assert_eq!(j.phase_at(t + ms(200)), Phase::InProgress);
         assert_eq!(j.phase_at(t + ms(249)), Phase::InProgress);
         assert!(matches!(j.phase_at(t + ms(250)), Phase::Completed { .. }));
+    }
+
+    /// Jobs kept in a file come back in a new simulator on the same file, in the phase the clock
+    /// says, cancelled ones cancelled; and one another process added is found there.
+    #[test]
+    fn kept_jobs_survive_a_restart_and_are_shared_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("simulator-jobs.jsonl");
+        let first = Jobs::kept_in(&path).unwrap();
+        let request = serde_json::json!({"prompt": "a red fox"});
+        let config = SimConfig::default();
+        first.insert(
+            "done".into(),
+            Job::new(
+                "m",
+                request.clone(),
+                Vec::new(),
+                (1024, 576),
+                2,
+                &SimConfig {
+                    initial_queue_position: 0,
+                    run_ms: 0,
+                    ..config.clone()
+                },
+            ),
+        );
+        first.insert("queued".into(), job(50, 60_000, 0));
+        assert_eq!(first.cancel("queued"), Some(CancelOutcome::Cancelled));
+        first.insert("waiting".into(), job(50, 60_000, 0));
+
+        let again = Jobs::kept_in(&path).unwrap();
+        let done = again.get("done").unwrap();
+        assert!(matches!(done.phase(), Phase::Completed { .. }));
+        assert_eq!((done.width, done.height, done.images), (1024, 576, 2));
+        assert_eq!(done.caption("done", 1).prompt, "a red fox");
+        assert_eq!(done.output_index("1.png"), Some(1));
+        assert_eq!(again.status("queued"), Some(Phase::Cancelled));
+        assert!(matches!(again.status("waiting"), Some(Phase::InQueue { .. })));
+        // Another process on the same file: its job is found without a restart.
+        first.insert("later".into(), job(0, 0, 0));
+        assert!(again.get("later").is_some());
+        assert_eq!(again.list().len(), 4);
     }
 
     #[test]

@@ -22,8 +22,6 @@ from conftest import BIN, env_for
 pytestmark = pytest.mark.anyio
 
 BLUE = (0, 160, 255)
-# The first pixel of the simulator's text-to-image gradient.
-GRADIENT_ORIGIN = (0, 96, 255)
 
 
 def tinted(rgb):
@@ -40,16 +38,19 @@ def png(rgb, width=16, height=16):
 
 
 def first_pixel(data):
-    """The top-left pixel of an 8-bit RGB(A) PNG: enough of a decoder for a solid or tinted image."""
+    """The top-left pixel of an 8-bit RGB(A) or indexed PNG: enough of a decoder for a solid or
+    tinted image, or the simulator's text-to-image gradient (whose colours are each job's own)."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, channels = 8, b"", 0, 3
+    pos, idat, width, channels, palette = 8, b"", 0, 3, None
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos:pos + 4])
         kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
         if kind == b"IHDR":
             width, _, depth, colour = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and colour in (2, 6), (depth, colour)
-            channels = 3 if colour == 2 else 4
+            assert depth == 8 and colour in (2, 3, 6), (depth, colour)
+            channels = {2: 3, 3: 1, 6: 4}[colour]
+        elif kind == b"PLTE":
+            palette = body
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
@@ -57,6 +58,8 @@ def first_pixel(data):
     # The first row has no row above it: Up and Paeth reduce to None and Sub, Average to half of Sub.
     kind, raw = row[0], bytearray(row[1:1 + channels])
     assert kind in (0, 1, 2, 3, 4), kind
+    if palette is not None:
+        return tuple(palette[3 * raw[0]:3 * raw[0] + 3])
     return tuple(raw[:3])
 
 
@@ -153,7 +156,7 @@ async def test_edit_of_an_earlier_result_by_its_reference(simulator, state_dir):
         job = await sim(simulator, "GET", f"/__sim/jobs/{job_id}")
         assert job["request"]["image_urls"] == [second_url], "the output URL exactly as RunComfy gave it"
     edited = await download(edit.structured_content["images"][0])
-    assert first_pixel(edited) == tinted(GRADIENT_ORIGIN)
+    assert first_pixel(edited) == tinted(first_pixel(await download(second_url)))
 
 
 async def test_an_https_url_is_passed_through_unchanged(server_on, simulator):
