@@ -175,7 +175,8 @@ fn terminal_hint(simulated: bool) -> String {
     )
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    args.upstream.settle_simulation();
     let simulated = args.upstream.simulate;
     // Fields moved out one by one: the rest (the in-process simulator) lives until we return.
     let serve = args.build().await?;

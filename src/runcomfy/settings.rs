@@ -37,6 +37,12 @@ pub struct UpstreamArgs {
     #[arg(long, env = "RUNCOMFY_SIMULATE")]
     pub simulate: bool,
 
+    /// With no RunComfy key set, run on the built-in simulator instead of refusing to start (the
+    /// Claude Desktop bundle sets it: it can be tried before a key is entered). A key, once set,
+    /// is used.
+    #[arg(long, env = "RUNCOMFY_SIMULATE_WITHOUT_KEY")]
+    pub simulate_without_key: bool,
+
     #[command(flatten)]
     pub balance: BalanceArgs,
 }
@@ -64,6 +70,17 @@ impl BalanceArgs {
         };
         check_base_url(&url).map_err(|_| ConfigError::BadBalanceUrl(url.clone()))?;
         Ok(Some(url))
+    }
+}
+
+impl UpstreamArgs {
+    /// Settles `--simulate-without-key`: with no key in the environment, this run simulates,
+    /// and the log says so (a person must not mistake the simulator's pictures for paid ones).
+    pub fn settle_simulation(&mut self) {
+        if self.simulate_without_key && !self.simulate && token_from_env().is_none() {
+            tracing::warn!("no RunComfy key set: running on the built-in simulator (no charge, no network); set RUNCOMFY_API_KEY to make real images");
+            self.simulate = true;
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 """`serve --simulate` as a person first tries it: each picture shows what was asked (two prompts,
-two pictures), and the jobs outlive a restart on the same state directory (list_jobs, get_result
-and `request_id#1` references agree again)."""
+two pictures), the jobs outlive a restart on the same state directory (list_jobs, get_result
+and `request_id#1` references agree again), and the Claude Desktop bundle can be tried without a
+key."""
 
 import base64
 import zlib
 
 import httpx2 as httpx
 import pytest
+from conftest import BIN, env_for, server_env
+from mcp import StdioServerParameters
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 
@@ -99,3 +102,27 @@ async def test_a_job_survives_a_restart_of_serve_simulate_on_the_same_state_dire
             )
             assert not edit.is_error, text_of(edit)
             assert edit.structured_content["status"] == "succeeded", text_of(edit)
+
+
+async def test_without_a_key_the_bundle_runs_on_the_simulator_and_with_one_on_runcomfy(simulator, state_dir):
+    """The Claude Desktop bundle sets RUNCOMFY_SIMULATE_WITHOUT_KEY and passes the key field as
+    it was filled in: empty, the built-in simulator answers; set, the configured upstream (here a
+    standalone simulator standing in for RunComfy) gets the job."""
+    async def submit(env):
+        params = StdioServerParameters(command=BIN, args=["serve"], env=env)
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                submitted = await session.call_tool("generate_image", {"prompt": "a kite", "size": "1024x1024"})
+                assert not submitted.is_error, text_of(submitted)
+                return submitted.structured_content["request_id"]
+
+    async def upstream_jobs():
+        async with httpx.AsyncClient() as http:
+            return [j["request_id"] for j in (await http.get(f"{simulator}/__sim/jobs")).json()]
+
+    bundle = {"RUNCOMFY_SIMULATE_WITHOUT_KEY": "true", "RUNCOMFY_STATE_DIR": state_dir}
+    offline = await submit(server_env(RUNCOMFY_API_KEY="", RUNCOMFY_BASE_URL=simulator, **bundle))
+    assert offline not in await upstream_jobs(), "no key: nothing reached the upstream"
+    online = await submit(env_for(simulator, **bundle))
+    assert online in await upstream_jobs(), "a key: the job went to the upstream"
