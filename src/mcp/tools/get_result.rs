@@ -246,9 +246,12 @@ impl JobResult {
         }
         result.content.extend(inline.iter().map(image_block));
         let numbers = numbers(&self.outputs);
-        result
-            .content
-            .extend(self.outputs.iter().zip(numbers).filter_map(|(o, n)| resource_link(o, n)));
+        result.content.extend(
+            self.outputs
+                .iter()
+                .zip(numbers)
+                .filter_map(|(o, n)| resource_link(o, n)),
+        );
         result
     }
 
