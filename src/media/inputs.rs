@@ -691,7 +691,7 @@ mod tests {
         let allowed = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let outside_dir = dunce::canonicalize(outside.path()).unwrap();
-        std::fs::write(outside_dir.join("there.png"), PNG_1X1).unwrap();
+        std::fs::write(outside_dir.join("there.png"), png_1x1()).unwrap();
         let opts = options(&[allowed.path()]);
         let there = read_file(&opts, &outside_dir.join("there.png"), "x".into()).unwrap_err();
         let missing = read_file(&opts, &outside_dir.join("missing.png"), "x".into()).unwrap_err();
