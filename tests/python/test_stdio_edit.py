@@ -113,13 +113,16 @@ async def test_edit_of_a_local_file_is_drawn_from_it_and_journaled_without_its_b
     # The simulator got the file as a data URI and drew the output from it.
     job = await sim(simulator, "GET", f"/__sim/jobs/{request_id}")
     assert job["request"]["image_urls"][0].startswith("data:image/png;base64,")
-    assert job["inputs"] == [{"kind": "data_uri", "mime_type": "image/png", "bytes": photo.stat().st_size}]
+    assert job["inputs"] == [
+        {"kind": "data_uri", "mime_type": "image/png", "bytes": photo.stat().st_size, "width": 16, "height": 16}
+    ]
     assert first_pixel(await download(output["url"])) == tinted(BLUE)
     # The journal knows what the input was, never its bytes.
     with sqlite3.connect(pathlib.Path(state_dir) / "journal.sqlite3") as db:
         (model, params), = db.execute("SELECT model, params FROM jobs WHERE request_id = ?", (request_id,))
     assert model == "bytedance/dreamina-4-0/edit"
-    assert "base64" not in params and "image_urls" not in params
+    # The recipe keeps the image field as given (the path), never the data URI that was sent.
+    assert "base64" not in params and json.loads(params)["image_urls"] == [str(photo)]
     assert json.loads(params)["inputs"] == [
         {"kind": "file", "given": str(photo), "path": str(photo.resolve()), "bytes": photo.stat().st_size, "mime_type": "image/png"}
     ]
