@@ -392,18 +392,8 @@ fn pixel_bomb(width: u32, height: u32) -> Vec<u8> {
         .unwrap();
     png[16..20].copy_from_slice(&width.to_be_bytes());
     png[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = png[12..29].iter().fold(!0u32, |mut crc, &b| {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-        crc
-    });
-    png[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
     png
 }
 
