@@ -28,14 +28,24 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).
+    #[command(after_help = ENVIRONMENT_ONLY)]
     Serve(ServeArgs),
     /// Generate or edit an image from a shell: progress on stderr, saved file paths on stdout.
+    #[command(after_help = ENVIRONMENT_ONLY)]
     Generate(GenerateArgs),
     /// Print jobs and spending per day (UTC) from this machine's job journal.
+    #[command(after_help = ENVIRONMENT_ONLY)]
     Usage(UsageArgs),
     /// Run the fake RunComfy API alone, for trying clients and tests against it.
     Simulate(SimulateArgs),
 }
+
+/// Settings that have no flag, so that `--help` (and docs/configuration.md, made from it) names
+/// them too: secrets stay off the command line, which every user of the machine sees in `ps`.
+const ENVIRONMENT_ONLY: &str = "\
+Environment only:
+  RUNCOMFY_API_KEY  Your RunComfy API key (RUNCOMFY_API_TOKEN is read too), from the RunComfy dashboard; required unless --simulate. Never a flag: a command line is visible to every user of the machine
+  RUST_LOG          What is logged, always to stderr (for example RUST_LOG=debug)";
 
 #[derive(clap::Args, Debug)]
 struct UsageArgs {
