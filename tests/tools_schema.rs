@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn tools_list() -> Value {
     let sim = simulator(fast_config()).await;
@@ -36,6 +36,58 @@ async fn tools_list_snapshot() {
 #[tokio::test]
 async fn tools_list_for_app_hosts_snapshot() {
     insta::assert_json_snapshot!("tools_list_app", app_tools_list().await);
+}
+
+/// The prompts are reviewed like the tools: prompts/list, and what prompts/get writes for each
+/// with its arguments given (and left out where they may be).
+#[tokio::test]
+async fn prompts_snapshot() {
+    use rmcp::model::GetPromptRequestParams;
+    let sim = simulator(fast_config()).await;
+    let client = connect(&sim.base_url(), &[]).await;
+    let listed = client.list_all_prompts().await.expect("prompts/list");
+    let mut got = serde_json::Map::new();
+    for (name, arguments) in [
+        (
+            "exact_text",
+            json!({"text": "GRAND OPENING", "design": "a shop-window poster"}),
+        ),
+        ("exact_text", json!({"text": "Café Lumière"})),
+        (
+            "consistent_set",
+            json!({"subject": "a red panda detective", "count": "6", "style": "flat vector art"}),
+        ),
+        (
+            "consistent_set",
+            json!({"subject": "the mascot", "reference": "3f1c…#1"}),
+        ),
+        (
+            "keep_identity_edit",
+            json!({"image": "/photos/me.jpg", "change": "put me on a beach at sunset"}),
+        ),
+        (
+            "product_shot",
+            json!({"product": "a matte black ceramic mug", "image": "https://example.com/mug.jpg"}),
+        ),
+    ] {
+        let prompt = client
+            .get_prompt(GetPromptRequestParams::new(name).with_arguments(args(arguments.clone())))
+            .await
+            .unwrap_or_else(|e| panic!("prompts/get {name}: {e}"));
+        got.insert(format!("{name} {arguments}"), serde_json::to_value(prompt).unwrap());
+    }
+    for (name, arguments, says) in [
+        ("consistent_set", json!({"subject": "a cat", "count": "16"}), "2 to 15"),
+        ("exact_text", json!({"text": "  "}), "text must not be empty"),
+    ] {
+        let refused = client
+            .get_prompt(GetPromptRequestParams::new(name).with_arguments(args(arguments)))
+            .await
+            .expect_err("a bad argument is refused");
+        assert!(refused.to_string().contains(says), "{refused}");
+    }
+    client.cancel().await.unwrap();
+    insta::assert_json_snapshot!("prompts", json!({"list": listed, "get": got}));
 }
 
 #[tokio::test]

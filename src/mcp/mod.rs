@@ -8,6 +8,7 @@ mod args;
 mod caller;
 mod media;
 mod progress;
+mod prompts;
 mod resources;
 mod schema;
 mod server;

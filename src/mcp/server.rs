@@ -4,19 +4,22 @@
 use std::sync::LazyLock;
 
 use rmcp::{
-    handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
+    handler::server::{prompt::PromptContext, router::tool::ToolRouter, tool::ToolCallContext},
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams, CustomRequest, CustomResult,
-        GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams, InitializeResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, UpdateTaskParams,
+        GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig, UpdateTaskParams,
     },
     service::RequestContext,
     task_manager::TaskManager,
     tool_handler, ErrorData, RoleServer, ServerHandler,
 };
 
-use super::{app, caller::SessionOwner, resources, settings::StructuredMode, tasks::TaskOwners, tools};
+use super::{
+    app, caller::SessionOwner, prompts::PROMPTS, resources, settings::StructuredMode, tasks::TaskOwners, tools,
+};
 use crate::jobs::JobService;
 
 const INSTRUCTIONS: &str = "Makes and edits images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy. \
@@ -88,6 +91,7 @@ impl ServerHandler for RunComfyServer {
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_prompts()
             .enable_resources()
             .enable_tasks()
             .build();
@@ -158,6 +162,24 @@ impl ServerHandler for RunComfyServer {
         result.ttl_ms = cache_hints.then_some(0);
         result.cache_scope = cache_hints.then_some(CacheScope::Public);
         Ok(result)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(PROMPTS.list_all()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        PROMPTS
+            .get_prompt(PromptContext::new(self, request.name, request.arguments, context))
+            .await
     }
 
     async fn list_resources(
