@@ -36,6 +36,19 @@ pub fn cause_chain(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// `20000` as `20,000`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +60,18 @@ mod tests {
         assert_eq!(ellipsis("abc", 3), "abc");
         assert_eq!(ellipsis("abcd", 3), "ab…");
         assert_eq!(ellipsis("ééééé", 4).chars().count(), 4);
+    }
+
+    #[test]
+    fn thousands_get_separators() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (19_936, "19,936"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
     }
 }

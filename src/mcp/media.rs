@@ -5,8 +5,8 @@ use base64::Engine as _;
 use rmcp::model::{ContentBlock, Resource};
 
 use crate::{
-    media::{InlineImage, OutputReport},
-    text::capitalised,
+    media::{InlineImage, MediaNote, OutputReport, MAX_PROCESSED},
+    text::{capitalised, thousands},
 };
 
 pub fn image_block(image: &InlineImage) -> ContentBlock {
@@ -89,10 +89,116 @@ pub fn facts(output: &OutputReport) -> String {
     facts.join(", ")
 }
 
+/// A result-wide note as the model reads it (in `notes`, and as a `Note:` line of the text).
+pub fn note_text(note: &MediaNote) -> String {
+    match *note {
+        MediaNote::InlineImagesOff => {
+            "Inline images are turned off on this server (--no-preview); use the URLs.".to_owned()
+        }
+        MediaNote::FilesNotSaved { count } => format!(
+            "{count} video or audio file(s) are not saved: at most {MAX_PROCESSED} outputs of a result are downloaded. Their URLs are listed."
+        ),
+        MediaNote::ImagesNotFetched {
+            fetched,
+            previewed,
+            saved,
+        } => format!(
+            "Only the first {fetched} images of a result are downloaded{}; the others are listed by URL.",
+            match (previewed, saved) {
+                (true, true) => ", previewed and saved",
+                (true, false) => " and previewed",
+                (false, _) => " and saved",
+            },
+        ),
+        MediaNote::OutputsUnlisted { total, unlisted } => format!(
+            "RunComfy listed {} outputs for this job: the first {} are listed here, and {} more are not.",
+            thousands(total),
+            thousands(total - unlisted),
+            thousands(unlisted),
+        ),
+        MediaNote::PreviewsInsteadOfFullSize { count, cap_bytes } => format!(
+            "{count} image(s) came as previews instead of full size: full-size images in one result are capped at {} KB.",
+            cap_bytes / 1024
+        ),
+        MediaNote::PreviewsLeftOut { count } => format!(
+            "{count} image(s) have no inline preview, to keep the result small; their URLs are listed."
+        ),
+    }
+}
+
+/// [`note_text`] of each note, in order.
+pub fn note_texts(notes: &[MediaNote]) -> Vec<String> {
+    notes.iter().map(note_text).collect()
+}
+
 fn human_bytes(bytes: u64) -> String {
     match bytes {
         b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1_000_000.0),
         b if b >= 1_000 => format!("{:.0} KB", b as f64 / 1_000.0),
         b => format!("{b} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words are the ones the model has always read: tests and hosts' transcripts match them.
+    #[test]
+    fn each_note_reads_as_before() {
+        for (note, text) in [
+            (
+                MediaNote::InlineImagesOff,
+                "Inline images are turned off on this server (--no-preview); use the URLs.",
+            ),
+            (
+                MediaNote::FilesNotSaved { count: 2 },
+                "2 video or audio file(s) are not saved: at most 16 outputs of a result are downloaded. Their URLs are listed.",
+            ),
+            (
+                MediaNote::ImagesNotFetched {
+                    fetched: 16,
+                    previewed: true,
+                    saved: true,
+                },
+                "Only the first 16 images of a result are downloaded, previewed and saved; the others are listed by URL.",
+            ),
+            (
+                MediaNote::ImagesNotFetched {
+                    fetched: 16,
+                    previewed: true,
+                    saved: false,
+                },
+                "Only the first 16 images of a result are downloaded and previewed; the others are listed by URL.",
+            ),
+            (
+                MediaNote::ImagesNotFetched {
+                    fetched: 3,
+                    previewed: false,
+                    saved: true,
+                },
+                "Only the first 3 images of a result are downloaded and saved; the others are listed by URL.",
+            ),
+            (
+                MediaNote::OutputsUnlisted {
+                    total: 20_000,
+                    unlisted: 19_936,
+                },
+                "RunComfy listed 20,000 outputs for this job: the first 64 are listed here, and 19,936 more are not.",
+            ),
+            (
+                MediaNote::PreviewsInsteadOfFullSize {
+                    count: 1,
+                    cap_bytes: 3 * 1024 * 1024,
+                },
+                "1 image(s) came as previews instead of full size: full-size images in one result are capped at 3072 KB.",
+            ),
+            (
+                MediaNote::PreviewsLeftOut { count: 4 },
+                "4 image(s) have no inline preview, to keep the result small; their URLs are listed.",
+            ),
+        ] {
+            assert_eq!(note_text(&note), text);
+        }
     }
 }

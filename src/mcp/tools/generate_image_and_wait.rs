@@ -268,7 +268,7 @@ impl RunComfyServer {
                         cost_usd: answer.cost,
                     });
                     reports.extend(media.outputs);
-                    notes.extend(media.notes);
+                    notes.extend(super::super::media::note_texts(&media.notes));
                     inline.extend(media.inline);
                 }
                 Part::Other(job, error) => {

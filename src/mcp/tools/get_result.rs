@@ -195,7 +195,9 @@ impl JobResult {
             estimated_cost_usd: None,
             next_step,
             outputs: media.map(|m| m.outputs.clone()).unwrap_or_default(),
-            notes: media.map(|m| m.notes.clone()).unwrap_or_default(),
+            notes: media
+                .map(|m| super::super::media::note_texts(&m.notes))
+                .unwrap_or_default(),
             made_with: None,
             request_ids: Vec::new(),
             jobs: Vec::new(),
