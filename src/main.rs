@@ -28,11 +28,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).
+    // Boxed, as `generate`: each holds many settings, which would size every variant (clippy's
+    // large_enum_variant).
     #[command(after_help = ENVIRONMENT_ONLY)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Generate or edit an image from a shell: progress on stderr, saved file paths on stdout.
     #[command(after_help = ENVIRONMENT_ONLY)]
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Print jobs and spending per day (UTC) from this machine's job journal.
     #[command(after_help = ENVIRONMENT_ONLY)]
     Usage(UsageArgs),
@@ -120,7 +122,7 @@ fn main() -> std::process::ExitCode {
     // At a shell, info lines would scroll the progress spinner away: only warnings by default.
     let quiet = matches!(cli.command, Some(Command::Generate(_) | Command::Usage(_)));
     init_logging(if quiet { "warn" } else { "runcomfy_mcp=info,warn" });
-    let command = cli.command.unwrap_or_else(|| Command::Serve(default_serve()));
+    let command = cli.command.unwrap_or_else(|| Command::Serve(Box::new(default_serve())));
     let flavor = match &command {
         Command::Serve(args) if args.transport.transport == TransportKind::Stdio => Flavor::CurrentThread,
         Command::Serve(args) => Flavor::Workers(args.transport.worker_threads.into()),
@@ -129,8 +131,8 @@ fn main() -> std::process::ExitCode {
     let outcome = match runtime::build(flavor) {
         Ok(runtime) => runtime.block_on(async {
             match command {
-                Command::Serve(args) => serve(args).await,
-                Command::Generate(args) => generate(args).await,
+                Command::Serve(args) => serve(*args).await,
+                Command::Generate(args) => generate(*args).await,
                 Command::Usage(args) => usage(args).await,
                 Command::Simulate(args) => simulate(args).await,
             }

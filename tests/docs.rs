@@ -185,13 +185,12 @@ fn every_tool_has_a_title_and_a_read_only_or_destructive_hint() {
         if title(tool).is_none() {
             missing.push(format!("{name}: no title"));
         }
-        if !hints["readOnlyHint"].is_boolean() {
-            missing.push(format!("{name}: no readOnlyHint"));
-        }
-        // A tool that writes says whether what it does can be lost (the hint means nothing for a
-        // read-only one, so only there may it be left out).
-        if hints["readOnlyHint"] == false && !hints["destructiveHint"].is_boolean() {
-            missing.push(format!("{name}: writes, but has no destructiveHint"));
+        // Both stated, as RunComfy's own server holds its tools to (a missing hint is read by
+        // clients as its default, which for destructiveHint is true).
+        for hint in ["readOnlyHint", "destructiveHint"] {
+            if !hints[hint].is_boolean() {
+                missing.push(format!("{name}: no {hint}"));
+            }
         }
     }
     assert!(

@@ -33,6 +33,7 @@ use tower_http::{
 };
 
 use super::{
+    apps_challenge,
     connections::{self, RESERVE},
     guards, jsonrpc_errors,
     legacy_sse::{self, LegacySse},
@@ -131,6 +132,7 @@ where
     Router::new()
         .merge(mcp)
         .merge(others)
+        .merge(apps_challenge::router(settings.openai_apps_challenge.clone()))
         // A request that fails the guards is answered before its body is read.
         .layer(middleware::from_fn_with_state(guards.clone(), guards::guard))
         .layer(cors(guards))

@@ -5,8 +5,10 @@
 //! `session_budget`, over `connections` bounded in number and time, with `shutdown` handling;
 //! `settings` holds `serve`'s transport flags; `per_user_keys` reads each request's RunComfy key
 //! with `--per-user-keys`, and `session_owners` keeps each session to the key that opened it;
-//! `jsonrpc_errors` answers what rmcp cannot read as JSON-RPC says.
+//! `jsonrpc_errors` answers what rmcp cannot read as JSON-RPC says; `apps_challenge` serves
+//! ChatGPT's domain-verification token.
 
+mod apps_challenge;
 pub mod connections;
 pub mod guards;
 pub mod http;

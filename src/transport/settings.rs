@@ -139,6 +139,11 @@ pub struct TransportArgs {
     #[arg(long, env = "RUNCOMFY_MCP_SHUTDOWN_GRACE_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_secs: u64,
+
+    /// HTTP: the domain-verification token OpenAI gives when the server is submitted to ChatGPT's
+    /// app directory; served as text at /.well-known/openai-apps-challenge (a 404 without it)
+    #[arg(long, env = "RUNCOMFY_MCP_OPENAI_APPS_CHALLENGE", value_name = "TOKEN")]
+    pub openai_apps_challenge: Option<String>,
 }
 
 /// The HTTP server's checked settings.
@@ -154,6 +159,8 @@ pub struct HttpSettings {
     pub connections: ConnectionLimits,
     /// With `--per-user-keys`: how requests carry keys, and how keys become owners.
     pub per_user_keys: Option<Arc<PerUserKeys>>,
+    /// ChatGPT's domain-verification token, when one is set.
+    pub openai_apps_challenge: Option<Arc<str>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -168,6 +175,8 @@ pub enum SettingsError {
     BadHost(String),
     #[error("--allowed-origin {0}")]
     BadOrigin(String),
+    #[error("{0}")]
+    BadChallenge(String),
 }
 
 impl TransportArgs {
@@ -217,6 +226,8 @@ impl TransportArgs {
             },
             // Filled in by `serve`'s start, which knows where the owner secret is kept.
             per_user_keys: None,
+            openai_apps_challenge: super::apps_challenge::parse(self.openai_apps_challenge.as_deref())
+                .map_err(SettingsError::BadChallenge)?,
         })
     }
 }

@@ -6,7 +6,7 @@
 use crate::common::{
     eventually, fast_config,
     http::{answer, call_tool, initialize, post_mcp, HttpServer},
-    simulator,
+    simulator, within,
 };
 use runcomfy_mcp::simulator::SimConfig;
 use serde_json::json;
@@ -167,4 +167,45 @@ async fn sigterm_stops_new_connections_but_lets_the_call_in_flight_finish() {
     assert_eq!(result["isError"], json!(false), "{answer}");
     assert_eq!(result["structuredContent"]["status"], "succeeded", "{answer}");
     assert!(stopping.await.unwrap().success());
+}
+
+/// ChatGPT's app directory fetches its domain-verification token back from the server's host: set
+/// (by flag or variable, a pasted newline trimmed), it is served there as plain text; unset, the
+/// path is an ordinary 404; a token that is not one word is refused at start, before listening.
+#[tokio::test]
+async fn the_openai_apps_challenge_is_served_as_plain_text_once_set() {
+    const PATH: &str = "/.well-known/openai-apps-challenge";
+    let sim = simulator(fast_config()).await;
+    let http = reqwest::Client::new();
+    let by_variable = HttpServer::start(
+        &sim.base_url(),
+        &[],
+        &[("RUNCOMFY_MCP_OPENAI_APPS_CHALLENGE", "tok-123_ABC\n")],
+    )
+    .await;
+    let by_flag = HttpServer::start(&sim.base_url(), &["--openai-apps-challenge", "other.Token-9"], &[]).await;
+    for (server, token) in [(&by_variable, "tok-123_ABC"), (&by_flag, "other.Token-9")] {
+        let got = http.get(server.url(PATH)).send().await.unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.headers()["content-type"], "text/plain; charset=utf-8");
+        assert_eq!(got.text().await.unwrap(), token);
+    }
+    let unset = HttpServer::start(&sim.base_url(), &[], &[]).await;
+    assert_eq!(http.get(unset.url(PATH)).send().await.unwrap().status(), 404);
+
+    // Refused at start: the process exits (`within` fails the test, and kill_on_drop ends the
+    // child, should it listen instead).
+    let refused = within(
+        crate::common::Bin::serve_http()
+            .upstream(&sim.base_url())
+            .args(["--openai-apps-challenge", "two words"])
+            .tokio()
+            .output(),
+        "serve to refuse a token of two words",
+    )
+    .await
+    .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--openai-apps-challenge"), "{said}");
 }
