@@ -12,6 +12,9 @@
 mod columns;
 mod handle;
 pub mod location;
+#[cfg(test)]
+mod migration_tests;
+mod migrations;
 pub mod postgres;
 mod recent;
 mod record;

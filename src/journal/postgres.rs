@@ -24,51 +24,12 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use super::{
     columns::{self, apply, from_millis, json_list, millis, parse_list, COLUMNS, COUNTED},
+    migrations::{self, Dialect, Refused, LATEST},
     recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
     SubmitOutcome, TaskRecord,
 };
-
-/// The schema, one step per version: a database at version N gets steps N+1.. at start. Never
-/// edit a step that has shipped; add one.
-const MIGRATIONS: &[&str] = &[
-    "
-CREATE TABLE runcomfy_jobs (
-    key            BIGSERIAL PRIMARY KEY,
-    request_id     TEXT UNIQUE,
-    model          TEXT NOT NULL,
-    prompt         TEXT NOT NULL,
-    size           TEXT NOT NULL,
-    params         TEXT NOT NULL,
-    status         TEXT NOT NULL,
-    queue_position INTEGER,
-    images         TEXT NOT NULL DEFAULT '[]',
-    videos         TEXT NOT NULL DEFAULT '[]',
-    saved_paths    TEXT NOT NULL DEFAULT '[]',
-    error          TEXT,
-    submitted_at   BIGINT NOT NULL,
-    updated_at     BIGINT NOT NULL,
-    finished_at    BIGINT,
-    cost_usd       DOUBLE PRECISION,
-    estimate_usd   DOUBLE PRECISION,
-    owner          TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX runcomfy_jobs_by_time ON runcomfy_jobs (submitted_at DESC, key DESC);
-CREATE INDEX runcomfy_jobs_by_owner ON runcomfy_jobs (owner, submitted_at DESC, key DESC);
-",
-    "
-CREATE TABLE runcomfy_tasks (
-    task_id     TEXT PRIMARY KEY,
-    owner       TEXT NOT NULL,
-    detail      TEXT NOT NULL,
-    request_ids TEXT NOT NULL DEFAULT '[]',
-    finished    BOOLEAN NOT NULL,
-    updated_at  BIGINT NOT NULL
-);
-CREATE INDEX runcomfy_tasks_by_time ON runcomfy_tasks (updated_at);
-",
-];
 
 /// The advisory lock migrations run under (any constant no other program is likely to pick).
 const MIGRATION_LOCK: i64 = 0x7275_6e63_6f6d_6679; // "runcomfy"
@@ -85,7 +46,7 @@ pub enum OpenError {
     #[error("--journal-url is not a PostgreSQL connection URL ({0})")]
     BadUrl(String),
     /// Written by a newer runcomfy-mcp: leave it for that version.
-    #[error("the journal database was written by a newer runcomfy-mcp (schema version {0}, this one knows {known})", known = MIGRATIONS.len())]
+    #[error("the journal database was written by a newer runcomfy-mcp (schema version {0}, this one knows {known})", known = LATEST)]
     Newer(i64),
 }
 
@@ -175,8 +136,8 @@ impl PgStore {
             .map_err(|e| StoreError(format!("the journal database {} is unreachable: {e}", self.place)))?;
         if !self.migrated.load(Ordering::Acquire) {
             migrate(&mut conn).map_err(|e| match e {
-                Migration::Newer(version) => Unusable::Newer(version),
-                Migration::Failed(e) => Unusable::Store(self.error(e)),
+                Refused::Newer(version) => Unusable::Newer(version),
+                Refused::Failed(e) => Unusable::Store(self.error(e)),
             })?;
             self.migrated.store(true, Ordering::Release);
         }
@@ -214,42 +175,39 @@ impl From<Unusable> for StoreError {
     }
 }
 
-enum Migration {
-    Newer(i64),
-    Failed(postgres::Error),
-}
-
-impl From<postgres::Error> for Migration {
-    fn from(e: postgres::Error) -> Self {
-        Self::Failed(e)
-    }
-}
-
 /// Brings the schema up to date, in one transaction under [`MIGRATION_LOCK`].
-fn migrate(client: &mut Client) -> Result<(), Migration> {
-    let mut tx = client.transaction()?;
+fn migrate(client: &mut Client) -> Result<(), Refused<postgres::Error>> {
+    let mut tx = client.transaction().map_err(Refused::Failed)?;
+    let (version, stored) = schema_version(&mut tx).map_err(Refused::Failed)?;
+    let latest = migrations::migrate(Dialect::Postgres, version, |sql| tx.batch_execute(sql))?;
+    if let Some(version) = latest.or((version != stored).then_some(version)) {
+        tx.execute("UPDATE runcomfy_schema SET version = $1", &[&version])
+            .map_err(Refused::Failed)?;
+    }
+    tx.commit().map_err(Refused::Failed)
+}
+
+/// The database's place in [`migrations::MIGRATIONS`], and the number stored for it, with
+/// [`MIGRATION_LOCK`] taken.
+///
+/// Databases migrated before the list was shared with SQLite counted their own steps: 1 made
+/// the jobs table as it is at version 3 of the list, 2 added tasks (version 4). The list's
+/// numbers 1 and 2 are never what a database is left at (every store runs to the end in one
+/// transaction), so a 1 or a 2 found here can only be one of those.
+fn schema_version(tx: &mut Transaction<'_>) -> Result<(i64, i64), postgres::Error> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS runcomfy_schema (version BIGINT NOT NULL)")?;
-    let version: i64 = match tx.query_opt("SELECT version FROM runcomfy_schema", &[])? {
-        Some(row) => row.get(0),
-        None => {
-            tx.execute("INSERT INTO runcomfy_schema (version) VALUES (0)", &[])?;
-            0
-        }
+    let Some(row) = tx.query_opt("SELECT version FROM runcomfy_schema", &[])? else {
+        tx.execute("INSERT INTO runcomfy_schema (version) VALUES (0)", &[])?;
+        return Ok((0, 0));
     };
-    let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(Migration::Newer(version));
-    }
-    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tracing::info!(version = step + 1, "job journal: migrating the database schema");
-        tx.batch_execute(sql)?;
-    }
-    if version < known {
-        tx.execute("UPDATE runcomfy_schema SET version = $1", &[&known])?;
-    }
-    tx.commit()?;
-    Ok(())
+    let stored: i64 = row.get(0);
+    let version = match stored {
+        1 => 3,
+        2 => 4,
+        other => other,
+    };
+    Ok((version, stored))
 }
 
 /// The hosts, port and database of `config`, for people: never the password.

@@ -10,57 +10,15 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, Transactio
 
 use super::{
     columns::{self, apply, from_millis, json_list, millis, parse_list, COLUMNS, COUNTED},
+    migrations::{self, Dialect, Refused, LATEST},
     recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
     SubmitOutcome,
 };
 
-/// Bumped when the table changes; a file from a newer version is left alone. 2: `cost_usd` and
-/// `estimate_usd`; 3: `owner` (`''`, the single-user owner, for every older row); each added to
-/// an older file in place (see [`MIGRATIONS`]).
-const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    key            INTEGER PRIMARY KEY AUTOINCREMENT,
-    request_id     TEXT UNIQUE,
-    model          TEXT NOT NULL,
-    prompt         TEXT NOT NULL,
-    size           TEXT NOT NULL,
-    params         TEXT NOT NULL,
-    status         TEXT NOT NULL,
-    queue_position INTEGER,
-    images         TEXT NOT NULL DEFAULT '[]',
-    videos         TEXT NOT NULL DEFAULT '[]',
-    saved_paths    TEXT NOT NULL DEFAULT '[]',
-    error          TEXT,
-    submitted_at   INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL,
-    finished_at    INTEGER,
-    cost_usd       REAL,
-    estimate_usd   REAL,
-    owner          TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (submitted_at DESC, key DESC);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, submitted_at DESC);
-";
-
-/// Indexes on columns added since version 1: created after [`MIGRATIONS`] added the columns.
-const LATER_INDEXES: &str = "
-CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, submitted_at DESC, key DESC);
-";
-
-/// Columns added since version 1, each with its definition: a file that lacks one gets it. Each
-/// is nullable or has a default, which keeps every row, and an older server's queries, as they
-/// were; an older server's rows are the single-user owner's (`''`).
-const MIGRATIONS: [(&str, &str); 3] = [
-    ("cost_usd", "REAL"),
-    ("estimate_usd", "REAL"),
-    ("owner", "TEXT NOT NULL DEFAULT ''"),
-];
 
 /// Why a file could not be opened as a journal, which decides what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +27,7 @@ pub enum OpenError {
     #[error("the journal file is damaged or is not a journal ({0})")]
     Corrupt(String),
     /// Written by a newer runcomfy-mcp: leave it for that version.
-    #[error("the journal was written by a newer runcomfy-mcp (schema version {0}, this one knows {SCHEMA_VERSION})")]
+    #[error("the journal was written by a newer runcomfy-mcp (schema version {0}, this one knows {LATEST})")]
     Newer(i64),
     /// Busy, read-only, no permission, disk full: not the file's fault, so never moved aside.
     #[error("the journal cannot be opened ({0})")]
@@ -119,23 +77,23 @@ impl SqliteStore {
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(OpenError::Newer(version));
-        }
         // A journal already at this version is only read: writing its version again at every
         // start cost a WAL commit, and with the checkpoint at exit five disk syncs a run (strace).
-        if version < SCHEMA_VERSION {
-            tx.execute_batch(SCHEMA).map_err(|e| match OpenError::from(e) {
-                // A `jobs` table of another shape is somebody else's file.
-                OpenError::Unavailable(m) if m.contains("no such column") => OpenError::Corrupt(m),
-                other => other,
+        let migrated =
+            migrations::migrate(Dialect::Sqlite, version, |sql| tx.execute_batch(sql)).map_err(|e| match e {
+                Refused::Newer(version) => OpenError::Newer(version),
+                Refused::Failed(e) => match OpenError::from(e) {
+                    // A `jobs` table of another shape is somebody else's file.
+                    OpenError::Unavailable(m) if m.contains("no such column") => OpenError::Corrupt(m),
+                    other => other,
+                },
             })?;
-            migrate(&tx)?;
-            tx.execute_batch(LATER_INDEXES)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
-        } else {
-            tx.rollback()?; // nothing was written
+        match migrated {
+            Some(version) => {
+                tx.pragma_update(None, "user_version", version)?;
+                tx.commit()?;
+            }
+            None => tx.rollback()?, // nothing was written
         }
         // A table of the right name but another shape is not ours either.
         conn.prepare(&format!("SELECT {COLUMNS} FROM jobs LIMIT 0"))
@@ -362,19 +320,6 @@ impl JobStore for SqliteStore {
     }
 }
 
-/// Brings a file of an older version up to this one's table, in the open transaction.
-fn migrate(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let mut statement = tx.prepare("SELECT name FROM pragma_table_info('jobs')")?;
-    let present: Vec<String> = statement.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    for (column, definition) in MIGRATIONS {
-        if !present.iter().any(|p| p == column) {
-            tracing::info!(column, "job journal: adding a column to a journal of an older version");
-            tx.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {definition}"))?;
-        }
-    }
-    Ok(())
-}
-
 /// `owner`'s jobs the limits count that were submitted after `since`, oldest first.
 fn counted_since(
     tx: &rusqlite::Transaction<'_>,
@@ -418,10 +363,6 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
 mod tests {
     use super::*;
 
-    fn me() -> Owner {
-        Owner::single()
-    }
-
     #[test]
     fn garbage_is_reported_as_corrupt_and_a_newer_schema_as_newer() {
         let dir = tempfile::tempdir().unwrap();
@@ -446,89 +387,5 @@ mod tests {
             .execute_batch("CREATE TABLE jobs (id TEXT)")
             .unwrap();
         assert!(matches!(SqliteStore::open(&path), Err(OpenError::Corrupt(_))));
-    }
-
-    #[test]
-    fn a_version_1_journal_opens_keeps_its_jobs_and_records_costs() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite3");
-        {
-            // The table exactly as version 1 created it, with one job in it.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(
-                "CREATE TABLE jobs (key INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT UNIQUE, \
-                 model TEXT NOT NULL, prompt TEXT NOT NULL, size TEXT NOT NULL, params TEXT NOT NULL, \
-                 status TEXT NOT NULL, queue_position INTEGER, images TEXT NOT NULL DEFAULT '[]', \
-                 videos TEXT NOT NULL DEFAULT '[]', saved_paths TEXT NOT NULL DEFAULT '[]', error TEXT, \
-                 submitted_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER); \
-                 CREATE INDEX jobs_by_time ON jobs (submitted_at DESC, key DESC); \
-                 CREATE INDEX jobs_by_status ON jobs (status, submitted_at DESC); \
-                 INSERT INTO jobs (request_id, model, prompt, size, params, status, submitted_at, updated_at) \
-                 VALUES ('old-1', 'm', 'an old fox', '1024x1024(1:1)', '{}', 'succeeded', 1, 1); \
-                 PRAGMA user_version = 1;",
-            )
-            .unwrap();
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        let old = store.get(&me(), "old-1").unwrap().unwrap();
-        assert_eq!(
-            (old.prompt.as_str(), old.cost_usd, old.estimate_usd),
-            ("an old fox", None, None)
-        );
-        let update = JobUpdate {
-            cost_usd: Some(0.03),
-            ..Default::default()
-        };
-        assert!(store.update(&me(), "old-1", &update, Utc::now()).unwrap());
-        assert_eq!(store.get(&me(), "old-1").unwrap().unwrap().cost_usd, Some(0.03));
-        let version: i64 = Connection::open(&path)
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
-        drop(store);
-        // Opening it again finds nothing left to migrate.
-        assert_eq!(
-            SqliteStore::open(&path)
-                .unwrap()
-                .get(&me(), "old-1")
-                .unwrap()
-                .unwrap()
-                .cost_usd,
-            Some(0.03)
-        );
-    }
-
-    #[test]
-    fn a_version_2_journal_gets_owners_and_its_jobs_are_the_single_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.sqlite3");
-        {
-            // The table exactly as version 2 created it, with one job in it.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(
-                "CREATE TABLE jobs (key INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT UNIQUE, \
-                 model TEXT NOT NULL, prompt TEXT NOT NULL, size TEXT NOT NULL, params TEXT NOT NULL, \
-                 status TEXT NOT NULL, queue_position INTEGER, images TEXT NOT NULL DEFAULT '[]', \
-                 videos TEXT NOT NULL DEFAULT '[]', saved_paths TEXT NOT NULL DEFAULT '[]', error TEXT, \
-                 submitted_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, finished_at INTEGER, \
-                 cost_usd REAL, estimate_usd REAL); \
-                 CREATE INDEX jobs_by_time ON jobs (submitted_at DESC, key DESC); \
-                 CREATE INDEX jobs_by_status ON jobs (status, submitted_at DESC); \
-                 INSERT INTO jobs (request_id, model, prompt, size, params, status, submitted_at, updated_at, cost_usd) \
-                 VALUES ('old-2', 'm', 'a version 2 fox', '1024x1024(1:1)', '{}', 'succeeded', 1, 1, 0.03); \
-                 PRAGMA user_version = 2;",
-            )
-            .unwrap();
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        let old = store.get(&Owner::single(), "old-2").unwrap().unwrap();
-        assert_eq!((old.prompt.as_str(), old.owner.is_single()), ("a version 2 fox", true));
-        assert!(store.get(&Owner::from_stored("b0b0"), "old-2").unwrap().is_none());
-        let version: i64 = Connection::open(&path)
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
     }
 }
