@@ -5,7 +5,7 @@
 //! `text/html;profile=mcp-app` mime type. Any other client sees exactly the tools and results it
 //! saw before: no `_meta.ui` on any tool, no app-only tool listed or callable.
 //!
-//! The view is one self-contained HTML document compiled into the binary (`app/viewer.html`: no
+//! The view is one self-contained HTML document compiled into the binary (`app/`: no
 //! CDN, no remote script). It needs no network at all: result images reach it as MCP resources
 //! (`runcomfy://jobs/{id}/previews/{n}`) read through the host, so its CSP allows nothing
 //! beyond the default (`'self'` and `data:`).
@@ -19,7 +19,20 @@ pub const EXTENSION_ID: &str = "io.modelcontextprotocol/ui";
 pub const MIME_TYPE: &str = "text/html;profile=mcp-app";
 /// The one view: a job's result (live while it runs) and, for list_jobs, the gallery.
 pub const VIEWER_URI: &str = "ui://runcomfy/viewer.html";
-pub const VIEWER_HTML: &str = include_str!("app/viewer.html");
+/// The view, one document put together from its parts (`app/`): no script, style or image from
+/// anywhere else. It talks to the host only through postMessage JSON-RPC (`bridge.js`), and gets
+/// images as MCP resources (data: URLs).
+pub const VIEWER_HTML: &str = concat!(
+    "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+    "<title>Dreamina images</title>\n<style>\n",
+    include_str!("app/viewer.css"),
+    "</style>\n</head>\n<body>\n<main id=\"app\"><p class=\"muted\">Waiting for the result…</p></main>\n",
+    "<script>\n\"use strict\";\n",
+    include_str!("app/bridge.js"),
+    include_str!("app/view.js"),
+    "</script>\n</body>\n</html>\n"
+);
 /// `_meta["ui/resourceUri"]`: the link's deprecated spelling.
 const LEGACY_URI_KEY: &str = "ui/resourceUri";
 

@@ -2,17 +2,23 @@
 // puppeteer-core, which never downloads a browser) loads a small host page built on the official
 // AppBridge (tests/ts/app_host/), which connects to `runcomfy-mcp serve --transport http
 // --simulate`, calls the tools, reads the ui:// view, mounts it in a sandboxed iframe and passes
-// it each result. It checks what a person would see and do:
-//   1. generate_image_and_wait: the image renders (naturalWidth > 0) with its prompt; Save writes
-//      the file to the output directory; Open full size asks the host to open the image's URL;
-//      Make a variation and an edit with a typed prompt each start exactly one new job, which the
-//      view follows to its image.
-//   2. A job held in the simulator's queue: the view shows its queue position, keeps it current
+// it each result, in a container of a given width (hostContext.containerDimensions). It checks
+// what a person would see and do:
+//   1. generate_image_and_wait in a 1040 px container: the image renders as wide as the container
+//      allows, with its prompt, its cost and the RunComfy balance in the header; every control
+//      has an accessible name; Save writes the file to the output directory; Open link asks the
+//      host to open the image's URL; Download hands the host the original through
+//      ui/download-file; Enter on the image opens it full size in the host's fullscreen
+//      (ui/request-display-mode) and Escape closes it; Make a variation and an edit with a typed
+//      prompt each start exactly one new job, which the view follows to its image; the edit shows
+//      its reference (before) beside its result (after), side by side at 1040 px and stacked at
+//      420 px, each at least 320 px wide.
+//   2. A job held in the simulator's queue: a placeholder with its queue position, kept current
 //      through check_status, and its Cancel button cancels the job upstream.
 //   3. list_jobs: the gallery lists the earlier jobs, with their thumbnails.
 // Throughout, the view makes no network request at all and breaks no CSP rule, and the browser
 // reaches nothing but the host page's origin on 127.0.0.1. Screenshots go to app-e2e/ in cargo's
-// target directory.
+// target directory (docs/app-viewer*.png are copies of viewer.png, edit.png and fullscreen.png).
 //
 // Usage: node tests/ts/app_e2e.mjs [path/to/runcomfy-mcp]   (default: see bin.mjs;
 // the browser: $CHROMIUM or /usr/bin/chromium).
@@ -35,6 +41,10 @@ fs.mkdirSync(shots, { recursive: true });
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "runcomfy-app-e2e-"));
 const outputDir = path.join(scratch, "out");
 fs.mkdirSync(outputDir);
+
+// The two container widths the view is shown in: a desktop chat's and a phone's.
+const WIDE = 1040;
+const NARROW = 420;
 
 let server;
 let browser;
@@ -148,7 +158,21 @@ async function viewFrame(page, slot) {
 
 /** The loaded images of a view, with their sizes. */
 async function images(frame) {
-  return frame.$$eval("img", (imgs) => imgs.map((i) => ({ ref: i.dataset.ref, w: i.naturalWidth, complete: i.complete })));
+  return frame.$$eval("img", (imgs) =>
+    imgs.map((i) => ({ ref: i.dataset.ref, w: i.naturalWidth, complete: i.complete, shown: Math.round(i.getBoundingClientRect().width) })),
+  );
+}
+
+/** An edit's card: its reference ("before") and its result ("after"), loaded, with their layout. */
+async function beforeAfter(frame, id) {
+  return frame.$eval(`[data-job="${id}"]`, (card) => {
+    const before = card.querySelector("[data-field=compare] img[data-role=before]");
+    const after = card.querySelector("[data-field=compare] [data-field=results] img");
+    if (!before || !after || !before.naturalWidth || !after.naturalWidth) return null;
+    const [b, a] = [before.getBoundingClientRect(), after.getBoundingClientRect()];
+    const seen = (img, r) => ({ ref: img.dataset.ref, w: img.naturalWidth, shown: Math.round(r.width) });
+    return { before: seen(before, b), after: seen(after, a), sideBySide: Math.abs(b.top - a.top) < 2 && b.right <= a.left };
+  });
 }
 
 async function click(frame, selector) {
@@ -187,7 +211,7 @@ async function main() {
   check(commandLine.includes("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"), "Chromium runs with the loopback-only resolver rules");
   await about.close();
   const page = await browser.newPage();
-  await page.setViewport({ width: 900, height: 900 });
+  await page.setViewport({ width: WIDE + 80, height: 900 });
   const requests = [];
   page.on("request", (r) => requests.push(r.url()));
   const consoleLines = [];
@@ -197,12 +221,14 @@ async function main() {
   const tools = await page.evaluate(() => window.host.connect());
   check(tools.find((t) => t.name === "vary_job")?.ui?.visibility?.join() === "app", "the app-only tools are listed for this host");
 
-  // 1. A finished image.
+  // 1. A finished image, in a wide container (1040 px).
   step("generate_image_and_wait, shown in the view");
+  await simConfig(sim, { balance_usd: 25 });
   const prompt = "a lighthouse on a cliff at dusk, watercolor";
   const first = await page.evaluate(
-    (prompt) => window.host.run("a", "generate_image_and_wait", { prompt, size: "1024x1024", force_single: true }),
+    (prompt, width) => window.host.run("a", "generate_image_and_wait", { prompt, size: "1024x1024", force_single: true }, width),
     prompt,
+    WIDE,
   );
   check(first.result?.status === "succeeded", `the job succeeded (${first.result?.request_id})`);
   const firstId = first.result.request_id;
@@ -212,14 +238,21 @@ async function main() {
     return imgs.length === 1 && imgs[0].w > 0 && imgs;
   });
   check(rendered[0].ref === `${firstId}#1` && rendered[0].w > 0, `image ${firstId}#1 rendered, naturalWidth ${rendered[0].w}`);
+  check(rendered[0].shown >= WIDE - 80, `a single image takes the container's width (${rendered[0].shown} px shown in ${WIDE} px)`);
   check((await a.$eval("[data-field=prompt]", (e) => e.textContent)) === prompt, "the view shows the prompt");
   const facts = await a.$eval("[data-field=facts]", (e) => e.textContent);
   check(facts.includes("1024x1024"), "the view shows the size");
-  check(typeof first.result.cost_usd !== "number" || facts.includes(`cost $${first.result.cost_usd.toFixed(2)}`), `the view shows the cost when known (${facts})`);
+  const cost = await a.$eval("[data-field=cost]", (e) => e.textContent);
+  check(typeof first.result.cost_usd !== "number" || cost.includes(`$${first.result.cost_usd.toFixed(2)}`), `the header shows the cost (${cost})`);
+  const balance = await until("the balance in the header", () => a.$eval("[data-field=balance]", (e) => e.textContent));
+  check(/Balance \$\d+\.\d\d/.test(balance), `the header shows the RunComfy balance (${balance})`);
   check(
     (await a.$eval("[data-action=vary]", (e) => e.textContent)).includes("paid job"),
     "the variation button says it starts a paid job",
   );
+  await (await page.$("#turn-a")).screenshot({ path: path.join(shots, "viewer.png") });
+  const unnamed = await a.$$eval("button, input", (els) => els.filter((e) => !(e.getAttribute("aria-label") || e.textContent).trim()).length);
+  check(unnamed === 0, "every button and input has an accessible name");
 
   await click(a, "[data-action=save]");
   const saved = await until("the saved file", () => fs.readdirSync(outputDir).find((f) => f.startsWith(firstId)));
@@ -228,7 +261,34 @@ async function main() {
 
   await click(a, "[data-action=open]");
   const opened = await until("the host to be asked to open a link", () => page.evaluate(() => window.host.state.opened[0]));
-  check(opened.startsWith(sim) && opened.includes(firstId), `Open full size asked the host to open ${opened}`);
+  check(opened.startsWith(sim) && opened.includes(firstId), `Open link asked the host to open ${opened}`);
+
+  await click(a, "[data-action=download]");
+  const download = await until("the host to be asked to download", () => page.evaluate(() => window.host.state.downloads[0]));
+  const item = download.contents[0];
+  const bytes = Buffer.from(item.resource.blob, "base64");
+  check(
+    item.type === "resource" && item.resource.uri === `file:///${firstId}-1.png` && bytes.subarray(1, 4).toString() === "PNG",
+    `Download handed the host the original PNG through ui/download-file (${item.resource.uri}, ${bytes.length} bytes)`,
+  );
+
+  // Full size, by keyboard: Enter on the image opens it in the host's fullscreen, Escape closes it.
+  await a.focus(`[data-action=zoom][data-ref="${firstId}#1"]`);
+  await page.keyboard.press("Enter");
+  await until("fullscreen to be asked for", () => page.evaluate(() => window.host.state.displayModes.some((m) => m.slot === "a" && m.mode === "fullscreen")));
+  check(true, "the full-size view asked the host for fullscreen (ui/request-display-mode)");
+  const full = await until("the full-size image", () =>
+    a.$eval("[data-field=full]", (e) => {
+      const img = e.querySelector("img");
+      return e.dataset.mode === "fullscreen" && img.dataset.original === "yes" && img.complete && img.naturalWidth > 0 && { w: img.naturalWidth, shown: Math.round(img.getBoundingClientRect().width) };
+    }),
+  );
+  check(full.w === 1024, `the full-size view shows the original (${full.w} px, ${full.shown} px on screen)`);
+  await page.screenshot({ path: path.join(shots, "fullscreen.png") });
+  await page.keyboard.press("Escape");
+  await until("the view to leave fullscreen", () => page.evaluate(() => window.host.state.displayModes.some((m) => m.slot === "a" && m.mode === "inline")));
+  const back = await until("the job view again", () => a.$eval("[data-action=zoom]", (e) => document.activeElement === e));
+  check(back, "Escape closed it, asked the host for inline again, and gave the focus back to the image");
 
   check((await simJobs(sim)).length === 1, "no job was started without a click");
   await click(a, "[data-action=vary]");
@@ -240,7 +300,6 @@ async function main() {
   check((await simJob(sim, varied)).request.prompt === prompt, "the variation has the same prompt");
   await until("the variation's image to render", async () => (await images(a)).filter((i) => i.w > 0).length === 2, 60);
   check(true, "the view followed the variation to its image");
-  await (await page.$("#turn-a")).screenshot({ path: path.join(shots, "viewer.png") });
   await click(a, `[data-job="${firstId}"] [data-action=edit]`);
   await a.type(`[data-job="${firstId}"] .edit input`, "make it winter");
   await click(a, `[data-job="${firstId}"] [data-action=edit-go]`);
@@ -251,22 +310,39 @@ async function main() {
   const editJob = await simJob(sim, edited);
   check((await simJobs(sim)).length === 3 && editJob.request.prompt === "make it winter", `the edit is one new job with the typed prompt (${edited})`);
   check(editJob.inputs?.length === 1, "the edit has the image as its reference");
-  await until("the edit's image to render", async () => (await images(a)).filter((i) => i.w > 0).length === 3, 60);
-  check(true, "the view followed the edit to its image");
+  const compare = await until("the edit's before and after", () => beforeAfter(a, edited));
+  check(compare.before.ref === `${firstId}#1` && compare.before.w > 0 && compare.after.w > 0, `the edit shows its reference (${compare.before.ref}) before its result`);
+  check(compare.before.shown >= 320 && compare.after.shown >= 320 && compare.sideBySide,
+    `before and after side by side in ${WIDE} px, each ${compare.before.shown}/${compare.after.shown} px wide`);
   const told = await page.evaluate(() => window.host.state.modelContext.length);
   check(told >= 2, "the view told the model about each new job (ui/update-model-context)");
+  // The edit's own result, as get_result shows it in a turn of its own.
+  await page.evaluate((id, width) => window.host.run("e", "get_result", { request_id: id }, width), edited, WIDE);
+  await until("the edit's own view", async () => beforeAfter(await viewFrame(page, "e"), edited));
+  await (await page.$("#turn-e")).screenshot({ path: path.join(shots, "edit.png") });
+
+  // The same edit in a narrow container (420 px): the grid reflows to one column.
+  step("the edit's result in a narrow container");
+  await page.evaluate((id, width) => window.host.run("n", "get_result", { request_id: id }, width), edited, NARROW);
+  const n = await viewFrame(page, "n");
+  const narrow = await until("the narrow view's before and after", () => beforeAfter(n, edited));
+  check(narrow.before.shown >= 320 && narrow.after.shown >= 320 && !narrow.sideBySide,
+    `in ${NARROW} px before and after stack, each ${narrow.before.shown}/${narrow.after.shown} px wide`);
+  await (await page.$("#turn-n")).screenshot({ path: path.join(shots, "narrow.png") });
 
   // 2. A job held in the queue.
   step("a queued job: its position, kept current, and Cancel");
   await simConfig(sim, { initial_queue_position: 3, queue_step_ms: 3_600_000 });
-  const queued = await page.evaluate(() =>
-    window.host.run("b", "generate_image_and_wait", { prompt: "a fox in the snow", size: "1024x1024", max_wait_seconds: 1 }),
+  const queued = await page.evaluate(
+    (width) => window.host.run("b", "generate_image_and_wait", { prompt: "a fox in the snow", size: "1024x1024", max_wait_seconds: 1 }, width),
+    WIDE,
   );
   check(queued.result?.status === "in_queue" && queued.result?.queue_position === 3, "the wait ended with the job at queue position 3");
   const queuedId = queued.result.request_id;
   const b = await viewFrame(page, "b");
   await until("the queue position", async () => (await b.$eval("[data-status]", (e) => e.textContent)).includes("queue position 3"));
-  check(true, "the view shows queue position 3");
+  const placeholder = await b.$eval("[data-field=skeleton]", (e) => e.textContent);
+  check(placeholder.includes("position 3"), `a placeholder stands for the image to come, with the queue position (${placeholder})`);
   const callsAtStart = (await simJob(sim, queuedId)).status_calls;
   await until("the view to poll check_status", async () => (await simJob(sim, queuedId)).status_calls >= callsAtStart + 2);
   check(true, "the view keeps the status current through check_status");
@@ -280,7 +356,7 @@ async function main() {
 
   // 3. The gallery.
   step("list_jobs as a gallery");
-  await page.evaluate(() => window.host.run("c", "list_jobs", {}));
+  await page.evaluate((width) => window.host.run("c", "list_jobs", {}, width), WIDE);
   const c = await viewFrame(page, "c");
   const tiles = await until("the gallery's tiles", async () => {
     const t = await c.$$eval("[data-field=gallery] [data-job]", (els) => els.map((e) => e.dataset.job));

@@ -25,7 +25,7 @@ function cspFor(csp = {}) {
   ].join("; ");
 }
 
-const state = { client: null, tools: [], opened: [], modelContext: [], cspViolations: [] };
+const state = { client: null, tools: [], opened: [], modelContext: [], cspViolations: [], displayModes: [], downloads: [] };
 
 async function connect() {
   const client = new Client(
@@ -38,8 +38,12 @@ async function connect() {
   return state.tools.map((t) => ({ name: t.name, ui: t._meta?.ui ?? null }));
 }
 
-/** One chat turn: calls `name` with `args`, shows its view with the result. */
-async function run(slot, name, args) {
+/**
+ * One chat turn: calls `name` with `args`, shows its view with the result, in a container
+ * `width` pixels wide (told to the view as hostContext.containerDimensions). The view may ask
+ * for fullscreen: the host grants it by filling the page with the iframe.
+ */
+async function run(slot, name, args, width = 640) {
   const tool = state.tools.find((t) => t.name === name);
   if (!tool) throw new Error(`no tool ${name}`);
   const uri = getToolUiResourceUri(tool);
@@ -60,15 +64,37 @@ async function run(slot, name, args) {
   const iframe = document.createElement("iframe");
   iframe.name = `view-${slot}`;
   iframe.setAttribute("sandbox", "allow-scripts");
+  iframe.style.width = `${width}px`;
   turn.append(title, iframe);
   document.getElementById("turns").append(turn);
 
+  const inline = {
+    theme: "light",
+    displayMode: "inline",
+    availableDisplayModes: ["inline", "fullscreen"],
+    containerDimensions: { width, maxHeight: 900 },
+  };
   const bridge = new AppBridge(
     state.client,
     { name: "runcomfy-e2e-host", version: "1.0.0" },
-    { openLinks: {}, serverTools: {}, serverResources: {}, logging: {}, updateModelContext: { text: {} } },
-    { hostContext: { theme: "light", displayMode: "inline" } },
+    { openLinks: {}, downloadFile: {}, serverTools: {}, serverResources: {}, logging: {}, updateModelContext: { text: {} } },
+    { hostContext: inline },
   );
+  bridge.onrequestdisplaymode = async ({ mode }) => {
+    state.displayModes.push({ slot, mode });
+    if (mode === "fullscreen") {
+      turn.classList.add("fullscreen");
+      bridge.setHostContext({ ...inline, displayMode: "fullscreen", containerDimensions: { width: innerWidth, height: innerHeight } });
+    } else {
+      turn.classList.remove("fullscreen");
+      bridge.setHostContext(inline);
+    }
+    return { mode: mode === "fullscreen" ? "fullscreen" : "inline" };
+  };
+  bridge.ondownloadfile = async (params) => {
+    state.downloads.push({ slot, ...params });
+    return {};
+  };
   bridge.onopenlink = async ({ url }) => {
     state.opened.push(url);
     return {};
@@ -78,7 +104,7 @@ async function run(slot, name, args) {
     return {};
   };
   bridge.onsizechange = ({ height }) => {
-    if (height) iframe.style.height = `${Math.min(Math.max(height + 4, 160), 1400)}px`;
+    if (height && !turn.classList.contains("fullscreen")) iframe.style.height = `${Math.min(Math.max(height + 4, 160), 1400)}px`;
   };
   const initialized = new Promise((resolve) => (bridge.oninitialized = resolve));
   await bridge.connect(new PostMessageTransport(iframe.contentWindow, iframe.contentWindow));
