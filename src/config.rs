@@ -15,9 +15,11 @@ use crate::{
         inputs::{InputOptions, DEFAULT_INPUT_MAX_BYTES},
         AddressPolicy, Downloader, MediaArgs, MediaOptions, OutputDir,
     },
+    oauth::{settings::OAuthArgs, OAuth, OAuthParts},
     runcomfy::{settings::token_from_env, ApiToken, BalanceReader, Client, UpstreamArgs},
     simulator::{SimConfig, Simulator},
     transport::{
+        guards::{HostRule, OriginRule},
         per_user_keys::PerUserKeys,
         settings::{HttpSettings, TransportArgs, TransportKind},
     },
@@ -40,6 +42,45 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// Boxed: `serve`'s flags would otherwise outweigh every other command's by far.
+    #[command(flatten)]
+    pub oauth: Box<OAuthArgs>,
+}
+
+/// The HTTP settings with `--oauth`: sign-in is the authentication, so the server may listen
+/// beyond loopback without a token, and its public address is an allowed Host and Origin (the
+/// consent form posts from it).
+fn oauth_http_settings(transport: &TransportArgs, oauth: &OAuthArgs) -> anyhow::Result<HttpSettings> {
+    if transport.auth_token.is_some() {
+        anyhow::bail!("--oauth and --auth-token (RUNCOMFY_MCP_AUTH_TOKEN) are two ways to authenticate: use one");
+    }
+    if transport.per_user_keys {
+        anyhow::bail!("--oauth and --per-user-keys are two ways to bring each person's key: use one");
+    }
+    let mut settings = TransportArgs {
+        allow_remote_without_auth: true,
+        ..transport.clone()
+    }
+    .http_settings()?;
+    if let Some(url) = oauth.public_url(transport.host.is_loopback())? {
+        let url = reqwest::Url::parse(&url)?;
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        settings.guards.hosts.push(HostRule::Host {
+            host: host.clone(),
+            port: url.port(),
+        });
+        settings.guards.origins.push(OriginRule::Origin {
+            scheme: url.scheme().to_owned(),
+            host,
+            port: url.port_or_known_default(),
+        });
+    }
+    Ok(settings)
 }
 
 /// `generate`'s settings besides the image itself.
@@ -75,41 +116,81 @@ impl ServeArgs {
     pub async fn build(self) -> anyhow::Result<Serve> {
         // Checked before anything starts, so a refused setting costs nothing.
         let per_user_keys = self.transport.per_user_keys;
+        let oauth = self.oauth.oauth;
+        // Either way each caller brings their own RunComfy key, and the server needs none.
+        let keyed = per_user_keys || oauth;
         let mut http = match self.transport.transport {
             TransportKind::Stdio if per_user_keys => anyhow::bail!(
                 "--per-user-keys needs --transport http: over stdio there is one client, which starts the server with its own RUNCOMFY_API_KEY"
             ),
+            TransportKind::Stdio if oauth => anyhow::bail!(
+                "--oauth needs --transport http: people sign in to a server they reach over the network"
+            ),
             TransportKind::Stdio => None,
+            TransportKind::Http if oauth => Some(oauth_http_settings(&self.transport, &self.oauth)?),
             TransportKind::Http => Some(self.transport.http_settings()?),
         };
-        if per_user_keys && self.journal.no_journal {
+        if keyed && self.journal.no_journal {
             anyhow::bail!(
-                "--per-user-keys keeps each person's jobs apart in the job journal: drop --no-journal (RUNCOMFY_NO_JOURNAL) to use it"
+                "{} keeps each person's jobs apart in the job journal: drop --no-journal (RUNCOMFY_NO_JOURNAL) to use it",
+                if oauth { "--oauth" } else { "--per-user-keys" }
+            );
+        }
+        if oauth && self.journal.database_url().is_some() {
+            anyhow::bail!(
+                "--oauth keeps its grants in the journal's SQLite file for now: drop --journal-url to use it"
             );
         }
         let media = self.media.options().map_err(anyhow::Error::msg)?;
         self.journal.check()?;
         self.limits.check_with_journal(self.journal.no_journal)?;
-        if let Some(http) = http.as_mut().filter(|_| per_user_keys) {
-            let state_dir = self.journal.state_dir.clone().or_else(location::default_state_dir);
-            let owners = Owners::load(
-                std::env::var(owners::SECRET_VAR).ok(),
-                self.transport.owner_secret_file.as_deref(),
-                state_dir.as_deref(),
-            )
-            .map_err(anyhow::Error::msg)?;
+        let test_origin = self.oauth.test_origin()?;
+        let state_dir = self.journal.state_dir.clone().or_else(location::default_state_dir);
+        let owners = match keyed {
+            true => Some(
+                Owners::load(
+                    std::env::var(owners::SECRET_VAR).ok(),
+                    self.transport.owner_secret_file.as_deref(),
+                    state_dir.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+            false => None,
+        };
+        if let (Some(http), Some(owners)) = (http.as_mut().filter(|_| per_user_keys), &owners) {
             http.per_user_keys = Some(std::sync::Arc::new(PerUserKeys {
-                owners,
+                owners: owners.clone(),
                 bearer_is_key: http.guards.token.is_none(),
             }));
         }
         let kept = simulator_jobs(&self.journal, self.upstream.simulate);
-        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, per_user_keys, kept).await?;
+        let (client, balance, downloader, simulator) = upstream_client(&self.upstream, keyed, kept).await?;
         crate::jobs::check_models(&client, &self.upstream.models())
             .await
             .map_err(anyhow::Error::msg)?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
+        if let (Some(http), Some(owners), true) = (http.as_mut(), owners, oauth) {
+            let dir = state_dir.ok_or_else(|| {
+                anyhow::anyhow!("--oauth keeps its grants in the state directory: set --state-dir (RUNCOMFY_STATE_DIR)")
+            })?;
+            std::fs::create_dir_all(&dir)?;
+            let file = if self.upstream.simulate {
+                location::SIMULATED_FILE_NAME
+            } else {
+                location::FILE_NAME
+            };
+            let parts = OAuthParts {
+                public_url: self.oauth.public_url(self.transport.host.is_loopback())?,
+                owners,
+                upstream: Arc::clone(&client),
+                operator_limits: self.limits.limits(),
+                access_ttl: self.oauth.access_ttl(),
+                refresh_ttl: self.oauth.refresh_ttl(),
+                test_document_origin: test_origin,
+            };
+            http.oauth = Some(OAuth::with_sqlite(parts, &dir.join(file)).map_err(anyhow::Error::msg)?);
+        }
         let mut jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_balance(balance)
             .with_models(self.upstream.models())
@@ -118,7 +199,7 @@ impl ServeArgs {
             jobs = jobs.with_catalogue_copy(path);
         }
         Ok(Serve {
-            server: RunComfyServer::new(jobs, self.mcp.structured_content).with_per_user_keys(per_user_keys),
+            server: RunComfyServer::new(jobs, self.mcp.structured_content).with_per_user_keys(keyed),
             http,
             _simulator: simulator,
         })

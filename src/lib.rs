@@ -38,6 +38,7 @@ pub mod mcp;
 pub mod media;
 pub mod models;
 pub mod money;
+pub mod oauth;
 pub mod runcomfy;
 pub mod runtime;
 pub mod simulator;

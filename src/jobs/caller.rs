@@ -10,7 +10,7 @@ use std::{fmt, future::Future};
 
 use super::StatusSource;
 use crate::{
-    journal::Owner,
+    journal::{Limits, Owner},
     runcomfy::{ApiError, ApiToken, CancelResponse, Client, RequestId, ResultResponse, StatusResponse},
 };
 
@@ -19,6 +19,8 @@ pub struct Caller {
     owner: Owner,
     /// `None`: the server's own key.
     key: Option<ApiToken>,
+    /// The person's own spend and rate limits (an OAuth grant's); `None`: the server's.
+    limits: Option<Limits>,
 }
 
 impl Caller {
@@ -27,12 +29,29 @@ impl Caller {
         Self {
             owner: Owner::single(),
             key: None,
+            limits: None,
         }
     }
 
     /// A caller with a RunComfy key of their own; `owner` is that key's keyed hash.
     pub(super) fn with_key(owner: Owner, key: ApiToken) -> Self {
-        Self { owner, key: Some(key) }
+        Self {
+            owner,
+            key: Some(key),
+            limits: None,
+        }
+    }
+
+    /// This caller's submits are checked against `limits` instead of the server's (a person who
+    /// signed in with OAuth chose their own on the consent page).
+    pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The limits this caller's submits are checked against, when they are their own.
+    pub(crate) fn limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
     }
 
     pub fn owner(&self) -> &Owner {

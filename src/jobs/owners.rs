@@ -51,6 +51,15 @@ impl Owners {
         Owner::from_stored(hex(tag.as_ref()))
     }
 
+    /// A key of its own for `purpose`, derived from the secret (HMAC-SHA256 of the purpose), so
+    /// that one secret the replicas already share also seals what they keep for each person
+    /// (OAuth grants' RunComfy keys) without the two uses ever meeting.
+    pub(crate) fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(hmac::sign(&self.key, purpose.as_bytes()).as_ref());
+        key
+    }
+
     /// The caller a request carrying `key` is.
     pub fn caller(&self, key: ApiToken) -> Caller {
         Caller::with_key(self.owner_of(&key), key)

@@ -232,7 +232,8 @@ impl JobService {
     /// it (the client's retry policy).
     pub async fn submit(&self, caller: &Caller, prepared: &Prepared) -> Result<RequestId, SubmitError> {
         let estimate = self.estimate(caller, prepared, 1).await;
-        if let (Some(limit), Err(reason)) = (self.limits.max_spend_usd_per_day, &estimate) {
+        let limits = caller.limits().copied().unwrap_or(self.limits);
+        if let (Some(limit), Err(reason)) = (limits.max_spend_usd_per_day, &estimate) {
             return Err(SubmitError::Limit(unknown_price_text(limit, reason)));
         }
         let job = NewJob {
@@ -244,7 +245,7 @@ impl JobService {
             submitted_at: Utc::now(),
             estimate_usd: estimate.ok().map(|e| e.max_usd),
         };
-        let key = match self.journal.begin_submit(job, self.limits).await {
+        let key = match self.journal.begin_submit(job, limits).await {
             Gate::Go(key) => key,
             Gate::Refused(refusal) => {
                 let text = refusal_text(&refusal, Utc::now());

@@ -156,6 +156,8 @@ pub enum DownloadError {
     NotAnImage,
     #[error("the content is a web page or JSON, not a video or audio file")]
     NotMedia,
+    #[error("the content is not a JSON object")]
+    NotJson,
     #[error("the connection failed: {0}")]
     Transport(String),
     #[error("cannot write the file: {0}")]
@@ -229,6 +231,24 @@ pub async fn download_media(
         mime_type,
         extension,
     })
+}
+
+/// Downloads the small JSON object at `url` (an OAuth client's metadata document, whose address a
+/// stranger chooses) under the same policy, within `limits`, and returns its bytes.
+pub async fn download_json(downloader: &Downloader, url: &str, limits: Limits) -> Result<Vec<u8>, DownloadError> {
+    let want = Want {
+        accept: "application/json",
+        acceptable: |claimed| {
+            let essence = essence(claimed);
+            essence == "application/json" || essence.ends_with("+json")
+        },
+        head: |head| match head.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Ok(()),
+            _ => Err(DownloadError::NotJson),
+        },
+    };
+    let body = within(limits, fetch(downloader, url, limits, NamedTempFile::new()?, want)).await?;
+    Ok(tokio::fs::read(body.file.path()).await?)
 }
 
 /// What a download must be: the `Accept` header, the `Content-Type`s taken, and a check of the

@@ -112,10 +112,20 @@ where
     if let Some(keys) = &settings.per_user_keys {
         // Each session to its caller (identify, outside this layer, has found the caller).
         if !settings.stateless {
-            mcp = mcp.layer(middleware::from_fn_with_state(owners, session_owners::check));
+            mcp = mcp.layer(middleware::from_fn_with_state(owners.clone(), session_owners::check));
         }
         mcp = mcp.layer(middleware::from_fn_with_state(keys.clone(), per_user_keys::identify));
         legacy = legacy.layer(middleware::from_fn_with_state(keys.clone(), per_user_keys::identify));
+    }
+    // With OAuth sign-in the same, from each request's access token; its own routes are open.
+    let mut sign_in = Router::new();
+    if let Some(oauth) = &settings.oauth {
+        if !settings.stateless {
+            mcp = mcp.layer(middleware::from_fn_with_state(owners.clone(), session_owners::check));
+        }
+        mcp = mcp.layer(middleware::from_fn_with_state(oauth.clone(), crate::oauth::identify));
+        legacy = legacy.layer(middleware::from_fn_with_state(oauth.clone(), crate::oauth::identify));
+        sign_in = crate::oauth::router(oauth.clone());
     }
 
     // rmcp enforces the body limit on /mcp itself (413, streamed bodies included); wrapping it
@@ -125,6 +135,7 @@ where
         .route("/", get(front_page))
         .route("/healthz", get(move || healthz(database.clone())))
         .merge(legacy)
+        .merge(sign_in)
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes));
 
@@ -211,6 +222,9 @@ where
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
+    if let Some(oauth) = &settings.oauth {
+        oauth.listening_at(&base);
+    }
     // The endpoint a client is given, not the bare address (whose `/` only points here).
     let _ = writeln!(std::io::stdout(), "{base}/mcp");
     tracing::info!(

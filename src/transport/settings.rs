@@ -161,6 +161,8 @@ pub struct HttpSettings {
     pub per_user_keys: Option<Arc<PerUserKeys>>,
     /// ChatGPT's domain-verification token, when one is set.
     pub openai_apps_challenge: Option<Arc<str>>,
+    /// With `--oauth`: sign-in, whose tokens stand for each request's caller.
+    pub oauth: Option<crate::oauth::OAuth>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -228,6 +230,7 @@ impl TransportArgs {
             per_user_keys: None,
             openai_apps_challenge: super::apps_challenge::parse(self.openai_apps_challenge.as_deref())
                 .map_err(SettingsError::BadChallenge)?,
+            oauth: None,
         })
     }
 }

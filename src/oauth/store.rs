@@ -1,0 +1,186 @@
+//! What sign-in keeps: registered clients, grants (a person's sealed RunComfy key, their limits,
+//! the client and resource it was given to), one-time authorization codes, and access and
+//! refresh tokens, all by digest ([`super::secrets::stored`]). Kept in the journal's database
+//! (the SQLite file, or the PostgreSQL database replicas share), so that every replica honours a
+//! grant another one made, and a revocation anywhere is a revocation everywhere.
+//!
+//! [`GrantStore`] is the interface; the statements are shared by both databases (`$n`
+//! placeholders, in the order they first appear, which SQLite binds by position too). Calls
+//! block: the caller runs them off the async runtime.
+
+use crate::journal::{Limits, Owner, StoreError};
+
+/// The tables, created if missing.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS oauth_clients (
+    client_id     TEXT PRIMARY KEY,
+    client_name   TEXT,
+    redirect_uris TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS oauth_grants (
+    grant_id              TEXT PRIMARY KEY,
+    owner                 TEXT NOT NULL,
+    client_id             TEXT NOT NULL,
+    resource              TEXT NOT NULL,
+    sealed_key            TEXT NOT NULL,
+    max_spend_usd_per_day DOUBLE PRECISION,
+    max_jobs_per_hour     BIGINT,
+    created_at            BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oauth_grants_by_owner ON oauth_grants (owner);
+CREATE TABLE IF NOT EXISTS oauth_codes (
+    code_hash      TEXT PRIMARY KEY,
+    grant_id       TEXT NOT NULL,
+    client_id      TEXT NOT NULL,
+    redirect_uri   TEXT NOT NULL,
+    code_challenge TEXT NOT NULL,
+    expires_at     BIGINT NOT NULL,
+    used_at        BIGINT
+);
+CREATE TABLE IF NOT EXISTS oauth_tokens (
+    token_hash TEXT PRIMARY KEY,
+    grant_id   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX IF NOT EXISTS oauth_tokens_by_grant ON oauth_tokens (grant_id);
+";
+
+pub(crate) const INSERT_CLIENT: &str =
+    "INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const SELECT_CLIENT: &str =
+    "SELECT client_id, client_name, redirect_uris FROM oauth_clients WHERE client_id = $1";
+pub(crate) const INSERT_GRANT: &str = "INSERT INTO oauth_grants (grant_id, owner, client_id, resource, sealed_key, \
+     max_spend_usd_per_day, max_jobs_per_hour, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const INSERT_CODE: &str = "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, \
+     code_challenge, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const SELECT_CODE: &str = "SELECT grant_id, client_id, redirect_uri, code_challenge, expires_at, used_at \
+     FROM oauth_codes WHERE code_hash = $1";
+pub(crate) const USE_CODE: &str = "UPDATE oauth_codes SET used_at = $1 WHERE code_hash = $2";
+pub(crate) const SELECT_GRANT: &str = "SELECT grant_id, owner, client_id, resource, sealed_key, \
+     max_spend_usd_per_day, max_jobs_per_hour FROM oauth_grants WHERE grant_id = $1";
+pub(crate) const INSERT_TOKEN: &str =
+    "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const SELECT_TOKEN: &str =
+    "SELECT grant_id, kind, expires_at, used_at FROM oauth_tokens WHERE token_hash = $1";
+pub(crate) const USE_TOKEN: &str = "UPDATE oauth_tokens SET used_at = $1 WHERE token_hash = $2";
+pub(crate) const DELETE_GRANT: [&str; 3] = [
+    "DELETE FROM oauth_tokens WHERE grant_id = $1",
+    "DELETE FROM oauth_codes WHERE grant_id = $1",
+    "DELETE FROM oauth_grants WHERE grant_id = $1",
+];
+pub(crate) const SELECT_OWNER_GRANTS: &str = "SELECT grant_id FROM oauth_grants WHERE owner = $1";
+/// Forgotten: tokens and codes past their time, then grants with neither a live token nor a code
+/// still to be redeemed (a consent whose code was never exchanged).
+pub(crate) const PRUNE: [&str; 3] = [
+    "DELETE FROM oauth_tokens WHERE expires_at < $1",
+    "DELETE FROM oauth_codes WHERE expires_at < $1",
+    "DELETE FROM oauth_grants WHERE created_at < $1 \
+     AND grant_id NOT IN (SELECT grant_id FROM oauth_tokens) \
+     AND grant_id NOT IN (SELECT grant_id FROM oauth_codes)",
+];
+
+/// A client registered by dynamic registration (RFC 7591), or read from its metadata document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RegisteredClient {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+}
+
+/// What a person allowed one client: their RunComfy key (sealed), the resource the tokens are
+/// for, and their limits.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Grant {
+    pub grant_id: String,
+    pub owner: Owner,
+    pub client_id: String,
+    pub resource: String,
+    pub sealed_key: String,
+    pub limits: Limits,
+}
+
+/// An authorization code, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Code {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub expires_at: i64,
+}
+
+/// A pair of tokens to record, by digest.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub access_hash: String,
+    pub access_expires_at: i64,
+    pub refresh_hash: String,
+    pub refresh_expires_at: i64,
+}
+
+/// How redeeming a code (or a refresh token) went.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Redeemed<T> {
+    /// Good, now used up.
+    Fresh(T),
+    /// Used before: an attacker may hold it, so the grant is revoked (RFC 6749 §4.1.2; OAuth 2.1
+    /// refresh token rotation).
+    Reused,
+    /// Unknown, expired, or revoked.
+    Unknown,
+}
+
+pub(crate) const ACCESS: &str = "access";
+pub(crate) const REFRESH: &str = "refresh";
+
+pub(crate) trait GrantStore: Send + Sync + 'static {
+    fn save_client(&self, client: &RegisteredClient, now: i64) -> Result<(), StoreError>;
+    fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError>;
+    /// Records a grant and the code that redeems it, together.
+    fn begin_grant(&self, grant: &Grant, code: &Code, now: i64) -> Result<(), StoreError>;
+    /// Uses up the code: the code and its grant the first time.
+    fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redeemed<(Code, Grant)>, StoreError>;
+    /// Records the first tokens of a grant.
+    fn issue(&self, grant_id: &str, tokens: &Issued) -> Result<(), StoreError>;
+    /// Uses up a refresh token of `client_id`'s and records its successors, together. Another
+    /// client's refresh token is `Unknown` and left as it is (it proves nothing, and must not
+    /// burn the rightful client's).
+    fn refresh(
+        &self,
+        refresh_hash: &str,
+        client_id: &str,
+        tokens: &Issued,
+        now: i64,
+    ) -> Result<Redeemed<Grant>, StoreError>;
+    /// The grant of a live access token.
+    fn grant_for_access(&self, access_hash: &str, now: i64) -> Result<Option<Grant>, StoreError>;
+    /// Deletes a grant, its sealed key and all its tokens.
+    fn delete_grant(&self, grant_id: &str) -> Result<(), StoreError>;
+    /// Deletes the grant a token (access or refresh) belongs to; false when none does.
+    fn revoke(&self, token_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes every grant of `owner` (the person disconnecting); how many there were.
+    fn revoke_owner(&self, owner: &Owner) -> Result<usize, StoreError>;
+    /// Forgets what has expired; grants older than `grant_cutoff` with nothing live go too.
+    fn prune(&self, now: i64, grant_cutoff: i64) -> Result<(), StoreError>;
+}
+
+/// `["a","b"]` as stored.
+pub(crate) fn uris_to_text(uris: &[String]) -> String {
+    serde_json::to_string(uris).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(crate) fn uris_from_text(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Limits as stored (`None` is no limit).
+pub(crate) fn limits_from(spend: Option<f64>, jobs: Option<i64>) -> Limits {
+    Limits {
+        max_spend_usd_per_day: spend,
+        max_jobs_per_hour: jobs.and_then(|n| u32::try_from(n).ok()),
+    }
+}
