@@ -77,5 +77,11 @@ fn challenge(oauth: &OAuth, error: Option<&str>) -> Response {
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
+    // Answered before the request's body was read, so the connection cannot carry another
+    // request; said, or the client's pool reuses it for its discovery requests and one of them
+    // is cut off ("Server disconnected without sending a response", seen here once in seven).
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

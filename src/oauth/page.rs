@@ -1,6 +1,8 @@
 //! The pages a person sees: the consent page and plain messages. Rendered here, whole: no script
 //! (they work with JavaScript off), no remote resources, nothing framed (a clickjacking page
-//! cannot lay them under its own buttons), every value from a client escaped.
+//! cannot lay them under its own buttons), every value from a client escaped. The referrer goes
+//! to this server only: with none at all, browsers post the form with `Origin: null`, which the
+//! Origin guard rightly refuses.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -38,7 +40,7 @@ pub(super) fn escape(text: &str) -> String {
 pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-<meta name=\"referrer\" content=\"no-referrer\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+<meta name=\"referrer\" content=\"same-origin\"><title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
         escape(title)
     );
     let mut response = (status, Html(html)).into_response();
@@ -46,7 +48,7 @@ pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response 
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 
