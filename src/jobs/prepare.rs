@@ -59,6 +59,25 @@ pub struct Recipe {
     pub images: Vec<String>,
 }
 
+/// What made a job, as far as this machine knows: the model it ran on and, for a Dreamina job,
+/// its recipe. What to suggest after the job fails or is cancelled comes from it (a job of
+/// another model is not run again by the Dreamina tools).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub model: String,
+    /// `None`: a job of another model than Dreamina's.
+    pub recipe: Option<Recipe>,
+}
+
+impl Prepared {
+    pub fn origin(&self) -> Origin {
+        Origin {
+            model: self.model.clone(),
+            recipe: self.recipe.clone(),
+        }
+    }
+}
+
 impl Recipe {
     /// From what the journal kept of a job (rows written before edits existed too).
     pub fn from_record(job: &JobRecord) -> Self {
@@ -184,14 +203,21 @@ impl JobService {
         })
     }
 
+    /// What made `caller`'s job, from the journal (`None` for a job it does not hold): its
+    /// model, and its prompt and settings when it is a Dreamina job.
+    pub async fn origin(&self, caller: &Caller, id: &RequestId) -> Option<Origin> {
+        let job = self.journal.get(caller.owner(), id).await?;
+        let recipe = self.models.is_dreamina(&job.model).then(|| Recipe::from_record(&job));
+        Some(Origin {
+            model: job.model,
+            recipe,
+        })
+    }
+
     /// The prompt and settings of `caller`'s Dreamina job, from the journal (`None` for a job of
     /// another model: its input is not a Dreamina recipe).
     pub async fn recipe(&self, caller: &Caller, id: &RequestId) -> Option<Recipe> {
-        self.journal
-            .get(caller.owner(), id)
-            .await
-            .filter(|job| self.models.is_dreamina(&job.model))
-            .map(|job| Recipe::from_record(&job))
+        self.origin(caller, id).await.and_then(|origin| origin.recipe)
     }
 }
 

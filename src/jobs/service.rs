@@ -25,7 +25,7 @@ use super::{
 use crate::{
     dreamina::{Models, EDIT_MODEL},
     journal::{Gate, JobQuery, JobRecord, JobUpdate, Journal, Limits, NewJob, SpendTotals, SubmitOutcome},
-    media::{self, Collected, Downloader, MediaOptions, OutputUrls},
+    media::{Downloader, MediaOptions},
     runcomfy::{
         ApiError, Balance, BalanceReader, CancelResponse, Catalogue, Client, RequestId, ResultResponse, StatusResponse,
     },
@@ -88,13 +88,6 @@ fn submit_failure(e: &ApiError) -> String {
     } else {
         e.to_string()
     }
-}
-
-/// A finished job's outputs to collect, for [`JobService::collect_all`].
-#[derive(Debug, Clone, Copy)]
-pub struct Outputs<'a> {
-    pub id: &'a RequestId,
-    pub urls: &'a OutputUrls,
 }
 
 /// What the wait needs to know of a job to poll where it is likely to finish.
@@ -468,45 +461,6 @@ impl JobService {
             })
         });
         futures::future::join_all(runs).await
-    }
-
-    /// Downloads, saves and previews a succeeded job's outputs as the media options say (see
-    /// [`media::collect`]), and records the saved files.
-    pub async fn collect(&self, caller: &Caller, id: &RequestId, urls: &OutputUrls, full_size: bool) -> Collected {
-        let jobs = [Outputs { id, urls }];
-        self.collect_all(caller, &jobs, full_size)
-            .await
-            .pop()
-            .unwrap_or_default()
-    }
-
-    /// [`JobService::collect`] for several jobs answered together (see [`media::collect_all`]):
-    /// one [`Collected`] per job, in order, each image with its reference (`<request_id>#<n>`).
-    pub async fn collect_all(&self, caller: &Caller, jobs: &[Outputs<'_>], full_size: bool) -> Vec<Collected> {
-        let requests: Vec<media::Request<'_>> = jobs
-            .iter()
-            .map(|job| media::Request {
-                name_stem: job.id.as_str(),
-                urls: job.urls,
-                full_size,
-            })
-            .collect();
-        let mut all = media::collect_all(&self.downloader, &self.media, &requests).await;
-        for (job, collected) in jobs.iter().zip(&mut all) {
-            for output in &mut collected.outputs {
-                if output.kind == media::OutputKind::Image {
-                    output.reference = Some(format!("{}#{}", job.id, output.index));
-                }
-            }
-            let saved: Vec<String> = collected.outputs.iter().filter_map(|o| o.saved_path.clone()).collect();
-            if !saved.is_empty() {
-                // The journal keeps where the files went, so list_jobs can point at them later.
-                self.journal
-                    .record(caller.owner(), job.id, JobUpdate::saved(saved))
-                    .await;
-            }
-        }
-        all
     }
 
     /// `caller`'s jobs recorded in the journal, newest first (the query's owner is set to

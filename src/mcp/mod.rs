@@ -2,10 +2,12 @@
 //! path, argument checking and the shape of answers. It knows MCP content, not HTTP: every job
 //! goes through [`crate::jobs::JobService`].
 
+mod advice;
 mod answer;
 mod app;
 mod args;
 mod caller;
+mod job_result;
 mod media;
 mod progress;
 mod prompts;
@@ -16,6 +18,7 @@ pub mod settings;
 mod shared_tasks;
 mod tasks;
 mod tools;
+mod waiting;
 
 pub use server::RunComfyServer;
 pub use settings::{McpArgs, StructuredMode};

@@ -27,7 +27,8 @@ use crate::jobs::Step;
 use super::{
     answer::{settle, ToolError},
     shared_tasks::SharedTask,
-    tools::{self, generate_image_and_wait::progress_message, TaskJob},
+    tools::{self, TaskJob},
+    waiting::progress_message,
     RunComfyServer,
 };
 use crate::{jobs::Caller, journal::Owner};
@@ -78,7 +79,7 @@ impl RunComfyServer {
             Ok(prepared) => prepared,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
-        let estimate = self.jobs.estimate(caller, &prepared, count).await.ok();
+        let estimate = self.jobs.estimate(caller, &prepared, count).await;
         let (server, task_caller) = (self.clone(), caller.clone());
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)
@@ -131,14 +132,7 @@ impl RunComfyServer {
                     return Err(TaskExit::Cancelled);
                 }
                 let answer = server
-                    .answer_runs(
-                        &task_caller,
-                        runs,
-                        prepared.recipe.as_ref(),
-                        estimate.as_ref(),
-                        &delivery,
-                        &peer,
-                    )
+                    .answer_runs(&task_caller, runs, prepared.origin(), estimate, &delivery, &peer)
                     .await;
                 let result = settle(answer);
                 if let Some(shared) = &shared {

@@ -32,7 +32,7 @@ pub struct Cancellation {
 }
 
 impl Cancellation {
-    pub(super) fn new(id: &RequestId, answer: &CancelResponse) -> Self {
+    pub(in crate::mcp) fn new(id: &RequestId, answer: &CancelResponse) -> Self {
         let status = answer.status.clone();
         let (outcome, message) = match &answer.outcome {
             Some(CancelOutcome::Cancelled) => ("cancelled".to_owned(), "Cancelled: the job was still queued and will not run.".to_owned()),

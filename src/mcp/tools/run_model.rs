@@ -3,28 +3,27 @@
 //! inputs resolved before anything is paid for; then the job runs as `generate_image_and_wait`'s
 //! do (progress, cancellation, tasks, the same answer), or, with `wait: false`, is only submitted.
 
-use std::time::Duration;
-
 use rmcp::{
-    model::{CallToolResult, JsonObject, RequestMetaObject},
-    tool, tool_router, Peer, RoleServer,
+    model::{CallToolResult, JsonObject},
+    tool, tool_router,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
 use super::{
     super::{
         answer::ToolError,
         args::{self, InvalidArgument, Validate},
+        job_result::{Answer, Delivered, JobResult},
         schema::{output_schema_for, schema_for},
+        waiting::Waiting,
         RunComfyServer,
     },
-    get_result::{DeliveryArgs, JobResult},
+    get_result::DeliveryArgs,
 };
 use crate::jobs::{
     settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
-    Caller, CostEstimate, Prepared,
+    Batch, JobOutcome, Prepared,
 };
 
 /// The arguments of `run_model`.
@@ -95,25 +94,16 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn run_model(
-        &self,
-        arguments: JsonObject,
-        meta: RequestMetaObject,
-        peer: Peer<RoleServer>,
-        cancel: CancellationToken,
-        caller: Caller,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn run_model(&self, arguments: JsonObject, call: Waiting) -> Result<CallToolResult, ToolError> {
         let args: RunModelArgs = args::parse(arguments)?;
-        let prepared = self.jobs.prepare_model(&caller, &args.model_id, &args.input).await?;
-        let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
+        let prepared = self
+            .jobs
+            .prepare_model(&call.caller, &args.model_id, &args.input)
+            .await?;
         if !args.wait {
-            return self.submit_model(&caller, &prepared, estimate).await;
+            return self.submit_model(&call, &prepared).await;
         }
-        let max_wait = self.jobs.policy().wait_for(args.max_wait_seconds);
-        let runs = self
-            .run_reporting(&caller, &prepared, 1, max_wait, &meta, &peer, &cancel)
-            .await;
-        self.answer_runs(&caller, runs, None, estimate.ok().as_ref(), &args.delivery, &peer)
+        self.wait_for_jobs(&call, &prepared, 1, args.max_wait_seconds, &args.delivery)
             .await
     }
 }
@@ -121,28 +111,21 @@ impl RunComfyServer {
 impl RunComfyServer {
     /// Only the submit: the job as a pending result (the same shape as a wait that ended first),
     /// with its estimate.
-    async fn submit_model(
-        &self,
-        caller: &Caller,
-        prepared: &Prepared,
-        estimate: Result<CostEstimate, String>,
-    ) -> Result<CallToolResult, ToolError> {
+    async fn submit_model(&self, call: &Waiting, prepared: &Prepared) -> Result<CallToolResult, ToolError> {
+        let estimate = self.jobs.estimate(&call.caller, prepared, 1).await;
         let id = self
             .jobs
-            .submit(caller, prepared)
+            .submit(&call.caller, prepared)
             .await
             .map_err(|e| ToolError::submit(&e))?;
-        let mut result = JobResult::pending(id.clone(), None, Duration::ZERO);
-        result.next_step = format!(
-            "Submitted {} as job {id}. Call check_status with request_id \"{id}\" every few seconds until status is succeeded, then get_result for its outputs; cancel_request can stop it while it is still queued. Do not call run_model again for this job: that starts a new paid one.{}",
-            prepared.model,
-            match &estimate {
-                Ok(e) => format!(" {}; get_result reports the actual cost.", e.text()),
-                Err(reason) => format!(" No cost estimate: {reason}."),
-            }
-        );
-        result.request_ids = vec![id];
-        result.estimated_cost_usd = estimate.ok();
-        Ok(result.render(&[], true))
+        let delivered = Delivered::new(Answer {
+            jobs: Batch {
+                jobs: vec![JobOutcome::Submitted { id }],
+            },
+            started: true,
+            origin: Some(prepared.origin()),
+            estimate: Some(estimate),
+        })?;
+        Ok(self.shaped(&delivered, &call.peer))
     }
 }

@@ -1,0 +1,162 @@
+//! A call's jobs together (one, or `count` of them): their outcomes in order, the outputs of
+//! those that succeeded collected at once within one result's inline budget, and what they come
+//! to as a whole — one status, the jobs still going, the cost so far. The tools and the tasks
+//! path render a [`Batch`]; none of this is MCP's.
+
+use super::{Caller, JobOutcome, JobService, Run, RunError};
+use crate::{
+    journal::JobUpdate,
+    media::{self, Collected, OutputUrls},
+    runcomfy::{JobStatus, RequestId, ResultResponse},
+};
+
+/// A finished job's outputs to collect, for [`JobService::collect_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    pub id: &'a RequestId,
+    pub urls: &'a OutputUrls,
+}
+
+/// The jobs of one call, in order.
+#[derive(Debug)]
+pub struct Batch {
+    pub jobs: Vec<JobOutcome>,
+}
+
+impl Batch {
+    /// The batch in one status: still going while any job is (queued while some are queued and
+    /// none is running), else succeeded when any job succeeded, else cancelled when any was,
+    /// else failed.
+    pub fn status(&self) -> JobStatus {
+        let any = |status: JobStatus| self.jobs.iter().any(|j| j.state().is(&status));
+        if !self.finished() {
+            if any(JobStatus::InQueue) && !any(JobStatus::InProgress) {
+                JobStatus::InQueue
+            } else {
+                JobStatus::InProgress
+            }
+        } else if any(JobStatus::Succeeded) {
+            JobStatus::Succeeded
+        } else if any(JobStatus::Cancelled) {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Failed
+        }
+    }
+
+    /// True when no job's state will change any more.
+    pub fn finished(&self) -> bool {
+        self.jobs.iter().all(JobOutcome::finished)
+    }
+
+    /// The jobs that exist and go on: to come back for, never to submit again.
+    pub fn still_going(&self) -> Vec<&RequestId> {
+        self.jobs
+            .iter()
+            .filter(|j| !j.finished())
+            .filter_map(JobOutcome::id)
+            .collect()
+    }
+
+    /// Whether any job has made, or may still make, its outputs.
+    pub fn made_or_making(&self) -> bool {
+        self.jobs.iter().any(|j| j.state().is(&JobStatus::Succeeded)) || !self.still_going().is_empty()
+    }
+
+    /// Every job's id, in order (a submit that got none is left out).
+    pub fn request_ids(&self) -> Vec<RequestId> {
+        self.jobs.iter().filter_map(JobOutcome::id).cloned().collect()
+    }
+
+    /// What the jobs whose cost RunComfy reported cost together; `None` when none is known.
+    pub fn cost_usd(&self) -> Option<f64> {
+        let costs: Vec<f64> = self.jobs.iter().filter_map(JobOutcome::cost_usd).collect();
+        (!costs.is_empty()).then(|| crate::money::round_usd(costs.iter().sum()))
+    }
+}
+
+impl JobService {
+    /// A call's runs as their outcomes, in order, with the outputs of every job that succeeded
+    /// collected together (see [`JobService::collect_all`]).
+    pub async fn outcomes(&self, caller: &Caller, runs: Vec<Result<Run, RunError>>, full_size: bool) -> Batch {
+        let mut jobs: Vec<JobOutcome> = runs.into_iter().map(JobOutcome::of_run).collect();
+        let found: Vec<(usize, RequestId, OutputUrls)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, job)| job.to_collect().map(|(id, urls)| (i, id.clone(), urls)))
+            .collect();
+        let outputs: Vec<Outputs<'_>> = found.iter().map(|(_, id, urls)| Outputs { id, urls }).collect();
+        let collected = self.collect_all(caller, &outputs, full_size).await;
+        for ((i, ..), media) in found.iter().zip(collected) {
+            if let JobOutcome::Answered { media: slot, .. } = &mut jobs[*i] {
+                *slot = Some(media);
+            }
+        }
+        Batch { jobs }
+    }
+
+    /// RunComfy's result for job `id`, looked up, as its outcome: its outputs collected when it
+    /// succeeded with any.
+    pub async fn answered(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        result: ResultResponse,
+        full_size: bool,
+    ) -> JobOutcome {
+        let mut job = JobOutcome::Answered {
+            id,
+            result,
+            media: None,
+        };
+        if let Some((id, urls)) = job.to_collect().map(|(id, urls)| (id.clone(), urls)) {
+            let collected = self.collect(caller, &id, &urls, full_size).await;
+            if let JobOutcome::Answered { media, .. } = &mut job {
+                *media = Some(collected);
+            }
+        }
+        job
+    }
+
+    /// Downloads, saves and previews a succeeded job's outputs as the media options say (see
+    /// [`media::collect`]), and records the saved files.
+    pub async fn collect(&self, caller: &Caller, id: &RequestId, urls: &OutputUrls, full_size: bool) -> Collected {
+        let jobs = [Outputs { id, urls }];
+        self.collect_all(caller, &jobs, full_size)
+            .await
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`JobService::collect`] for several jobs answered together (see [`media::collect_all`]):
+    /// one [`Collected`] per job, in order, each image with its reference (`<request_id>#<n>`).
+    pub async fn collect_all(&self, caller: &Caller, jobs: &[Outputs<'_>], full_size: bool) -> Vec<Collected> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let requests: Vec<media::Request<'_>> = jobs
+            .iter()
+            .map(|job| media::Request {
+                name_stem: job.id.as_str(),
+                urls: job.urls,
+                full_size,
+            })
+            .collect();
+        let mut all = media::collect_all(&self.downloader, &self.media, &requests).await;
+        for (job, collected) in jobs.iter().zip(&mut all) {
+            for output in &mut collected.outputs {
+                if output.kind == media::OutputKind::Image {
+                    output.reference = Some(format!("{}#{}", job.id, output.index));
+                }
+            }
+            let saved: Vec<String> = collected.outputs.iter().filter_map(|o| o.saved_path.clone()).collect();
+            if !saved.is_empty() {
+                // The journal keeps where the files went, so list_jobs can point at them later.
+                self.journal
+                    .record(caller.owner(), job.id, JobUpdate::saved(saved))
+                    .await;
+            }
+        }
+        all
+    }
+}

@@ -1,0 +1,124 @@
+//! The waiting tools' one flow (`generate_image_and_wait`, `run_model`; a task runs it too):
+//! submit one job or a batch, wait with progress notifications, and answer as `get_result` does,
+//! or with the request_ids to come back with when the wait ends first. A waiting tool parses its
+//! arguments, prepares its request and hands both here; what a call needs for it comes as one
+//! parameter, [`Waiting`].
+
+use std::time::Duration;
+
+use rmcp::{
+    handler::server::{common::FromContextPart, tool::ToolCallContext},
+    model::{CallToolResult, RequestMetaObject},
+    ErrorData, Peer, RoleServer,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    answer::ToolError,
+    job_result::{Answer, Delivered},
+    progress::ProgressReporter,
+    tools::get_result::DeliveryArgs,
+    RunComfyServer,
+};
+use crate::{
+    jobs::{Caller, CostEstimate, Origin, Prepared, Run, RunError, Step},
+    text::capitalised,
+};
+
+/// A waiting tool's call: whose it is, where to report progress, and its cancellation.
+pub(super) struct Waiting {
+    pub caller: Caller,
+    meta: RequestMetaObject,
+    pub peer: Peer<RoleServer>,
+    cancel: CancellationToken,
+}
+
+impl FromContextPart<ToolCallContext<'_, RunComfyServer>> for Waiting {
+    fn from_context_part(context: &mut ToolCallContext<'_, RunComfyServer>) -> Result<Self, ErrorData> {
+        Ok(Self {
+            caller: Caller::from_context_part(context)?,
+            meta: RequestMetaObject::from_context_part(context)?,
+            peer: Peer::from_context_part(context)?,
+            cancel: CancellationToken::from_context_part(context)?,
+        })
+    }
+}
+
+/// What a person waiting is told at each step of job `index` (from 0) of `count`.
+pub(super) fn progress_message(index: usize, count: u32, step: Step<'_>, elapsed: Duration) -> String {
+    let message = match step {
+        Step::Submitted(id) => format!("Submitted as request_id {id}"),
+        Step::Polled(id, event) => format!(
+            "{} ({} s) — request_id {id}",
+            capitalised(&event.phase()),
+            elapsed.as_secs()
+        ),
+    };
+    if count == 1 {
+        message
+    } else {
+        format!("Job {} of {count}: {message}", index + 1)
+    }
+}
+
+impl RunComfyServer {
+    /// Runs `count` jobs of `prepared` for a waiting call, for at most `max_wait_seconds` (the
+    /// server's default and cap apply), reporting each step as a progress notification when the
+    /// client asked for them, and answers with their outcome.
+    pub(super) async fn wait_for_jobs(
+        &self,
+        call: &Waiting,
+        prepared: &Prepared,
+        count: u32,
+        max_wait_seconds: Option<u32>,
+        delivery: &DeliveryArgs,
+    ) -> Result<CallToolResult, ToolError> {
+        let estimate = self.jobs.estimate(&call.caller, prepared, count).await;
+        let max_wait = self.jobs.policy().wait_for(max_wait_seconds);
+        let mut progress = call
+            .meta
+            .get_progress_token()
+            .map(|token| ProgressReporter::new(call.peer.clone(), token));
+        let runs = self
+            .jobs
+            .run_batch(
+                &call.caller,
+                prepared,
+                count,
+                max_wait,
+                &call.cancel,
+                |index, elapsed, step| {
+                    if let Some(progress) = progress.as_mut() {
+                        progress.report(elapsed, progress_message(index, count, step, elapsed));
+                    }
+                },
+            )
+            .await;
+        if let Some(progress) = progress {
+            progress.finish().await;
+        }
+        self.answer_runs(&call.caller, runs, prepared.origin(), estimate, delivery, &call.peer)
+            .await
+    }
+
+    /// The answer for the runs of one call (one job, or a batch), for the waiting tools and the
+    /// tasks path alike. `estimate`: what the jobs were expected to cost.
+    pub(super) async fn answer_runs(
+        &self,
+        caller: &Caller,
+        runs: Vec<Result<Run, RunError>>,
+        origin: Origin,
+        estimate: Result<CostEstimate, String>,
+        delivery: &DeliveryArgs,
+        peer: &Peer<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        let jobs = self.jobs.outcomes(caller, runs, delivery.inline_full_size).await;
+        let delivered = Delivered::new(Answer {
+            jobs,
+            started: true,
+            origin: Some(origin),
+            estimate: Some(estimate),
+        })?;
+        Ok(self.shaped(&delivered, peer))
+    }
+}
