@@ -61,7 +61,7 @@ impl StructuredMode {
 /// Flags of `serve` for the MCP answers; flattened into the serve command.
 #[derive(Args, Debug, Clone)]
 pub struct McpArgs {
-    /// Whether results with inline images also carry structuredContent (see the README).
+    /// Whether results with inline images also carry structuredContent (see docs/results-and-app-view.md).
     #[arg(long, env = "RUNCOMFY_STRUCTURED_CONTENT", value_enum, default_value_t = StructuredMode::Auto)]
     pub structured_content: StructuredMode,
 }

@@ -7,7 +7,7 @@
 //! `--auth-token` of its own, `Authorization: Bearer <key>` is read as the key too, for clients
 //! that can only send a bearer; with an `--auth-token` the bearer is the server's own credential
 //! (checked by [`super::guards`]) and never a RunComfy key. The key is forwarded to RunComfy for
-//! this caller's calls only, never logged and never stored (see the README's "Team server").
+//! this caller's calls only, never logged and never stored (see docs/http-and-teams.md).
 
 use std::sync::Arc;
 
