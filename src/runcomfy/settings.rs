@@ -116,7 +116,7 @@ impl UpstreamArgs {
         let token = if per_user_keys {
             if token_from_env.is_some() {
                 tracing::warn!(
-                    "RUNCOMFY_API_KEY is set but unused: with --per-user-keys every RunComfy call uses the key of the person who made the request"
+                    "RUNCOMFY_API_KEY is set but unused: with --per-user-keys or --oauth every RunComfy call uses the key of the person who made the request"
                 );
             }
             None

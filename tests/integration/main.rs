@@ -25,6 +25,7 @@ mod load;
 mod media;
 mod memory;
 mod money;
+mod oauth;
 mod per_user_keys;
 mod replicas;
 mod requests_from_schema;

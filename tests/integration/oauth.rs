@@ -1,0 +1,460 @@
+//! `--oauth`: every refusal of the sign-in flow, each with its HTTP answer and no token issued —
+//! a wrong PKCE verifier, a code used twice, a redirect URI the client did not register, a token
+//! for another resource, an expired or revoked token, a consent form without its anti-forgery
+//! value, a RunComfy key the upstream rejects, a client metadata URL on a private address — and a
+//! client identified by its metadata document (fetched from the test's loopback origin, which
+//! only the hidden test setting allows). The happy path with the official Python client and a
+//! real browser is tests/python/test_http_oauth.py.
+
+use std::path::Path;
+
+use axum::{routing::get, Json, Router};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use reqwest::{header, redirect::Policy, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::{
+    eventually, fast_config,
+    http::{initialize, HttpServer},
+    simulator,
+};
+use runcomfy_mcp::simulator::SimConfig;
+
+const KEY: &str = "rc-oauth-refusals-key-71c4";
+const REJECTED: &str = "rc-rejected-key-0d2b";
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+async fn start(sim: &runcomfy_mcp::simulator::Simulator, state: &Path, flags: &[&str]) -> HttpServer {
+    let mut all = vec!["--oauth"];
+    all.extend_from_slice(flags);
+    HttpServer::start(
+        &sim.base_url(),
+        &all,
+        &[
+            ("RUNCOMFY_NO_JOURNAL", "false"),
+            ("RUNCOMFY_STATE_DIR", state.to_str().unwrap()),
+        ],
+    )
+    .await
+}
+
+/// Rows of a sign-in table, read raw from the SQLite file.
+fn rows(state: &Path, table: &str) -> i64 {
+    let db = rusqlite::Connection::open(state.join("journal.sqlite3")).unwrap();
+    db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A PKCE verifier and its S256 challenge.
+fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>());
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    (verifier, URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// One client's sign-in, step by step, as a browser and a client would do it.
+struct Flow<'a> {
+    server: &'a HttpServer,
+    http: reqwest::Client,
+    client_id: String,
+    verifier: String,
+    challenge: String,
+}
+
+/// The consent page's form as served: its sealed request, its anti-forgery value and cookie.
+struct Form {
+    request: String,
+    csrf: String,
+    cookie: String,
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let start = page.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+impl<'a> Flow<'a> {
+    async fn register(server: &'a HttpServer) -> Self {
+        let http = no_redirects();
+        let registered: Value = http
+            .post(server.url("/oauth/register"))
+            .json(&json!({"redirect_uris": [REDIRECT], "client_name": "Refusals"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self::with_client(server, registered["client_id"].as_str().unwrap())
+    }
+
+    fn with_client(server: &'a HttpServer, client_id: &str) -> Self {
+        let (verifier, challenge) = pkce();
+        Self {
+            server,
+            http: no_redirects(),
+            client_id: client_id.to_owned(),
+            verifier,
+            challenge,
+        }
+    }
+
+    async fn authorize(&self, redirect: &str, resource: &str) -> reqwest::Response {
+        self.http
+            .get(self.server.url("/oauth/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", &self.client_id),
+                ("redirect_uri", redirect),
+                ("state", "s-1"),
+                ("code_challenge", &self.challenge),
+                ("code_challenge_method", "S256"),
+                ("resource", resource),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn form(&self) -> Form {
+        let page = self.authorize(REDIRECT, &self.server.url("/mcp")).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let cookie = page.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let html = page.text().await.unwrap();
+        Form {
+            request: hidden(&html, "request"),
+            csrf: hidden(&html, "csrf"),
+            cookie,
+        }
+    }
+
+    async fn answer(&self, fields: &[(&str, &str)], cookie: Option<&str>) -> reqwest::Response {
+        let mut post = self.http.post(self.server.url("/oauth/authorize")).form(fields);
+        if let Some(cookie) = cookie {
+            post = post.header(header::COOKIE, cookie);
+        }
+        post.send().await.unwrap()
+    }
+
+    /// Consents with `key`; the code from the redirect.
+    async fn code(&self, key: &str) -> String {
+        let form = self.form().await;
+        let answer = self
+            .answer(
+                &[
+                    ("request", &form.request),
+                    ("csrf", &form.csrf),
+                    ("api_key", key),
+                    ("decision", "allow"),
+                ],
+                Some(&form.cookie),
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+        let location = reqwest::Url::parse(answer.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+        let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+        assert_eq!(query["state"], "s-1");
+        assert_eq!(query["iss"], self.server.base, "RFC 9207");
+        query["code"].clone()
+    }
+
+    async fn token(&self, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        let answer = self
+            .http
+            .post(self.server.url("/oauth/token"))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        (answer.status(), answer.json().await.unwrap())
+    }
+
+    async fn exchange(&self, code: &str, verifier: &str, redirect: &str) -> (StatusCode, Value) {
+        let resource = self.server.url("/mcp");
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("client_id", &self.client_id),
+            ("redirect_uri", redirect),
+            ("resource", &resource),
+        ])
+        .await
+    }
+
+    async fn tokens(&self) -> Value {
+        let code = self.code(KEY).await;
+        let (status, tokens) = self.exchange(&code, &self.verifier, REDIRECT).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        tokens
+    }
+}
+
+/// The status of an MCP request to `server` with `token`, and its challenge.
+async fn mcp_with(server: &HttpServer, token: &str) -> (StatusCode, String) {
+    let answer = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize(1))
+        .send()
+        .await
+        .unwrap();
+    let challenge = answer
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (answer.status(), challenge)
+}
+
+fn error_of(answer: &(StatusCode, Value)) -> &str {
+    assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{}", answer.1);
+    answer.1["error"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn the_code_the_verifier_and_the_redirect_uri_are_checked_and_nothing_is_issued_otherwise() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &[]).await;
+    let flow = Flow::register(&server).await;
+
+    // No token at all: 401, pointing at the protected resource metadata.
+    let (status, challenge) = mcp_with(&server, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains(&format!(
+        "resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+        server.base
+    )));
+
+    // A redirect URI the client did not register: an error page here, never a redirect there.
+    let elsewhere = flow
+        .authorize("http://127.0.0.1:9/elsewhere", &server.url("/mcp"))
+        .await;
+    assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST);
+    assert!(elsewhere.headers().get(header::LOCATION).is_none());
+
+    // A token for another resource is never asked for here.
+    let other = flow.authorize(REDIRECT, "http://127.0.0.1:1/mcp").await;
+    assert_eq!(other.status(), StatusCode::SEE_OTHER);
+    assert!(other.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .contains("error=invalid_target"));
+
+    // A wrong verifier: refused, and the code is used up with it.
+    let code = flow.code(KEY).await;
+    let (wrong, _) = pkce();
+    assert_eq!(error_of(&flow.exchange(&code, &wrong, REDIRECT).await), "invalid_grant");
+    assert_eq!(
+        error_of(&flow.exchange(&code, &flow.verifier, REDIRECT).await),
+        "invalid_grant"
+    );
+    // Another redirect URI than the code's.
+    let code = flow.code(KEY).await;
+    assert_eq!(
+        error_of(
+            &flow
+                .exchange(&code, &flow.verifier, "http://127.0.0.1:9/elsewhere")
+                .await
+        ),
+        "invalid_grant"
+    );
+    // Another resource than this server's.
+    let code = flow.code(KEY).await;
+    let for_other = flow
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", &flow.verifier),
+            ("client_id", &flow.client_id),
+            ("redirect_uri", REDIRECT),
+            ("resource", "http://127.0.0.1:1/mcp"),
+        ])
+        .await;
+    assert_eq!(error_of(&for_other), "invalid_target");
+    assert_eq!(rows(state.path(), "oauth_tokens"), 0, "no token issued by any refusal");
+
+    // A code used twice: the second use is refused and revokes what the first one got.
+    let code = flow.code(KEY).await;
+    let (ok, tokens) = flow.exchange(&code, &flow.verifier, REDIRECT).await;
+    assert_eq!(ok, StatusCode::OK);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(mcp_with(&server, access).await.0, StatusCode::OK);
+    assert_eq!(
+        error_of(&flow.exchange(&code, &flow.verifier, REDIRECT).await),
+        "invalid_grant"
+    );
+    let (status, challenge) = mcp_with(&server, access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(rows(state.path(), "oauth_tokens"), 0);
+    assert_eq!(server.stop().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn expired_revoked_and_other_resources_tokens_are_refused() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &["--oauth-access-token-secs", "1"]).await;
+    let flow = Flow::register(&server).await;
+
+    // Expired: good at first, refused once its second has passed.
+    let tokens = flow.tokens().await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(mcp_with(&server, &access).await.0, StatusCode::OK);
+    eventually(
+        async || match mcp_with(&server, &access).await.0 {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            other => Err(other),
+        },
+        "the access token to expire",
+    )
+    .await;
+    // The refresh token still works, once: it rotates.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = flow
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &flow.client_id),
+        ])
+        .await;
+    assert_eq!(refreshed.0, StatusCode::OK, "{}", refreshed.1);
+
+    // Revoked (RFC 7009), by its refresh token: its access token goes with it.
+    let tokens = flow.tokens().await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let revoked = reqwest::Client::new()
+        .post(server.url("/oauth/revoke"))
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(mcp_with(&server, &access).await.0, StatusCode::UNAUTHORIZED);
+
+    // A token for another resource: a second server on the same database under another public
+    // URL honours nothing the first one issued (and the first still does).
+    let tokens = flow.tokens().await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let other = start(&sim, state.path(), &["--public-url", "http://localhost:1"]).await;
+    let (status, challenge) = mcp_with(&other, &access).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("resource_metadata=\"http://localhost:1/.well-known/oauth-protected-resource/mcp\""));
+    assert_eq!(mcp_with(&server, &access).await.0, StatusCode::OK);
+    assert_eq!(other.stop().await.code(), Some(0));
+    assert_eq!(server.stop().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_consent_without_its_anti_forgery_value_or_with_a_rejected_key_grants_nothing() {
+    let sim = simulator(SimConfig {
+        rejected_tokens: vec![REJECTED.to_owned()],
+        ..fast_config()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &[]).await;
+    let flow = Flow::register(&server).await;
+    let form = flow.form().await;
+    let without_value = [
+        ("request", form.request.as_str()),
+        ("api_key", KEY),
+        ("decision", "allow"),
+    ];
+    let with_value = [
+        ("request", form.request.as_str()),
+        ("csrf", form.csrf.as_str()),
+        ("api_key", KEY),
+        ("decision", "allow"),
+    ];
+    // Without the value in the form, or without its cookie (a post from another site): 403.
+    for (fields, cookie) in [
+        (&without_value[..], Some(form.cookie.as_str())),
+        (&with_value[..], None),
+    ] {
+        let answer = flow.answer(fields, cookie).await;
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        assert!(answer.headers().get(header::LOCATION).is_none());
+        assert!(answer.text().await.unwrap().contains("anti-forgery value"));
+    }
+
+    // A key RunComfy rejects: the page again, saying so; nothing kept.
+    let fields = [
+        ("request", form.request.as_str()),
+        ("csrf", form.csrf.as_str()),
+        ("api_key", REJECTED),
+        ("decision", "allow"),
+    ];
+    let answer = flow.answer(&fields, Some(&form.cookie)).await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    assert!(answer.headers().get(header::LOCATION).is_none());
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("RunComfy did not accept this API key"), "{page}");
+    assert!(!page.contains(REJECTED), "the key is never shown again");
+    assert_eq!(rows(state.path(), "oauth_grants"), 0);
+    assert_eq!(rows(state.path(), "oauth_codes"), 0);
+    assert_eq!(server.stop().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn client_metadata_documents_are_fetched_only_from_public_https_addresses() {
+    // The test's own document host, on loopback: allowed only through the hidden test setting.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let document_url = format!("{origin}/client.json");
+    let document = json!({
+        "client_id": document_url,
+        "client_name": "Document client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+    });
+    let app = Router::new().route("/client.json", get(move || async move { Json(document) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &["--oauth-test-client-metadata-origin", &origin]).await;
+
+    // Private, loopback, link-local and plain-http addresses are refused, with an error page.
+    for (client_id, why) in [
+        ("https://10.0.0.7/client.json", "a private address"),
+        ("https://127.0.0.1/client.json", "a loopback address"),
+        ("https://169.254.169.254/latest/meta-data", "a link-local address"),
+        ("http://client.example/client.json", "only https URLs are fetched"),
+    ] {
+        let refused = Flow::with_client(&server, client_id)
+            .authorize(REDIRECT, &server.url("/mcp"))
+            .await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{client_id}");
+        assert!(refused.headers().get(header::LOCATION).is_none());
+        let page = refused.text().await.unwrap();
+        assert!(page.contains(why), "{client_id}: {page}");
+    }
+
+    // The allowed document's client signs in like a registered one.
+    let flow = Flow::with_client(&server, &document_url);
+    let tokens = flow.tokens().await;
+    assert_eq!(
+        mcp_with(&server, tokens["access_token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        rows(state.path(), "oauth_clients"),
+        0,
+        "a document's client is not registered"
+    );
+    assert_eq!(server.stop().await.code(), Some(0));
+}
