@@ -141,8 +141,13 @@ impl ServeArgs {
                 "--oauth keeps its grants in the journal's SQLite file for now: drop --journal-url to use it"
             );
         }
-        let media = self.media.options().map_err(anyhow::Error::msg)?;
+        let mut media = self.media.options().map_err(anyhow::Error::msg)?;
         self.journal.check()?;
+        // Uploads from the app view are kept beside the journal (nowhere with --no-journal and
+        // no --state-dir, which keeps nothing on disk).
+        if let Some(dir) = state_dir(&self.journal) {
+            media.uploads = crate::media::uploads::Uploads::in_dir(dir.join("uploads"));
+        }
         self.limits.check_with_journal(self.journal.no_journal)?;
         let test_origin = self.oauth.test_origin()?;
         let state_dir = self.journal.state_dir.clone().or_else(location::default_state_dir);
@@ -253,6 +258,17 @@ fn catalogue_copy(journal: &crate::journal::JournalArgs, simulated: bool) -> Opt
     } else {
         "catalogue.json"
     }))
+}
+
+/// The state directory this run may write to: none with `--no-journal` and no `--state-dir`.
+fn state_dir(journal: &crate::journal::JournalArgs) -> Option<std::path::PathBuf> {
+    if journal.no_journal && journal.state_dir.is_none() {
+        return None;
+    }
+    journal
+        .state_dir
+        .clone()
+        .or_else(crate::journal::location::default_state_dir)
 }
 
 /// Where the built-in simulator keeps its jobs across restarts: beside its journal, in the state

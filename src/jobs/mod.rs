@@ -9,7 +9,7 @@
 //! [`price`] estimates a job's cost before it is paid for; [`limits`] holds the spend and rate
 //! limit flags (checked in the journal); [`settings`] holds the wait flags and their defaults.
 //! Every call is made for a [`Caller`]: whose jobs it sees and whose RunComfy key it spends
-//! ([`owners`] names a per-user key's owner).
+//! ([`owners`] names a per-user key's owner). `uploads` keeps the images uploaded from the app view.
 
 mod batch;
 mod caller;
@@ -25,6 +25,7 @@ mod prepare_model;
 pub mod price;
 mod service;
 pub mod settings;
+mod uploads;
 
 pub use batch::{Batch, Outputs};
 pub use caller::Caller;
@@ -37,3 +38,4 @@ pub use prepare_model::check_models;
 pub use price::CostEstimate;
 pub use service::{JobService, Run, RunError, RunOutcome, Step, SubmitError, MAX_COUNT};
 pub use settings::{WaitArgs, WaitPolicy};
+pub use uploads::Upload;

@@ -31,6 +31,7 @@ pub const VIEWER_HTML: &str = concat!(
     "<script>\n\"use strict\";\n",
     include_str!("app/bridge.js"),
     include_str!("app/view.js"),
+    include_str!("app/upload.js"),
     "</script>\n</body>\n</html>\n"
 );
 /// `_meta["ui/resourceUri"]`: the link's deprecated spelling.
@@ -39,7 +40,7 @@ const LEGACY_URI_KEY: &str = "ui/resourceUri";
 /// Tools the view is linked to: their results are what it shows.
 const VIEWED_TOOLS: [&str; 4] = ["generate_image_and_wait", "generate_image", "get_result", "list_jobs"];
 /// Tools only the view may call (its buttons): hidden from the model and from other clients.
-pub const APP_ONLY_TOOLS: [&str; 2] = ["save_image", "vary_job"];
+pub const APP_ONLY_TOOLS: [&str; 3] = ["save_image", "vary_job", "upload_image"];
 
 /// Whether the client can render MCP Apps views.
 pub fn client_renders(capabilities: Option<&ClientCapabilities>) -> bool {

@@ -23,6 +23,10 @@ use crate::{
 };
 
 const SCHEME: &str = "runcomfy://jobs/";
+/// `runcomfy://uploads/{id}`: an image the caller uploaded from the app view, as it is kept (a
+/// PNG), for the view's before-and-after. Not listed: only the view, which made the upload,
+/// names it.
+const UPLOADS: &str = "runcomfy://uploads/";
 /// An original larger than this is refused (its URL is in the result): base64 makes it a third
 /// larger again, and clients cap a message at a few MB.
 pub const ORIGINAL_MAX_BYTES: u64 = 8 * 1024 * 1024;
@@ -139,6 +143,13 @@ impl RunComfyServer {
                 meta: Some(app::viewer_meta()),
             };
             return Ok(ReadResourceResult::new(vec![contents]));
+        }
+        if let Some(id) = uri.strip_prefix(UPLOADS) {
+            let png = self.jobs.upload(caller, id).await.map_err(|why| not_found(uri, &why))?;
+            let blob = base64::engine::general_purpose::STANDARD.encode(&png);
+            return Ok(ReadResourceResult::new(vec![
+                ResourceContents::blob(blob, uri).with_mime_type("image/png")
+            ]));
         }
         let Some((id, kind, index)) = parse(uri) else {
             return Err(not_found(

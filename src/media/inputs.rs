@@ -7,7 +7,8 @@
 //!   from 1), which the job service resolves to the URL RunComfy gave (this module only parses it);
 //! - a local file by absolute path (or `~/…`), read only inside the directories the user allowed
 //!   (`--input-dir`), within a size cap, its type sniffed from its bytes;
-//! - a `data:image/…;base64,` URI, checked and size-capped.
+//! - a `data:image/…;base64,` URI, checked and size-capped;
+//! - an image the person uploaded from the app view, `upload:<id>` ([`super::uploads`]).
 //!
 //! A file or a data URI is sent as RunComfy's own client sends images: re-encoded as a PNG data
 //! URI of at most [`MAX_INPUT_PNG_BYTES`] and [`MAX_INPUT_PIXELS`] (the Model API's per-input
@@ -99,6 +100,8 @@ pub enum Source {
     File(PathBuf),
     /// A `data:` URI, exactly as given.
     DataUri(String),
+    /// An upload's id (of `upload:<id>`).
+    Upload(String),
 }
 
 impl Source {
@@ -127,6 +130,9 @@ impl Source {
                 "{} is a {scheme}:// URL; only public https:// URLs can be passed to RunComfy",
                 shown(entry)
             ));
+        }
+        if let Some(upload) = super::uploads::reference(entry) {
+            return upload.map(Self::Upload);
         }
         if let Some(job) = job_reference(entry) {
             return job;
@@ -188,6 +194,7 @@ pub enum InputKind {
     Job,
     File,
     DataUri,
+    Upload,
 }
 
 /// What is kept of one input (in the job journal, in results): what it was, never its bytes.
@@ -288,6 +295,35 @@ pub async fn saved_copy(options: &InputOptions, path: PathBuf, given: &str) -> R
     })
     .await
     .map_err(|e| format!("reading the saved copy failed: {e}"))?
+}
+
+/// An upload: its PNG, kept within RunComfy's limits when it came, sent as a data URI.
+pub fn upload(given: &str, png: Vec<u8>) -> Resolved {
+    let engine = base64::engine::general_purpose::STANDARD;
+    Resolved {
+        wire: format!("data:{PNG_MIME};base64,{}", engine.encode(&png)),
+        record: InputRecord {
+            kind: InputKind::Upload,
+            given: given.trim().to_owned(),
+            url: None,
+            path: None,
+            bytes: Some(png.len() as u64),
+            mime_type: Some(PNG_MIME.to_owned()),
+            sent_as: None,
+        },
+    }
+}
+
+/// A `data:image/…;base64,` URI as the PNG an upload keeps (what [`data_uri`] would send), with
+/// its width and height.
+pub async fn upload_png(options: &InputOptions, uri: &str) -> Result<(Vec<u8>, u32, u32), String> {
+    let (bytes, format) = data_uri_bytes(options, uri)?;
+    let _slot = ENCODES.acquire().await;
+    let png = tokio::task::spawn_blocking(move || as_png(&bytes, format))
+        .await
+        .map_err(|e| format!("re-encoding the image failed: {e}"))?
+        .map_err(|e| format!("the image cannot be used: {e}"))?;
+    Ok((png.bytes, png.width, png.height))
 }
 
 /// A local file, if it is inside an allowed directory, within the cap and an image, as a

@@ -17,7 +17,8 @@
 //! cap, from where [`address`] allows, [`preview`] decodes (within [`pixels`]' bounds) and scales
 //! down, [`save`] owns the output directory and file names; `inline_budget` shares a result's
 //! inline bytes among its images; `report` is what it all became, and `notes` the
-//! result-wide remarks (`mcp/` words them); [`settings`] the flags.
+//! result-wide remarks (`mcp/` words them); [`settings`] the flags; [`uploads`] keeps the images
+//! a person uploads from the app view.
 
 pub mod address;
 pub mod download;
@@ -33,6 +34,7 @@ pub mod preview;
 mod report;
 pub mod save;
 pub mod settings;
+pub mod uploads;
 
 pub use crate::text::thousands;
 pub use address::AddressPolicy;

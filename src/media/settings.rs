@@ -90,6 +90,8 @@ pub struct MediaOptions {
     /// Bounds on a video or audio download, which is only made to save the file.
     pub media_download_max_bytes: u64,
     pub media_download_timeout: Duration,
+    /// Where images uploaded from the app view are kept (set from the state directory).
+    pub uploads: super::uploads::Uploads,
 }
 
 impl Default for MediaOptions {
@@ -110,6 +112,7 @@ impl Default for MediaOptions {
             // and lossless audio while bounding the disk one result can fill.
             media_download_max_bytes: 200 * 1024 * 1024,
             media_download_timeout: Duration::from_secs(300),
+            uploads: super::uploads::Uploads::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ impl MediaArgs {
             download_timeout: Duration::from_secs(self.download_timeout_secs),
             media_download_max_bytes: self.media_download_max_mb * 1024 * 1024,
             media_download_timeout: Duration::from_secs(self.media_download_timeout_secs),
+            uploads: super::uploads::Uploads::default(),
         })
     }
 }

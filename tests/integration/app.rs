@@ -319,3 +319,116 @@ async fn a_variation_counts_against_the_job_limit() {
     assert_eq!(sim.stats().submissions, 1, "nothing was sent");
     client.cancel().await.unwrap();
 }
+
+/// A JPEG of this size as a data URI, as the view sends a photo.
+fn jpeg_uri(width: u32, height: u32) -> String {
+    let mut bytes = Vec::new();
+    image::RgbImage::from_pixel(width, height, image::Rgb([30, 120, 200]))
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+        .unwrap();
+    format!(
+        "data:image/jpeg;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+async fn call<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> rmcp::model::CallToolResult {
+    client
+        .call_tool(rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+/// Issue 39 item 2: an image uploaded from the view (the app-only upload_image) is kept for its
+/// caller and named upload:<id> in an edit's images, which sends it as a PNG data URI in exactly
+/// one job; the view reads it back as a resource; a made-up reference or a file that is no image
+/// are refused saying what to do, and nothing is paid for.
+#[tokio::test]
+async fn an_upload_from_the_view_is_edited_by_its_reference() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let client = start_stdio(
+        app_host_config(),
+        Bin::serve().upstream(&sim.base_url()).journal_in(state.path()),
+    )
+    .await
+    .client;
+    let tools = client.list_all_tools().await.unwrap();
+    let upload_tool = tools
+        .iter()
+        .find(|t| t.name == "upload_image")
+        .expect("listed for an app host");
+    assert_eq!(upload_tool.meta.as_ref().unwrap().0["ui"]["visibility"], json!(["app"]));
+
+    let uploaded = call(
+        &client,
+        "upload_image",
+        json!({ "image": jpeg_uri(64, 48), "name": "holiday.jpg" }),
+    )
+    .await;
+    assert!(!is_error(&uploaded), "{}", text(&uploaded));
+    let reference = structured(&uploaded)["reference"].as_str().unwrap().to_owned();
+    assert!(reference.starts_with("upload:"), "{reference}");
+    assert_eq!(structured(&uploaded)["width"], 64);
+    assert!(text(&uploaded).contains(&reference) && text(&uploaded).contains("holiday.jpg"));
+    assert!(state.path().join("uploads").is_dir(), "kept in the state directory");
+    let (mime, png) = read_blob(
+        &client,
+        &format!("runcomfy://uploads/{}", &reference["upload:".len()..]),
+    )
+    .await;
+    assert_eq!(
+        (mime.as_str(), image::load_from_memory(&png).unwrap().width()),
+        ("image/png", 64)
+    );
+    let control = Control::new(&sim);
+    assert!(control.jobs().await.is_empty(), "an upload costs no job");
+
+    let edit = call(
+        &client,
+        "generate_image",
+        json!({ "prompt": "make it sunset", "images": [reference] }),
+    )
+    .await;
+    assert!(!is_error(&edit), "{}", text(&edit));
+    let jobs = control.jobs().await;
+    assert_eq!(jobs.len(), 1, "exactly one job: {jobs:?}");
+    let job = control.job(structured(&edit)["request_id"].as_str().unwrap()).await;
+    let sent = job["request"]["image_urls"][0].as_str().unwrap_or_default();
+    assert!(sent.starts_with("data:image/png;base64,"), "{job}");
+
+    for (arguments, says) in [
+        (
+            json!({ "prompt": "p", "images": ["upload:0123456789abcdef0123456789abcdef"] }),
+            "upload the image again",
+        ),
+        (
+            json!({ "prompt": "p", "images": ["upload:../../etc"] }),
+            "not an upload reference",
+        ),
+    ] {
+        let refused = call(&client, "generate_image", arguments.clone()).await;
+        assert!(
+            is_error(&refused) && text(&refused).contains(says),
+            "{arguments}: {}",
+            text(&refused)
+        );
+    }
+    let not_an_image = call(
+        &client,
+        "upload_image",
+        json!({ "image": "data:image/png;base64,aGVsbG8=" }),
+    )
+    .await;
+    assert!(
+        is_error(&not_an_image) && text(&not_an_image).contains("PNG, JPEG or WebP"),
+        "{}",
+        text(&not_an_image)
+    );
+    assert_eq!(control.jobs().await.len(), 1, "nothing more was submitted");
+    client.cancel().await.unwrap();
+}

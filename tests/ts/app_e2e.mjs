@@ -321,6 +321,36 @@ async function main() {
   await until("the edit's own view", async () => beforeAfter(await viewFrame(page, "e"), edited));
   await (await page.$("#turn-e")).screenshot({ path: path.join(shots, "edit.png") });
 
+  // Upload from the view: the file picker sends the photo to upload_image, which answers a
+  // reference; the model is told it; "Edit this" starts exactly one job that sends it.
+  step("a photo uploaded from the view, then edited");
+  const e = await viewFrame(page, "e");
+  const photo = path.join(scratch, "photo.png");
+  fs.copyFileSync(path.join(outputDir, saved), photo);
+  const jobsBefore = (await simJobs(sim)).length;
+  await (await e.$("[data-field=upload-input]")).uploadFile(photo);
+  const reference = await until("the upload's card", () => e.$eval("[data-upload]", (card) => card.dataset.upload).catch(() => null));
+  check(/^upload:[0-9a-f]{32}$/.test(reference), `the upload was kept as ${reference}`);
+  const toldUpload = await page.evaluate(() => window.host.state.modelContext.at(-1).content[0].text);
+  check(toldUpload.includes(reference), "the view told the model the upload's reference (ui/update-model-context)");
+  check((await simJobs(sim)).length === jobsBefore, "an upload starts no job");
+  await click(e, "[data-upload] [data-action=edit-upload]");
+  await e.type("[data-upload] .edit input", "make it night");
+  await click(e, "[data-upload] [data-action=edit-go]");
+  const fromUpload = await until("the upload's edit", async () => {
+    const jobs = await e.$$eval("[data-job]", (els) => els.map((el) => el.dataset.job));
+    return jobs.length === 2 && jobs[1];
+  });
+  const uploadJobs = await simJobs(sim);
+  const uploadEdit = await simJob(sim, fromUpload);
+  check(uploadJobs.length === jobsBefore + 1 && uploadEdit.request.prompt === "make it night", `the edit is exactly one new job (${fromUpload})`);
+  // The simulator keeps a large data URI only as its size.
+  const sent = uploadEdit.request.image_urls ?? [];
+  check(sent.length === 1 && /^(data:image\/png;base64,|\(not kept: \d+ bytes\))/.test(sent[0]), `it sends the uploaded photo as data, not a link (${sent[0].slice(0, 40)})`);
+  const uploadCompare = await until("the upload's before and after", () => beforeAfter(e, fromUpload), 60);
+  check(uploadCompare.before.ref === reference, "the edit shows the uploaded photo as its before");
+  await (await page.$("#turn-e")).screenshot({ path: path.join(shots, "upload.png") });
+
   // The same edit in a narrow container (420 px): the grid reflows to one column.
   step("the edit's result in a narrow container");
   await page.evaluate((id, width) => window.host.run("n", "get_result", { request_id: id }, width), edited, NARROW);

@@ -74,7 +74,8 @@ function referencePreview(entry) {
   const text = String(entry).trim();
   const job = /^([A-Za-z0-9_-]{1,128})(?:#(\d{1,4}))?$/.exec(text);
   if (job) return previewOf(job[1], Number(job[2] || 1));
-  const upload = /^upload:([A-Za-z0-9_-]{1,64})$/.exec(text);
+  const upload = /^upload:([0-9a-f]{32})$/.exec(text);
+  if (upload && uploadsMade.has(text)) return Promise.resolve(uploadsMade.get(text));
   if (upload) return readImage(`runcomfy://uploads/${upload[1]}`, "image/png").then((r) => r.src);
   return null;
 }
@@ -199,7 +200,8 @@ function editBox(reference, label) {
     const prompt = input.value.trim();
     if (!prompt) throw new Error("Say what to change first.");
     const args = { prompt, images: [reference] };
-    if (state.recipe && state.recipe.size) args.size = state.recipe.size;
+    // An edit of a result keeps its size; an upload's keeps the upload's own shape.
+    if (state.recipe && state.recipe.size && !reference.startsWith("upload:")) args.size = state.recipe.size;
     const { data } = await callTool("generate_image", args);
     const started = startedJob(data, `edit of ${reference}`, [reference]);
     job(data.request_id).prompt = prompt;
@@ -352,7 +354,8 @@ function renderJobs() {
       const node = jobCard(j);
       cards.set(id, { signature, node });
       return node;
-    }));
+    }),
+    uploadPanel());
 }
 
 const cards = new Map();
@@ -402,7 +405,8 @@ function renderGallery() {
         caption,
         id && entry.status === "in_queue" ? el("div", { class: "actions" }, cancelButton(id)) : null,
         entry.error ? el("div", { class: "note bad" }, entry.error) : null);
-    })));
+    })),
+    uploadPanel());
 }
 
 // ---- Full size: the host's fullscreen where it offers one, else the whole view. ----

@@ -11,6 +11,7 @@ pub mod list_jobs;
 pub mod list_models;
 pub mod run_model;
 pub mod save_image;
+pub mod upload_image;
 pub mod vary_job;
 
 use std::sync::{LazyLock, Once};
@@ -46,6 +47,7 @@ fn router() -> ToolRouter<RunComfyServer> {
         + RunComfyServer::generate_image_and_wait_router()
         + RunComfyServer::list_jobs_router()
         + RunComfyServer::save_image_router()
+        + RunComfyServer::upload_image_router()
         + RunComfyServer::vary_job_router()
         + RunComfyServer::list_models_router()
         + RunComfyServer::describe_model_router()
