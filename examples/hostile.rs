@@ -39,26 +39,17 @@ fn bin() -> String {
     std::env::var("HOSTILE_BIN").unwrap_or_else(|_| "target/release/runcomfy-mcp".into())
 }
 
-fn status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
+// The tests' reader of /proc, shared by path.
+#[allow(dead_code)]
+#[path = "../tests/integration/common/proc.rs"]
+mod proc;
+use proc::{open_fds, status_kib};
 
 fn memory(pid: u32) -> String {
     format!(
         "RSS {:.1} MB, peak {:.1} MB, open files {}",
-        status_kb(pid, "VmRSS:") as f64 / 1024.0,
-        status_kb(pid, "VmHWM:") as f64 / 1024.0,
+        status_kib(pid, "VmRSS") as f64 / 1024.0,
+        status_kib(pid, "VmHWM") as f64 / 1024.0,
         open_fds(pid)
     )
 }
@@ -354,7 +345,7 @@ async fn stdio(mb: usize) -> anyhow::Result<()> {
     let mut server = StdioServer::start(None, &[])?;
     let pid = server.pid();
     std::thread::sleep(Duration::from_millis(300));
-    let idle_peak = status_kb(pid, "VmHWM:");
+    let idle_peak = status_kib(pid, "VmHWM");
     println!("idle: {}", memory(pid));
 
     let started = Instant::now();
@@ -380,7 +371,7 @@ async fn stdio(mb: usize) -> anyhow::Result<()> {
             };
             seen.push(line);
         }
-        let peak = status_kb(server.pid(), "VmHWM:");
+        let peak = status_kib(server.pid(), "VmHWM");
         (seen.first().cloned(), seen.get(1).cloned(), peak)
     })
     .await?;

@@ -15,14 +15,10 @@ use runcomfy_mcp::media::{self, save::OutputDir, AddressPolicy, Downloader, Medi
 use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
 use serde_json::json;
 
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("field present")
-}
+// The tests' reader of /proc, shared by path.
+#[allow(dead_code)]
+#[path = "../tests/integration/common/proc.rs"]
+mod proc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -55,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
         ..MediaOptions::default()
     };
 
-    std::fs::write("/proc/self/clear_refs", "5")?; // resets VmHWM to the current RSS
-    let before = status_kb("VmHWM:");
+    proc::reset_own_peak();
+    let before = proc::own_peak_kib();
     let downloader = Downloader::new(AddressPolicy::for_upstream(&base_url)).map_err(anyhow::Error::msg)?;
     let urls = media::OutputUrls {
         images: urls,
@@ -72,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await;
-    let after = status_kb("VmHWM:");
+    let after = proc::own_peak_kib();
     let output = &collected.outputs[0];
     let bytes = output.bytes.unwrap_or(0);
     println!(

@@ -6,14 +6,8 @@
 
 use std::{sync::Arc, time::Instant};
 
-use crate::common::{http::*, *};
+use crate::common::{http::*, proc::status_kib, *};
 use serde_json::{json, Value};
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -104,7 +98,7 @@ async fn load(sessions: usize, calls: usize, rounds: usize, measure: bool) -> Ve
         .unwrap();
     let request_id = submitted["request_id"].as_str().unwrap().to_owned();
     let pid = server.pid();
-    let baseline = if measure { rss_kib(pid, "VmRSS:") } else { 0 };
+    let baseline = if measure { status_kib(pid, "VmRSS") } else { 0 };
 
     let mut peaks = Vec::new();
     for round in 1..=rounds {
@@ -120,11 +114,11 @@ async fn load(sessions: usize, calls: usize, rounds: usize, measure: bool) -> Ve
         let elapsed = started.elapsed();
         let total = sessions * calls;
         let memory = if measure {
-            let peak = rss_kib(pid, "VmHWM:");
+            let peak = status_kib(pid, "VmHWM");
             // For the "after" figure only (reported, not asserted): give the allocator a moment
             // to hand back what the closed sessions held. Nothing to wait on instead.
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let after = rss_kib(pid, "VmRSS:");
+            let after = status_kib(pid, "VmRSS");
             peaks.push(peak);
             format!("; server RSS before {baseline} KiB, peak {peak} KiB, after {after} KiB")
         } else {

@@ -10,20 +10,14 @@
 
 use std::time::Duration;
 
-use crate::common::*;
+use crate::common::{
+    proc::{own_peak_kib, reset_own_peak},
+    *,
+};
 use runcomfy_mcp::media::{self, save::OutputDir, AddressPolicy, Downloader, MediaOptions};
 use runcomfy_mcp::runcomfy::{ApiToken, Client, ClientConfig, JobStatus};
 use runcomfy_mcp::simulator::ImageStyle;
 use serde_json::json;
-
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[tokio::test]
 #[ignore = "soak: a memory bound, run by scripts/soak"]
@@ -70,10 +64,8 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
     };
     // Resets VmHWM to the current RSS. Without it the peak would be the process's whole history
     // and the bound would measure nothing: fail rather than pass without measuring.
-    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
-        panic!("cannot reset the peak RSS here (writing /proc/self/clear_refs: {e}): this check cannot measure on this machine");
-    }
-    let before = peak_rss_kb();
+    reset_own_peak();
+    let before = own_peak_kib();
     let downloader = Downloader::new(AddressPolicy::for_upstream(&sim.base_url())).unwrap();
     let urls = media::OutputUrls {
         images: urls,
@@ -89,7 +81,7 @@ async fn soak_saving_a_50_mb_image_does_not_hold_it_in_memory() {
         },
     )
     .await;
-    let grew_mb = (peak_rss_kb() - before) / 1024;
+    let grew_mb = (own_peak_kib() - before) / 1024;
     eprintln!("peak RSS grew by {grew_mb} MB while saving a {size}-byte image");
     let output = &collected.outputs[0];
     assert!(output.problem.is_none(), "{:?}", output.problem);
@@ -139,10 +131,8 @@ async fn soak_a_pixel_bomb_costs_under_100_mb() {
         "data:image/png;base64,{}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bomb)
     );
-    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
-        panic!("cannot reset the peak RSS here (writing /proc/self/clear_refs: {e}): this check cannot measure on this machine");
-    }
-    let before = peak_rss_kb();
+    reset_own_peak();
+    let before = own_peak_kib();
     let options = media::inputs::InputOptions::default();
     let refused = media::inputs::data_uri(&options, &uri).await.unwrap_err();
     assert!(refused.contains("megapixels"), "{refused}");
@@ -152,7 +142,7 @@ async fn soak_a_pixel_bomb_costs_under_100_mb() {
     };
     let refused = media::preview::make(&path, image::ImageFormat::Png, limits).unwrap_err();
     assert!(refused.contains("megapixels"), "{refused}");
-    let grown = peak_rss_kb().saturating_sub(before);
+    let grown = own_peak_kib().saturating_sub(before);
     eprintln!("a pixel bomb raised peak RSS by {grown} kB");
     assert!(grown < 100 * 1024, "a pixel bomb raised peak RSS by {grown} kB");
 }

@@ -6,6 +6,7 @@ mod eventually;
 pub mod http;
 mod journal_at;
 pub mod pg;
+pub mod proc;
 mod server;
 
 pub use eventually::{eventually, within};
