@@ -358,8 +358,6 @@ impl Journal {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::json;
 
     use super::*;
@@ -400,17 +398,14 @@ mod tests {
             Retention::default(),
         );
         assert!(journal.may_record() && journal.off_reason().is_none() && journal.location().is_none());
-        let submit = tokio::spawn({
-            let journal = journal.clone();
-            async move { journal.begin_submit(job(), Limits::default()).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Polled by hand: the opening is held until `release`, so the submit must be waiting.
+        let mut submit = std::pin::pin!(journal.begin_submit(job(), Limits::default()));
         assert!(
-            !submit.is_finished(),
+            futures::poll!(submit.as_mut()).is_pending(),
             "a submit does not go before its record can be kept"
         );
         release.send(()).unwrap();
-        assert!(matches!(submit.await.unwrap(), Gate::Go(Some(_))));
+        assert!(matches!(submit.await, Gate::Go(Some(_))));
         let jobs = journal.list(query()).await.unwrap();
         assert_eq!(jobs.len(), 1);
         assert!(journal.location().unwrap().ends_with("journal.sqlite3"));

@@ -14,7 +14,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::common::{fast_config, simulator, Control};
+use crate::common::{eventually, fast_config, simulator, Control};
 use runcomfy_mcp::media::{
     self,
     address::{Lookup, Resolver},
@@ -280,13 +280,17 @@ async fn the_local_upstream_serves_its_own_results() {
         .submit(&json!({"prompt": "x", "width\u{d7}height": "1024x1024(1:1)", "force_single": true}))
         .await
         .unwrap();
-    let urls = loop {
-        let answer = client.result(None, &id).await.unwrap();
-        if answer.status == runcomfy_mcp::runcomfy::JobStatus::Succeeded {
-            break answer.output.unwrap().image_urls();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let urls = eventually(
+        async || {
+            let answer = client.result(None, &id).await.unwrap();
+            match answer.status {
+                runcomfy_mcp::runcomfy::JobStatus::Succeeded => Ok(answer.output.unwrap().image_urls()),
+                other => Err(other),
+            }
+        },
+        "the job to succeed",
+    )
+    .await;
     let reports = collect(&downloader, &urls).await;
     assert!(reports[0].problem.is_none(), "{:?}", reports[0].problem);
     assert_eq!((reports[0].width, reports[0].height), (Some(1024), Some(1024)));

@@ -259,9 +259,17 @@ async fn cancel_while_queued_sticks() {
         answer,
         json!({"request_id": id, "status": "cancelled", "outcome": "cancelled"})
     );
-    // Long past the time it would have completed. This sleep is the test: the job must still be
-    // cancelled once its run would have ended, so there is nothing to wait on instead.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The job must still be cancelled once its run would have ended. A witness submitted after
+    // it goes through the same queue and run times: once the witness has finished, so would it.
+    let witness = api.submit_ok(json!({"prompt": "witness"})).await;
+    eventually(
+        async || match api.result(&witness).await.1 {
+            answer if answer["status"] == "succeeded" => Ok(()),
+            answer => Err(answer),
+        },
+        "the witness job to finish",
+    )
+    .await;
     let (_, status) = api.status(&id).await;
     let url = |what: &str| format!("{}/v1/requests/{id}/{what}", sim.base_url());
     assert_eq!(

@@ -3,13 +3,13 @@
 //! that a test can see the reference reached the model. It reads data URIs, its own results and
 //! loopback URLs only.
 
-use std::time::Duration;
-
 use axum::{http::header, response::IntoResponse, routing::get, Router};
 use base64::Engine as _;
 use reqwest::StatusCode;
 use runcomfy_mcp::simulator::{SimConfig, Simulator};
 use serde_json::{json, Value};
+
+use crate::common::eventually;
 
 const EDIT: &str = "bytedance/dreamina-4-0/edit";
 const TEXT: &str = "bytedance/dreamina-4-0/text-to-image";
@@ -81,22 +81,26 @@ impl Api {
 
     /// Waits for the job, then downloads its first image and decodes it.
     async fn first_image(&self, id: &str) -> image::RgbImage {
-        let url = loop {
-            let answer: Value = self
-                .http
-                .get(format!("{}/v1/requests/{id}/result", self.base))
-                .bearer_auth("t")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if answer["status"] == "succeeded" {
-                break answer["output"]["images"][0].as_str().unwrap().to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let url = eventually(
+            async || {
+                let answer: Value = self
+                    .http
+                    .get(format!("{}/v1/requests/{id}/result", self.base))
+                    .bearer_auth("t")
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                match answer["status"] == "succeeded" {
+                    true => Ok(answer["output"]["images"][0].as_str().unwrap().to_owned()),
+                    false => Err(answer["status"].clone()),
+                }
+            },
+            &format!("job {id} to succeed"),
+        )
+        .await;
         let bytes = self.http.get(url).send().await.unwrap().bytes().await.unwrap();
         image::load_from_memory(&bytes).unwrap().to_rgb8()
     }

@@ -120,13 +120,12 @@ async fn trace_session_then_eof() -> Duration {
     assert_eq!(by_id(3)["result"]["isError"], false);
     assert_eq!(by_id(4)["result"]["isError"], true);
     assert_eq!(by_id(5)["error"]["code"], -32601);
-    assert!(by_id(6)["error"].is_object() || by_id(6)["result"]["isError"] == true);
+    // An unknown tool is a protocol error (the MCP spec's "Unknown tools": -32602), not a result.
+    assert_eq!(by_id(6)["error"]["code"], -32602, "{}", by_id(6));
+    assert!(by_id(6).get("result").is_none(), "{}", by_id(6));
 
     let stderr = stderr.closed().await.join("\n");
-    assert!(
-        stderr.contains("TRACE") || stderr.contains("DEBUG"),
-        "trace logging went to stderr"
-    );
+    assert!(stderr.contains("TRACE"), "trace logging went to stderr");
     assert!(!stderr.contains(TOKEN), "the token appeared in the logs");
     took
 }
@@ -144,8 +143,9 @@ async fn soak_eof_exits_within_5_s() {
     assert!(took < Duration::from_secs(5), "took {took:?} to exit after EOF");
 }
 
-/// `server/discover` (sent first by the Python SDK's `Client` in auto mode) gets an answer, result
-/// or error; returns how long it took from the process start.
+/// `server/discover` (sent first by the Python SDK's `Client` in auto mode) gets an answer: without
+/// the protocol version and capabilities in `_meta`, the invalid-params error that names them; with
+/// them, the versions and capabilities. Returns how long the first answer took from the process start.
 async fn discover() -> Duration {
     let sim = simulator(fast_config()).await;
     let mut child = spawn_raw(&sim, "warn", Stdio::null());
@@ -163,10 +163,30 @@ async fn discover() -> Duration {
     let took = started.elapsed();
     let answer: Value = serde_json::from_str(&first).unwrap();
     assert_eq!(answer["id"], 1);
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
     assert!(
-        answer.get("result").is_some() || answer.get("error").is_some(),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("io.modelcontextprotocol/protocolVersion"),
         "{answer}"
     );
+    write_all(
+        &mut stdin,
+        &[line(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2025-06-18",
+                "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        )],
+    )
+    .await;
+    let second = stdout
+        .line(|l| l.contains(r#""id":2"#), "an answer to server/discover with _meta")
+        .await;
+    let answer: Value = serde_json::from_str(&second).unwrap();
+    let versions = answer["result"]["supportedVersions"].as_array().expect("a result");
+    assert!(versions.contains(&json!("2025-06-18")), "{answer}");
+    assert!(answer["result"]["capabilities"]["tools"].is_object(), "{answer}");
     drop(stdin);
     assert!(within(child.wait(), "the server to exit after EOF")
         .await
