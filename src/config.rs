@@ -204,7 +204,9 @@ impl ServeArgs {
             jobs = jobs.with_catalogue_copy(path);
         }
         Ok(Serve {
-            server: RunComfyServer::new(jobs, self.mcp.structured_content).with_per_user_keys(keyed),
+            server: RunComfyServer::new(jobs, self.mcp.structured_content)
+                .with_per_user_keys(keyed)
+                .with_confirm_above_usd(self.mcp.confirm_above_usd),
             http,
             _simulator: simulator,
         })

@@ -25,6 +25,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Made once per process, from the command line: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve MCP over stdio (what MCP clients start; the default command) or HTTP (`--transport http`).

@@ -23,8 +23,13 @@ pub struct LimitArgs {
     pub max_jobs_per_hour: Option<u32>,
 }
 
-/// The limits' environment variables.
-const ENV: [&str; 2] = ["RUNCOMFY_MAX_SPEND_USD_PER_DAY", "RUNCOMFY_MAX_JOBS_PER_HOUR"];
+/// The limits' environment variables, and the spend confirmation's (`--confirm-above-usd`, in
+/// the MCP flags): a blank one is no setting.
+const ENV: [&str; 3] = [
+    "RUNCOMFY_MAX_SPEND_USD_PER_DAY",
+    "RUNCOMFY_MAX_JOBS_PER_HOUR",
+    "RUNCOMFY_CONFIRM_ABOVE_USD",
+];
 
 /// A client configuration that leaves a limit blank (an MCP Bundle's optional setting left
 /// empty becomes `""`, and so does an `"env"` entry written as a placeholder) means no limit,
@@ -38,7 +43,7 @@ pub fn unset_blank_env() {
     }
 }
 
-fn positive_usd(raw: &str) -> Result<f64, String> {
+pub(crate) fn positive_usd(raw: &str) -> Result<f64, String> {
     match raw.trim().trim_start_matches('$').parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!(

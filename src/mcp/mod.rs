@@ -7,6 +7,7 @@ mod answer;
 mod app;
 mod args;
 mod caller;
+mod confirm;
 mod job_result;
 mod media;
 mod progress;

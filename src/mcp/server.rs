@@ -18,7 +18,14 @@ use rmcp::{
 };
 
 use super::{
-    app, caller::SessionOwner, prompts::PROMPTS, resources, settings::StructuredMode, tasks::TaskOwners, tools,
+    app,
+    caller::SessionOwner,
+    confirm::{Consent, OpenApprovals},
+    prompts::PROMPTS,
+    resources,
+    settings::StructuredMode,
+    tasks::TaskOwners,
+    tools,
 };
 use crate::jobs::JobService;
 
@@ -46,6 +53,11 @@ pub struct RunComfyServer {
     pub(super) per_user_keys: bool,
     /// The owner this session's handler is bound to (per clone: each session's own).
     pub(super) session_owner: SessionOwner,
+    /// `--confirm-above-usd`: a call that may cost more is started only once its person accepts
+    /// (see [`super::confirm`]).
+    pub(super) confirm_above_usd: Option<f64>,
+    /// The approvals asked for and not answered yet (shared by every session).
+    pub(super) approvals: OpenApprovals,
     /// Shared, not cloned: a stateless server clones the handler for every request, and a copy
     /// of the router (each tool's schema, a map of them) was about 4 k instructions to make and
     /// as many to drop. Made in the background at start (see [`tools::ROUTER`]).
@@ -62,6 +74,8 @@ impl RunComfyServer {
             task_owners: TaskOwners::default(),
             per_user_keys: false,
             session_owner: SessionOwner::default(),
+            confirm_above_usd: None,
+            approvals: OpenApprovals::default(),
             tool_router: &tools::ROUTER,
         }
     }
@@ -69,6 +83,12 @@ impl RunComfyServer {
     /// The job journal the server records in (for `/healthz`).
     pub fn journal(&self) -> &crate::journal::Journal {
         self.jobs.journal()
+    }
+
+    /// Asks the person before starting jobs that may cost more than `usd` (see [`super::confirm`]).
+    pub fn with_confirm_above_usd(mut self, usd: Option<f64>) -> Self {
+        self.confirm_above_usd = usd;
+        self
     }
 
     /// Each request carries its caller's RunComfy key, put in its extensions by the HTTP
@@ -129,9 +149,14 @@ impl ServerHandler for RunComfyServer {
         }
         // Resolved once here; every tool takes it as a parameter (see `caller`).
         let caller = self.caller(&context.extensions)?;
+        // What the paid tools need to ask the person, only where a threshold applies.
+        let consent = match self.confirm_threshold(&caller) {
+            Some(_) => Consent::of(&request, &context, &caller),
+            None => Consent::default(),
+        };
         let client_has_tasks = context.client_capabilities().is_some_and(|caps| caps.supports_tasks());
         if client_has_tasks {
-            if let Some(task) = self.start_task(&caller, &request, context.peer.clone()).await {
+            if let Some(task) = self.start_task(&caller, &request, context.peer.clone(), &consent).await {
                 return Ok(task);
             }
         }
@@ -139,6 +164,9 @@ impl ServerHandler for RunComfyServer {
             // Without per-user keys nothing is put there: the tools' parameter is then the
             // server's caller, at no cost on the default path.
             context.extensions.insert(caller);
+        }
+        if consent.is_asked() {
+            context.extensions.insert(consent);
         }
         self.tool_router
             .call(ToolCallContext::new(self, request, context))

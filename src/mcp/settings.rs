@@ -64,6 +64,14 @@ pub struct McpArgs {
     /// Whether results with inline images also carry structuredContent (see docs/results-and-app-view.md).
     #[arg(long, env = "RUNCOMFY_STRUCTURED_CONTENT", value_enum, default_value_t = StructuredMode::Auto)]
     pub structured_content: StructuredMode,
+
+    /// Ask the person to confirm, through their MCP client (elicitation), before starting jobs
+    /// whose estimate may exceed this many US dollars (or whose price is not known); nothing is
+    /// submitted unless they accept. A client that cannot ask is refused such a call, with how to
+    /// ask for less. Unset: no confirmation.
+    #[arg(long, env = "RUNCOMFY_CONFIRM_ABOVE_USD", value_name = "USD",
+          value_parser = crate::jobs::limits::positive_usd)]
+    pub confirm_above_usd: Option<f64>,
 }
 
 #[cfg(test)]

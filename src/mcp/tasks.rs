@@ -26,6 +26,7 @@ use crate::jobs::Step;
 
 use super::{
     answer::{settle, ToolError},
+    confirm::Consent,
     shared_tasks::SharedTask,
     tools::{self, TaskJob},
     waiting::progress_message,
@@ -65,6 +66,7 @@ impl RunComfyServer {
         caller: &Caller,
         request: &CallToolRequestParams,
         peer: Peer<RoleServer>,
+        consent: &Consent,
     ) -> Option<CallToolResponse> {
         let arguments = request.arguments.clone().unwrap_or_default();
         let (job, delivery) = match tools::task_arguments(&request.name, arguments)? {
@@ -80,6 +82,11 @@ impl RunComfyServer {
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };
         let estimate = self.jobs.estimate(caller, &prepared, count).await;
+        match self.confirm(caller, consent, &prepared, count, &estimate).await {
+            Ok(None) => {}
+            Ok(Some(question)) => return Some(question),
+            Err(refused) => return Some(CallToolResponse::Complete(refused.into_result())),
+        }
         let (server, task_caller) = (self.clone(), caller.clone());
         let options = TaskOptions::new()
             .with_poll_interval_ms(1000)

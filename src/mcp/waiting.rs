@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use rmcp::{
     handler::server::{common::FromContextPart, tool::ToolCallContext},
-    model::{CallToolResult, RequestMetaObject},
+    model::{CallToolResponse, CallToolResult, RequestMetaObject},
     ErrorData, Peer, RoleServer,
 };
 use tokio_util::sync::CancellationToken;
 
 use super::{
     answer::ToolError,
+    confirm::Consent,
     job_result::{Answer, Delivered},
     progress::ProgressReporter,
     tools::get_result::DeliveryArgs,
@@ -31,6 +32,8 @@ pub(super) struct Waiting {
     meta: RequestMetaObject,
     pub peer: Peer<RoleServer>,
     cancel: CancellationToken,
+    /// How to ask the person before a spend above `--confirm-above-usd`.
+    pub consent: Consent,
 }
 
 impl FromContextPart<ToolCallContext<'_, RunComfyServer>> for Waiting {
@@ -40,6 +43,7 @@ impl FromContextPart<ToolCallContext<'_, RunComfyServer>> for Waiting {
             meta: RequestMetaObject::from_context_part(context)?,
             peer: Peer::from_context_part(context)?,
             cancel: CancellationToken::from_context_part(context)?,
+            consent: Consent::from_context_part(context)?,
         })
     }
 }
@@ -72,8 +76,14 @@ impl RunComfyServer {
         count: u32,
         max_wait_seconds: Option<u32>,
         delivery: &DeliveryArgs,
-    ) -> Result<CallToolResult, ToolError> {
+    ) -> Result<CallToolResponse, ToolError> {
         let estimate = self.jobs.estimate(&call.caller, prepared, count).await;
+        if let Some(question) = self
+            .confirm(&call.caller, &call.consent, prepared, count, &estimate)
+            .await?
+        {
+            return Ok(question);
+        }
         let max_wait = self.jobs.policy().wait_for(max_wait_seconds);
         let mut progress = call
             .meta
@@ -99,6 +109,7 @@ impl RunComfyServer {
         }
         self.answer_runs(&call.caller, runs, prepared.origin(), estimate, delivery, &call.peer)
             .await
+            .map(Into::into)
     }
 
     /// The answer for the runs of one call (one job, or a batch), for the waiting tools and the

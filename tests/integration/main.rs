@@ -13,6 +13,7 @@ mod bounded_results;
 mod catalogue;
 mod cli_edit;
 mod cli_generate;
+mod confirm;
 mod contract;
 mod download_policy;
 mod fault_matrix;

@@ -1,7 +1,7 @@
 //! `generate_image`: submit a job (or `count` of them) and hand back the request_ids at once.
 
 use rmcp::{
-    model::{CallToolResult, JsonObject},
+    model::{CallToolResponse, CallToolResult, JsonObject},
     tool, tool_router,
 };
 use schemars::JsonSchema;
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::super::{
     answer::{success, ToolError},
     args::{self, InvalidArgument, Validate},
+    confirm::Consent,
     schema::{output_schema_for, schema_for},
     RunComfyServer,
 };
@@ -212,11 +213,21 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn generate_image(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
+    async fn generate_image(
+        &self,
+        arguments: JsonObject,
+        caller: Caller,
+        consent: Consent,
+    ) -> Result<CallToolResponse, ToolError> {
         let GenerateArgs { request, count } = args::parse(arguments)?;
         let prepared = self.jobs.prepare(&caller, &request).await?;
-        let outcomes = self.jobs.submit_batch(&caller, &prepared, count).await;
         let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
-        Ok(Submitted::new(outcomes, &prepared, estimate)?.render(request.images.len()))
+        if let Some(question) = self.confirm(&caller, &consent, &prepared, count, &estimate).await? {
+            return Ok(question);
+        }
+        let outcomes = self.jobs.submit_batch(&caller, &prepared, count).await;
+        Ok(Submitted::new(outcomes, &prepared, estimate)?
+            .render(request.images.len())
+            .into())
     }
 }

@@ -4,7 +4,7 @@
 //! runs too.
 
 use rmcp::{
-    model::{CallToolResult, JsonObject},
+    model::{CallToolResponse, JsonObject},
     tool, tool_router,
 };
 use schemars::JsonSchema;
@@ -82,7 +82,11 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn generate_image_and_wait(&self, arguments: JsonObject, call: Waiting) -> Result<CallToolResult, ToolError> {
+    async fn generate_image_and_wait(
+        &self,
+        arguments: JsonObject,
+        call: Waiting,
+    ) -> Result<CallToolResponse, ToolError> {
         let args: WaitArgs = args::parse(arguments)?;
         let GenerateArgs { request, count } = &args.generate;
         let prepared = self.jobs.prepare(&call.caller, request).await?;

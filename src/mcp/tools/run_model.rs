@@ -4,7 +4,7 @@
 //! do (progress, cancellation, tasks, the same answer), or, with `wait: false`, is only submitted.
 
 use rmcp::{
-    model::{CallToolResult, JsonObject},
+    model::{CallToolResponse, JsonObject},
     tool, tool_router,
 };
 use schemars::JsonSchema;
@@ -94,7 +94,7 @@ impl RunComfyServer {
         output_schema = output_schema_for::<JobResult>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn run_model(&self, arguments: JsonObject, call: Waiting) -> Result<CallToolResult, ToolError> {
+    async fn run_model(&self, arguments: JsonObject, call: Waiting) -> Result<CallToolResponse, ToolError> {
         let args: RunModelArgs = args::parse(arguments)?;
         let prepared = self
             .jobs
@@ -111,8 +111,14 @@ impl RunComfyServer {
 impl RunComfyServer {
     /// Only the submit: the job as a pending result (the same shape as a wait that ended first),
     /// with its estimate.
-    async fn submit_model(&self, call: &Waiting, prepared: &Prepared) -> Result<CallToolResult, ToolError> {
+    async fn submit_model(&self, call: &Waiting, prepared: &Prepared) -> Result<CallToolResponse, ToolError> {
         let estimate = self.jobs.estimate(&call.caller, prepared, 1).await;
+        if let Some(question) = self
+            .confirm(&call.caller, &call.consent, prepared, 1, &estimate)
+            .await?
+        {
+            return Ok(question);
+        }
         let id = self
             .jobs
             .submit(&call.caller, prepared)
@@ -126,6 +132,6 @@ impl RunComfyServer {
             origin: Some(prepared.origin()),
             estimate: Some(estimate),
         })?;
-        Ok(self.shaped(&delivered, &call.peer))
+        Ok(self.shaped(&delivered, &call.peer).into())
     }
 }

@@ -4,7 +4,7 @@
 //! the same checks and submit as `generate_image` with those arguments (one job, never more).
 
 use rmcp::{
-    model::{CallToolResult, JsonObject},
+    model::{CallToolResponse, JsonObject},
     tool, tool_router,
 };
 
@@ -12,6 +12,7 @@ use super::{
     super::{
         answer::ToolError,
         args::{self, JobArgs},
+        confirm::Consent,
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
@@ -29,7 +30,12 @@ impl RunComfyServer {
         output_schema = output_schema_for::<Submitted>(),
         annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
     )]
-    async fn vary_job(&self, arguments: JsonObject, caller: Caller) -> Result<CallToolResult, ToolError> {
+    async fn vary_job(
+        &self,
+        arguments: JsonObject,
+        caller: Caller,
+        consent: Consent,
+    ) -> Result<CallToolResponse, ToolError> {
         let JobArgs { request_id } = args::parse(arguments)?;
         let Some(recipe) = self.jobs.recipe(&caller, &request_id).await else {
             return Err(ToolError::new(format!(
@@ -46,8 +52,13 @@ impl RunComfyServer {
         };
         let GenerateArgs { request, .. } = args::parse(arguments)?;
         let prepared = self.jobs.prepare(&caller, &request).await?;
-        let outcomes = self.jobs.submit_batch(&caller, &prepared, 1).await;
         let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
-        Ok(Submitted::new(outcomes, &prepared, estimate)?.render(request.images.len()))
+        if let Some(question) = self.confirm(&caller, &consent, &prepared, 1, &estimate).await? {
+            return Ok(question);
+        }
+        let outcomes = self.jobs.submit_batch(&caller, &prepared, 1).await;
+        Ok(Submitted::new(outcomes, &prepared, estimate)?
+            .render(request.images.len())
+            .into())
     }
 }
