@@ -5,15 +5,40 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{spend::Counted, JobRecord, JobUpdate, RecordedStatus, SubmitOutcome};
+use super::{spend::Counted, sql::Row, JobKey, JobRecord, JobUpdate, Owner, RecordedStatus, StoreError, SubmitOutcome};
 use crate::runcomfy::JobStatus;
 
-/// Every column of a row, in the order the stores select them.
+/// Every column of a row, in the order the stores select them and [`read_row`] reads them.
 pub(super) const COLUMNS: &str = "key, request_id, model, prompt, size, params, status, queue_position, images, \
 videos, saved_paths, error, submitted_at, updated_at, finished_at, cost_usd, estimate_usd, owner";
 
 /// The rows the spend and rate limits count: every submit but those RunComfy refused.
 pub(super) const COUNTED: &str = "status <> 'rejected'";
+
+/// A row of [`COLUMNS`] as a job.
+pub(super) fn read_row(row: Row) -> Result<JobRecord, StoreError> {
+    let mut c = row.cells();
+    Ok(JobRecord {
+        key: JobKey(c.int()?),
+        request_id: c.opt_text()?,
+        model: c.text()?,
+        prompt: c.text()?,
+        size: c.text()?,
+        params: parse_params(&c.text()?),
+        status: RecordedStatus::from_stored(&c.text()?),
+        queue_position: c.opt_int()?.and_then(|p| u32::try_from(p).ok()),
+        images: parse_list(&c.text()?),
+        videos: parse_list(&c.text()?),
+        saved_paths: parse_list(&c.text()?),
+        error: c.opt_text()?,
+        submitted_at: from_millis(c.int()?),
+        updated_at: from_millis(c.int()?),
+        finished_at: c.opt_int()?.map(from_millis),
+        cost_usd: c.opt_real()?,
+        estimate_usd: c.opt_real()?,
+        owner: Owner::from_stored(c.text()?),
+    })
+}
 
 /// Merges what was learnt into the stored row.
 pub(super) fn apply(job: &mut JobRecord, update: &JobUpdate, now: DateTime<Utc>) {

@@ -331,8 +331,8 @@ impl Journal {
         Some(
             tokio::task::spawn_blocking(move || store.health())
                 .await
-                .unwrap_or_else(|e| Err(StoreError(format!("the check panicked: {e}"))))
-                .map_err(|e| e.0),
+                .unwrap_or_else(|e| Err(StoreError::Panicked(e.to_string())))
+                .map_err(|e| e.to_string()),
         )
     }
 

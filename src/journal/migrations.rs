@@ -4,10 +4,10 @@
 //! through [`migrate`]. A store whose number is past the end of the list was written by a newer
 //! runcomfy-mcp and is left alone.
 //!
-//! Steps are written once, in SQL both engines read, with a few tokens that [`Dialect::render`]
-//! fills in: `{prefix}` before every table and index name (PostgreSQL's tables share a database
-//! with other programs, so they are `runcomfy_…` there), `{key}` for an auto-numbered primary key,
-//! `{bigint}` and `{double}` for the column types, and `?1`, `?2`… for parameters.
+//! Steps are written once, in SQL both engines read, with the few tokens that
+//! [`Dialect::render`] fills in: `{prefix}` before every table and index name (`runcomfy_` in
+//! PostgreSQL), `{key}` for an auto-numbered primary key, `{bigint}` and `{double}` for column
+//! types.
 //!
 //! # Adding a migration
 //!
@@ -16,6 +16,8 @@
 //! or reorder a step that has shipped: a store that ran it will not run it again. A column added
 //! to a table that has rows must be nullable or have a default, so that an older server's rows
 //! and queries stay as they were.
+
+use super::sql::Dialect;
 
 /// One step of the schema.
 #[derive(Debug)]
@@ -95,47 +97,6 @@ CREATE INDEX IF NOT EXISTS {prefix}tasks_by_time ON {prefix}tasks (updated_at);
 /// The version of a store that has run every step.
 pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
 
-/// The SQL engine a statement is written out for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// `template` for this engine: the tokens of the module doc filled in, and `?N` parameters
-    /// as `$N` for PostgreSQL (SQLite reads `?N` itself).
-    pub(super) fn render(self, template: &str) -> String {
-        let (prefix, key, bigint, double) = match self {
-            Self::Sqlite => ("", "INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "REAL"),
-            Self::Postgres => ("runcomfy_", "BIGSERIAL PRIMARY KEY", "BIGINT", "DOUBLE PRECISION"),
-        };
-        let sql = template
-            .replace("{prefix}", prefix)
-            .replace("{key}", key)
-            .replace("{bigint}", bigint)
-            .replace("{double}", double);
-        match self {
-            Self::Sqlite => sql,
-            Self::Postgres => numbered_dollars(&sql),
-        }
-    }
-}
-
-/// `?N` → `$N` (our statements hold no `?` inside string literals).
-fn numbered_dollars(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('$');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Why a store could not be brought up to date.
 #[derive(Debug)]
 pub(super) enum Refused<E> {
@@ -179,16 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn templates_render_for_each_engine() {
-        let template = "SELECT key FROM {prefix}jobs WHERE owner = ?2 AND submitted_at >= ?10";
-        assert_eq!(
-            Dialect::Sqlite.render(template),
-            "SELECT key FROM jobs WHERE owner = ?2 AND submitted_at >= ?10"
-        );
-        assert_eq!(
-            Dialect::Postgres.render(template),
-            "SELECT key FROM runcomfy_jobs WHERE owner = $2 AND submitted_at >= $10"
-        );
+    fn every_step_renders_for_each_engine() {
         for step in MIGRATIONS {
             for dialect in [Dialect::Sqlite, Dialect::Postgres] {
                 assert!(!dialect.render(step.sql).contains('{'), "{}", step.description);

@@ -16,10 +16,12 @@ pub mod location;
 mod migration_tests;
 mod migrations;
 pub mod postgres;
+mod queries;
 mod recent;
 mod record;
 pub mod settings;
 pub mod spend;
+mod sql;
 pub mod sqlite;
 #[cfg(test)]
 pub(super) mod store_tests;
@@ -34,10 +36,27 @@ pub use spend::{Admission, DayUsage, Limits, Refusal, SpendTotals, Tally};
 use chrono::{DateTime, Utc};
 
 /// A failure of the store itself. Never shown as a tool failure: the journal is a safety net, so
-/// its errors are logged and the tool call goes on.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+/// its errors are logged and the tool call goes on (and limits that cannot be counted refuse).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// A shared database that does not answer (down, cut off, refusing connections); calls work
+    /// again once it is back.
+    #[error("the journal database {place} is unreachable: {reason}")]
+    Unreachable { place: String, reason: String },
+    /// The shared database was migrated by a newer runcomfy-mcp: left alone.
+    #[error("the journal database was written by a newer runcomfy-mcp (schema version {0}, this one knows {known})", known = migrations::LATEST)]
+    Newer(i64),
+    /// A statement failed (a busy file past the wait, a full disk, a lost connection…), with the
+    /// engine's reason.
+    #[error("{0}")]
+    Query(String),
+    /// A row could not be read as a job (another program's row, a damaged file).
+    #[error("the journal holds a row it cannot read: {0}")]
+    Decode(String),
+    /// The call panicked (a bug): the store itself is still usable.
+    #[error("the journal call panicked: {0}")]
+    Panicked(String),
+}
 
 /// Where jobs are kept. Calls block (a file or a network round trip): callers run them off the
 /// async runtime, as [`Journal`] does. Implementations must be safe to share between threads and

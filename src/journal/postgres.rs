@@ -18,17 +18,19 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
-use postgres::{config::Host, Client, NoTls, Row, Transaction};
+use postgres::{
+    config::Host,
+    types::{ToSql, Type},
+    Client, GenericClient, NoTls, Transaction,
+};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::{
-    columns::{self, apply, from_millis, json_list, millis, parse_list, COLUMNS, COUNTED},
-    migrations::{self, Dialect, Refused, LATEST},
+    migrations::{self, Refused, LATEST},
+    queries::SqlStore,
     recent::Recent,
-    spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals, Tally},
-    JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
-    SubmitOutcome, TaskRecord,
+    sql::{values, Dialect, Row, Session, Tx, Value},
+    StoreError,
 };
 
 /// The advisory lock migrations run under (any constant no other program is likely to pick).
@@ -112,8 +114,8 @@ impl PgStore {
         };
         match store.connection() {
             Ok(_) => {}
-            Err(Unusable::Newer(version)) => return Err(OpenError::Newer(version)),
-            Err(Unusable::Store(e)) => {
+            Err(StoreError::Newer(version)) => return Err(OpenError::Newer(version)),
+            Err(e) => {
                 tracing::warn!(database = %store.place, error = %e, "job journal: the database cannot be reached now; \
                      every journal call fails (and limits refuse every submit) until it can");
             }
@@ -127,51 +129,24 @@ impl PgStore {
     }
 
     /// A connection with the schema up to date.
-    fn connection(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, Unusable> {
+    fn connection(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
         let mut conn = self
             .pool
             .as_ref()
             .expect("the pool is taken only by drop")
             .get()
-            .map_err(|e| StoreError(format!("the journal database {} is unreachable: {e}", self.place)))?;
+            .map_err(|e| StoreError::Unreachable {
+                place: self.place.clone(),
+                reason: e.to_string(),
+            })?;
         if !self.migrated.load(Ordering::Acquire) {
             migrate(&mut conn).map_err(|e| match e {
-                Refused::Newer(version) => Unusable::Newer(version),
-                Refused::Failed(e) => Unusable::Store(self.error(e)),
+                Refused::Newer(version) => StoreError::Newer(version),
+                Refused::Failed(e) => query_error(&self.place, e),
             })?;
             self.migrated.store(true, Ordering::Release);
         }
         Ok(conn)
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, StoreError> {
-        let mut conn = self.connection().map_err(StoreError::from)?;
-        f(&mut conn).map_err(|e| self.error(e))
-    }
-
-    fn error(&self, e: postgres::Error) -> StoreError {
-        StoreError(format!("the journal database {}: {e}", self.place))
-    }
-}
-
-/// Why no connection could be had.
-enum Unusable {
-    Store(StoreError),
-    Newer(i64),
-}
-
-impl From<StoreError> for Unusable {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-impl From<Unusable> for StoreError {
-    fn from(e: Unusable) -> Self {
-        match e {
-            Unusable::Store(e) => e,
-            Unusable::Newer(version) => StoreError(OpenError::Newer(version).to_string()),
-        }
     }
 }
 
@@ -243,325 +218,172 @@ impl r2d2::HandleError<postgres::Error> for LogConnectError {
     }
 }
 
-impl JobStore for PgStore {
-    fn begin_submit(&self, job: &NewJob, limits: &Limits) -> Result<Admission, StoreError> {
-        self.with(|client| {
-            let mut tx = client.transaction()?;
-            if limits.any() {
-                // The owner's lock, held to the commit: another replica's submit for the same
-                // owner waits here, then counts this one's row (read committed: each statement
-                // sees what was committed before it).
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('runcomfy-mcp limits ' || $1, 0))",
-                    &[&job.owner.as_str()],
-                )?;
-                let now = job.submitted_at;
-                let last_hour = counted_since(&mut tx, &job.owner, now - spend::RATE_WINDOW)?;
-                let last_day = counted_since(&mut tx, &job.owner, now - spend::SPEND_WINDOW)?;
-                if let Some(refusal) = spend::check(limits, now, job.estimate_usd, &last_hour, &last_day) {
-                    return Ok(Admission::Refused(refusal));
-                }
+impl SqlStore for PgStore {
+    type Reads<'a> = Reads<'a>;
+    type Write<'a> = Write<'a>;
+
+    const SHARED: bool = true;
+
+    fn read<T>(&self, f: impl FnOnce(&mut Reads<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.connection()?;
+        f(&mut Reads {
+            client: &mut conn,
+            place: &self.place,
+        })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.connection()?;
+        let tx = conn.transaction().map_err(|e| query_error(&self.place, e))?;
+        f(Write { tx, place: &self.place })
+    }
+
+    fn recent(&self) -> &Recent {
+        &self.recent
+    }
+
+    fn reachable(&self) -> Result<(), StoreError> {
+        // The pool tests a connection before handing it out: getting one is the check.
+        self.connection().map(drop)
+    }
+}
+
+/// A connection, for reads and single statements.
+pub(super) struct Reads<'a> {
+    client: &'a mut Client,
+    place: &'a str,
+}
+
+/// A transaction (read committed: each statement sees what was committed before it).
+pub(super) struct Write<'a> {
+    tx: Transaction<'a>,
+    place: &'a str,
+}
+
+impl Session for Reads<'_> {
+    fn query(&mut self, template: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        query(self.client, self.place, template, params)
+    }
+
+    fn execute(&mut self, template: &str, params: &[Value]) -> Result<u64, StoreError> {
+        execute(self.client, self.place, template, params)
+    }
+}
+
+impl Session for Write<'_> {
+    fn query(&mut self, template: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        query(&mut self.tx, self.place, template, params)
+    }
+
+    fn execute(&mut self, template: &str, params: &[Value]) -> Result<u64, StoreError> {
+        execute(&mut self.tx, self.place, template, params)
+    }
+}
+
+impl Tx for Write<'_> {
+    /// The owner's advisory lock, held to the commit: another replica's submit for the same
+    /// owner waits here, then counts this one's row.
+    fn serialize_submits(&mut self, owner: &str) -> Result<(), StoreError> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('runcomfy-mcp limits ' || ?1, 0))",
+            values![owner],
+        )
+        .map(drop)
+    }
+
+    fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().map_err(|e| query_error(self.place, e))
+    }
+}
+
+fn query(
+    client: &mut impl GenericClient,
+    place: &str,
+    template: &str,
+    params: &[Value],
+) -> Result<Vec<Row>, StoreError> {
+    let statement = client
+        .prepare(&Dialect::Postgres.render(template))
+        .map_err(|e| query_error(place, e))?;
+    let params = typed(params, statement.params());
+    let rows = client
+        .query(&statement, &references(&params))
+        .map_err(|e| query_error(place, e))?;
+    rows.iter().map(row).collect()
+}
+
+fn execute(client: &mut impl GenericClient, place: &str, template: &str, params: &[Value]) -> Result<u64, StoreError> {
+    let statement = client
+        .prepare(&Dialect::Postgres.render(template))
+        .map_err(|e| query_error(place, e))?;
+    let params = typed(params, statement.params());
+    client
+        .execute(&statement, &references(&params))
+        .map_err(|e| query_error(place, e))
+}
+
+fn query_error(place: &str, e: postgres::Error) -> StoreError {
+    StoreError::Query(format!("the journal database {place}: {e}"))
+}
+
+type Param<'a> = Box<dyn ToSql + Sync + 'a>;
+
+/// Each value as the type its parameter has in the statement: PostgreSQL checks them, and an
+/// `INTEGER` column takes 32 bits.
+fn typed<'a>(values: &'a [Value], types: &[Type]) -> Vec<Param<'a>> {
+    values
+        .iter()
+        .zip(types)
+        .map(|(value, ty)| -> Param<'a> {
+            match value {
+                Value::Int(v) if *ty == Type::INT4 => Box::new(i32::try_from(*v).unwrap_or(i32::MAX)),
+                Value::Int(v) => Box::new(*v),
+                Value::Real(v) => Box::new(*v),
+                Value::Text(v) => Box::new(v.as_str()),
+                Value::Bool(v) => Box::new(*v),
+                Value::Null if *ty == Type::INT4 => Box::new(None::<i32>),
+                Value::Null if *ty == Type::INT8 => Box::new(None::<i64>),
+                Value::Null if *ty == Type::FLOAT8 => Box::new(None::<f64>),
+                Value::Null if *ty == Type::BOOL => Box::new(None::<bool>),
+                Value::Null => Box::new(None::<&str>),
             }
-            let at = millis(job.submitted_at);
-            let row = tx.query_one(
-                "INSERT INTO runcomfy_jobs (model, prompt, size, params, status, submitted_at, updated_at, estimate_usd, owner) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING key",
-                &[
-                    &job.model,
-                    &job.prompt,
-                    &job.size,
-                    &job.params.to_string(),
-                    &RecordedStatus::Submitting.as_str(),
-                    &at,
-                    &job.estimate_usd,
-                    &job.owner.as_str(),
-                ],
-            )?;
-            tx.commit()?;
-            Ok(Admission::Admitted(JobKey(row.get(0))))
         })
-    }
+        .collect()
+}
 
-    fn finish_submit(&self, key: JobKey, outcome: &SubmitOutcome, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let (request_id, state, error) = columns::submit_columns(outcome);
-        let finished = state.is_final().then(|| millis(now));
-        self.with(|client| {
-            let mut tx = client.transaction()?;
-            if let Some(id) = request_id {
-                // Ids are unique upstream; a stale row holding this one (a database restored from
-                // a backup) must not block recording the new job.
-                tx.execute(
-                    "UPDATE runcomfy_jobs SET request_id = NULL WHERE request_id = $1 AND key <> $2",
-                    &[&id, &key.0],
-                )?;
-            }
-            tx.execute(
-                "UPDATE runcomfy_jobs SET request_id = $2, status = $3, error = $4, updated_at = $5, finished_at = $6 \
-                 WHERE key = $1",
-                &[&key.0, &request_id, &state.as_str(), &error, &millis(now), &finished],
-            )?;
-            tx.commit()?;
-            if let Some(id) = request_id {
-                self.recent.forget(id);
-            }
-            Ok(())
-        })
-    }
+fn references<'a>(params: &'a [Param<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
 
-    fn update(
-        &self,
-        owner: &Owner,
-        request_id: &str,
-        update: &JobUpdate,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.with(|client| {
-            let mut tx = client.transaction()?;
-            // FOR UPDATE: another replica's update of this row waits for this one's commit, and
-            // then merges into what it wrote (a finished job stays finished).
-            let Some(row) = tx.query_opt(
-                &format!("SELECT {COLUMNS} FROM runcomfy_jobs WHERE request_id = $1 AND owner = $2 FOR UPDATE"),
-                &[&request_id, &owner.as_str()],
-            )?
-            else {
-                self.recent.saw(owner, request_id, None);
-                return Ok(false);
-            };
-            let mut job = read_row(&row);
-            let before = job.clone();
-            apply(&mut job, update, now);
-            if job != before {
-                tx.execute(
-                    "UPDATE runcomfy_jobs SET status = $2, queue_position = $3, images = $4, videos = $5, \
-                     saved_paths = $6, error = $7, updated_at = $8, finished_at = $9, cost_usd = $10 WHERE key = $1",
-                    &[
-                        &job.key.0,
-                        &job.status.as_str(),
-                        &job.queue_position.map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
-                        &json_list(&job.images),
-                        &json_list(&job.videos),
-                        &json_list(&job.saved_paths),
-                        &job.error,
-                        &millis(now),
-                        &job.finished_at.map(millis),
-                        &job.cost_usd,
-                    ],
-                )?;
-            }
-            // Remembered while the row is still locked, so that this process's memory follows
-            // the order of the writes; forgotten if the commit fails.
-            self.recent
-                .saw(owner, request_id, Some((&job.status, job.queue_position)));
-            tx.commit().inspect_err(|_| self.recent.forget(request_id))?;
-            Ok(true)
-        })
-    }
-
-    fn unchanged(&self, owner: &Owner, request_id: &str, update: &JobUpdate) -> bool {
-        self.recent.unchanged(owner, request_id, update)
-    }
-
-    fn list(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
-        self.with(|client| {
-            let status = query.status.as_ref().map(RecordedStatus::as_str);
-            let rows = client.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM runcomfy_jobs WHERE owner = $3 AND ($1::TEXT IS NULL OR status = $1::TEXT) \
-                     ORDER BY submitted_at DESC, key DESC LIMIT $2"
-                ),
-                &[&status, &i64::from(query.limit), &query.owner.as_str()],
-            )?;
-            Ok(rows.iter().map(read_row).collect())
-        })
-    }
-
-    fn run_lengths(&self, model: &str, size: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
-        self.with(|client| {
-            let rows = client.query(
-                "SELECT finished_at - submitted_at FROM runcomfy_jobs WHERE status = 'succeeded' AND model = $1 \
-                 AND size = $2 AND finished_at IS NOT NULL ORDER BY submitted_at DESC LIMIT $3",
-                &[&model, &size, &(limit as i64)],
-            )?;
-            Ok(rows.iter().map(|row| row.get(0)).collect())
-        })
-    }
-
-    fn get(&self, owner: &Owner, request_id: &str) -> Result<Option<JobRecord>, StoreError> {
-        self.with(|client| {
-            let row = client.query_opt(
-                &format!("SELECT {COLUMNS} FROM runcomfy_jobs WHERE request_id = $1 AND owner = $2"),
-                &[&request_id, &owner.as_str()],
-            )?;
-            Ok(row.as_ref().map(read_row))
-        })
-    }
-
-    fn spend(&self, owner: &Owner, now: DateTime<Utc>) -> Result<SpendTotals, StoreError> {
-        self.with(|client| {
-            let mut tally = |since: Option<DateTime<Utc>>| -> Result<Tally, postgres::Error> {
-                let rows = client.query(
-                    &format!(
-                        "SELECT cost_usd, estimate_usd FROM runcomfy_jobs WHERE {COUNTED} AND owner = $2 \
-                         AND submitted_at >= $1"
-                    ),
-                    &[&since.map_or(i64::MIN, millis), &owner.as_str()],
-                )?;
-                let mut tally = Tally::default();
-                for row in &rows {
-                    tally.add(row.get(0), row.get(1));
-                }
-                Ok(tally)
-            };
-            Ok(SpendTotals {
-                today: tally(Some(spend::start_of_day(now)))?,
-                last_7_days: tally(Some(now - chrono::Duration::days(7)))?,
-                all_recorded: tally(None)?,
+/// A result row in the drivers' neutral terms, by each column's type.
+fn row(row: &postgres::Row) -> Result<Row, StoreError> {
+    let decode = |e: postgres::Error| StoreError::Decode(e.to_string());
+    (0..row.len())
+        .map(|i| {
+            let ty = row.columns()[i].type_();
+            Ok(if *ty == Type::INT8 {
+                row.try_get::<_, Option<i64>>(i).map_err(decode)?.into()
+            } else if *ty == Type::INT4 {
+                row.try_get::<_, Option<i32>>(i).map_err(decode)?.map(i64::from).into()
+            } else if *ty == Type::FLOAT8 {
+                row.try_get::<_, Option<f64>>(i).map_err(decode)?.into()
+            } else if *ty == Type::BOOL {
+                row.try_get::<_, Option<bool>>(i).map_err(decode)?.into()
+            } else {
+                row.try_get::<_, Option<String>>(i).map_err(decode)?.into()
             })
         })
-    }
-
-    fn usage(&self, owner: &Owner, days: u32, now: DateTime<Utc>) -> Result<Vec<DayUsage>, StoreError> {
-        let since = spend::start_of_day(now) - chrono::Duration::days(i64::from(days.max(1)) - 1);
-        self.with(|client| {
-            let rows = client.query(
-                &format!(
-                    "SELECT submitted_at, cost_usd, estimate_usd FROM runcomfy_jobs WHERE {COUNTED} AND owner = $2 \
-                     AND submitted_at >= $1 ORDER BY submitted_at DESC"
-                ),
-                &[&millis(since), &owner.as_str()],
-            )?;
-            let mut days: Vec<DayUsage> = Vec::new();
-            for row in &rows {
-                let day = from_millis(row.get(0)).date_naive();
-                if days.last().is_none_or(|d| d.day != day) {
-                    days.push(DayUsage {
-                        day,
-                        tally: Tally::default(),
-                    });
-                }
-                if let Some(last) = days.last_mut() {
-                    last.tally.add(row.get(1), row.get(2));
-                }
-            }
-            Ok(days)
-        })
-    }
-
-    fn prune(&self, retention: &Retention, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let oldest_kept = millis(now - retention.max_age);
-        self.with(|client| {
-            let mut tx = client.transaction()?;
-            let by_age = tx.execute("DELETE FROM runcomfy_jobs WHERE submitted_at < $1", &[&oldest_kept])?;
-            // The count bound never takes a job of the last 24 hours: the limits count those.
-            let by_count = tx.execute(
-                "DELETE FROM runcomfy_jobs WHERE key NOT IN \
-                 (SELECT key FROM runcomfy_jobs ORDER BY submitted_at DESC, key DESC LIMIT $1) AND submitted_at <= $2",
-                &[&i64::from(retention.max_jobs), &millis(now - spend::SPEND_WINDOW)],
-            )?;
-            // Tasks outlive their answer only as long as the jobs they started.
-            tx.execute("DELETE FROM runcomfy_tasks WHERE updated_at < $1", &[&oldest_kept])?;
-            tx.commit()?;
-            Ok((by_age + by_count) as usize)
-        })
-    }
-
-    fn save_task(&self, task: &TaskRecord) -> Result<(), StoreError> {
-        self.with(|client| {
-            // A settled task stays settled: a late save of its working state changes nothing.
-            client.execute(
-                "INSERT INTO runcomfy_tasks (task_id, owner, detail, request_ids, finished, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id) DO UPDATE SET detail = EXCLUDED.detail, \
-                 request_ids = EXCLUDED.request_ids, finished = EXCLUDED.finished, updated_at = EXCLUDED.updated_at \
-                 WHERE NOT runcomfy_tasks.finished AND runcomfy_tasks.owner = EXCLUDED.owner",
-                &[
-                    &task.task_id,
-                    &task.owner.as_str(),
-                    &task.detail.to_string(),
-                    &json_list(&task.request_ids),
-                    &task.finished,
-                    &millis(task.updated_at),
-                ],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn task(&self, owner: &Owner, task_id: &str) -> Result<Option<TaskRecord>, StoreError> {
-        self.with(|client| {
-            let row = client.query_opt(
-                "SELECT task_id, owner, detail, request_ids, finished, updated_at FROM runcomfy_tasks \
-                 WHERE task_id = $1 AND owner = $2",
-                &[&task_id, &owner.as_str()],
-            )?;
-            Ok(row.map(|row| TaskRecord {
-                task_id: row.get(0),
-                owner: Owner::from_stored(row.get::<_, String>(1)),
-                detail: columns::parse_params(row.get(2)),
-                request_ids: parse_list(row.get(3)),
-                finished: row.get(4),
-                updated_at: from_millis(row.get(5)),
-            }))
-        })
-    }
-
-    fn health(&self) -> Result<(), StoreError> {
-        // The pool tests a connection before handing it out: getting one is the check.
-        self.connection().map(drop).map_err(StoreError::from)
-    }
-
-    fn shared(&self) -> bool {
-        true
-    }
-}
-
-/// `owner`'s jobs the limits count that were submitted after `since`, oldest first.
-fn counted_since(
-    tx: &mut Transaction<'_>,
-    owner: &Owner,
-    since: DateTime<Utc>,
-) -> Result<Vec<Counted>, postgres::Error> {
-    let rows = tx.query(
-        &format!(
-            "SELECT submitted_at, cost_usd, estimate_usd FROM runcomfy_jobs WHERE {COUNTED} AND owner = $2 \
-             AND submitted_at > $1 ORDER BY submitted_at ASC, key ASC"
-        ),
-        &[&millis(since), &owner.as_str()],
-    )?;
-    Ok(rows
-        .iter()
-        .map(|row| columns::counted(row.get(0), row.get(1), row.get(2)))
-        .collect())
-}
-
-fn read_row(row: &Row) -> JobRecord {
-    JobRecord {
-        key: JobKey(row.get("key")),
-        owner: Owner::from_stored(row.get::<_, String>("owner")),
-        request_id: row.get("request_id"),
-        model: row.get("model"),
-        prompt: row.get("prompt"),
-        size: row.get("size"),
-        params: columns::parse_params(row.get("params")),
-        status: RecordedStatus::from_stored(row.get("status")),
-        queue_position: row
-            .get::<_, Option<i32>>("queue_position")
-            .and_then(|p| u32::try_from(p).ok()),
-        images: parse_list(row.get("images")),
-        videos: parse_list(row.get("videos")),
-        saved_paths: parse_list(row.get("saved_paths")),
-        error: row.get("error"),
-        submitted_at: from_millis(row.get("submitted_at")),
-        updated_at: from_millis(row.get("updated_at")),
-        finished_at: row.get::<_, Option<i64>>("finished_at").map(from_millis),
-        cost_usd: row.get("cost_usd"),
-        estimate_usd: row.get("estimate_usd"),
-    }
+        .collect::<Result<_, _>>()
+        .map(Row)
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
     use crate::journal::store_tests::pg::Cluster;
+    use crate::journal::{JobQuery, JobStore, Owner, TaskRecord};
 
     fn query() -> JobQuery {
         JobQuery {
@@ -580,7 +402,7 @@ mod tests {
         cluster.pause();
         let store = PgStore::open(&cluster.tcp_url()).unwrap();
         let e = store.list(&query()).unwrap_err();
-        assert!(e.0.contains("unreachable"), "{e}");
+        assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
         assert!(store.health().is_err());
         cluster.resume();
         assert!(store.health().is_ok());

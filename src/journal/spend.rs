@@ -160,11 +160,32 @@ impl Tally {
             (None, None) => self.unpriced_jobs += 1,
         }
     }
+}
 
-    /// Cost and estimates together: what the limits count.
-    pub fn total_usd(&self) -> f64 {
-        round_usd(self.cost_usd + self.estimated_usd)
+/// The tally of counted rows, each its `(cost_usd, estimate_usd)`.
+pub(super) fn tally(rows: impl IntoIterator<Item = (Option<f64>, Option<f64>)>) -> Tally {
+    let mut tally = Tally::default();
+    for (cost, estimate) in rows {
+        tally.add(cost, estimate);
     }
+    tally
+}
+
+/// The tallies of counted rows per UTC day, each row its `(submitted_at, cost_usd, estimate_usd)`,
+/// rows and days newest first; days without rows are left out.
+pub(super) fn by_day(rows: impl IntoIterator<Item = (DateTime<Utc>, Option<f64>, Option<f64>)>) -> Vec<DayUsage> {
+    let mut days: Vec<DayUsage> = Vec::new();
+    for (submitted_at, cost, estimate) in rows {
+        let day = submitted_at.date_naive();
+        match days.last_mut() {
+            Some(last) if last.day == day => last.tally.add(cost, estimate),
+            _ => days.push(DayUsage {
+                day,
+                tally: tally([(cost, estimate)]),
+            }),
+        }
+    }
+    days
 }
 
 /// Spend over the windows list_jobs shows.
@@ -265,6 +286,27 @@ mod tests {
             sum.add(Some(0.03), None);
             sum.add(None, Some(0.1));
         }
-        assert_eq!((sum.cost_usd, sum.estimated_usd, sum.total_usd()), (0.09, 0.3, 0.39));
+        assert_eq!((sum.cost_usd, sum.estimated_usd), (0.09, 0.3));
+    }
+
+    #[test]
+    fn usage_is_tallied_per_utc_day_newest_first() {
+        let day = |d: u32, h: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 12, d)
+                .unwrap()
+                .and_hms_opt(h, 0, 0)
+                .unwrap()
+                .and_utc()
+        };
+        let days = by_day([
+            (day(6, 23), Some(0.03), None),
+            (day(6, 0), None, Some(0.5)),
+            (day(4, 12), None, None),
+        ]);
+        let seen: Vec<_> = days.iter().map(|d| (d.day.to_string(), d.tally.jobs)).collect();
+        assert_eq!(seen, [("2026-12-06".to_owned(), 2), ("2026-12-04".to_owned(), 1)]);
+        assert_eq!((days[0].tally.cost_usd, days[0].tally.estimated_usd), (0.03, 0.5));
+        assert_eq!(days[1].tally.unpriced_jobs, 1);
+        assert_eq!(tally([(Some(0.1), None), (None, Some(0.2))]).jobs, 2);
     }
 }
