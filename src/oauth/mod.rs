@@ -150,7 +150,7 @@ impl OAuth {
         let store = Arc::clone(&self.0.store);
         tokio::task::spawn_blocking(move || call(store.as_ref()))
             .await
-            .unwrap_or_else(|e| Err(StoreError(format!("the sign-in store call failed: {e}"))))
+            .unwrap_or_else(|e| Err(StoreError::Panicked(format!("the sign-in store call: {e}"))))
     }
 
     /// The caller a grant stands for: its person's key, opened, and their limits.

@@ -15,7 +15,7 @@ pub(crate) struct SqliteGrants {
 }
 
 fn error(e: rusqlite::Error) -> StoreError {
-    StoreError(format!("the sign-in store: {e}"))
+    StoreError::Query(format!("the sign-in store: {e}"))
 }
 
 impl SqliteGrants {
