@@ -1,6 +1,7 @@
 //! The model's past run lengths, from the journal, for the poll schedule ([`History`]): read once
-//! per model and size and kept for a minute, so that a burst of waits costs one query, not one
-//! each, and new runs still count soon; a model with too few runs is read again each time.
+//! per model and size and kept for a few seconds, so that a burst of waits costs one query, not
+//! one each, and every run that ended counts for the next wait; a model with too few runs is read
+//! again each time.
 
 use std::{
     collections::HashMap,
@@ -11,8 +12,11 @@ use std::{
 use super::poll::History;
 use crate::journal::Journal;
 
-/// How long a model's history is kept before it is read again.
-const KEEP: Duration = Duration::from_secs(60);
+/// How long a model's history is kept before it is read again. Short: the runs that ended
+/// meanwhile are the ones that tell most (a history of a few runs ends at the longest of them,
+/// and a minute of waits that keep it polls every job longer than those past the window).
+/// One indexed query of at most [`RUNS`] rows every few seconds costs nothing.
+const KEEP: Duration = Duration::from_secs(5);
 /// The newest runs a history is made of: enough for its percentiles, recent enough to follow
 /// RunComfy's load.
 const RUNS: usize = 100;
