@@ -4,10 +4,17 @@
 //! the paid image.
 //!
 //! Storage only: it records and answers queries, and calls nobody (the job service in
-//! [`crate::jobs`] decides what to record and when). [`JobStore`] is the small storage interface
-//! (SQLite by default, in [`sqlite`]; PostgreSQL for replicas that share one, in [`postgres`]); [`Journal`] is the
-//! async, never-failing front the job service uses; `record` has the rows and updates as plain
-//! data; [`postgres`] is the store replicas share; [`location`] finds the file and repairs a broken one; [`settings`] holds the flags.
+//! [`crate::jobs`] decides what to record and when). [`JobStore`] is the small storage interface;
+//! [`Journal`] is the async, never-failing front the job service uses; `record` has the rows and
+//! updates as plain data, `spend` the limits and tallies over them.
+//!
+//! Both stores are SQL, and everything SQL about them is written once: `queries` holds every
+//! statement and the logic around it (and implements [`JobStore`] for both), `migrations` the
+//! schema as one numbered list (its doc says how to add a table or a column), `columns` how a
+//! job is kept in columns, `sql` the templates' dialects and driver-free values. What is left in
+//! [`sqlite`] (the default, a file on this machine) and [`postgres`] (shared by replicas) is
+//! opening, connections and transactions. [`location`] finds the file and repairs a broken one;
+//! `settings` holds the flags.
 
 mod columns;
 mod handle;
@@ -19,8 +26,8 @@ pub mod postgres;
 mod queries;
 mod recent;
 mod record;
-pub mod settings;
-pub mod spend;
+mod settings;
+mod spend;
 mod sql;
 pub mod sqlite;
 #[cfg(test)]
