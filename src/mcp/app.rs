@@ -11,6 +11,8 @@
 //! beyond the default (`'self'` and `data:`).
 
 use rmcp::model::{ClientCapabilities, JsonObject, MetaObject, Tool};
+
+use super::tools::{Audience, Tools};
 use serde_json::{json, Value};
 
 /// The extension's id, in both sides' `capabilities.extensions`.
@@ -37,11 +39,6 @@ pub const VIEWER_HTML: &str = concat!(
 /// `_meta["ui/resourceUri"]`: the link's deprecated spelling.
 const LEGACY_URI_KEY: &str = "ui/resourceUri";
 
-/// Tools the view is linked to: their results are what it shows.
-const VIEWED_TOOLS: [&str; 4] = ["generate_image_and_wait", "generate_image", "get_result", "list_jobs"];
-/// Tools only the view may call (its buttons): hidden from the model and from other clients.
-pub const APP_ONLY_TOOLS: [&str; 3] = ["save_image", "vary_job", "upload_image"];
-
 /// Whether the client can render MCP Apps views.
 pub fn client_renders(capabilities: Option<&ClientCapabilities>) -> bool {
     capabilities
@@ -52,39 +49,35 @@ pub fn client_renders(capabilities: Option<&ClientCapabilities>) -> bool {
         .is_some_and(|types| types.iter().any(|t| t.as_str() == Some(MIME_TYPE)))
 }
 
-/// The tool list for a client that renders views: the viewed tools link the view, the app-only
-/// ones say so. For any other client, the list without the app-only tools and nothing added.
-pub fn tools_for(tools: Vec<Tool>, renders: bool) -> Vec<Tool> {
+/// The tool list for a client that renders views: the tools whose results the view shows link
+/// it, the view-only ones say so (each tool's [`Audience`] says which it is). For any other
+/// client, the list without the view-only tools and nothing added.
+pub(super) fn tools_for(tools: &Tools, renders: bool) -> Vec<Tool> {
     tools
+        .router
+        .list_all()
         .into_iter()
-        .filter(|tool| renders || !is_app_only(&tool.name))
-        .map(|mut tool| {
-            if renders {
-                let visibility = if is_app_only(&tool.name) {
-                    Some(json!(["app"]))
-                } else if VIEWED_TOOLS.contains(&tool.name.as_ref()) {
-                    Some(json!(["model", "app"]))
-                } else {
-                    None
-                };
-                if let Some(visibility) = visibility {
-                    let meta = tool.meta.get_or_insert_with(MetaObject::default);
-                    meta.0.insert(
-                        "ui".to_owned(),
-                        json!({ "resourceUri": VIEWER_URI, "visibility": visibility }),
-                    );
-                    // The flat key older hosts read, set alongside as the official SDK's
-                    // registerAppTool does.
-                    meta.0.insert(LEGACY_URI_KEY.to_owned(), json!(VIEWER_URI));
-                }
+        .filter_map(|mut tool| {
+            let visibility = match tools.audience(&tool.name) {
+                Some(Audience::ViewOnly) if !renders => return None,
+                _ if !renders => None,
+                Some(Audience::ViewOnly) => Some(json!(["app"])),
+                Some(Audience::ModelAndView) => Some(json!(["model", "app"])),
+                Some(Audience::Model) | None => None,
+            };
+            if let Some(visibility) = visibility {
+                let meta = tool.meta.get_or_insert_with(MetaObject::default);
+                meta.0.insert(
+                    "ui".to_owned(),
+                    json!({ "resourceUri": VIEWER_URI, "visibility": visibility }),
+                );
+                // The flat key older hosts read, set alongside as the official SDK's
+                // registerAppTool does.
+                meta.0.insert(LEGACY_URI_KEY.to_owned(), json!(VIEWER_URI));
             }
-            tool
+            Some(tool)
         })
         .collect()
-}
-
-pub fn is_app_only(tool: &str) -> bool {
-    APP_ONLY_TOOLS.contains(&tool)
 }
 
 /// The view resource's `_meta.ui`: no connect, resource or frame domains beyond the default

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use rmcp::{
-    handler::server::{prompt::PromptContext, router::tool::ToolRouter, tool::ToolCallContext},
+    handler::server::{prompt::PromptContext, tool::ToolCallContext},
     model::{
         CacheScope, CallToolRequestParams, CallToolResponse, CancelTaskParams, CustomRequest, CustomResult,
         GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult, Implementation,
@@ -25,7 +25,7 @@ use super::{
     resources,
     settings::StructuredMode,
     tasks::TaskOwners,
-    tools,
+    tools::{self, Audience},
 };
 use crate::jobs::JobService;
 
@@ -60,8 +60,8 @@ pub struct RunComfyServer {
     pub(super) approvals: OpenApprovals,
     /// Shared, not cloned: a stateless server clones the handler for every request, and a copy
     /// of the router (each tool's schema, a map of them) was about 4 k instructions to make and
-    /// as many to drop. Made in the background at start (see [`tools::ROUTER`]).
-    tool_router: &'static LazyLock<ToolRouter<Self>>,
+    /// as many to drop. Made in the background at start (see [`tools::TOOLS`]).
+    pub(super) tools: &'static LazyLock<tools::Tools>,
 }
 
 impl RunComfyServer {
@@ -76,7 +76,7 @@ impl RunComfyServer {
             session_owner: SessionOwner::default(),
             confirm_above_usd: None,
             approvals: OpenApprovals::default(),
-            tool_router: &tools::ROUTER,
+            tools: &tools::TOOLS,
         }
     }
 
@@ -106,7 +106,7 @@ fn renders(context: &RequestContext<RoleServer>) -> bool {
 
 // `tool_handler` fills in get_tool from the router; call_tool is ours, for tasks and app-only
 // tools, and list_tools, for the Apps metadata.
-#[tool_handler(router = self.tool_router)]
+#[tool_handler(router = self.tools.router)]
 impl ServerHandler for RunComfyServer {
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder()
@@ -143,7 +143,7 @@ impl ServerHandler for RunComfyServer {
         request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if app::is_app_only(&request.name) && !renders(&context) {
+        if self.tools.audience(&request.name) == Some(Audience::ViewOnly) && !renders(&context) {
             // Hidden from this client: as unknown to it as a tool that does not exist.
             return Err(ErrorData::invalid_params("tool not found", None));
         }
@@ -168,7 +168,8 @@ impl ServerHandler for RunComfyServer {
         if consent.is_asked() {
             context.extensions.insert(consent);
         }
-        self.tool_router
+        self.tools
+            .router
             .call(ToolCallContext::new(self, request, context))
             .await
     }
@@ -179,9 +180,11 @@ impl ServerHandler for RunComfyServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         self.caller(&context.extensions)?;
-        let tools = app::tools_for(self.tool_router.list_all(), renders(&context));
+        let tools = app::tools_for(self.tools, renders(&context));
         let client = context.peer.peer_info().map(|info| info.client_info.name.clone());
-        let tools = self.structured.declared(tools, client.as_deref());
+        let tools = self
+            .structured
+            .declared(tools, client.as_deref(), |name| self.tools.carries_images(name));
         // As rmcp's generated list_tools answers: cache hints for the protocols that have them.
         let cache_hints = context
             .protocol_version()

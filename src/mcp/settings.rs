@@ -29,19 +29,18 @@ impl StructuredMode {
     /// Client names (from `initialize`) whose hosts drop image blocks next to `structuredContent`.
     const DROPS_IMAGES: [&'static str; 1] = ["claude-code"];
 
-    /// The tools whose results carry inline images: those that answer through `shaped`
-    /// (mcp/tools/get_result.rs), which leaves `structuredContent` out where
-    /// [`Self::keep_with_images`] says so.
-    pub(crate) const IMAGE_TOOLS: [&'static str; 3] = ["generate_image_and_wait", "get_result", "run_model"];
-
-    /// `tools` as this client is told of them: without the image tools' output schemas where
-    /// their results go without `structuredContent` (never a schema an answer will not meet).
-    pub(crate) fn declared(self, mut tools: Vec<Tool>, client_name: Option<&str>) -> Vec<Tool> {
+    /// `tools` as this client is told of them: without the output schemas of the tools whose
+    /// results carry inline images (`carries_images`: those that answer through `shaped`, which
+    /// leaves `structuredContent` out where [`Self::keep_with_images`] says so) where their
+    /// results go without `structuredContent` (never a schema an answer will not meet).
+    pub(crate) fn declared(
+        self,
+        mut tools: Vec<Tool>,
+        client_name: Option<&str>,
+        carries_images: impl Fn(&str) -> bool,
+    ) -> Vec<Tool> {
         if !self.keep_with_images(client_name) {
-            for tool in tools
-                .iter_mut()
-                .filter(|t| Self::IMAGE_TOOLS.contains(&t.name.as_ref()))
-            {
+            for tool in tools.iter_mut().filter(|t| carries_images(&t.name)) {
                 tool.output_schema = None;
             }
         }
@@ -95,16 +94,9 @@ mod tests {
             let schema = std::sync::Arc::new(serde_json::Map::new());
             Tool::new(name.to_owned(), "d", schema.clone()).with_raw_output_schema(schema)
         };
-        let tools = || {
-            vec![
-                tool("get_result"),
-                tool("generate_image_and_wait"),
-                tool("run_model"),
-                tool("list_jobs"),
-            ]
-        };
+        let tools = || vec![tool("a"), tool("b"), tool("c"), tool("d")];
         let schemas = |mode: StructuredMode, client| -> Vec<bool> {
-            mode.declared(tools(), client)
+            mode.declared(tools(), client, |name| name != "d")
                 .iter()
                 .map(|t| t.output_schema.is_some())
                 .collect()

@@ -28,7 +28,7 @@ use super::{
     answer::{settle, ToolError},
     confirm::Consent,
     shared_tasks::SharedTask,
-    tools::{self, TaskJob},
+    tools::TaskJob,
     waiting::progress_message,
     RunComfyServer,
 };
@@ -69,7 +69,7 @@ impl RunComfyServer {
         consent: &Consent,
     ) -> Option<CallToolResponse> {
         let arguments = request.arguments.clone().unwrap_or_default();
-        let (job, delivery) = match tools::task_arguments(&request.name, arguments)? {
+        let (job, delivery) = match self.tools.task(&request.name, arguments)? {
             Ok(parsed) => parsed,
             Err(e) => return Some(CallToolResponse::Complete(ToolError::from(e).into_result())),
         };

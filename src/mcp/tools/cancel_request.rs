@@ -7,11 +7,14 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, JobArgs},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, JobArgs},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::jobs::Caller;
 use crate::runcomfy::{CancelOutcome, CancelResponse, JobStatus, RequestId};
@@ -59,6 +62,14 @@ impl Cancellation {
         success(self, format!("Job {}: {}", self.request_id, self.message))
     }
 }
+
+/// What the router, the app view and the tasks path know of `cancel_request`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::cancel_request_router,
+    audience: Audience::Model,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = cancel_request_router, vis = "pub(super)")]
 impl RunComfyServer {

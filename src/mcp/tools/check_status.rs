@@ -7,11 +7,14 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, JobArgs},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, JobArgs},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::jobs::Caller;
 use crate::runcomfy::{JobStatus, RequestId, StatusResponse};
@@ -82,6 +85,14 @@ impl JobState {
         success(self, text)
     }
 }
+
+/// What the router, the app view and the tasks path know of `check_status`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::check_status_router,
+    audience: Audience::Model,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = check_status_router, vis = "pub(super)")]
 impl RunComfyServer {

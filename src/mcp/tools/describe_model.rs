@@ -16,6 +16,7 @@ use super::{
         RunComfyServer,
     },
     list_models::{kind_text, price_text},
+    Audience, ToolUnit,
 };
 use crate::{jobs::Caller, models::safe_schema::provider_safe, runcomfy::MAX_ID_CHARS};
 
@@ -79,6 +80,14 @@ pub struct ModelDescription {
     pub model_url: Option<String>,
     pub next_step: String,
 }
+
+/// What the router, the app view and the tasks path know of `describe_model`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::describe_model_router,
+    audience: Audience::Model,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = describe_model_router, vis = "pub(super)")]
 impl RunComfyServer {

@@ -7,12 +7,16 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, InvalidArgument, Validate},
-    confirm::Consent,
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, InvalidArgument, Validate},
+        confirm::Consent,
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    get_result::DeliveryArgs,
+    Audience, TaskJob, TaskRun, ToolUnit,
 };
 use crate::jobs::Caller;
 use crate::{
@@ -193,15 +197,22 @@ impl Submitted {
     }
 }
 
-/// The arguments as the tasks path reads them: the images to make; results come as the
-/// defaults say.
-pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<GenerateArgs, InvalidArgument> {
-    args::parse(arguments)
+/// A task of `generate_image`: the images to make; results come as the defaults say.
+fn task_run(arguments: JsonObject) -> Result<TaskRun, InvalidArgument> {
+    args::parse(arguments).map(|images| (TaskJob::Images(images), DeliveryArgs::default()))
 }
 
 fn description() -> String {
     format!("Start ByteDance Dreamina 4.0 (Seedream 4.0) jobs on RunComfy and return their request_ids at once: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images), an edit or combination of them. An image takes from several seconds to a few minutes. Then call check_status with a request_id every few seconds until status is succeeded, and call get_result for the image URLs. count (1 to {MAX_COUNT}) starts that many jobs side by side for alternatives. Each job is paid for: do not call this again for the same image just because it is still running. The answer gives estimated_cost_usd; the server may have a spending or job limit, and a submit past it is refused with an error that says when the next job fits. Only Dreamina 4.0: for video, audio or another image model, find it with list_models and run it with run_model.")
 }
+
+/// What the router, the app view and the tasks path know of `generate_image`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::generate_image_router,
+    audience: Audience::ModelAndView,
+    images: false,
+    task: Some(task_run),
+};
 
 #[tool_router(router = generate_image_router, vis = "pub(super)")]
 impl RunComfyServer {

@@ -21,6 +21,7 @@ use super::{
     },
     generate_image::GenerateArgs,
     get_result::DeliveryArgs,
+    Audience, TaskJob, TaskRun, ToolUnit,
 };
 use crate::{
     dreamina::MAX_IMAGES,
@@ -67,10 +68,18 @@ impl Validate for WaitArgs {
     }
 }
 
-/// The arguments as the tasks path reads them: a task follows its jobs for as long as it takes.
-pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<(GenerateArgs, DeliveryArgs), InvalidArgument> {
-    args::parse::<WaitArgs>(arguments).map(|a| (a.generate, a.delivery))
+/// A task of `generate_image_and_wait`: its jobs, followed for as long as they take.
+fn task_run(arguments: JsonObject) -> Result<TaskRun, InvalidArgument> {
+    args::parse::<WaitArgs>(arguments).map(|a| (TaskJob::Images(a.generate), a.delivery))
 }
+
+/// What the router, the app view and the tasks path know of `generate_image_and_wait`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::generate_image_and_wait_router,
+    audience: Audience::ModelAndView,
+    images: true,
+    task: Some(task_run),
+};
 
 #[tool_router(router = generate_image_and_wait_router, vis = "pub(super)")]
 impl RunComfyServer {

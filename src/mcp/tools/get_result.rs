@@ -9,12 +9,15 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::super::{
-    answer::ToolError,
-    args::{self, InvalidArgument, Validate},
-    job_result::{Answer, Delivered, JobResult},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::ToolError,
+        args::{self, InvalidArgument, Validate},
+        job_result::{Answer, Delivered, JobResult},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::{
     jobs::{Batch, Caller},
@@ -62,6 +65,14 @@ impl RunComfyServer {
         delivered.result.render(&delivered.inline, keep)
     }
 }
+
+/// What the router, the app view and the tasks path know of `get_result`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::get_result_router,
+    audience: Audience::ModelAndView,
+    images: true,
+    task: None,
+};
 
 #[tool_router(router = get_result_router, vis = "pub(super)")]
 impl RunComfyServer {

@@ -8,11 +8,14 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, InvalidArgument, Validate},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, InvalidArgument, Validate},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::jobs::Caller;
 use crate::{
@@ -320,6 +323,14 @@ fn unavailable(reason: &str) -> ToolError {
          The journal is on unless the server is started with --no-journal (RUNCOMFY_NO_JOURNAL)."
     ))
 }
+
+/// What the router, the app view and the tasks path know of `list_jobs`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::list_jobs_router,
+    audience: Audience::ModelAndView,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = list_jobs_router, vis = "pub(super)")]
 impl RunComfyServer {

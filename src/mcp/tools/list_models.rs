@@ -9,11 +9,14 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, InvalidArgument, Validate},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, InvalidArgument, Validate},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::{
     jobs::Caller,
@@ -123,6 +126,14 @@ pub struct ModelList {
     pub catalogue_read_at: String,
     pub next_step: String,
 }
+
+/// What the router, the app view and the tasks path know of `list_models`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::list_models_router,
+    audience: Audience::Model,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = list_models_router, vis = "pub(super)")]
 impl RunComfyServer {

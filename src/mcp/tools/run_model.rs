@@ -20,6 +20,7 @@ use super::{
         RunComfyServer,
     },
     get_result::DeliveryArgs,
+    Audience, TaskJob, TaskRun, ToolUnit,
 };
 use crate::jobs::{
     settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
@@ -75,14 +76,25 @@ impl Validate for RunModelArgs {
     }
 }
 
-/// The arguments as the tasks path reads them: a task waits for its job for as long as it takes.
-pub(in crate::mcp) fn task_arguments(arguments: JsonObject) -> Result<RunModelArgs, InvalidArgument> {
-    args::parse(arguments)
+/// A task of `run_model`: its job, waited for as long as it takes.
+fn task_run(arguments: JsonObject) -> Result<TaskRun, InvalidArgument> {
+    args::parse::<RunModelArgs>(arguments).map(|a| {
+        let delivery = a.delivery.clone();
+        (TaskJob::Model(a), delivery)
+    })
 }
 
 fn description() -> String {
     format!("Run any model of RunComfy's catalogue (image, edit, video, audio) by its model_id, with an input that meets the input_schema describe_model gives for it (list_models finds ids). For Dreamina 4.0 images prefer generate_image_and_wait. The input is checked against the model's schema before anything is paid for, and a bad input is refused with the schema's own message. By default it waits for the result, reporting progress (up to max_wait_seconds, default {DEFAULT_WAIT_SECS} s), and answers as get_result does: image previews, video and audio links, saved files; if the job is still going when the wait ends, it returns the request_id: then call get_result later, not run_model again. Every job is paid for (a video by its seconds). Cancelling the call cancels the job while it is queued.")
 }
+
+/// What the router, the app view and the tasks path know of `run_model`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::run_model_router,
+    audience: Audience::Model,
+    images: true,
+    task: Some(task_run),
+};
 
 #[tool_router(router = run_model_router, vis = "pub(super)")]
 impl RunComfyServer {

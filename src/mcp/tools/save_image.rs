@@ -10,11 +10,14 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, InvalidArgument, Validate},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, InvalidArgument, Validate},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::jobs::Caller;
 use crate::runcomfy::RequestId;
@@ -47,6 +50,14 @@ pub struct Saved {
     /// Where the file is now, on the server's machine.
     pub saved_path: String,
 }
+
+/// What the router, the app view and the tasks path know of `save_image`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::save_image_router,
+    audience: Audience::ViewOnly,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = save_image_router, vis = "pub(super)")]
 impl RunComfyServer {

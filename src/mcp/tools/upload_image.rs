@@ -12,11 +12,14 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::super::{
-    answer::{success, ToolError},
-    args::{self, InvalidArgument, Validate},
-    schema::{output_schema_for, schema_for},
-    RunComfyServer,
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, InvalidArgument, Validate},
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    Audience, ToolUnit,
 };
 use crate::{
     jobs::Caller,
@@ -59,6 +62,14 @@ pub struct Uploaded {
     pub expires_at: String,
     pub next_step: String,
 }
+
+/// What the router, the app view and the tasks path know of `upload_image`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::upload_image_router,
+    audience: Audience::ViewOnly,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = upload_image_router, vis = "pub(super)")]
 impl RunComfyServer {

@@ -17,8 +17,17 @@ use super::{
         RunComfyServer,
     },
     generate_image::{GenerateArgs, Submitted},
+    Audience, ToolUnit,
 };
 use crate::jobs::Caller;
+
+/// What the router, the app view and the tasks path know of `vary_job`.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::vary_job_router,
+    audience: Audience::ViewOnly,
+    images: false,
+    task: None,
+};
 
 #[tool_router(router = vary_job_router, vis = "pub(super)")]
 impl RunComfyServer {
