@@ -148,6 +148,12 @@ impl ServeArgs {
         if let Some(dir) = state_dir(&self.journal) {
             media.uploads = crate::media::uploads::Uploads::in_dir(dir.join("uploads"));
         }
+        if let Ok(origin) = std::env::var(crate::media::host_files::TEST_ORIGIN_VAR) {
+            media.host_file_policy = AddressPolicy::for_upstream(&origin);
+            if media.host_file_policy.allows_local_upstream() {
+                tracing::warn!(%origin, "test-only: files a host hands over may also come from this loopback origin");
+            }
+        }
         self.limits.check_with_journal(self.journal.no_journal)?;
         let test_origin = self.oauth.test_origin()?;
         let state_dir = self.journal.state_dir.clone().or_else(location::default_state_dir);

@@ -238,13 +238,18 @@ pub struct ImageRequest {
     #[serde(default)]
     pub force_single: bool,
 
-    #[serde(default)]
-    #[schemars(length(max = MAX_IMAGES), description = images_description())]
+    // An entry may also be a file object ChatGPT fills in (see media::host_files).
+    #[serde(default, deserialize_with = "crate::media::host_files::entries")]
+    #[schemars(
+        schema_with = "crate::media::host_files::entries_schema",
+        length(max = MAX_IMAGES),
+        description = images_description()
+    )]
     pub images: Vec<String>,
 }
 
 fn images_description() -> String {
-    format!("Reference images, 1 to {MAX_IMAGES}; leave it out to make an image from text alone. Pass images when the user wants an existing image changed ('edit this', 'make it winter', 'replace the text on the sign'), an image made in the style or with the subject of another ('in the style of', 'this person as'), or several combined ('put the cat from the first into the second'). The prompt then says what to change or how to combine them. Each entry is one of: an earlier result of this server by its request_id (its first image) or request_id#n (its n-th image, from 1), so 'edit the last one' needs no URL; a public https:// URL; an absolute path of a local file (PNG, JPEG or WebP) in a directory the server allows (--input-dir); a data:image/...;base64, URI; or upload:<id>, an image the person uploaded in the viewer.")
+    format!("Reference images, 1 to {MAX_IMAGES}; leave it out to make an image from text alone. Pass images when the user wants an existing image changed ('edit this', 'make it winter', 'replace the text on the sign'), an image made in the style or with the subject of another ('in the style of', 'this person as'), or several combined ('put the cat from the first into the second'). The prompt then says what to change or how to combine them. Each entry is one of: an earlier result of this server by its request_id (its first image) or request_id#n (its n-th image, from 1), so 'edit the last one' needs no URL; a public https:// URL; an absolute path of a local file (PNG, JPEG or WebP) in a directory the server allows (--input-dir); a data:image/...;base64, URI; upload:<id>, an image the person uploaded in the viewer; or, in ChatGPT, a file the person attached.")
 }
 
 /// A rule an input broke: which field, and what would be accepted.

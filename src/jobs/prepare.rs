@@ -193,6 +193,7 @@ impl JobService {
             Source::DataUri(uri) => inputs::data_uri(&self.media.inputs, &uri).await.map_err(input)?,
             Source::File(path) => inputs::file(&self.media.inputs, path, entry).await.map_err(input)?,
             Source::Upload(id) => inputs::upload(entry, self.upload(caller, &id).await.map_err(input)?),
+            Source::HostFile(file) => self.host_file(caller, &file).await.map_err(input)?,
             Source::Job { id, index } => match self.job_output(caller, &id, index).await {
                 Ok(JobImage::Url(url)) => inputs::job_output(entry, url),
                 Ok(JobImage::Saved(path)) => inputs::saved_copy(&self.media.inputs, path, entry)

@@ -116,7 +116,7 @@ impl JobService {
             )));
         }
         let mut records = Vec::new();
-        let params = wire.clone();
+        let mut params = Value::Object(wire.clone());
         let mut body_bytes = 0usize;
         let mut resolved_wire = Value::Object(wire);
         for media in media_inputs(schema) {
@@ -141,6 +141,12 @@ impl JobService {
                 if let Some(slot) = resolved_wire.pointer_mut(&located.pointer) {
                     *slot = Value::String(resolved.wire);
                 }
+                // A host's file is kept as what it became (its upload), never its short-lived URL.
+                if crate::media::host_files::parse(&located.entry).is_some() {
+                    if let Some(slot) = params.pointer_mut(&located.pointer) {
+                        *slot = Value::String(resolved.record.given.clone());
+                    }
+                }
                 records.push(resolved.record);
             }
         }
@@ -148,13 +154,12 @@ impl JobService {
         if total > MAX_SUBMIT_BYTES {
             return Err(too_large(naming.whole, total));
         }
-        let mut params = params;
-        if !records.is_empty() {
-            params.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
+        if let (false, Value::Object(map)) = (records.is_empty(), &mut params) {
+            map.insert("inputs".to_owned(), serde_json::to_value(&records).unwrap_or_default());
         }
         Ok(Built {
             wire: resolved_wire,
-            params: Value::Object(params),
+            params,
             records,
         })
     }

@@ -102,12 +102,18 @@ pub enum Source {
     DataUri(String),
     /// An upload's id (of `upload:<id>`).
     Upload(String),
+    /// A file the host handed over (ChatGPT's file parameters).
+    HostFile(super::host_files::HostFile),
 }
 
 impl Source {
     /// Reads an entry. `Err` says what is wrong with it and what to give instead.
     pub fn parse(entry: &str) -> Result<Self, String> {
         let entry = entry.trim();
+        // First: its string form holds a URL, which is not the entry's own.
+        if let Some(file) = super::host_files::parse(entry) {
+            return file.map(Self::HostFile);
+        }
         let lower = entry.get(..8).unwrap_or(entry).to_ascii_lowercase();
         if lower.starts_with("data:") {
             return Ok(Self::DataUri(entry.to_owned()));
@@ -318,6 +324,11 @@ pub fn upload(given: &str, png: Vec<u8>) -> Resolved {
 /// its width and height.
 pub async fn upload_png(options: &InputOptions, uri: &str) -> Result<(Vec<u8>, u32, u32), String> {
     let (bytes, format) = data_uri_bytes(options, uri)?;
+    png_of(bytes, format).await
+}
+
+/// An image's bytes (of a sniffed format) as the PNG RunComfy is sent, with its width and height.
+pub async fn png_of(bytes: Vec<u8>, format: ImageFormat) -> Result<(Vec<u8>, u32, u32), String> {
     let _slot = ENCODES.acquire().await;
     let png = tokio::task::spawn_blocking(move || as_png(&bytes, format))
         .await

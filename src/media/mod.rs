@@ -18,11 +18,13 @@
 //! down, [`save`] owns the output directory and file names; `inline_budget` shares a result's
 //! inline bytes among its images; `report` is what it all became, and `notes` the
 //! result-wide remarks (`mcp/` words them); [`settings`] the flags; [`uploads`] keeps the images
-//! a person uploads from the app view.
+//! a person uploads from the app view, and [`host_files`] reads the files a host (ChatGPT) hands
+//! a tool.
 
 pub mod address;
 pub mod download;
 mod fetch;
+pub mod host_files;
 mod inline_budget;
 pub mod inputs;
 mod listing_bound;

@@ -92,6 +92,9 @@ pub struct MediaOptions {
     pub media_download_timeout: Duration,
     /// Where images uploaded from the app view are kept (set from the state directory).
     pub uploads: super::uploads::Uploads,
+    /// Where a file a host hands over may be downloaded from: public https only, unless a test
+    /// names its own loopback origin ([`super::host_files::TEST_ORIGIN_VAR`]).
+    pub host_file_policy: super::AddressPolicy,
 }
 
 impl Default for MediaOptions {
@@ -113,6 +116,7 @@ impl Default for MediaOptions {
             media_download_max_bytes: 200 * 1024 * 1024,
             media_download_timeout: Duration::from_secs(300),
             uploads: super::uploads::Uploads::default(),
+            host_file_policy: super::AddressPolicy::public_only(),
         }
     }
 }
@@ -146,6 +150,7 @@ impl MediaArgs {
             media_download_max_bytes: self.media_download_max_mb * 1024 * 1024,
             media_download_timeout: Duration::from_secs(self.media_download_timeout_secs),
             uploads: super::uploads::Uploads::default(),
+            host_file_policy: super::AddressPolicy::public_only(),
         })
     }
 }

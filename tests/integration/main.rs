@@ -17,6 +17,7 @@ mod confirm;
 mod contract;
 mod download_policy;
 mod fault_matrix;
+mod host_files;
 mod http_connections;
 mod http_guards;
 mod http_hostile;

@@ -222,7 +222,8 @@ impl RunComfyServer {
         description = description(),
         input_schema = schema_for::<GenerateArgs>(),
         output_schema = output_schema_for::<Submitted>(),
-        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true),
+        meta = crate::media::host_files::file_params_meta()
     )]
     async fn generate_image(
         &self,
