@@ -796,3 +796,60 @@ async fn another_key_cannot_post_to_a_legacy_sse_session() {
     assert!(answer_to(&mut events, 3).await["result"]["tools"].is_array());
     assert!(server.stop().await.success());
 }
+
+/// Issue 39 item 2: an image uploaded from the app view is its uploader's. Bob cannot edit
+/// Alice's upload by its reference nor read it as a resource: to him it is an upload nobody made.
+#[tokio::test]
+async fn an_upload_is_its_uploaders_only() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start(&sim, state.path(), &[]).await;
+    let http = reqwest::Client::new();
+    let app = json!({ "extensions": { "io.modelcontextprotocol/ui": { "mimeTypes": ["text/html;profile=mcp-app"] } } });
+    let alices = open_session_declaring(&http, &server, ALICE, app.clone()).await;
+    let bobs = open_session_declaring(&http, &server, BOB, app).await;
+    let call = |key: &'static str, session: &str, id: u64, method: &str, params: Value| {
+        let request = session_post(&http, &server, key, Some(session), &rpc(id, method, params));
+        async move { answer(request.send().await.unwrap(), id).await }
+    };
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(32, 32, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let uri = format!(
+        "data:image/png;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png)
+    );
+    let uploaded = call(
+        ALICE,
+        &alices,
+        2,
+        "tools/call",
+        json!({ "name": "upload_image", "arguments": { "image": uri } }),
+    )
+    .await;
+    let reference = uploaded["result"]["structuredContent"]["reference"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{uploaded}"))
+        .to_owned();
+
+    let edit = || json!({ "name": "generate_image", "arguments": { "prompt": "p", "images": [reference.clone()] } });
+    let bobs_edit = call(BOB, &bobs, 3, "tools/call", edit()).await;
+    assert_eq!(bobs_edit["result"]["isError"], json!(true), "{bobs_edit}");
+    assert!(bobs_edit.to_string().contains("not an upload of yours"), "{bobs_edit}");
+    let resource = json!({ "uri": format!("runcomfy://uploads/{}", &reference["upload:".len()..]) });
+    let bobs_read = call(BOB, &bobs, 4, "resources/read", resource.clone()).await;
+    assert!(bobs_read.get("error").is_some(), "{bobs_read}");
+    assert!(
+        Control::new(&sim).jobs().await.is_empty(),
+        "Bob's refused edit submitted nothing"
+    );
+
+    let alices_edit = call(ALICE, &alices, 5, "tools/call", edit()).await;
+    assert_ne!(alices_edit["result"]["isError"], json!(true), "{alices_edit}");
+    assert!(call(ALICE, &alices, 6, "resources/read", resource)
+        .await
+        .get("result")
+        .is_some());
+    assert_eq!(Control::new(&sim).jobs().await.len(), 1);
+}
