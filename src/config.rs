@@ -136,11 +136,6 @@ impl ServeArgs {
                 if oauth { "--oauth" } else { "--per-user-keys" }
             );
         }
-        if oauth && self.journal.database_url().is_some() {
-            anyhow::bail!(
-                "--oauth keeps its grants in the journal's SQLite file for now: drop --journal-url to use it"
-            );
-        }
         let mut media = self.media.options().map_err(anyhow::Error::msg)?;
         self.journal.check()?;
         // Uploads from the app view are kept beside the journal (nowhere with --no-journal and
@@ -182,15 +177,6 @@ impl ServeArgs {
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
         if let (Some(http), Some(owners), true) = (http.as_mut(), owners, oauth) {
-            let dir = state_dir.ok_or_else(|| {
-                anyhow::anyhow!("--oauth keeps its grants in the state directory: set --state-dir (RUNCOMFY_STATE_DIR)")
-            })?;
-            std::fs::create_dir_all(&dir)?;
-            let file = if self.upstream.simulate {
-                location::SIMULATED_FILE_NAME
-            } else {
-                location::FILE_NAME
-            };
             let parts = OAuthParts {
                 public_url: self.oauth.public_url(self.transport.host.is_loopback())?,
                 owners,
@@ -200,7 +186,24 @@ impl ServeArgs {
                 refresh_ttl: self.oauth.refresh_ttl(),
                 test_document_origin: test_origin,
             };
-            http.oauth = Some(OAuth::with_sqlite(parts, &dir.join(file)).map_err(anyhow::Error::msg)?);
+            // Grants live where the journal does: the database replicas share, or its file.
+            let signed_in = match self.journal.database_url() {
+                Some(url) => OAuth::with_postgres(parts, url),
+                None => {
+                    let dir = state_dir.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--oauth keeps its grants in the state directory: set --state-dir (RUNCOMFY_STATE_DIR)"
+                        )
+                    })?;
+                    let file = if self.upstream.simulate {
+                        location::SIMULATED_FILE_NAME
+                    } else {
+                        location::FILE_NAME
+                    };
+                    OAuth::with_sqlite(parts, &dir, file)
+                }
+            };
+            http.oauth = Some(signed_in.map_err(anyhow::Error::msg)?);
         }
         let mut jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_balance(balance)

@@ -92,6 +92,46 @@ CREATE TABLE IF NOT EXISTS {prefix}tasks (
 CREATE INDEX IF NOT EXISTS {prefix}tasks_by_time ON {prefix}tasks (updated_at);
 ",
     },
+    Migration {
+        version: 5,
+        description: "OAuth sign-in: clients, grants (each person's sealed key and limits), codes and tokens by digest",
+        sql: "
+CREATE TABLE IF NOT EXISTS {prefix}oauth_clients (
+    client_id     TEXT PRIMARY KEY,
+    client_name   TEXT,
+    redirect_uris TEXT NOT NULL,
+    created_at    {bigint} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {prefix}oauth_grants (
+    grant_id              TEXT PRIMARY KEY,
+    owner                 TEXT NOT NULL,
+    client_id             TEXT NOT NULL,
+    resource              TEXT NOT NULL,
+    sealed_key            TEXT NOT NULL,
+    max_spend_usd_per_day {double},
+    max_jobs_per_hour     {bigint},
+    created_at            {bigint} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {prefix}oauth_grants_by_owner ON {prefix}oauth_grants (owner);
+CREATE TABLE IF NOT EXISTS {prefix}oauth_codes (
+    code_hash      TEXT PRIMARY KEY,
+    grant_id       TEXT NOT NULL,
+    client_id      TEXT NOT NULL,
+    redirect_uri   TEXT NOT NULL,
+    code_challenge TEXT NOT NULL,
+    expires_at     {bigint} NOT NULL,
+    used_at        {bigint}
+);
+CREATE TABLE IF NOT EXISTS {prefix}oauth_tokens (
+    token_hash TEXT PRIMARY KEY,
+    grant_id   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    expires_at {bigint} NOT NULL,
+    used_at    {bigint}
+);
+CREATE INDEX IF NOT EXISTS {prefix}oauth_tokens_by_grant ON {prefix}oauth_tokens (grant_id);
+",
+    },
 ];
 
 /// The version of a store that has run every step.

@@ -22,6 +22,7 @@ pub mod location;
 #[cfg(test)]
 mod migration_tests;
 mod migrations;
+pub(crate) use sql::Dialect;
 pub mod postgres;
 mod queries;
 mod recent;

@@ -11,7 +11,7 @@ use super::{
 
 /// The SQL engine a statement is written out for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }
@@ -23,7 +23,7 @@ impl Dialect {
     /// auto-numbered primary key, `{bigint}` and `{double}` column types, `{lock_row}` after a
     /// SELECT of a row about to be changed (SQLite's write transaction already holds the file),
     /// and `?N` parameters as `$N` for PostgreSQL (SQLite reads `?N` itself).
-    pub(super) fn render(self, template: &str) -> String {
+    pub(crate) fn render(self, template: &str) -> String {
         let (prefix, key, bigint, double, lock_row) = match self {
             Self::Sqlite => ("", "INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "REAL", ""),
             Self::Postgres => (

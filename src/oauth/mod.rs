@@ -23,6 +23,7 @@ mod identify;
 mod metadata;
 mod page;
 mod pending;
+mod postgres;
 mod register;
 mod revoke;
 mod seal;
@@ -97,9 +98,16 @@ pub struct OAuthParts {
 }
 
 impl OAuth {
-    /// Sign-in with its grants in the SQLite file at `path` (the journal's).
-    pub fn with_sqlite(parts: OAuthParts, path: &std::path::Path) -> Result<Self, String> {
-        let store = sqlite::SqliteGrants::open(path).map_err(|e| e.to_string())?;
+    /// Sign-in with its grants in the journal's SQLite file `file_name` in `dir`.
+    pub fn with_sqlite(parts: OAuthParts, dir: &std::path::Path, file_name: &str) -> Result<Self, String> {
+        let store = sqlite::SqliteGrants::open(dir, file_name).map_err(|e| e.to_string())?;
+        Self::new(parts, Arc::new(store))
+    }
+
+    /// Sign-in with its grants in the journal's PostgreSQL database at `url`, which replicas
+    /// share: a grant made through one is honoured by all.
+    pub fn with_postgres(parts: OAuthParts, url: &str) -> Result<Self, String> {
+        let store = postgres::PgGrants::open(url).map_err(|e| e.to_string())?;
         Self::new(parts, Arc::new(store))
     }
 

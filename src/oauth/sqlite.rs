@@ -1,12 +1,13 @@
 //! [`GrantStore`] in the journal's SQLite file: its own connection to the same file (WAL lets
-//! the journal's and this one share it), each change one `BEGIN IMMEDIATE` transaction.
+//! the journal's and this one share it), each change one `BEGIN IMMEDIATE` transaction. The file
+//! is opened through the journal first, which migrates it (the tables are its migration 5).
 
 use std::{path::Path, sync::Mutex, time::Duration};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use super::store::{self, Code, Grant, GrantStore, Issued, Redeemed, RegisteredClient};
-use crate::journal::{Owner, StoreError};
+use crate::journal::{location, Dialect, Owner, StoreError};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -14,27 +15,23 @@ pub(crate) struct SqliteGrants {
     conn: Mutex<Connection>,
 }
 
+/// A statement of [`store`] for SQLite.
+fn sql(template: &str) -> String {
+    Dialect::Sqlite.render(template)
+}
+
 fn error(e: rusqlite::Error) -> StoreError {
     StoreError::Query(format!("the sign-in store: {e}"))
 }
 
 impl SqliteGrants {
-    /// The store in the SQLite file at `path` (created if missing), tables made if missing.
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::with(Connection::open(path).map_err(error)?)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn in_memory() -> Self {
-        Self::with(Connection::open_in_memory().unwrap()).unwrap()
-    }
-
-    fn with(conn: Connection) -> Result<Self, StoreError> {
+    /// The store in the journal file `file_name` in `dir`, which the journal opens (and
+    /// migrates, or repairs) first.
+    pub(crate) fn open(dir: &Path, file_name: &str) -> Result<Self, StoreError> {
+        let (journal, path) = location::open_in(dir, file_name).map_err(StoreError::Query)?;
+        drop(journal);
+        let conn = Connection::open(path).map_err(error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
-        let _: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(error)?;
-        conn.execute_batch(store::SCHEMA).map_err(error)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -50,7 +47,7 @@ impl SqliteGrants {
 }
 
 fn grant(tx: &Connection, grant_id: &str) -> rusqlite::Result<Option<Grant>> {
-    tx.query_row(store::SELECT_GRANT, params![grant_id], |r: &Row<'_>| {
+    tx.query_row(&sql(store::SELECT_GRANT), params![grant_id], |r: &Row<'_>| {
         Ok(Grant {
             grant_id: r.get(0)?,
             owner: Owner::from_stored(r.get::<_, String>(1)?),
@@ -64,19 +61,19 @@ fn grant(tx: &Connection, grant_id: &str) -> rusqlite::Result<Option<Grant>> {
 }
 
 fn delete(tx: &Connection, grant_id: &str) -> rusqlite::Result<()> {
-    for sql in store::DELETE_GRANT {
-        tx.execute(sql, params![grant_id])?;
+    for statement in store::DELETE_GRANT {
+        tx.execute(&sql(statement), params![grant_id])?;
     }
     Ok(())
 }
 
 fn insert_tokens(tx: &Connection, grant_id: &str, tokens: &Issued) -> rusqlite::Result<()> {
     tx.execute(
-        store::INSERT_TOKEN,
+        &sql(store::INSERT_TOKEN),
         params![tokens.access_hash, grant_id, store::ACCESS, tokens.access_expires_at],
     )?;
     tx.execute(
-        store::INSERT_TOKEN,
+        &sql(store::INSERT_TOKEN),
         params![tokens.refresh_hash, grant_id, store::REFRESH, tokens.refresh_expires_at],
     )?;
     Ok(())
@@ -85,7 +82,7 @@ fn insert_tokens(tx: &Connection, grant_id: &str, tokens: &Issued) -> rusqlite::
 type TokenRow = (String, String, i64, Option<i64>);
 
 fn token(tx: &Connection, hash: &str) -> rusqlite::Result<Option<TokenRow>> {
-    tx.query_row(store::SELECT_TOKEN, params![hash], |r| {
+    tx.query_row(&sql(store::SELECT_TOKEN), params![hash], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })
     .optional()
@@ -95,7 +92,7 @@ impl GrantStore for SqliteGrants {
     fn save_client(&self, client: &RegisteredClient, now: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
-                store::INSERT_CLIENT,
+                &sql(store::INSERT_CLIENT),
                 params![
                     client.client_id,
                     client.client_name,
@@ -109,7 +106,7 @@ impl GrantStore for SqliteGrants {
 
     fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.query_row(store::SELECT_CLIENT, params![client_id], |r| {
+        conn.query_row(&sql(store::SELECT_CLIENT), params![client_id], |r| {
             Ok(RegisteredClient {
                 client_id: r.get(0)?,
                 client_name: r.get(1)?,
@@ -123,7 +120,7 @@ impl GrantStore for SqliteGrants {
     fn begin_grant(&self, grant: &Grant, code: &Code, now: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
-                store::INSERT_GRANT,
+                &sql(store::INSERT_GRANT),
                 params![
                     grant.grant_id,
                     grant.owner.as_str(),
@@ -136,7 +133,7 @@ impl GrantStore for SqliteGrants {
                 ],
             )?;
             tx.execute(
-                store::INSERT_CODE,
+                &sql(store::INSERT_CODE),
                 params![
                     code.code_hash,
                     code.grant_id,
@@ -153,7 +150,7 @@ impl GrantStore for SqliteGrants {
     fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redeemed<(Code, Grant)>, StoreError> {
         self.write(|tx| {
             let row = tx
-                .query_row(store::SELECT_CODE, params![code_hash], |r| {
+                .query_row(&sql(store::SELECT_CODE), params![code_hash], |r| {
                     Ok((
                         Code {
                             code_hash: code_hash.to_owned(),
@@ -177,7 +174,7 @@ impl GrantStore for SqliteGrants {
             if code.expires_at < now {
                 return Ok(Redeemed::Unknown);
             }
-            tx.execute(store::USE_CODE, params![now, code_hash])?;
+            tx.execute(&sql(store::USE_CODE), params![now, code_hash])?;
             Ok(match grant(tx, &code.grant_id)? {
                 Some(grant) => Redeemed::Fresh((code, grant)),
                 None => Redeemed::Unknown,
@@ -210,7 +207,7 @@ impl GrantStore for SqliteGrants {
                 delete(tx, &grant_id)?;
                 return Ok(Redeemed::Reused);
             }
-            tx.execute(store::USE_TOKEN, params![now, refresh_hash])?;
+            tx.execute(&sql(store::USE_TOKEN), params![now, refresh_hash])?;
             insert_tokens(tx, &grant_id, tokens)?;
             Ok(Redeemed::Fresh(grant))
         })
@@ -241,7 +238,7 @@ impl GrantStore for SqliteGrants {
     fn revoke_owner(&self, owner: &Owner) -> Result<usize, StoreError> {
         self.write(|tx| {
             let ids = {
-                let mut select = tx.prepare(store::SELECT_OWNER_GRANTS)?;
+                let mut select = tx.prepare(&sql(store::SELECT_OWNER_GRANTS))?;
                 let ids = select
                     .query_map(params![owner.as_str()], |r| r.get::<_, String>(0))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -256,9 +253,9 @@ impl GrantStore for SqliteGrants {
 
     fn prune(&self, now: i64, grant_cutoff: i64) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(store::PRUNE[0], params![now])?;
-            tx.execute(store::PRUNE[1], params![now])?;
-            tx.execute(store::PRUNE[2], params![grant_cutoff]).map(drop)
+            tx.execute(&sql(store::PRUNE[0]), params![now])?;
+            tx.execute(&sql(store::PRUNE[1]), params![now])?;
+            tx.execute(&sql(store::PRUNE[2]), params![grant_cutoff]).map(drop)
         })
     }
 }
@@ -267,6 +264,13 @@ impl GrantStore for SqliteGrants {
 mod tests {
     use super::*;
     use crate::journal::Limits;
+
+    /// A store in a fresh journal file; the directory lives as long as the store is used.
+    fn fresh() -> (tempfile::TempDir, SqliteGrants) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteGrants::open(dir.path(), "journal.sqlite3").unwrap();
+        (dir, store)
+    }
 
     fn grant(id: &str, owner: &str) -> Grant {
         Grant {
@@ -304,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_code_is_good_once_and_its_second_use_revokes_the_grant() {
-        let store = SqliteGrants::in_memory();
+        let (_dir, store) = fresh();
         store
             .begin_grant(&grant("g1", "alice"), &code("c1", "g1", 200), 100)
             .unwrap();
@@ -330,7 +334,7 @@ mod tests {
 
     #[test]
     fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_grant() {
-        let store = SqliteGrants::in_memory();
+        let (_dir, store) = fresh();
         store
             .begin_grant(&grant("g1", "alice"), &code("c1", "g1", 200), 100)
             .unwrap();
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn revoking_any_token_or_the_owner_deletes_the_grant_and_pruning_forgets_the_expired() {
-        let store = SqliteGrants::in_memory();
+        let (_dir, store) = fresh();
         for (id, owner) in [("g1", "alice"), ("g2", "alice"), ("g3", "bob")] {
             store
                 .begin_grant(&grant(id, owner), &code(&format!("c{id}"), id, 200), 100)

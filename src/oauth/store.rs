@@ -4,82 +4,46 @@
 //! (the SQLite file, or the PostgreSQL database replicas share), so that every replica honours a
 //! grant another one made, and a revocation anywhere is a revocation everywhere.
 //!
-//! [`GrantStore`] is the interface; the statements are shared by both databases (`$n`
-//! placeholders, in the order they first appear, which SQLite binds by position too). Calls
-//! block: the caller runs them off the async runtime.
+//! [`GrantStore`] is the interface; the statements are shared by both databases, written as the
+//! journal's migrations are (`{prefix}` and `?N`, for [`crate::journal::Dialect::render`]), and
+//! the tables are the journal's migration 5. Calls block: the caller runs them off the async
+//! runtime.
 
 use crate::journal::{Limits, Owner, StoreError};
 
-/// The tables, created if missing.
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS oauth_clients (
-    client_id     TEXT PRIMARY KEY,
-    client_name   TEXT,
-    redirect_uris TEXT NOT NULL,
-    created_at    BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS oauth_grants (
-    grant_id              TEXT PRIMARY KEY,
-    owner                 TEXT NOT NULL,
-    client_id             TEXT NOT NULL,
-    resource              TEXT NOT NULL,
-    sealed_key            TEXT NOT NULL,
-    max_spend_usd_per_day DOUBLE PRECISION,
-    max_jobs_per_hour     BIGINT,
-    created_at            BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS oauth_grants_by_owner ON oauth_grants (owner);
-CREATE TABLE IF NOT EXISTS oauth_codes (
-    code_hash      TEXT PRIMARY KEY,
-    grant_id       TEXT NOT NULL,
-    client_id      TEXT NOT NULL,
-    redirect_uri   TEXT NOT NULL,
-    code_challenge TEXT NOT NULL,
-    expires_at     BIGINT NOT NULL,
-    used_at        BIGINT
-);
-CREATE TABLE IF NOT EXISTS oauth_tokens (
-    token_hash TEXT PRIMARY KEY,
-    grant_id   TEXT NOT NULL,
-    kind       TEXT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    used_at    BIGINT
-);
-CREATE INDEX IF NOT EXISTS oauth_tokens_by_grant ON oauth_tokens (grant_id);
-";
-
 pub(crate) const INSERT_CLIENT: &str =
-    "INSERT INTO oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO {prefix}oauth_clients (client_id, client_name, redirect_uris, created_at) VALUES (?1, ?2, ?3, ?4)";
 pub(crate) const SELECT_CLIENT: &str =
-    "SELECT client_id, client_name, redirect_uris FROM oauth_clients WHERE client_id = $1";
-pub(crate) const INSERT_GRANT: &str = "INSERT INTO oauth_grants (grant_id, owner, client_id, resource, sealed_key, \
-     max_spend_usd_per_day, max_jobs_per_hour, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub(crate) const INSERT_CODE: &str = "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, \
-     code_challenge, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    "SELECT client_id, client_name, redirect_uris FROM {prefix}oauth_clients WHERE client_id = ?1";
+pub(crate) const INSERT_GRANT: &str =
+    "INSERT INTO {prefix}oauth_grants (grant_id, owner, client_id, resource, sealed_key, \
+     max_spend_usd_per_day, max_jobs_per_hour, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub(crate) const INSERT_CODE: &str = "INSERT INTO {prefix}oauth_codes (code_hash, grant_id, client_id, redirect_uri, \
+     code_challenge, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 pub(crate) const SELECT_CODE: &str = "SELECT grant_id, client_id, redirect_uri, code_challenge, expires_at, used_at \
-     FROM oauth_codes WHERE code_hash = $1";
-pub(crate) const USE_CODE: &str = "UPDATE oauth_codes SET used_at = $1 WHERE code_hash = $2";
+     FROM {prefix}oauth_codes WHERE code_hash = ?1";
+pub(crate) const USE_CODE: &str = "UPDATE {prefix}oauth_codes SET used_at = ?1 WHERE code_hash = ?2";
 pub(crate) const SELECT_GRANT: &str = "SELECT grant_id, owner, client_id, resource, sealed_key, \
-     max_spend_usd_per_day, max_jobs_per_hour FROM oauth_grants WHERE grant_id = $1";
+     max_spend_usd_per_day, max_jobs_per_hour FROM {prefix}oauth_grants WHERE grant_id = ?1";
 pub(crate) const INSERT_TOKEN: &str =
-    "INSERT INTO oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO {prefix}oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES (?1, ?2, ?3, ?4)";
 pub(crate) const SELECT_TOKEN: &str =
-    "SELECT grant_id, kind, expires_at, used_at FROM oauth_tokens WHERE token_hash = $1";
-pub(crate) const USE_TOKEN: &str = "UPDATE oauth_tokens SET used_at = $1 WHERE token_hash = $2";
+    "SELECT grant_id, kind, expires_at, used_at FROM {prefix}oauth_tokens WHERE token_hash = ?1";
+pub(crate) const USE_TOKEN: &str = "UPDATE {prefix}oauth_tokens SET used_at = ?1 WHERE token_hash = ?2";
 pub(crate) const DELETE_GRANT: [&str; 3] = [
-    "DELETE FROM oauth_tokens WHERE grant_id = $1",
-    "DELETE FROM oauth_codes WHERE grant_id = $1",
-    "DELETE FROM oauth_grants WHERE grant_id = $1",
+    "DELETE FROM {prefix}oauth_tokens WHERE grant_id = ?1",
+    "DELETE FROM {prefix}oauth_codes WHERE grant_id = ?1",
+    "DELETE FROM {prefix}oauth_grants WHERE grant_id = ?1",
 ];
-pub(crate) const SELECT_OWNER_GRANTS: &str = "SELECT grant_id FROM oauth_grants WHERE owner = $1";
+pub(crate) const SELECT_OWNER_GRANTS: &str = "SELECT grant_id FROM {prefix}oauth_grants WHERE owner = ?1";
 /// Forgotten: tokens and codes past their time, then grants with neither a live token nor a code
 /// still to be redeemed (a consent whose code was never exchanged).
 pub(crate) const PRUNE: [&str; 3] = [
-    "DELETE FROM oauth_tokens WHERE expires_at < $1",
-    "DELETE FROM oauth_codes WHERE expires_at < $1",
-    "DELETE FROM oauth_grants WHERE created_at < $1 \
-     AND grant_id NOT IN (SELECT grant_id FROM oauth_tokens) \
-     AND grant_id NOT IN (SELECT grant_id FROM oauth_codes)",
+    "DELETE FROM {prefix}oauth_tokens WHERE expires_at < ?1",
+    "DELETE FROM {prefix}oauth_codes WHERE expires_at < ?1",
+    "DELETE FROM {prefix}oauth_grants WHERE created_at < ?1 \
+     AND grant_id NOT IN (SELECT grant_id FROM {prefix}oauth_tokens) \
+     AND grant_id NOT IN (SELECT grant_id FROM {prefix}oauth_codes)",
 ];
 
 /// A client registered by dynamic registration (RFC 7591), or read from its metadata document.

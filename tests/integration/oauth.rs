@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::common::{
     eventually, fast_config,
-    http::{initialize, HttpServer},
-    simulator,
+    http::{answer, initialize, rpc, HttpServer},
+    simulator, JournalAt,
 };
 use runcomfy_mcp::simulator::SimConfig;
 
@@ -59,6 +59,8 @@ fn pkce() -> (String, String) {
 /// One client's sign-in, step by step, as a browser and a client would do it.
 struct Flow<'a> {
     server: &'a HttpServer,
+    /// The server's public URL: its issuer, and with `/mcp` the resource.
+    public: String,
     http: reqwest::Client,
     client_id: String,
     verifier: String,
@@ -96,11 +98,22 @@ impl<'a> Flow<'a> {
         let (verifier, challenge) = pkce();
         Self {
             server,
+            public: server.base.clone(),
             http: no_redirects(),
             client_id: client_id.to_owned(),
             verifier,
             challenge,
         }
+    }
+
+    /// Behind `public` (replicas behind one address).
+    fn at(mut self, public: &str) -> Self {
+        self.public = public.to_owned();
+        self
+    }
+
+    fn resource(&self) -> String {
+        format!("{}/mcp", self.public)
     }
 
     async fn authorize(&self, redirect: &str, resource: &str) -> reqwest::Response {
@@ -121,7 +134,7 @@ impl<'a> Flow<'a> {
     }
 
     async fn form(&self) -> Form {
-        let page = self.authorize(REDIRECT, &self.server.url("/mcp")).await;
+        let page = self.authorize(REDIRECT, &self.resource()).await;
         assert_eq!(page.status(), StatusCode::OK);
         let cookie = page.headers()[header::SET_COOKIE]
             .to_str()
@@ -164,7 +177,7 @@ impl<'a> Flow<'a> {
         let location = reqwest::Url::parse(answer.headers()[header::LOCATION].to_str().unwrap()).unwrap();
         let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
         assert_eq!(query["state"], "s-1");
-        assert_eq!(query["iss"], self.server.base, "RFC 9207");
+        assert_eq!(query["iss"], self.public, "RFC 9207");
         query["code"].clone()
     }
 
@@ -180,7 +193,7 @@ impl<'a> Flow<'a> {
     }
 
     async fn exchange(&self, code: &str, verifier: &str, redirect: &str) -> (StatusCode, Value) {
-        let resource = self.server.url("/mcp");
+        let resource = self.resource();
         self.token(&[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -193,7 +206,12 @@ impl<'a> Flow<'a> {
     }
 
     async fn tokens(&self) -> Value {
-        let code = self.code(KEY).await;
+        self.tokens_for(KEY).await
+    }
+
+    /// Signs in with `key` on the consent page; the tokens.
+    async fn tokens_for(&self, key: &str) -> Value {
+        let code = self.code(key).await;
         let (status, tokens) = self.exchange(&code, &self.verifier, REDIRECT).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         tokens
@@ -457,4 +475,114 @@ async fn client_metadata_documents_are_fetched_only_from_public_https_addresses(
         "a document's client is not registered"
     );
     assert_eq!(server.stop().await.code(), Some(0));
+}
+
+/// A tool call on a stateless server with an access token.
+async fn tool(server: &HttpServer, token: &str, id: u64, name: &str, arguments: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&rpc(id, "tools/call", json!({ "name": name, "arguments": arguments })))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    answer(response, id).await["result"].clone()
+}
+
+#[tokio::test]
+async fn two_people_signed_in_on_two_replicas_sharing_postgresql_see_only_their_own_jobs() {
+    let Some(db) = JournalAt::database("oauth_replicas") else {
+        return;
+    };
+    const ALICE: &str = "rc-oauth-refusals-key-71c4";
+    const BOB: &str = "rc-rejected-key-0d2b";
+    let sim = simulator(SimConfig {
+        record_tokens: true,
+        ..fast_config()
+    })
+    .await;
+    let url = db.cluster().tcp_url();
+    // Behind one load balancer: one public address, one owner secret.
+    let public = "http://localhost:8443";
+    let flags = ["--oauth", "--stateless", "--public-url", public];
+    let env = [
+        ("RUNCOMFY_NO_JOURNAL", "false"),
+        ("RUNCOMFY_JOURNAL_URL", url.as_str()),
+        ("RUNCOMFY_MCP_OWNER_SECRET", "a secret both replicas share, long enough"),
+    ];
+    let a = HttpServer::start(&sim.base_url(), &flags, &env).await;
+    let b = HttpServer::start(&sim.base_url(), &flags, &env).await;
+
+    // Alice signs in through A, Bob through B; each token works on the other replica.
+    let alice = Flow::register(&a).await.at(public).tokens_for(ALICE).await;
+    let bob = Flow::register(&b).await.at(public).tokens_for(BOB).await;
+    let alice = alice["access_token"].as_str().unwrap();
+    let bob = bob["access_token"].as_str().unwrap();
+    let submit = |server, token, id, prompt: &'static str| async move {
+        let submitted = tool(
+            server,
+            token,
+            id,
+            "generate_image",
+            json!({ "prompt": prompt, "force_single": true }),
+        )
+        .await;
+        assert_eq!(submitted["isError"], json!(false), "{submitted}");
+        submitted["structuredContent"]["request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let alices = submit(&b, alice, 1, "alice's fox").await;
+    let bobs = submit(&a, bob, 2, "bob's owl").await;
+
+    // Each job ran on its person's own key.
+    let uses: Vec<runcomfy_mcp::simulator::TokenUse> = reqwest::get(format!("{}/__sim/tokens", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_of = |id: &str| {
+        uses.iter()
+            .filter(|u| u.call == "submit" && u.subject == id)
+            .map(|u| u.token.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key_of(&alices), [ALICE]);
+    assert_eq!(key_of(&bobs), [BOB]);
+
+    // Each lists only their own, on either replica; another's id is "not found" as nobody's is.
+    for (server, token, own, theirs) in [(&a, alice, &alices, &bobs), (&b, bob, &bobs, &alices)] {
+        let listed = tool(server, token, 3, "list_jobs", json!({})).await;
+        let ids: Vec<&str> = listed["structuredContent"]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["request_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [own.as_str()]);
+        let status = tool(server, token, 4, "check_status", json!({ "request_id": theirs })).await;
+        assert_eq!(status["isError"], json!(true), "{status}");
+        assert!(status["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("no job with this request_id"));
+    }
+
+    // A revocation through one replica holds on the other at once.
+    let revoked = reqwest::Client::new()
+        .post(a.url("/oauth/revoke"))
+        .form(&[("token", alice)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(mcp_with(&b, alice).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(mcp_with(&b, bob).await.0, StatusCode::OK);
+    assert_eq!(a.stop().await.code(), Some(0));
+    assert_eq!(b.stop().await.code(), Some(0));
 }
