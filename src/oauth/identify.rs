@@ -25,7 +25,20 @@ pub async fn identify(State(oauth): State<OAuth>, mut request: Request, next: Ne
         return challenge(&oauth, None);
     };
     let hash = secrets::stored(&token);
-    let grant = match oauth.store(move |s| s.grant_for_access(&hash, now())).await {
+    let look_up = || {
+        let hash = hash.clone();
+        oauth.store(move |s| s.grant_for_access(&hash, now()))
+    };
+    // Once more after a failure: another server opening the shared file can make one read
+    // fail (seen once as a 503 while a second server started on the same state directory).
+    let grant = match look_up().await {
+        Ok(grant) => Ok(grant),
+        Err(e) => {
+            tracing::debug!(error = %e, "an access token check failed; trying once more");
+            look_up().await
+        }
+    };
+    let grant = match grant {
         Ok(grant) => grant,
         Err(e) => {
             tracing::warn!(error = %e, "an access token could not be checked");

@@ -322,7 +322,7 @@ async fn the_code_the_verifier_and_the_redirect_uri_are_checked_and_nothing_is_i
 }
 
 #[tokio::test]
-async fn expired_revoked_and_other_resources_tokens_are_refused() {
+async fn expired_revoked_disconnected_and_other_resources_tokens_are_refused() {
     let sim = simulator(fast_config()).await;
     let state = tempfile::tempdir().unwrap();
     let server = start(&sim, state.path(), &["--oauth-access-token-secs", "1"]).await;
@@ -362,6 +362,23 @@ async fn expired_revoked_and_other_resources_tokens_are_refused() {
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(mcp_with(&server, &access).await.0, StatusCode::UNAUTHORIZED);
+
+    // The person disconnects every app at once, by their key: the grant and its key are gone.
+    let tokens = flow.tokens().await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let page = reqwest::Client::new()
+        .post(server.url("/oauth/disconnect"))
+        .form(&[("api_key", KEY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text().await.unwrap().contains("2 connections removed"),
+        "the refreshed one and this one"
+    );
+    assert_eq!(mcp_with(&server, &access).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(rows(state.path(), "oauth_grants"), 0);
 
     // A token for another resource: a second server on the same database under another public
     // URL honours nothing the first one issued (and the first still does).
