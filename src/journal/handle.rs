@@ -203,7 +203,7 @@ impl Journal {
             Some(Admission::Admitted(key)) => Gate::Go(Some(key)),
             Some(Admission::Refused(refusal)) => Gate::Refused(refusal),
             None if limits.any() => Gate::Unchecked(
-                "the job journal, where spending is counted, could not be read; the server's log (stderr) says why"
+                "the job journal, where spending is counted, could not be read just now; try again in a moment, and if it keeps failing, tell the person who runs this server (its log has the cause)"
                     .to_owned(),
             ),
             None => Gate::Go(None),
@@ -275,7 +275,7 @@ impl Journal {
         }
         self.run(what, f)
             .await
-            .ok_or_else(|| "The job journal could not be read; the server's log (stderr) says why.".to_owned())
+            .ok_or_else(|| "The job journal could not be read just now; try again in a moment, and if it keeps failing, tell the person who runs this server (its log has the cause).".to_owned())
     }
 
     /// `owner`'s job with this request id as recorded here; `None` when unknown, another

@@ -209,3 +209,46 @@ async fn a_video_and_an_audio_model_run_end_to_end_with_saved_files() {
     assert_eq!(Control::new(&sim).jobs().await.len(), jobs_before, "nothing submitted");
     client.cancel().await.unwrap();
 }
+
+/// What to do after a failure comes from what made the job: a failed or cancelled job of another
+/// model is sent back to run_model with its model_id, never to generate_image (issue 38 item 4).
+#[tokio::test]
+async fn a_failed_models_job_is_sent_back_to_run_model_not_generate_image() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let client = start_stdio((), Bin::serve().upstream(&sim.base_url()).journal_in(state.path()))
+        .await
+        .client;
+    let control = Control::new(&sim);
+    let model = "minimax/speech-2.6/text-to-audio";
+    let submitted = run(
+        &client,
+        json!({"model_id": model, "input": {"text": "Hello there"}, "wait": false}),
+    )
+    .await;
+    assert!(!is_error(&submitted), "{}", text(&submitted));
+    let id = structured(&submitted)["request_id"].as_str().unwrap().to_owned();
+
+    control
+        .fault(json!({"endpoint": "result", "status": 200,
+                      "body": {"request_id": id, "status": "failed", "error": {"message": "voice refused"}}}))
+        .await;
+    let failed = call(&client, "get_result", json!({"request_id": id})).await;
+    assert!(is_error(&failed), "{}", text(&failed));
+    let said = text(&failed);
+    assert!(said.contains("voice refused"), "{said}");
+    assert!(
+        said.contains(&format!("call run_model again with model_id \"{model}\"")),
+        "{said}"
+    );
+    assert!(!said.contains("generate_image"), "{said}");
+
+    control
+        .fault(json!({"endpoint": "status", "status": 200,
+                      "body": {"request_id": id, "status": "cancelled"}}))
+        .await;
+    let cancelled = text(&call(&client, "check_status", json!({"request_id": id})).await);
+    assert!(cancelled.contains("Call run_model again"), "{cancelled}");
+    assert!(!cancelled.contains("generate_image"), "{cancelled}");
+    client.cancel().await.unwrap();
+}

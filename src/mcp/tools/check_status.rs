@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{
     super::{
+        advice::job_cancelled,
         answer::{success, ToolError},
         args::{self, JobArgs},
         schema::{output_schema_for, schema_for},
@@ -16,7 +17,7 @@ use super::{
     },
     Audience, ToolUnit,
 };
-use crate::jobs::Caller;
+use crate::jobs::{Caller, Origin};
 use crate::runcomfy::{JobStatus, RequestId, StatusResponse};
 
 /// `check_status`'s answer.
@@ -37,7 +38,8 @@ pub struct JobState {
 }
 
 impl JobState {
-    fn new(id: RequestId, answer: StatusResponse) -> Self {
+    /// `origin`: what made the job, for what to suggest once it is cancelled.
+    fn new(id: RequestId, answer: StatusResponse, origin: Option<&Origin>) -> Self {
         let status = answer.status;
         let next_step = match &status {
             JobStatus::InQueue => format!(
@@ -57,9 +59,7 @@ impl JobState {
             JobStatus::Failed => {
                 format!("The job failed. Call get_result with request_id \"{id}\" to see RunComfy's error.")
             }
-            JobStatus::Cancelled => {
-                "The job was cancelled. Call generate_image again if the image is still wanted.".to_owned()
-            }
+            JobStatus::Cancelled => job_cancelled(origin, false),
             JobStatus::Unknown(raw) => {
                 format!("RunComfy reported an unrecognised status {raw:?}. Call check_status again in a few seconds.")
             }
@@ -111,6 +111,11 @@ impl RunComfyServer {
             .status(&caller, &request_id)
             .await
             .map_err(|e| ToolError::api(&request_id, &e))?;
-        Ok(JobState::new(request_id, answer).render())
+        // Only a cancelled job's advice depends on what made it: the journal is read for that alone.
+        let origin = match answer.status {
+            JobStatus::Cancelled => self.jobs.origin(&caller, &request_id).await,
+            _ => None,
+        };
+        Ok(JobState::new(request_id, answer, origin.as_ref()).render())
     }
 }
