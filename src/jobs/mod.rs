@@ -11,6 +11,7 @@
 //! Every call is made for a [`Caller`]: whose jobs it sees and whose RunComfy key it spends
 //! ([`owners`] names a per-user key's owner). `uploads` keeps the images uploaded from the app view.
 
+mod again;
 mod batch;
 mod caller;
 mod follow;

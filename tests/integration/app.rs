@@ -97,10 +97,11 @@ async fn any_client_reads_result_images_as_resources_but_gets_no_view_or_app_too
             .all(|t| t.meta.as_ref().is_none_or(|m| !m.0.keys().any(|k| k.starts_with("ui")))),
         "no UI metadata without the extension"
     );
-    assert!(!tools.iter().any(|t| t.name == "save_image" || t.name == "vary_job"));
+    assert!(!tools.iter().any(|t| t.name == "save_image" || t.name == "upload_image"));
     let hidden = client
         .call_tool(
-            rmcp::model::CallToolRequestParams::new("vary_job").with_arguments(args(json!({ "request_id": id }))),
+            rmcp::model::CallToolRequestParams::new("save_image")
+                .with_arguments(args(json!({ "request_id": id, "index": 1 }))),
         )
         .await;
     assert!(hidden.is_err(), "an app-only tool is unknown to other clients");
@@ -143,9 +144,11 @@ async fn an_app_host_gets_the_view_and_its_buttons_work() {
             "{name}: the key older hosts read"
         );
     }
-    for name in ["save_image", "vary_job"] {
+    for name in ["save_image", "upload_image"] {
         assert_eq!(ui(name)["visibility"], json!(["app"]), "{name}");
     }
+    // The view's variation button calls the tool the model calls.
+    assert_eq!(ui("generate_variations")["visibility"], json!(["model", "app"]));
     assert_eq!(ui("check_status"), Value::Null);
 
     let read = client
@@ -185,7 +188,8 @@ async fn an_app_host_gets_the_view_and_its_buttons_work() {
 
     let varied = client
         .call_tool(
-            rmcp::model::CallToolRequestParams::new("vary_job").with_arguments(args(json!({ "request_id": id }))),
+            rmcp::model::CallToolRequestParams::new("generate_variations")
+                .with_arguments(args(json!({ "request_id": id, "count": 1 }))),
         )
         .await
         .unwrap();
@@ -199,13 +203,15 @@ async fn an_app_host_gets_the_view_and_its_buttons_work() {
 
     let unknown = client
         .call_tool(
-            rmcp::model::CallToolRequestParams::new("vary_job")
+            rmcp::model::CallToolRequestParams::new("generate_variations")
                 .with_arguments(args(json!({ "request_id": "not-recorded-here" }))),
         )
         .await
         .unwrap();
     assert!(
-        is_error(&unknown) && text(&unknown).contains("Nothing was submitted"),
+        is_error(&unknown)
+            && text(&unknown).contains("not recorded on this machine")
+            && text(&unknown).contains("Nothing was sent"),
         "{}",
         text(&unknown)
     );
@@ -312,7 +318,8 @@ async fn a_variation_counts_against_the_job_limit() {
     let id = finished_job(&client, "a lone tree").await;
     let refused = client
         .call_tool(
-            rmcp::model::CallToolRequestParams::new("vary_job").with_arguments(args(json!({ "request_id": id }))),
+            rmcp::model::CallToolRequestParams::new("generate_variations")
+                .with_arguments(args(json!({ "request_id": id, "count": 1 }))),
         )
         .await
         .unwrap();

@@ -39,4 +39,5 @@ mod stdio_bounds;
 mod stdio_protocol;
 mod stdio_tools;
 mod tasks_edit;
+mod variations;
 mod waiting;

@@ -105,3 +105,19 @@ async def test_run_model_is_asked_about_too(confirming, simulator):
     assert len(asked) == 1 and asked[0].startswith("This will cost up to $0.45"), asked
     check_answer(declined, "decline")
     assert await submitted(simulator) == []
+
+
+async def test_variations_are_asked_about_too(confirming, simulator):
+    asked = []
+    async with stdio_client(confirming) as (read, write):
+        async with ClientSession(read, write, elicitation_callback=answering("decline", asked)) as session:
+            await session.initialize()
+            # One image at $0.03: within the threshold, not asked about.
+            parent = await session.call_tool("generate_image", {**BIG, "force_single": True})
+            assert not parent.is_error, text_of(parent)
+            # Four variations of it: up to $0.12.
+            arguments = {"request_id": parent.structured_content["request_id"], "count": 4}
+            declined = await session.call_tool("generate_variations", arguments)
+    assert len(asked) == 1 and asked[0].startswith("This will cost up to $0.12 (4 images at $0.03 each)"), asked
+    check_answer(declined, "decline")
+    assert len(await submitted(simulator)) == 1

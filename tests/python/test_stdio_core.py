@@ -13,6 +13,7 @@ pytestmark = pytest.mark.anyio
 TOOLS = {
     "generate_image",
     "generate_image_and_wait",
+    "generate_variations",
     "check_status",
     "get_result",
     "cancel_request",

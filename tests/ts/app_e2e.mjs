@@ -219,7 +219,7 @@ async function main() {
   page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
   await page.goto(hostUrl);
   const tools = await page.evaluate(() => window.host.connect());
-  check(tools.find((t) => t.name === "vary_job")?.ui?.visibility?.join() === "app", "the app-only tools are listed for this host");
+  check(tools.find((t) => t.name === "save_image")?.ui?.visibility?.join() === "app", "the app-only tools are listed for this host");
 
   // 1. A finished image, in a wide container (1040 px).
   step("generate_image_and_wait, shown in the view");

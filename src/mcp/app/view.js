@@ -258,7 +258,7 @@ function imageActions(id, index, url) {
       if (!edit.hidden) edit.querySelector("input").focus();
     } }, "Use as edit reference…"),
     el("button", { class: "paid", "data-action": "vary", "aria-label": `Make a variation of job ${id} (starts a paid job)`, onclick: (e) => act(e.currentTarget, async () => {
-      const { data } = await callTool("vary_job", { request_id: id });
+      const { data } = await callTool("generate_variations", { request_id: id, count: 1 });
       return startedJob(data, `variation of ${id}`, job(id).references);
     }) }, "Make a variation (starts a paid job)"),
     edit);

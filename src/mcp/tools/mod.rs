@@ -11,13 +11,13 @@ pub mod check_status;
 pub mod describe_model;
 pub mod generate_image;
 pub mod generate_image_and_wait;
+pub mod generate_variations;
 pub mod get_result;
 pub mod list_jobs;
 pub mod list_models;
 pub mod run_model;
 pub mod save_image;
 pub mod upload_image;
-pub mod vary_job;
 
 use std::{
     borrow::Cow,
@@ -41,7 +41,7 @@ const UNITS: [&ToolUnit; 12] = [
     &list_jobs::UNIT,
     &save_image::UNIT,
     &upload_image::UNIT,
-    &vary_job::UNIT,
+    &generate_variations::UNIT,
     &list_models::UNIT,
     &describe_model::UNIT,
     &run_model::UNIT,

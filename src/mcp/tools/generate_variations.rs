@@ -1,0 +1,198 @@
+//! `generate_variations`: `count` new jobs made with an earlier job's own recipe (its model,
+//! prompt, size, settings and reference images, as this machine's journal recorded them), the
+//! prompt optionally nudged. Any model the journal holds a recipe for: Dreamina's, and any job
+//! `run_model` started. The view's "Make a variation" button calls it too. Each job is checked,
+//! limited, confirmed above `--confirm-above-usd` and paid as any other; the request_ids come
+//! back at once, as generate_image's do.
+
+use rmcp::{
+    model::{CallToolResponse, JsonObject},
+    tool, tool_router,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    super::{
+        answer::{success, ToolError},
+        args::{self, InvalidArgument, Validate},
+        confirm::Consent,
+        schema::{output_schema_for, schema_for},
+        RunComfyServer,
+    },
+    generate_image::Submitted,
+    Audience, ToolUnit,
+};
+use crate::{
+    jobs::{Caller, CostEstimate, MAX_COUNT},
+    runcomfy::{JobStatus, RequestId},
+    text::ellipsis,
+};
+
+/// What the router, the app view and the tasks path know of `generate_variations`: the model
+/// calls it, and so does the view's "Make a variation" button, which shows its jobs.
+pub(super) const UNIT: ToolUnit = ToolUnit {
+    router: RunComfyServer::generate_variations_router,
+    audience: Audience::ModelAndView,
+    images: false,
+    task: None,
+};
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct VariationArgs {
+    /// The job to vary: its request_id, or one of its images as request_id#n (the recipe is the job's either way).
+    pub request_id: String,
+
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = MAX_COUNT), description = count_description())]
+    pub count: u32,
+
+    /// Optional words added to the job's prompt for these variations, e.g. "at dusk" or "in watercolour". Leave it out to vary by chance alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub nudge: Option<String>,
+}
+
+fn count_description() -> String {
+    format!("How many variations, 1 to {MAX_COUNT} (default 1): that many separate jobs, each paid for.")
+}
+
+impl VariationArgs {
+    /// The job's id, without an image's `#n`.
+    fn job(&self) -> Result<RequestId, InvalidArgument> {
+        let id = self
+            .request_id
+            .split_once('#')
+            .map_or(self.request_id.as_str(), |(id, _)| id);
+        RequestId::parse(id).map_err(|e| InvalidArgument::new("request_id", e.to_string()))
+    }
+}
+
+impl Validate for VariationArgs {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        if !(1..=MAX_COUNT).contains(&self.count) {
+            return Err(InvalidArgument::new(
+                "count",
+                format!(
+                    "is {}; it must be from 1 to {MAX_COUNT} (default 1). Each variation is a separate paid job.",
+                    self.count
+                ),
+            ));
+        }
+        self.job().map(|_| ())
+    }
+}
+
+/// `generate_variations`' answer: the new jobs, and what they were made from.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Variations {
+    /// The first new job's id: pass it to check_status, get_result and cancel_request.
+    #[schemars(with = "String")]
+    pub request_id: RequestId,
+    /// Every job this call started, in order.
+    #[schemars(with = "Vec<String>")]
+    pub request_ids: Vec<RequestId>,
+    /// Always `in_queue` right after submitting.
+    #[schemars(with = "String")]
+    pub status: JobStatus,
+    /// The job whose recipe was used.
+    #[schemars(with = "String")]
+    pub varied: RequestId,
+    /// The model the jobs run on (the varied job's).
+    pub model: String,
+    /// The prompt they were made with: the varied job's, with the nudge if one was given.
+    pub prompt: String,
+    /// Submits of this call that failed, when others succeeded (when all fail the call is an error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// What the jobs submitted are expected to cost, from RunComfy's price list. get_result reports the actual cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_cost_usd: Option<CostEstimate>,
+    /// Why there is no estimate, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_note: Option<String>,
+    /// What to call next.
+    pub next_step: String,
+}
+
+fn description() -> String {
+    format!("Make variations of an earlier job: count (1 to {MAX_COUNT}) new jobs with the same model, prompt, size, settings and reference images as that job, for alternatives of an image the user likes ('more like this one', 'another take on #2'). request_id names the job (request_id or request_id#n, as results list them); nudge adds words to its prompt ('at dusk', 'in watercolour'). Works for Dreamina jobs and for any job run_model started, as long as this machine recorded it (list_jobs lists them). Returns the new request_ids at once, as generate_image does: follow them with check_status and get_result. Each variation is a separate paid job, within the server's spending and job limits.")
+}
+
+#[tool_router(router = generate_variations_router, vis = "pub(super)")]
+impl RunComfyServer {
+    #[tool(
+        name = "generate_variations",
+        title = "Make variations of a job (starts paid jobs)",
+        description = description(),
+        input_schema = schema_for::<VariationArgs>(),
+        output_schema = output_schema_for::<Variations>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = true)
+    )]
+    async fn generate_variations(
+        &self,
+        arguments: JsonObject,
+        caller: Caller,
+        consent: Consent,
+    ) -> Result<CallToolResponse, ToolError> {
+        let args: VariationArgs = args::parse(arguments)?;
+        let varied = args.job()?;
+        let prepared = self
+            .jobs
+            .prepare_again(&caller, "request_id", &varied, args.nudge.as_deref())
+            .await?;
+        let estimate = self.jobs.estimate(&caller, &prepared, 1).await;
+        if let Some(question) = self
+            .confirm(&caller, &consent, &prepared, args.count, &estimate)
+            .await?
+        {
+            return Ok(question);
+        }
+        let outcomes = self.jobs.submit_batch(&caller, &prepared, args.count).await;
+        let submitted = Submitted::new(outcomes, &prepared, estimate)?;
+        let answer = Variations {
+            request_id: submitted.request_id,
+            request_ids: submitted.request_ids,
+            status: submitted.status,
+            varied,
+            model: prepared.model,
+            prompt: prepared.prompt,
+            failures: submitted.failures,
+            estimated_cost_usd: submitted.estimated_cost_usd,
+            cost_note: submitted.cost_note,
+            next_step: submitted.next_step,
+        };
+        Ok(answer.render().into())
+    }
+}
+
+impl Variations {
+    fn render(&self) -> rmcp::model::CallToolResult {
+        let ids: Vec<String> = self.request_ids.iter().map(RequestId::to_string).collect();
+        let jobs = match ids.len() {
+            1 => format!("1 variation of job {}: job {}", self.varied, ids[0]),
+            n => format!("{n} variations of job {}: jobs {}", self.varied, ids.join(", ")),
+        };
+        let mut text = format!(
+            "Submitted {jobs} ({}, \"{}\"). Status: {}.",
+            self.model,
+            ellipsis(&self.prompt, 160),
+            self.status
+        );
+        for failure in &self.failures {
+            text.push_str(&format!("\nFailed submit: {failure}"));
+        }
+        if let Some(estimate) = &self.estimated_cost_usd {
+            text.push_str(&format!("\n{}; get_result reports the actual cost.", estimate.text()));
+        }
+        if let Some(note) = &self.cost_note {
+            text.push_str(&format!("\n{note}"));
+        }
+        text.push_str(&format!("\nNext: {}", self.next_step));
+        success(self, text)
+    }
+}
