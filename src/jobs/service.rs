@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// The most jobs one call may start at once ("give me four options").
-pub const MAX_COUNT: u32 = 4;
+pub const MAX_COUNT: u32 = 8;
 
 /// Cheap to clone: every clone shares the client (and its connection pool) and the journal.
 #[derive(Debug, Clone)]

@@ -34,7 +34,7 @@ The simplest way is generate_image_and_wait: it returns the image URLs, or, if t
 a request_id to pass to get_result later. For full control, generate_image returns a request_id at once; poll \
 check_status every few seconds until it is succeeded, then get_result returns the image URLs. To edit, restyle or \
 combine images, pass them in images: an earlier result as request_id#n (every result lists its images' references), \
-an https URL, or a local file the server allows. count asks for up to 4 alternatives at once. generate_variations makes more of an earlier job with its own recipe. cancel_request stops a \
+an https URL, or a local file the server allows. count asks for up to 8 alternatives at once. generate_variations makes more of an earlier job with its own recipe. cancel_request stops a \
 job that is still queued. Every job is paid for: each generate call starts count new jobs. list_jobs lists \
 the jobs recorded on this machine, to find a lost request_id again instead of paying for a new job.";
 

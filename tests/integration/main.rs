@@ -9,6 +9,7 @@ mod common;
 mod any_model_results;
 mod app;
 mod balance;
+mod batches;
 mod bounded_results;
 mod catalogue;
 mod cli_edit;

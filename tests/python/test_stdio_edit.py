@@ -290,8 +290,8 @@ async def test_bad_inputs_are_refused_before_anything_is_submitted(simulator, st
                 ({"images": ["photo.png"]}, "images[0]", ["absolute path"]),
                 ({"images": ["data:image/png;base64,aGVsbG8="]}, "images[0]", ["does not hold a PNG"]),
                 ({"images": ["https://images.invalid/a.png"] * 11}, "images", ["at most 10"]),
-                ({"count": 5}, "count", ["from 1 to 4"]),
-                ({"count": 0}, "count", ["from 1 to 4"]),
+                ({"count": 9}, "count", ["from 1 to 8"]),
+                ({"count": 0}, "count", ["from 1 to 8"]),
             ]
             for tool in ("generate_image", "generate_image_and_wait"):
                 for extra, field, says in cases:

@@ -1,0 +1,44 @@
+//! Batches of up to 8: each job of a batch is checked against the limits on its own, so a batch
+//! of 8 under a spending limit that admits 5 submits five, refuses three saying why, and loses
+//! none of the five.
+
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn a_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuses_3() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    // One image at the simulator's $0.03 each: five fit in $0.16, a sixth does not.
+    let bin = Bin::serve()
+        .args(["--max-spend-usd-per-day", "0.16"])
+        .upstream(&sim.base_url())
+        .journal_in(state.path());
+    let client = start_stdio((), bin).await.client;
+    let batch = call(
+        &client,
+        "generate_image",
+        json!({"prompt": "a paper boat", "force_single": true, "count": 8}),
+    )
+    .await;
+    assert!(!is_error(&batch), "{}", text(&batch));
+    let out = structured(&batch);
+    let ids = out["request_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 5, "{}", text(&batch));
+    let failures = out["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 3, "{out}");
+    for failure in failures {
+        assert!(
+            failure.as_str().unwrap().contains("Spending limit reached"),
+            "{failure}"
+        );
+    }
+    assert_eq!(sim.stats().submissions, 5, "the refused three were not sent");
+    let control = Control::new(&sim);
+    for id in ids {
+        let job = control.job(id.as_str().unwrap()).await;
+        assert_eq!(job["request"]["prompt"], "a paper boat", "{job}");
+    }
+    client.cancel().await.unwrap();
+}
