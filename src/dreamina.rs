@@ -220,8 +220,7 @@ impl Models {
 /// The arguments of a Dreamina 4.0 generation: text-to-image, or an edit of reference images.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ImageRequest {
-    /// What the image should show, in plain language (1 to 800 characters). Dreamina 4.0 renders text in images well: put any words that must appear in quotes. Describe subject, setting, style, lighting and composition.
-    #[schemars(length(min = 1, max = 800))]
+    #[schemars(length(min = 1, max = MAX_PROMPT_CHARS), description = prompt_description())]
     pub prompt: String,
 
     /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the user wants; larger sizes take longer. The bare form (e.g. 2560x1440) or a ratio alone (e.g. 16:9) is accepted too. Leave it out for the model's default: 2048x2048(1:1) from text, and for an edit whatever the edit model makes of its references.
@@ -246,6 +245,10 @@ pub struct ImageRequest {
         description = images_description()
     )]
     pub images: Vec<String>,
+}
+
+fn prompt_description() -> String {
+    format!("What the image should show, in plain language (1 to {MAX_PROMPT_CHARS} characters). Dreamina 4.0 renders text in images well: put any words that must appear in quotes. Describe subject, setting, style, lighting and composition.")
 }
 
 fn images_description() -> String {
@@ -276,7 +279,7 @@ impl ImageRequest {
         if self.prompt.trim().is_empty() {
             return Err(InputError::new(
                 "prompt",
-                "must not be empty: describe the image to generate (1 to 800 characters)",
+                format!("must not be empty: describe the image to generate (1 to {MAX_PROMPT_CHARS} characters)"),
             ));
         }
         if chars > MAX_PROMPT_CHARS {
@@ -427,7 +430,7 @@ pub fn builtin_entry(model: &str) -> Option<ModelInfo> {
                 "title": "Input schema",
                 "required": ["prompt"],
                 "properties": {
-                    "prompt": {"title": "Prompt", "description": "", "type": "string", "maxLength": 800,
+                    "prompt": {"title": "Prompt", "description": "", "type": "string", "maxLength": MAX_PROMPT_CHARS,
                                "default": "A beautiful girl is walking on the street"},
                     WIRE_SIZE_KEY: {"title": "Aspect Ratio (W:H)", "description": "", "type": "string",
                                     "enum": SIZES.map(|s| s.0), "default": SIZES[DEFAULT_SIZE].0},
