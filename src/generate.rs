@@ -210,7 +210,7 @@ async fn save(
     if skipped > 0 {
         eprintln!(
             "{} more outputs not saved: at most {} are downloaded per job",
-            crate::media::thousands(skipped),
+            crate::text::thousands(skipped),
             crate::media::MAX_PROCESSED
         );
     }

@@ -34,12 +34,12 @@ pub mod sqlite;
 #[cfg(test)]
 pub(super) mod store_tests;
 
-pub use handle::{Gate, Journal};
-pub use record::{
-    JobKey, JobQuery, JobRecord, JobUpdate, NewJob, Owner, RecordedStatus, Retention, SubmitOutcome, TaskRecord,
-};
+pub(crate) use handle::{Gate, Journal};
+pub(crate) use record::{JobKey, JobRecord, RecordedStatus, TaskRecord};
+pub use record::{JobQuery, JobUpdate, NewJob, Owner, Retention, SubmitOutcome};
 pub use settings::JournalArgs;
-pub use spend::{Admission, DayUsage, Limits, Refusal, SpendTotals, Tally};
+pub use spend::Limits;
+pub(crate) use spend::{Admission, DayUsage, Refusal, SpendTotals, Tally};
 
 use chrono::{DateTime, Utc};
 

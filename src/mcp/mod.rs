@@ -22,4 +22,4 @@ mod tools;
 mod waiting;
 
 pub use server::RunComfyServer;
-pub use settings::{McpArgs, StructuredMode};
+pub use settings::McpArgs;

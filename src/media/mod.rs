@@ -22,30 +22,33 @@
 //! a tool.
 
 pub mod address;
-pub mod download;
+pub(crate) mod download;
 mod fetch;
-pub mod host_files;
+pub(crate) mod host_files;
 mod inline_budget;
 pub mod inputs;
 mod listing_bound;
 mod notes;
 pub mod on_demand;
 mod output_urls;
-pub mod pixels;
+pub(crate) mod pixels;
 pub mod preview;
 mod report;
 pub mod save;
-pub mod settings;
-pub mod uploads;
+pub(crate) mod settings;
+pub(crate) mod uploads;
 
-pub use crate::text::thousands;
 pub use address::AddressPolicy;
 pub use download::Downloader;
-pub use fetch::{collect, collect_all, Request, MAX_PROCESSED};
+pub(crate) use fetch::collect_all;
+pub use fetch::{collect, Request, MAX_PROCESSED};
 use fetch::{DECODES, PROCESS_DOWNLOADS};
-pub use listing_bound::{listing, Listing, ListingRoom, MAX_LISTED, MAX_LISTED_URL_BYTES};
-pub use notes::MediaNote;
+pub use listing_bound::MAX_LISTED;
+pub(crate) use listing_bound::{listing, Listing, ListingRoom};
+pub(crate) use notes::MediaNote;
 pub use output_urls::OutputUrls;
-pub use report::{Collected, InlineForm, InlineImage, InlineReport, OutputKind, OutputReport};
+pub use report::OutputReport;
+pub(crate) use report::{Collected, InlineForm, InlineImage, InlineReport, OutputKind};
 pub use save::OutputDir;
-pub use settings::{MediaArgs, MediaOptions};
+pub(crate) use settings::MediaArgs;
+pub use settings::MediaOptions;

@@ -89,7 +89,7 @@ impl Balance {
         Some(format!(
             "your RunComfy balance ({}) covers about {} {unit}",
             self.text(),
-            crate::media::thousands(units as usize)
+            crate::text::thousands(units as usize)
         ))
     }
 }

@@ -1,8 +1,8 @@
 //! The upstream client for RunComfy's async model API: submit a job, read its status and result,
 //! cancel it. It knows HTTP and the RunComfy wire format, and nothing of MCP.
 
-pub mod balance;
-pub mod catalogue;
+pub(crate) mod balance;
+pub(crate) mod catalogue;
 mod client;
 mod error;
 mod http;
@@ -12,13 +12,16 @@ pub mod settings;
 mod token;
 mod wire;
 
-pub use balance::{Balance, BalanceReader, BalanceResponse};
-pub use catalogue::{Catalogue, CatalogueError, Found, ModelQuery, Snapshot, MAX_ID_CHARS};
-pub use client::{Client, ClientConfig, MAX_SUBMIT_BYTES};
+pub use balance::BalanceResponse;
+pub(crate) use balance::{Balance, BalanceReader};
+pub(crate) use catalogue::{Catalogue, CatalogueError, ModelQuery, MAX_ID_CHARS};
+pub(crate) use client::MAX_SUBMIT_BYTES;
+pub use client::{Client, ClientConfig};
 pub use error::ApiError;
-pub use request_id::{InvalidRequestId, RequestId};
-pub use retry::{CallKind, RetryPolicy};
-pub use settings::UpstreamArgs;
+pub(crate) use request_id::RequestId;
+pub(crate) use retry::CallKind;
+pub use retry::RetryPolicy;
+pub(crate) use settings::UpstreamArgs;
 pub use token::ApiToken;
 
 pub use wire::{

@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use catalogue::CatalogueShape;
-pub use faults::{FaultEndpoint, FaultKind, FaultRule};
+pub(crate) use catalogue::CatalogueShape;
+pub use faults::FaultRule;
 pub use png::ImageStyle;
 
 /// Timings and behaviour of new jobs. Missing fields take the documented defaults.

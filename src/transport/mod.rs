@@ -10,13 +10,13 @@
 
 mod apps_challenge;
 pub mod connections;
-pub mod guards;
+pub(crate) mod guards;
 pub mod http;
 pub(crate) mod jsonrpc_errors;
-pub mod legacy_sse;
-pub mod per_user_keys;
-pub mod session_budget;
+pub(crate) mod legacy_sse;
+pub(crate) mod per_user_keys;
+pub(crate) mod session_budget;
 mod session_owners;
 pub mod settings;
-pub mod shutdown;
+pub(crate) mod shutdown;
 pub mod stdio;

@@ -25,7 +25,9 @@ use super::settings::POLL_DENSE_MS;
 use crate::runcomfy::{ApiError, CancelResponse, Client, JobStatus, RequestId, ResultResponse, StatusResponse};
 pub use pacer::Pacer;
 use schedule::Planner;
-pub use schedule::{Backoff, History, MIN_HISTORY, MIN_INTERVAL};
+#[cfg(test)]
+use schedule::MIN_HISTORY;
+pub use schedule::{Backoff, History};
 
 /// What the poll loop needs of the upstream: a job's status, its result, and a cancel.
 pub trait StatusSource: Sync {
@@ -55,7 +57,7 @@ impl StatusSource for Client {
 pub struct WaitOptions {
     /// The schedule without history, and after the likely window.
     pub backoff: Backoff,
-    /// Between polls where the job is likely to finish (at least [`MIN_INTERVAL`]).
+    /// Between polls where the job is likely to finish (at least [`schedule::MIN_INTERVAL`]).
     pub dense: Duration,
     /// The model's past runs; `None`: too few known, poll by `backoff`.
     pub history: Option<History>,

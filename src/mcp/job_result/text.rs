@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     jobs::{price::usd, Recipe},
-    media::{self, InlineForm, InlineImage},
+    media::{InlineForm, InlineImage},
     runcomfy::RequestId,
 };
 
@@ -86,7 +86,7 @@ impl JobResult {
             if self.unlisted_outputs > 0 {
                 kinds.push(format!(
                     "and {} more not listed",
-                    media::thousands(self.unlisted_outputs as usize)
+                    crate::text::thousands(self.unlisted_outputs as usize)
                 ));
             }
             // A batch's list of jobs ends in a line of its own: the count is the answer's, not the

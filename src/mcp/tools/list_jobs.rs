@@ -21,9 +21,9 @@ use crate::jobs::Caller;
 use crate::{
     jobs::price::usd,
     journal::{JobQuery, JobRecord, RecordedStatus, SpendTotals, Tally},
-    media::{thousands, ListingRoom, OutputUrls},
+    media::{ListingRoom, OutputUrls},
     runcomfy::{Balance, JobStatus},
-    text::ellipsis,
+    text::{ellipsis, thousands},
 };
 
 const DEFAULT_LIMIT: u32 = 10;

@@ -56,7 +56,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 
 use body_floor::{Floor, FloorBody};
-pub use descriptors::ensure_descriptors;
+pub(crate) use descriptors::ensure_descriptors;
 use head_deadline::{Answer, ConnState, HeadDeadline};
 pub use reserve::RESERVE;
 use reserve::{Reserve, ReserveSlot};
