@@ -51,11 +51,12 @@ pub struct ServeArgs {
 /// beyond loopback without a token, and its public address is an allowed Host and Origin (the
 /// consent form posts from it).
 fn oauth_http_settings(transport: &TransportArgs, oauth: &OAuthArgs) -> anyhow::Result<HttpSettings> {
+    let mode = if oauth.oauth { "--oauth" } else { "--oauth-issuer" };
     if transport.auth_token.is_some() {
-        anyhow::bail!("--oauth and --auth-token (RUNCOMFY_MCP_AUTH_TOKEN) are two ways to authenticate: use one");
+        anyhow::bail!("{mode} and --auth-token (RUNCOMFY_MCP_AUTH_TOKEN) are two ways to authenticate: use one");
     }
     if transport.per_user_keys {
-        anyhow::bail!("--oauth and --per-user-keys are two ways to bring each person's key: use one");
+        anyhow::bail!("{mode} and --per-user-keys are two ways to say who pays for each person's jobs: use one");
     }
     let mut settings = TransportArgs {
         allow_remote_without_auth: true,
@@ -113,12 +114,40 @@ pub struct Serve {
 }
 
 impl ServeArgs {
+    /// The company mode's state: the provider's issuer, the audience (by default the resource,
+    /// so --public-url or --oauth-audience must say it), its key set, and each person's limits.
+    fn company(&self, owners: Owners) -> anyhow::Result<crate::oauth::company::Company> {
+        let public_url = self.oauth.public_url(self.transport.host.is_loopback())?;
+        let resource = public_url.as_ref().map(|u| format!("{u}/mcp"));
+        if resource.is_none() && self.oauth.oauth_audience.is_none() {
+            anyhow::bail!("--oauth-issuer needs the audience its tokens are for: set --oauth-audience, or --public-url (then the audience is {{public URL}}/mcp)");
+        }
+        let (issuer, audience, jwks_url) = self
+            .oauth
+            .company(resource.as_deref().unwrap_or_default())?
+            .ok_or_else(|| anyhow::anyhow!("--oauth-issuer is empty"))?;
+        crate::oauth::company::Company::new(crate::oauth::company::CompanyParts {
+            issuer,
+            audience,
+            jwks_url,
+            public_url,
+            owners,
+            limits: self.limits.limits(),
+            test_jwks_origin: self.oauth.test_jwks_origin()?,
+        })
+        .map_err(anyhow::Error::msg)
+    }
+
     pub async fn build(self) -> anyhow::Result<Serve> {
         // Checked before anything starts, so a refused setting costs nothing.
         let per_user_keys = self.transport.per_user_keys;
         let oauth = self.oauth.oauth;
         // Either way each caller brings their own RunComfy key, and the server needs none.
         let keyed = per_user_keys || oauth;
+        // The company mode: people sign in elsewhere, the operator's key pays, and each person
+        // is still an owner of their own.
+        let company = self.oauth.oauth_issuer.is_some();
+        let apart = keyed || company;
         let mut http = match self.transport.transport {
             TransportKind::Stdio if per_user_keys => anyhow::bail!(
                 "--per-user-keys needs --transport http: over stdio there is one client, which starts the server with its own RUNCOMFY_API_KEY"
@@ -126,14 +155,17 @@ impl ServeArgs {
             TransportKind::Stdio if oauth => anyhow::bail!(
                 "--oauth needs --transport http: people sign in to a server they reach over the network"
             ),
+            TransportKind::Stdio if company => anyhow::bail!(
+                "--oauth-issuer needs --transport http: people sign in to a server they reach over the network"
+            ),
             TransportKind::Stdio => None,
-            TransportKind::Http if oauth => Some(oauth_http_settings(&self.transport, &self.oauth)?),
+            TransportKind::Http if oauth || company => Some(oauth_http_settings(&self.transport, &self.oauth)?),
             TransportKind::Http => Some(self.transport.http_settings()?),
         };
-        if keyed && self.journal.no_journal {
+        if apart && self.journal.no_journal {
             anyhow::bail!(
                 "{} keeps each person's jobs apart in the job journal: drop --no-journal (RUNCOMFY_NO_JOURNAL) to use it",
-                if oauth { "--oauth" } else { "--per-user-keys" }
+                if oauth { "--oauth" } else if company { "--oauth-issuer" } else { "--per-user-keys" }
             );
         }
         let mut media = self.media.options().map_err(anyhow::Error::msg)?;
@@ -152,7 +184,7 @@ impl ServeArgs {
         self.limits.check_with_journal(self.journal.no_journal)?;
         let test_origin = self.oauth.test_origin()?;
         let state_dir = self.journal.state_dir.clone().or_else(location::default_state_dir);
-        let owners = match keyed {
+        let owners = match apart {
             true => Some(
                 Owners::load(
                     std::env::var(owners::SECRET_VAR).ok(),
@@ -176,7 +208,7 @@ impl ServeArgs {
             .map_err(anyhow::Error::msg)?;
         // Opened last: a start refused for its settings leaves nothing behind on disk.
         let journal = self.journal.open(self.upstream.simulate).await;
-        if let (Some(http), Some(owners), true) = (http.as_mut(), owners, oauth) {
+        if let (Some(http), Some(owners), true) = (http.as_mut(), owners.clone(), oauth) {
             let parts = OAuthParts {
                 public_url: self.oauth.public_url(self.transport.host.is_loopback())?,
                 owners,
@@ -205,6 +237,9 @@ impl ServeArgs {
             };
             http.oauth = Some(signed_in.map_err(anyhow::Error::msg)?);
         }
+        if let (Some(http), Some(owners), true) = (http.as_mut(), &owners, company) {
+            http.company = Some(self.company(owners.clone())?);
+        }
         let mut jobs = JobService::new(client, downloader, journal, self.wait.policy(), media)
             .with_balance(balance)
             .with_models(self.upstream.models())
@@ -214,7 +249,7 @@ impl ServeArgs {
         }
         Ok(Serve {
             server: RunComfyServer::new(jobs, self.mcp.structured_content)
-                .with_per_user_keys(keyed)
+                .with_per_user_keys(apart)
                 .with_confirm_above_usd(self.mcp.confirm_above_usd),
             http,
             _simulator: simulator,

@@ -42,6 +42,16 @@ impl Caller {
         }
     }
 
+    /// A person signed in through a company's identity provider (`owner` names them): their
+    /// jobs are theirs alone, and the server's own key pays.
+    pub(crate) fn person(owner: Owner) -> Self {
+        Self {
+            owner,
+            key: None,
+            limits: None,
+        }
+    }
+
     /// This caller's submits are checked against `limits` instead of the server's (a person who
     /// signed in with OAuth chose their own on the consent page).
     pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
@@ -63,10 +73,11 @@ impl Caller {
         self.key.as_ref()
     }
 
-    /// Whether this caller brought their own key, and so sees only their own jobs: by-id calls
-    /// are checked against the journal before anything goes upstream.
+    /// Whether this caller sees only their own jobs (they brought their own key, or signed in
+    /// as a person of their own): by-id calls are checked against the journal before anything
+    /// goes upstream.
     pub fn is_keyed(&self) -> bool {
-        self.key.is_some()
+        self.key.is_some() || self.owner != Owner::single()
     }
 }
 

@@ -60,6 +60,13 @@ impl Owners {
         key
     }
 
+    /// The owner of the jobs of the person `subject` at the identity provider `issuer` (company
+    /// mode): the same keyed hash, over both, separated so that no two pairs run together.
+    pub(crate) fn owner_of_person(&self, issuer: &str, subject: &str) -> Owner {
+        let named = format!("person\0{issuer}\0{subject}");
+        Owner::from_stored(hex(hmac::sign(&self.key, named.as_bytes()).as_ref()))
+    }
+
     /// The caller a request carrying `key` is.
     pub fn caller(&self, key: ApiToken) -> Caller {
         Caller::with_key(self.owner_of(&key), key)

@@ -17,9 +17,11 @@
 
 mod authorize;
 mod clients;
+pub mod company;
 mod consent;
 mod disconnect;
 mod identify;
+mod jwt;
 mod metadata;
 mod page;
 mod pending;

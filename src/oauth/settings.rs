@@ -31,6 +31,44 @@ pub struct OAuthArgs {
           value_parser = clap::value_parser!(u64).range(1..=365))]
     pub oauth_refresh_token_days: u64,
 
+    /// HTTP, the company mode: people sign in with the company's identity provider at this
+    /// issuer URL (https), whose access tokens (JWTs) this server checks; it is only the
+    /// protected resource. The operator's RUNCOMFY_API_KEY pays; each person sees only their
+    /// own jobs and has the daily limits (--max-spend-usd-per-day, --max-jobs-per-hour) to
+    /// themselves. Excludes --oauth, --auth-token and --per-user-keys; needs the journal.
+    #[arg(
+        long,
+        env = "RUNCOMFY_MCP_OAUTH_ISSUER",
+        value_name = "URL",
+        conflicts_with = "oauth"
+    )]
+    pub oauth_issuer: Option<String>,
+
+    /// HTTP, with --oauth-issuer: the audience (`aud`) the provider's tokens must be for
+    /// [default: the resource, {public URL}/mcp].
+    #[arg(
+        long,
+        env = "RUNCOMFY_MCP_OAUTH_AUDIENCE",
+        value_name = "AUD",
+        requires = "oauth_issuer"
+    )]
+    pub oauth_audience: Option<String>,
+
+    /// HTTP, with --oauth-issuer: where the provider publishes its signing keys (JWKS, https)
+    /// [default: {issuer}/.well-known/jwks.json].
+    #[arg(
+        long,
+        env = "RUNCOMFY_MCP_OAUTH_JWKS_URL",
+        value_name = "URL",
+        requires = "oauth_issuer"
+    )]
+    pub oauth_jwks_url: Option<String>,
+
+    /// Tests only: the provider's key set may also be fetched from this loopback origin.
+    /// Hidden; refused for anything but loopback.
+    #[arg(long, hide = true)]
+    pub oauth_test_jwks_origin: Option<String>,
+
     /// Tests only: client metadata documents may also be fetched from this loopback origin
     /// (http://127.0.0.1:PORT). Hidden; refused for anything but loopback.
     #[arg(long, hide = true)]
@@ -64,6 +102,34 @@ impl OAuthArgs {
             anyhow::bail!("--public-url is the server's base address, without a path (the MCP endpoint is its /mcp)");
         }
         Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The company mode's issuer, audience and key set URL, when it is on. `resource`: the
+    /// resource's URL, the default audience.
+    pub fn company(&self, resource: &str) -> anyhow::Result<Option<(String, String, String)>> {
+        let Some(issuer) = self.oauth_issuer.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let issuer = issuer.to_owned();
+        reqwest::Url::parse(&issuer).map_err(|e| anyhow::anyhow!("--oauth-issuer {issuer:?} is not a URL ({e})"))?;
+        let audience = self.oauth_audience.clone().unwrap_or_else(|| resource.to_owned());
+        let jwks = self
+            .oauth_jwks_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
+        reqwest::Url::parse(&jwks).map_err(|e| anyhow::anyhow!("--oauth-jwks-url {jwks:?} is not a URL ({e})"))?;
+        Ok(Some((issuer, audience, jwks)))
+    }
+
+    /// The test-only key set origin, refused unless it is on loopback.
+    pub fn test_jwks_origin(&self) -> anyhow::Result<Option<String>> {
+        let Some(origin) = &self.oauth_test_jwks_origin else {
+            return Ok(None);
+        };
+        if !crate::media::AddressPolicy::for_upstream(origin).allows_local_upstream() {
+            anyhow::bail!("--oauth-test-jwks-origin must be a loopback origin");
+        }
+        Ok(Some(origin.clone()))
     }
 
     /// The test-only origin, refused unless it is on loopback.

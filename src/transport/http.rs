@@ -127,6 +127,20 @@ where
         legacy = legacy.layer(middleware::from_fn_with_state(oauth.clone(), crate::oauth::identify));
         sign_in = crate::oauth::router(oauth.clone());
     }
+    if let Some(company) = &settings.company {
+        if !settings.stateless {
+            mcp = mcp.layer(middleware::from_fn_with_state(owners.clone(), session_owners::check));
+        }
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            company.clone(),
+            crate::oauth::company::identify,
+        ));
+        legacy = legacy.layer(middleware::from_fn_with_state(
+            company.clone(),
+            crate::oauth::company::identify,
+        ));
+        sign_in = crate::oauth::company::router(company.clone());
+    }
 
     // rmcp enforces the body limit on /mcp itself (413, streamed bodies included); wrapping it
     // in tower-http's limit too would turn a streamed oversized body into rmcp's 500. The other
@@ -224,6 +238,9 @@ where
     let base = format!("http://{}", listener.local_addr()?);
     if let Some(oauth) = &settings.oauth {
         oauth.listening_at(&base);
+    }
+    if let Some(company) = &settings.company {
+        company.listening_at(&base);
     }
     // The endpoint a client is given, not the bare address (whose `/` only points here).
     let _ = writeln!(std::io::stdout(), "{base}/mcp");

@@ -163,6 +163,8 @@ pub struct HttpSettings {
     pub openai_apps_challenge: Option<Arc<str>>,
     /// With `--oauth`: sign-in, whose tokens stand for each request's caller.
     pub oauth: Option<crate::oauth::OAuth>,
+    /// With `--oauth-issuer`: the company's identity provider's tokens stand for each caller.
+    pub company: Option<crate::oauth::company::Company>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -231,6 +233,7 @@ impl TransportArgs {
             openai_apps_challenge: super::apps_challenge::parse(self.openai_apps_challenge.as_deref())
                 .map_err(SettingsError::BadChallenge)?,
             oauth: None,
+            company: None,
         })
     }
 }

@@ -14,6 +14,7 @@ mod bounded_results;
 mod catalogue;
 mod cli_edit;
 mod cli_generate;
+mod company_mode;
 mod confirm;
 mod contract;
 mod download_policy;
