@@ -48,7 +48,8 @@ struct Inner {
 pub struct CompanyParts {
     pub issuer: String,
     pub audience: String,
-    pub jwks_url: String,
+    /// `None`: found in the issuer's metadata.
+    pub jwks_url: Option<String>,
     pub public_url: Option<String>,
     pub owners: Owners,
     pub limits: Limits,

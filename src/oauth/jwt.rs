@@ -35,7 +35,8 @@ const LEEWAY: i64 = 60;
 pub(crate) struct Verifier {
     pub issuer: String,
     pub audience: String,
-    jwks_url: String,
+    /// Set by `--oauth-jwks-url`; else found in the issuer's metadata ([`Verifier::jwks_url`]).
+    jwks_url: Option<String>,
     downloader: Downloader,
     keys: tokio::sync::Mutex<KeyCache>,
 }
@@ -85,7 +86,7 @@ impl Verifier {
     pub(crate) fn new(
         issuer: String,
         audience: String,
-        jwks_url: String,
+        jwks_url: Option<String>,
         test_origin: Option<&str>,
     ) -> Result<Self, String> {
         let policy = match test_origin {
@@ -171,7 +172,7 @@ impl Verifier {
                     cache.fetched = Some(Instant::now());
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.jwks_url, error = %e, "the identity provider's keys could not be fetched");
+                    tracing::warn!(issuer = %self.issuer, error = %e, "the identity provider's keys could not be fetched");
                     // A stale set still serves the keys it holds.
                 }
             }
@@ -181,13 +182,8 @@ impl Verifier {
     }
 
     async fn fetch(&self) -> Result<Vec<Jwk>, String> {
-        let limits = Limits {
-            max_bytes: JWKS_MAX_BYTES,
-            timeout: JWKS_TIMEOUT,
-        };
-        let body = download_json(&self.downloader, &self.jwks_url, limits)
-            .await
-            .map_err(|e| e.to_string())?;
+        let url = self.jwks_url().await;
+        let body = self.download(&url).await?;
         #[derive(Deserialize)]
         struct Set {
             keys: Vec<Value>,
@@ -199,6 +195,42 @@ impl Verifier {
             .into_iter()
             .filter_map(|k| serde_json::from_value(k).ok())
             .collect())
+    }
+}
+
+impl Verifier {
+    async fn download(&self, url: &str) -> Result<Vec<u8>, String> {
+        let limits = Limits {
+            max_bytes: JWKS_MAX_BYTES,
+            timeout: JWKS_TIMEOUT,
+        };
+        download_json(&self.downloader, url, limits)
+            .await
+            .map_err(|e| format!("{url}: {e}"))
+    }
+
+    /// The key set's URL: configured, else the `jwks_uri` of the issuer's metadata (OpenID
+    /// Connect discovery, then RFC 8414 — for the same issuer only), else the common
+    /// `{issuer}/.well-known/jwks.json`.
+    async fn jwks_url(&self) -> String {
+        if let Some(url) = &self.jwks_url {
+            return url.clone();
+        }
+        let base = self.issuer.trim_end_matches('/');
+        for document in ["openid-configuration", "oauth-authorization-server"] {
+            let Ok(body) = self.download(&format!("{base}/.well-known/{document}")).await else {
+                continue;
+            };
+            let Ok(metadata) = serde_json::from_slice::<Value>(&body) else {
+                continue;
+            };
+            if metadata["issuer"].as_str() == Some(self.issuer.as_str()) {
+                if let Some(url) = metadata["jwks_uri"].as_str() {
+                    return url.to_owned();
+                }
+            }
+        }
+        format!("{base}/.well-known/jwks.json")
     }
 }
 
@@ -267,4 +299,39 @@ fn header_and_payload_len(token: &str) -> usize {
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ed(kid: &str) -> Jwk {
+        serde_json::from_value(serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "kid": kid, "x": "AA" })).unwrap()
+    }
+
+    fn header(alg: &str, kid: Option<&str>) -> Header {
+        Header {
+            alg: alg.to_owned(),
+            kid: kid.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_key_is_picked_by_kid_and_kind_and_never_guessed_among_several() {
+        let keys = [ed("a"), ed("b")];
+        assert_eq!(
+            pick(&keys, &header("EdDSA", Some("b"))).unwrap().kid.as_deref(),
+            Some("b")
+        );
+        assert!(pick(&keys, &header("EdDSA", Some("c"))).is_none(), "an unknown kid");
+        assert!(
+            pick(&keys, &header("ES256", Some("a"))).is_none(),
+            "an Ed25519 key for ES256"
+        );
+        assert!(pick(&keys, &header("EdDSA", None)).is_none(), "no kid, two candidates");
+        assert!(
+            pick(&keys[..1], &header("EdDSA", None)).is_some(),
+            "no kid, one candidate"
+        );
+    }
 }

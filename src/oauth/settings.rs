@@ -55,7 +55,8 @@ pub struct OAuthArgs {
     pub oauth_audience: Option<String>,
 
     /// HTTP, with --oauth-issuer: where the provider publishes its signing keys (JWKS, https)
-    /// [default: {issuer}/.well-known/jwks.json].
+    /// [default: the jwks_uri of the issuer's metadata (OpenID Connect discovery, then RFC 8414),
+    /// else {issuer}/.well-known/jwks.json].
     #[arg(
         long,
         env = "RUNCOMFY_MCP_OAUTH_JWKS_URL",
@@ -106,18 +107,17 @@ impl OAuthArgs {
 
     /// The company mode's issuer, audience and key set URL, when it is on. `resource`: the
     /// resource's URL, the default audience.
-    pub fn company(&self, resource: &str) -> anyhow::Result<Option<(String, String, String)>> {
+    pub fn company(&self, resource: &str) -> anyhow::Result<Option<(String, String, Option<String>)>> {
         let Some(issuer) = self.oauth_issuer.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
         let issuer = issuer.to_owned();
         reqwest::Url::parse(&issuer).map_err(|e| anyhow::anyhow!("--oauth-issuer {issuer:?} is not a URL ({e})"))?;
         let audience = self.oauth_audience.clone().unwrap_or_else(|| resource.to_owned());
-        let jwks = self
-            .oauth_jwks_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
-        reqwest::Url::parse(&jwks).map_err(|e| anyhow::anyhow!("--oauth-jwks-url {jwks:?} is not a URL ({e})"))?;
+        let jwks = self.oauth_jwks_url.clone();
+        if let Some(jwks) = &jwks {
+            reqwest::Url::parse(jwks).map_err(|e| anyhow::anyhow!("--oauth-jwks-url {jwks:?} is not a URL ({e})"))?;
+        }
         Ok(Some((issuer, audience, jwks)))
     }
 

@@ -47,7 +47,14 @@ impl Provider {
         ]});
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().route("/keys", get(move || async move { Json(jwks) }));
+        // Its OpenID Connect discovery document names where the keys are.
+        let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/keys") });
+        let app = Router::new()
+            .route("/keys", get(move || async move { Json(jwks) }))
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { Json(discovery) }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { issuer, ed, ec }
     }
@@ -82,22 +89,31 @@ fn signing_input(alg: &str, kid: &str, claims: &Value) -> String {
 
 async fn start(provider: &Provider, sim: &runcomfy_mcp::simulator::Simulator, state: &std::path::Path) -> HttpServer {
     let jwks = format!("{}/keys", provider.issuer);
+    start_with(provider, sim, state, &["--oauth-jwks-url", &jwks]).await
+}
+
+async fn start_with(
+    provider: &Provider,
+    sim: &runcomfy_mcp::simulator::Simulator,
+    state: &std::path::Path,
+    flags: &[&str],
+) -> HttpServer {
+    let mut all = vec![
+        "--stateless",
+        "--oauth-issuer",
+        &provider.issuer,
+        "--oauth-audience",
+        AUDIENCE,
+        "--oauth-test-jwks-origin",
+        &provider.issuer,
+        // $0.05 a day: one job at $0.03 fits, a second does not — for each person.
+        "--max-spend-usd-per-day",
+        "0.05",
+    ];
+    all.extend_from_slice(flags);
     HttpServer::start(
         &sim.base_url(),
-        &[
-            "--stateless",
-            "--oauth-issuer",
-            &provider.issuer,
-            "--oauth-audience",
-            AUDIENCE,
-            "--oauth-jwks-url",
-            &jwks,
-            "--oauth-test-jwks-origin",
-            &provider.issuer,
-            // $0.05 a day: one job at $0.03 fits, a second does not — for each person.
-            "--max-spend-usd-per-day",
-            "0.05",
-        ],
+        &all,
         &[
             ("RUNCOMFY_NO_JOURNAL", "false"),
             ("RUNCOMFY_STATE_DIR", state.to_str().unwrap()),
@@ -256,5 +272,23 @@ async fn two_people_have_their_own_jobs_and_their_own_daily_limit() {
         assert_eq!(status["isError"], json!(true), "{status}");
         assert!(status.to_string().contains("no job with this request_id"), "{status}");
     }
+    assert_eq!(server.stop().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn without_a_key_set_url_the_keys_are_found_through_the_issuers_discovery_document() {
+    let provider = Provider::start().await;
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let server = start_with(&provider, &sim, state.path(), &[]).await;
+    let made = tool(
+        &server,
+        &provider.ed(&provider.claims("carol")),
+        1,
+        "generate_image",
+        fox(),
+    )
+    .await;
+    assert_eq!(made["isError"], json!(false), "{made}");
     assert_eq!(server.stop().await.code(), Some(0));
 }
