@@ -325,7 +325,10 @@ async fn the_code_the_verifier_and_the_redirect_uri_are_checked_and_nothing_is_i
 async fn expired_revoked_disconnected_and_other_resources_tokens_are_refused() {
     let sim = simulator(fast_config()).await;
     let state = tempfile::tempdir().unwrap();
-    let server = start(&sim, state.path(), &["--oauth-access-token-secs", "1"]).await;
+    // Stateless: each check below is an `initialize`, and on a stateful server every one that
+    // passes opens a session, so waiting out the expiry on a slow machine could fill the session
+    // cap and be answered 503 instead.
+    let server = start(&sim, state.path(), &["--oauth-access-token-secs", "1", "--stateless"]).await;
     let flow = Flow::register(&server).await;
 
     // Expired: good at first, refused once its second has passed.
@@ -384,7 +387,12 @@ async fn expired_revoked_disconnected_and_other_resources_tokens_are_refused() {
     // URL honours nothing the first one issued (and the first still does).
     let tokens = flow.tokens().await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
-    let other = start(&sim, state.path(), &["--public-url", "http://localhost:1"]).await;
+    let other = start(
+        &sim,
+        state.path(),
+        &["--public-url", "http://localhost:1", "--stateless"],
+    )
+    .await;
     let (status, challenge) = mcp_with(&other, &access).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(challenge.contains("resource_metadata=\"http://localhost:1/.well-known/oauth-protected-resource/mcp\""));
@@ -494,23 +502,45 @@ async fn client_metadata_documents_are_fetched_only_from_public_https_addresses(
     assert_eq!(server.stop().await.code(), Some(0));
 }
 
-/// A tool call on a stateless server with an access token.
-async fn tool(server: &HttpServer, token: &str, id: u64, name: &str, arguments: Value) -> Value {
+/// A request on a stateless server with an access token: the whole JSON-RPC answer.
+async fn call(server: &HttpServer, token: &str, id: u64, method: &str, params: Value) -> Value {
     let response = reqwest::Client::new()
         .post(server.url("/mcp"))
         .bearer_auth(token)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-06-18")
-        .json(&rpc(id, "tools/call", json!({ "name": name, "arguments": arguments })))
+        .json(&rpc(id, method, params))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    answer(response, id).await["result"].clone()
+    answer(response, id).await
 }
 
+/// A tool call on a stateless server with an access token.
+async fn tool(server: &HttpServer, token: &str, id: u64, name: &str, arguments: Value) -> Value {
+    call(
+        server,
+        token,
+        id,
+        "tools/call",
+        json!({ "name": name, "arguments": arguments }),
+    )
+    .await["result"]
+        .clone()
+}
+
+/// The text of a tool's error answer.
+fn error_text(result: &Value) -> String {
+    assert_eq!(result["isError"], json!(true), "{result}");
+    result["content"][0]["text"].as_str().unwrap().to_owned()
+}
+
+/// An id no job has.
+const NOBODYS: &str = "00000000-0000-4000-8000-000000000000";
+
 #[tokio::test]
-async fn two_people_signed_in_on_two_replicas_sharing_postgresql_see_only_their_own_jobs() {
+async fn two_people_signed_in_on_two_replicas_sharing_postgresql_see_only_their_own_jobs_resources_and_tasks() {
     let Some(db) = JournalAt::database("oauth_replicas") else {
         return;
     };
@@ -589,6 +619,122 @@ async fn two_people_signed_in_on_two_replicas_sharing_postgresql_see_only_their_
             .unwrap()
             .contains("no job with this request_id"));
     }
+
+    // Every other way in: to Bob, Alice's job, its image, a reference to it and her task are
+    // as unknown as what nobody has, on either replica (what per-user keys promise, for people
+    // signed in instead).
+    let mut n = 1000;
+    eventually(
+        async || {
+            n += 1;
+            let state = tool(&a, alice, n, "check_status", json!({ "request_id": alices })).await;
+            match state["structuredContent"]["finished"] == json!(true) {
+                true => Ok(()),
+                false => Err(state),
+            }
+        },
+        "alice's job to finish",
+    )
+    .await;
+    let same = |theirs: &str, nobodys: &str| {
+        assert_eq!(theirs.replace(&alices, "ID"), nobodys.replace(NOBODYS, "ID"));
+    };
+    for server in [&a, &b] {
+        for (n, name) in [
+            (10, "check_status"),
+            (20, "get_result"),
+            (30, "cancel_request"),
+            (40, "generate_variations"),
+        ] {
+            let args = |id: &str| match name {
+                "generate_variations" => json!({ "request_id": id, "count": 1 }),
+                _ => json!({ "request_id": id }),
+            };
+            let theirs = error_text(&tool(server, bob, n, name, args(&alices)).await);
+            let nobodys = error_text(&tool(server, bob, n + 1, name, args(NOBODYS)).await);
+            let unknown = match name {
+                "generate_variations" => "not recorded on this machine",
+                _ => "no job with this request_id",
+            };
+            assert!(theirs.contains(unknown), "{name}: {theirs}");
+            same(&theirs, &nobodys);
+        }
+        let edit = |n, image: String| {
+            tool(
+                server,
+                bob,
+                n,
+                "generate_image",
+                json!({ "prompt": "make it green", "images": [image], "force_single": true }),
+            )
+        };
+        same(
+            &error_text(&edit(50, format!("{alices}#1")).await),
+            &error_text(&edit(51, format!("{NOBODYS}#1")).await),
+        );
+        let image = |id: &str| json!({ "uri": format!("runcomfy://jobs/{id}/images/1") });
+        let theirs = call(server, bob, 60, "resources/read", image(&alices)).await;
+        let nobodys = call(server, bob, 61, "resources/read", image(NOBODYS)).await;
+        same(
+            theirs["error"]["message"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{theirs}")),
+            nobodys["error"]["message"].as_str().unwrap(),
+        );
+        let listed = call(server, bob, 62, "resources/list", json!({})).await.to_string();
+        assert!(!listed.contains(&alices), "{listed}");
+    }
+    let own = call(
+        &b,
+        alice,
+        63,
+        "resources/read",
+        json!({ "uri": format!("runcomfy://jobs/{alices}/images/1") }),
+    )
+    .await;
+    assert!(own["result"]["contents"][0]["blob"].is_string(), "{own}");
+    let created = call(
+        &a,
+        alice,
+        70,
+        "tools/call",
+        crate::per_user_keys::with_tasks(json!({
+            "name": "generate_image",
+            "arguments": { "prompt": "alice's task", "force_single": true }
+        })),
+    )
+    .await;
+    let task = created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task: {created}"))
+        .to_owned();
+    for server in [&a, &b] {
+        for (n, method) in [(80, "tasks/get"), (90, "tasks/cancel")] {
+            let params = |id: &str| crate::per_user_keys::with_tasks(json!({ "taskId": id }));
+            let theirs = call(server, bob, n, method, params(&task)).await;
+            let nobodys = call(server, bob, n + 1, method, params("no-such-task")).await;
+            assert_eq!(
+                theirs["error"]["message"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method}: {theirs}"))
+                    .replace(&task, "ID"),
+                nobodys["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .replace("no-such-task", "ID"),
+                "{method}"
+            );
+        }
+    }
+    let hers = call(
+        &b,
+        alice,
+        95,
+        "tasks/get",
+        crate::per_user_keys::with_tasks(json!({ "taskId": task })),
+    )
+    .await;
+    assert!(hers["result"]["status"].is_string(), "{hers}");
 
     // A revocation through one replica holds on the other at once.
     let revoked = reqwest::Client::new()

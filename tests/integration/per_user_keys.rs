@@ -254,7 +254,7 @@ async fn team_replica(upstream: &str, db: &JournalAt, state: &std::path::Path) -
 
 /// `params` of a request from a client with the tasks extension: a stateless request declares
 /// it in its own `_meta`, there being no session to remember it.
-fn with_tasks(mut params: Value) -> Value {
+pub(crate) fn with_tasks(mut params: Value) -> Value {
     params["_meta"] = json!({ "io.modelcontextprotocol/clientCapabilities":
                               { "extensions": { "io.modelcontextprotocol/tasks": {} } } });
     params

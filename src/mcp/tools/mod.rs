@@ -166,11 +166,17 @@ mod tests {
         };
         assert_eq!(
             with(&|u| u.audience == Audience::ViewOnly),
-            ["save_image", "upload_image", "vary_job"]
+            ["save_image", "upload_image"]
         );
         assert_eq!(
             with(&|u| u.audience == Audience::ModelAndView),
-            ["generate_image", "generate_image_and_wait", "get_result", "list_jobs"]
+            [
+                "generate_image",
+                "generate_image_and_wait",
+                "generate_variations",
+                "get_result",
+                "list_jobs"
+            ]
         );
         assert_eq!(
             with(&|u| u.images),
