@@ -75,7 +75,10 @@ impl RunComfyServer {
         };
         let (prepared, count) = match &job {
             TaskJob::Images(generate) => (self.jobs.prepare(caller, &generate.request).await, generate.count),
-            TaskJob::Model(run) => (self.jobs.prepare_model(caller, &run.model_id, &run.input).await, 1),
+            TaskJob::Model(run) => (
+                self.jobs.prepare_model(caller, &run.model_id, &run.input).await,
+                run.count,
+            ),
         };
         let prepared = match prepared {
             Ok(prepared) => prepared,

@@ -42,3 +42,50 @@ async fn a_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuses_3() {
     }
     client.cancel().await.unwrap();
 }
+
+/// run_model takes a count too, through the same submit loop: under the same limit, with
+/// `wait: false`, five of eight jobs are submitted and listed, three refused with the reason.
+#[tokio::test]
+async fn a_run_model_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuses_3() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let bin = Bin::serve()
+        .args(["--max-spend-usd-per-day", "0.16"])
+        .upstream(&sim.base_url())
+        .journal_in(state.path());
+    let client = start_stdio((), bin).await.client;
+    let batch = call(
+        &client,
+        "run_model",
+        json!({
+            "model_id": "bytedance/dreamina-4-0/text-to-image",
+            "input": {"prompt": "a paper crane", "force_single": true},
+            "count": 8,
+            "wait": false,
+        }),
+    )
+    .await;
+    let said = text(&batch);
+    assert!(!is_error(&batch), "{said}");
+    let out = structured(&batch);
+    let rows = out["jobs"].as_array().unwrap();
+    assert_eq!(rows.len(), 8, "{out}");
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["request_id"].as_str()).collect();
+    assert_eq!(ids.len(), 5, "{out}");
+    let refused: Vec<&str> = rows.iter().filter_map(|r| r["error"].as_str()).collect();
+    assert_eq!(refused.len(), 3, "{out}");
+    for reason in refused {
+        assert!(reason.contains("Spending limit reached"), "{reason}");
+    }
+    for id in &ids {
+        assert!(said.contains(id), "every request_id is in the answer: {said}");
+    }
+    assert!(said.contains("Do not call run_model again"), "{said}");
+    assert_eq!(sim.stats().submissions, 5, "the refused three were not sent");
+    let control = Control::new(&sim);
+    for id in ids {
+        let job = control.job(id).await;
+        assert_eq!(job["request"]["prompt"], "a paper crane", "{job}");
+    }
+    client.cancel().await.unwrap();
+}

@@ -4,7 +4,7 @@
 
 use super::{
     super::{
-        advice::{how_to_go_on, job_failed, URLS_EXPIRE},
+        advice::{how_to_go_on, job_failed, maker_tool, URLS_EXPIRE},
         answer::ToolError,
     },
     cancelled_job, count_u32, BatchJob, Summary,
@@ -45,9 +45,10 @@ impl Summary {
         let mut next = Vec::new();
         if !still_going.is_empty() {
             next.push(format!(
-                "Still going at RunComfy: call get_result with request_id {} in a few seconds to collect {}. Do not call generate_image_and_wait again for them: that would start new paid jobs.",
+                "Still going at RunComfy: call get_result with request_id {} in a few seconds to collect {}. Do not call {} again for them: that would start new paid jobs.",
                 still_going.join(", "),
-                if still_going.len() == 1 { "its images" } else { "their images" }
+                if still_going.len() == 1 { "its outputs" } else { "their outputs" },
+                maker_tool(origin)
             ));
         }
         if let Some(first) = all.outputs.iter().find_map(|o| o.reference.clone()) {

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::jobs::{
     settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
-    Batch, JobOutcome, Prepared,
+    Batch, JobOutcome, Prepared, MAX_COUNT,
 };
 
 /// The arguments of `run_model`.
@@ -40,6 +40,10 @@ pub struct RunModelArgs {
     #[serde(default = "yes")]
     pub wait: bool,
 
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = MAX_COUNT), description = count_description())]
+    pub count: u32,
+
     // A plain integer for the schema, as in generate_image_and_wait (some clients reject null).
     #[serde(default)]
     #[schemars(with = "u32", range(min = 1, max = 3600), description = max_wait_description())]
@@ -53,6 +57,14 @@ fn yes() -> bool {
     true
 }
 
+fn one() -> u32 {
+    1
+}
+
+fn count_description() -> String {
+    format!("How many jobs to run of this same input, 1 to {MAX_COUNT} (default 1), side by side, for alternatives to choose from. Each job is paid for separately and checked against the server's limits on its own: ask for more than 1 only when the user wants options.")
+}
+
 fn max_wait_description() -> String {
     format!("With wait: seconds to wait for the result before returning the request_id to poll with instead. Leave it out for the server's default ({DEFAULT_WAIT_SECS} s); the server caps it ({MAX_WAIT_SECS} s by default). A video can take minutes: the job goes on after the wait ends.")
 }
@@ -63,6 +75,15 @@ impl Validate for RunModelArgs {
             return Err(InvalidArgument::new(
                 "model_id",
                 "must not be empty: list_models lists the ids",
+            ));
+        }
+        if !(1..=MAX_COUNT).contains(&self.count) {
+            return Err(InvalidArgument::new(
+                "count",
+                format!(
+                    "is {}; it must be from 1 to {MAX_COUNT} (default 1). Each job is paid for separately.",
+                    self.count
+                ),
             ));
         }
         if self.max_wait_seconds == Some(0) {
@@ -113,33 +134,40 @@ impl RunComfyServer {
             .prepare_model(&call.caller, &args.model_id, &args.input)
             .await?;
         if !args.wait {
-            return self.submit_model(&call, &prepared).await;
+            return self.submit_model(&call, &prepared, args.count).await;
         }
-        self.wait_for_jobs(&call, &prepared, 1, args.max_wait_seconds, &args.delivery)
+        self.wait_for_jobs(&call, &prepared, args.count, args.max_wait_seconds, &args.delivery)
             .await
     }
 }
 
 impl RunComfyServer {
-    /// Only the submit: the job as a pending result (the same shape as a wait that ended first),
-    /// with its estimate.
-    async fn submit_model(&self, call: &Waiting, prepared: &Prepared) -> Result<CallToolResponse, ToolError> {
-        let estimate = self.jobs.estimate(&call.caller, prepared, 1).await;
+    /// Only the submits (one, or `count` through the generate tools' batch): the jobs as pending
+    /// results (the same shape as a wait that ended first), each refused one with its reason,
+    /// with the estimate.
+    async fn submit_model(
+        &self,
+        call: &Waiting,
+        prepared: &Prepared,
+        count: u32,
+    ) -> Result<CallToolResponse, ToolError> {
+        let estimate = self.jobs.estimate(&call.caller, prepared, count).await;
         if let Some(question) = self
-            .confirm(&call.caller, &call.consent, prepared, 1, &estimate)
+            .confirm(&call.caller, &call.consent, prepared, count, &estimate)
             .await?
         {
             return Ok(question);
         }
-        let id = self
-            .jobs
-            .submit(&call.caller, prepared)
-            .await
-            .map_err(|e| ToolError::submit(&e))?;
+        let outcomes = self.jobs.submit_batch(&call.caller, prepared, count).await;
+        let jobs = outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(id) => JobOutcome::Submitted { id },
+                Err(e) => JobOutcome::NotSubmitted(e),
+            })
+            .collect();
         let delivered = Delivered::new(Answer {
-            jobs: Batch {
-                jobs: vec![JobOutcome::Submitted { id }],
-            },
+            jobs: Batch { jobs },
             started: true,
             origin: Some(prepared.origin()),
             estimate: Some(estimate),
