@@ -9,9 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use axum::{
     extract::{Request, State},
-    http::{header, HeaderValue, StatusCode},
     middleware::Next,
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
     Json, Router,
 };
@@ -98,14 +97,7 @@ impl Company {
 /// In front of the MCP routes: a valid token becomes its person's caller; anything else a 401
 /// with the challenge pointing at the protected resource metadata (RFC 9728 §5.1).
 pub async fn identify(State(company): State<Company>, mut request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let Some(token) = presented else {
+    let Some(token) = super::identify::bearer(&request) else {
         return challenge(&company, None);
     };
     match company.0.verifier.verify(&token, super::now()).await {
@@ -124,31 +116,12 @@ pub async fn identify(State(company): State<Company>, mut request: Request, next
 }
 
 fn challenge(company: &Company, error: Option<&str>) -> Response {
-    let metadata = company.resource_metadata_url();
-    let value = match error {
-        Some(why) => format!(
-            r#"Bearer error="invalid_token", error_description="{}", resource_metadata="{metadata}""#,
-            why.replace('"', "'")
-        ),
-        None => format!(r#"Bearer resource_metadata="{metadata}""#),
-    };
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        format!(
-            "Unauthorized: this server signs people in through {}. Add it to your MCP client as a remote server ({}) and sign in with your company account when asked.\n",
-            company.0.verifier.issuer,
-            company.resource()
-        ),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-    }
-    // Answered before the body was read: the connection cannot carry another request.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    let body = format!(
+        "Unauthorized: this server signs people in through {}. Add it to your MCP client as a remote server ({}) and sign in with your company account when asked.\n",
+        company.0.verifier.issuer,
+        company.resource()
+    );
+    super::identify::unauthorized(&company.resource_metadata_url(), error, body)
 }
 
 /// The protected resource metadata (RFC 9728), naming the company's identity provider as the

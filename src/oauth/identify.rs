@@ -14,14 +14,7 @@ use axum::{
 use super::{now, secrets, OAuth};
 
 pub async fn identify(State(oauth): State<OAuth>, mut request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let Some(token) = presented else {
+    let Some(token) = bearer(&request) else {
         return challenge(&oauth, None);
     };
     let hash = secrets::stored(&token);
@@ -72,21 +65,35 @@ pub async fn identify(State(oauth): State<OAuth>, mut request: Request, next: Ne
 
 /// 401 with the challenge; `error`: why the token presented is not good (none presented: none).
 fn challenge(oauth: &OAuth, error: Option<&str>) -> Response {
-    let metadata = oauth.resource_metadata_url();
+    let body = format!(
+        "Unauthorized: this server signs people in with OAuth. Add it to your MCP client as a remote server ({}) and sign in when asked; the sign-in page asks for your RunComfy API key once.\n",
+        oauth.resource()
+    );
+    unauthorized(&oauth.resource_metadata_url(), error, body)
+}
+
+/// The bearer token a request presents, if any.
+pub(super) fn bearer(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+}
+
+/// 401 with `body` and the challenge naming the resource metadata at `metadata` (RFC 9728
+/// §5.1); `error`: why the token presented is not good (none presented: none).
+pub(super) fn unauthorized(metadata: &str, error: Option<&str>, body: String) -> Response {
     let value = match error {
-        Some(why) => {
-            format!(r#"Bearer error="invalid_token", error_description="{why}", resource_metadata="{metadata}""#)
-        }
+        Some(why) => format!(
+            r#"Bearer error="invalid_token", error_description="{}", resource_metadata="{metadata}""#,
+            why.replace('"', "'")
+        ),
         None => format!(r#"Bearer resource_metadata="{metadata}""#),
     };
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        format!(
-            "Unauthorized: this server signs people in with OAuth. Add it to your MCP client as a remote server ({}) and sign in when asked; the sign-in page asks for your RunComfy API key once.\n",
-            oauth.resource()
-        ),
-    )
-        .into_response();
+    let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
