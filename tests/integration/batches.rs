@@ -81,6 +81,12 @@ async fn a_run_model_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuse
         assert!(said.contains(id), "every request_id is in the answer: {said}");
     }
     assert!(said.contains("Do not call run_model again"), "{said}");
+    // The batch's estimated range for all eight, on the answer's first line.
+    let first = said.lines().next().unwrap();
+    assert!(
+        first.starts_with("8 jobs: ") && first.ends_with("Estimated $0.24 in all."),
+        "{first}"
+    );
     assert_eq!(sim.stats().submissions, 5, "the refused three were not sent");
     let control = Control::new(&sim);
     for id in ids {

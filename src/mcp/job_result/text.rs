@@ -50,6 +50,10 @@ impl JobResult {
             }
             let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
             let mut text = format!("{} jobs: {}.", self.jobs.len(), counts.join(", "));
+            // The batch's whole range on its first line, before any job's detail.
+            if let Some(estimate) = &self.estimated_cost_usd {
+                text.push_str(&format!(" Estimated {} in all.", estimate.range_text()));
+            }
             for (i, job) in self.jobs.iter().enumerate() {
                 let id = job
                     .request_id
