@@ -22,8 +22,8 @@ pub async fn identify(State(oauth): State<OAuth>, mut request: Request, next: Ne
         let hash = hash.clone();
         oauth.store(move |s| s.grant_for_access(&hash, now()))
     };
-    // Once more after a failure: another server opening the shared file can make one read
-    // fail (seen once as a 503 while a second server started on the same state directory).
+    // Once more after a failure: a read of the shared store can fail once while another
+    // process holds it (the 503 first blamed on this was the session cap, filled by a test).
     let grant = match look_up().await {
         Ok(grant) => Ok(grant),
         Err(e) => {
