@@ -52,3 +52,42 @@ pub(super) fn lenient_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Str
         _ => Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Deserialize)]
+    struct Fields {
+        #[serde(default, deserialize_with = "super::lenient_u32")]
+        small: Option<u32>,
+        #[serde(default, deserialize_with = "super::lenient_u64")]
+        large: Option<u64>,
+        #[serde(default, deserialize_with = "super::lenient_string")]
+        one: Option<String>,
+        #[serde(default, deserialize_with = "super::lenient_strings")]
+        many: Vec<String>,
+    }
+
+    fn read(value: serde_json::Value) -> Fields {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn numbers_and_strings_are_read_as_sent_or_not_at_all() {
+        let f = read(json!({"small": " 7 ", "large": 5_000_000_000u64, "one": "x", "many": "y"}));
+        assert_eq!((f.small, f.large), (Some(7), Some(5_000_000_000)));
+        assert_eq!(f.one.as_deref(), Some("x"));
+        assert_eq!(f.many, ["y"], "a single string is a list of one");
+
+        let f = read(json!({"small": 5_000_000_000u64, "large": -1, "one": "", "many": ["a", 3, "", null, "b"]}));
+        assert_eq!((f.small, f.large), (None, None), "out of range is not given");
+        assert_eq!(f.one, None, "an empty string is not given");
+        assert_eq!(f.many, ["a", "b"], "only the non-empty strings of a list");
+
+        let f = read(json!({"small": [1], "large": {"n": 1}, "one": 3, "many": {"a": "b"}}));
+        assert_eq!((f.small, f.large, f.one), (None, None, None));
+        assert!(f.many.is_empty());
+    }
+}
