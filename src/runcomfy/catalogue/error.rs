@@ -27,3 +27,27 @@ fn suggest(closest: &[String]) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_model_names_the_closest_ids_or_where_to_look() {
+        let unknown = |closest: &[&str]| {
+            CatalogueError::Unknown {
+                model: "a/x".into(),
+                closest: closest.iter().map(|c| (*c).to_owned()).collect(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            unknown(&["a/y", "a/z"]),
+            "there is no model \"a/x\" in RunComfy's catalogue. The closest ids: a/y, a/z. list_models searches them all"
+        );
+        assert_eq!(
+            unknown(&[]),
+            "there is no model \"a/x\" in RunComfy's catalogue. list_models lists the models"
+        );
+    }
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{ApiToken, Catalogue, CatalogueError, ModelInfo};
+use super::{ApiToken, Catalogue, CatalogueError, ModelInfo, Snapshot};
 
 /// A search of the catalogue: every given filter must match.
 #[derive(Debug, Clone, Default)]
@@ -31,7 +31,13 @@ pub struct Found {
 impl Catalogue {
     /// The entries matching `query`, in catalogue order.
     pub async fn search(self: &Arc<Self>, key: Option<&ApiToken>, query: &ModelQuery) -> Result<Found, CatalogueError> {
-        let snapshot = self.snapshot(key).await?;
+        Ok(self.snapshot(key).await?.find(query))
+    }
+}
+
+impl Snapshot {
+    /// The entries of this copy matching `query`, in catalogue order.
+    fn find(&self, query: &ModelQuery) -> Found {
         let words: Vec<String> = query
             .search
             .as_deref()
@@ -40,7 +46,7 @@ impl Catalogue {
             .map(str::to_lowercase)
             .collect();
         let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b.trim());
-        let matching: Vec<&ModelInfo> = snapshot
+        let matching: Vec<&ModelInfo> = self
             .models
             .iter()
             .filter(|m| {
@@ -64,7 +70,7 @@ impl Catalogue {
                 })
             })
             .collect();
-        Ok(Found {
+        Found {
             total: matching.len(),
             models: matching
                 .into_iter()
@@ -72,7 +78,65 @@ impl Catalogue {
                 .take(query.limit)
                 .cloned()
                 .collect(),
-            read_at: snapshot.read_at,
-        })
+            read_at: self.read_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, name: &str, categories: &[&str]) -> ModelInfo {
+        ModelInfo {
+            model_id: Some(id.into()),
+            display_name: Some(name.into()),
+            categories: categories.iter().map(|c| (*c).to_owned()).collect(),
+            kind: Some("model".into()),
+            ..ModelInfo::default()
+        }
+    }
+
+    fn ids(found: &Found) -> Vec<&str> {
+        found.models.iter().filter_map(|m| m.model_id.as_deref()).collect()
+    }
+
+    #[test]
+    fn every_given_filter_must_match_and_the_page_is_cut_after_counting() {
+        let copy = Snapshot {
+            read_at: Utc::now(),
+            upstream: String::new(),
+            models: vec![
+                entry("a/dreamina-4-0", "Dreamina 4.0", &["text-to-image"]),
+                entry("a/dreamina-4-0/edit", "Dreamina Edit", &["image-to-image"]),
+                entry("b/seedance", "Seedance", &["Image-to-Video"]),
+                entry("c/speech", "Speech", &["text-to-audio"]),
+            ],
+            categories: Vec::new(),
+        };
+        let query = |search: Option<&str>, category: Option<&str>, kind: Option<&str>| ModelQuery {
+            search: search.map(str::to_owned),
+            category: category.map(str::to_owned),
+            kind: kind.map(str::to_owned),
+            limit: 10,
+            offset: 0,
+        };
+        let found = copy.find(&query(Some("DREAMINA edit"), None, None));
+        assert_eq!(ids(&found), ["a/dreamina-4-0/edit"], "every word, any case");
+        let found = copy.find(&query(None, Some(" image-to-video"), None));
+        assert_eq!(ids(&found), ["b/seedance"], "a category in any case");
+        let found = copy.find(&query(None, None, Some("image")));
+        assert_eq!(
+            ids(&found),
+            ["a/dreamina-4-0", "a/dreamina-4-0/edit"],
+            "the kind from the categories"
+        );
+        assert_eq!(copy.find(&query(None, None, Some("model"))).total, 4, "or as sent");
+        let page = copy.find(&ModelQuery {
+            limit: 1,
+            offset: 1,
+            ..query(None, None, None)
+        });
+        assert_eq!((ids(&page), page.total), (vec!["a/dreamina-4-0/edit"], 4));
     }
 }
