@@ -214,6 +214,7 @@ impl ServeArgs {
                 owners,
                 upstream: Arc::clone(&client),
                 operator_limits: self.limits.limits(),
+                operator_confirm_above_usd: self.mcp.confirm_above_usd,
                 access_ttl: self.oauth.access_ttl(),
                 refresh_ttl: self.oauth.refresh_ttl(),
                 test_document_origin: test_origin,

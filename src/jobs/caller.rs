@@ -21,6 +21,9 @@ pub struct Caller {
     key: Option<ApiToken>,
     /// The person's own spend and rate limits (an OAuth grant's); `None`: the server's.
     limits: Option<Limits>,
+    /// The spend above which this person wants to be asked first (an OAuth grant's); `None`:
+    /// the server's `--confirm-above-usd`.
+    confirm_above_usd: Option<f64>,
 }
 
 impl Caller {
@@ -30,6 +33,7 @@ impl Caller {
             owner: Owner::single(),
             key: None,
             limits: None,
+            confirm_above_usd: None,
         }
     }
 
@@ -39,6 +43,7 @@ impl Caller {
             owner,
             key: Some(key),
             limits: None,
+            confirm_above_usd: None,
         }
     }
 
@@ -49,6 +54,7 @@ impl Caller {
             owner,
             key: None,
             limits: None,
+            confirm_above_usd: None,
         }
     }
 
@@ -57,6 +63,18 @@ impl Caller {
     pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = Some(limits);
         self
+    }
+
+    /// This person asks to confirm any call that may cost more than `usd` (chosen on the
+    /// consent page; `None`: the server's setting).
+    pub(crate) fn with_confirm_above_usd(mut self, usd: Option<f64>) -> Self {
+        self.confirm_above_usd = usd;
+        self
+    }
+
+    /// The person's own confirm threshold, when they chose one.
+    pub(crate) fn confirm_above_usd(&self) -> Option<f64> {
+        self.confirm_above_usd
     }
 
     /// The limits this caller's submits are checked against, when they are their own.

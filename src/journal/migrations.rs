@@ -132,6 +132,13 @@ CREATE TABLE IF NOT EXISTS {prefix}oauth_tokens (
 CREATE INDEX IF NOT EXISTS {prefix}oauth_tokens_by_grant ON {prefix}oauth_tokens (grant_id);
 ",
     },
+    Migration {
+        version: 6,
+        description: "a person's own confirm threshold with their grant (blank: the server's)",
+        sql: "
+ALTER TABLE {prefix}oauth_grants ADD COLUMN confirm_above_usd {double};
+",
+    },
 ];
 
 /// The version of a store that has run every step.

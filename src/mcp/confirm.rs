@@ -39,8 +39,11 @@ use crate::{
     text::ellipsis,
 };
 
-/// The setting, as the refusals name it.
+/// The server's setting, as the refusals name it.
 const SETTING: &str = "--confirm-above-usd (RUNCOMFY_CONFIRM_ABOVE_USD)";
+/// A person's own threshold, as the refusals name it.
+const OWN_SETTING: &str =
+    "the person's own confirm threshold (\"Ask me before spending more than\", chosen on this server's sign-in page)";
 /// The key of the one input request (2026-07-28).
 const REQUEST_KEY: &str = "confirm_spend";
 /// How long a person has to answer, on either protocol.
@@ -157,6 +160,34 @@ impl OpenApprovals {
     }
 }
 
+/// The amount past which a call is asked about, and whose setting it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Threshold {
+    usd: f64,
+    /// The person's own (from their OAuth grant), not the server's.
+    own: bool,
+}
+
+impl Threshold {
+    /// The setting the refusals name.
+    fn setting(self) -> &'static str {
+        if self.own {
+            OWN_SETTING
+        } else {
+            SETTING
+        }
+    }
+
+    /// How to let a bigger call through without being asked.
+    fn how_to_raise(self) -> String {
+        if self.own {
+            format!("or the person can connect this app again and choose a higher amount on the sign-in page (up to the server's {SETTING}, where it is set)")
+        } else {
+            format!("or have whoever runs this server raise {SETTING}")
+        }
+    }
+}
+
 /// What a call that may cost too much amounts to, in the person's words.
 struct Ask {
     message: String,
@@ -165,10 +196,14 @@ struct Ask {
 }
 
 impl RunComfyServer {
-    /// The threshold for this caller. The hook for a per-person setting: when people sign in
-    /// (OAuth), a person's own threshold, kept with their account, overrides the server's here.
-    pub(super) fn confirm_threshold(&self, _caller: &Caller) -> Option<f64> {
-        self.confirm_above_usd
+    /// The threshold for this caller: the lower of the server's `--confirm-above-usd` and the
+    /// person's own (chosen on the OAuth consent page, kept with their grant). A person can ask
+    /// to be asked sooner, never later: an operator who set a threshold counts on every big
+    /// spend on their server being confirmed by a person, so theirs is a ceiling (the consent
+    /// page refuses more, and a threshold the operator lowered since applies at once). Without
+    /// a server setting, a person's own applies alone.
+    pub(super) fn confirm_threshold(&self, caller: &Caller) -> Option<Threshold> {
+        lower(caller.confirm_above_usd(), self.confirm_above_usd)
     }
 
     /// Whether `count` jobs of `prepared`, estimated at `estimate` (made for one job or for all
@@ -186,7 +221,7 @@ impl RunComfyServer {
         let Some(threshold) = self.confirm_threshold(caller) else {
             return Ok(None);
         };
-        let Some(ask) = ask(threshold, prepared, count, estimate) else {
+        let Some(ask) = ask(threshold.usd, prepared, count, estimate) else {
             return Ok(None);
         };
         // Made by call_tool whenever a threshold applies; without it, nobody can be asked.
@@ -218,8 +253,8 @@ impl RunComfyServer {
                     answer = asked => match answer {
                         Ok(answer) => answer.action,
                         Err(e) => return Err(ToolError::new(format!(
-                            "Not submitted: this may cost {}, above {} ({SETTING}), so the person must confirm it, and asking them failed: {e}. Nothing was sent to RunComfy and nothing was charged.",
-                            top_text(&ask), usd(threshold)
+                            "Not submitted: this may cost {}, above {} ({}), so the person must confirm it, and asking them failed: {e}. Nothing was sent to RunComfy and nothing was charged.",
+                            top_text(&ask), usd(threshold.usd), threshold.setting()
                         ))),
                     },
                     _ = consent.cancel.cancelled() => return Err(ToolError::new(
@@ -243,6 +278,18 @@ impl RunComfyServer {
                 top_text(&ask)
             ))),
         }
+    }
+}
+
+/// The lower of a person's `own` threshold and the `server`'s, and whose it is (the server's
+/// when they are equal: its refusal names the setting an operator can change).
+fn lower(own: Option<f64>, server: Option<f64>) -> Option<Threshold> {
+    let server = server.map(|usd| Threshold { usd, own: false });
+    let own = own.map(|usd| Threshold { usd, own: true });
+    match (own, server) {
+        (Some(own), Some(server)) if server.usd <= own.usd => Some(server),
+        (Some(own), _) => Some(own),
+        (None, server) => server,
     }
 }
 
@@ -304,12 +351,14 @@ fn form(message: &str) -> ElicitRequestParams {
 }
 
 /// The refusal for a client that cannot ask its person: what it would cost, and how to go ahead.
-fn unable(ask: &Ask, threshold: f64) -> ToolError {
+fn unable(ask: &Ask, threshold: Threshold) -> ToolError {
     ToolError::new(format!(
-        "Not submitted: this may cost {}, above {}, the amount past which this server asks the person to confirm a spend ({SETTING}), and this client cannot ask them (it does not support MCP elicitation). Nothing was sent to RunComfy and nothing was charged. To go ahead, ask for less so that the estimate stays within {}: fewer jobs (count), force_single: true for one image per job, a smaller batch; or have whoever runs this server raise {SETTING}.",
+        "Not submitted: this may cost {}, above {}, the amount past which this server asks the person to confirm a spend ({}), and this client cannot ask them (it does not support MCP elicitation). Nothing was sent to RunComfy and nothing was charged. To go ahead, ask for less so that the estimate stays within {}: fewer jobs (count), force_single: true for one image per job, a smaller batch; {}.",
         top_text(ask),
-        usd(threshold),
-        usd(threshold),
+        usd(threshold.usd),
+        threshold.setting(),
+        usd(threshold.usd),
+        threshold.how_to_raise(),
     ))
 }
 
@@ -358,9 +407,27 @@ mod tests {
         assert!(unknown
             .message
             .starts_with("The cost of this is not known (no price listed)"));
-        let refusal = unable(&asked, 1.0);
+        let refusal = unable(&asked, Threshold { usd: 1.0, own: false });
         assert!(refusal.text().contains("--confirm-above-usd"), "{}", refusal.text());
         assert!(refusal.text().contains("Nothing was sent"), "{}", refusal.text());
+        let own = unable(&asked, Threshold { usd: 0.5, own: true }).text().to_owned();
+        assert!(own.contains("above $0.50") && own.contains("sign-in page"), "{own}");
+    }
+
+    #[test]
+    fn a_persons_threshold_can_lower_the_servers_never_raise_it() {
+        let own = |usd| Some(Threshold { usd, own: true });
+        let server = |usd| Some(Threshold { usd, own: false });
+        assert_eq!(lower(None, None), None);
+        assert_eq!(
+            lower(Some(0.5), None),
+            own(0.5),
+            "a person may ask where the server does not"
+        );
+        assert_eq!(lower(None, Some(2.0)), server(2.0));
+        assert_eq!(lower(Some(0.5), Some(2.0)), own(0.5));
+        assert_eq!(lower(Some(5.0), Some(2.0)), server(2.0), "the operator's is a ceiling");
+        assert_eq!(lower(Some(2.0), Some(2.0)), server(2.0));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! anti-forgery value ([`super::pending`]); a "deny" goes back to the client as `access_denied`.
 //! An "allow" needs a RunComfy key that RunComfy itself accepts — checked with one catalogue
 //! read with that key, the cheapest authenticated read there is, and nothing paid — and limits
-//! within the operator's. Then the key is sealed into a new grant with a one-time code, and the
+//! and a confirm threshold within the operator's. Then the key is sealed into a new grant with a one-time code, and the
 //! browser goes back to the client with the code, its `state` and `iss`.
 
 use axum::{
@@ -40,6 +40,8 @@ pub(super) struct ConsentForm {
     #[serde(default)]
     max_jobs_per_hour: String,
     #[serde(default)]
+    confirm_above_usd: String,
+    #[serde(default)]
     decision: String,
 }
 
@@ -71,10 +73,15 @@ pub(super) async fn answer(State(oauth): State<OAuth>, headers: HeaderMap, Form(
     let entered = page::Entered {
         spend: form.max_spend_usd_per_day.clone(),
         jobs: form.max_jobs_per_hour.clone(),
+        confirm: form.confirm_above_usd.clone(),
     };
     let again = |status: StatusCode, error: &str| page::consent(&oauth, &pending, Some(error), Some(&entered), status);
     let limits = match page::chosen_limits(oauth.0.operator_limits, &entered) {
         Ok(limits) => limits,
+        Err(why) => return again(StatusCode::BAD_REQUEST, &why),
+    };
+    let confirm_above_usd = match page::chosen_confirm(oauth.0.operator_confirm_above_usd, &entered.confirm) {
+        Ok(usd) => usd,
         Err(why) => return again(StatusCode::BAD_REQUEST, &why),
     };
     let Some(key) = ApiToken::new(form.api_key) else {
@@ -93,6 +100,7 @@ pub(super) async fn answer(State(oauth): State<OAuth>, headers: HeaderMap, Form(
         client_id: pending.client_id.clone(),
         resource: pending.resource.clone(),
         limits,
+        confirm_above_usd,
     };
     let stored = Code {
         code_hash: secrets::stored(&code),

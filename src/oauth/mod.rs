@@ -81,6 +81,9 @@ struct Inner {
     upstream: Arc<Client>,
     /// The operator's limits: the consent page's defaults and ceilings.
     operator_limits: Limits,
+    /// The operator's `--confirm-above-usd`: the consent page's default and ceiling for a
+    /// person's own threshold.
+    operator_confirm_above_usd: Option<f64>,
     documents: ClientDocuments,
     access_ttl: Duration,
     refresh_ttl: Duration,
@@ -93,6 +96,7 @@ pub struct OAuthParts {
     pub owners: Owners,
     pub upstream: Arc<Client>,
     pub operator_limits: Limits,
+    pub operator_confirm_above_usd: Option<f64>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     /// Tests only: a loopback origin whose client metadata documents may be fetched.
@@ -125,6 +129,7 @@ impl OAuth {
             owners: parts.owners,
             upstream: parts.upstream,
             operator_limits: parts.operator_limits,
+            operator_confirm_above_usd: parts.operator_confirm_above_usd,
             documents: ClientDocuments::new(parts.test_document_origin.as_deref())?,
             access_ttl: parts.access_ttl,
             refresh_ttl: parts.refresh_ttl,
@@ -163,11 +168,18 @@ impl OAuth {
             .unwrap_or_else(|e| Err(StoreError::Panicked(format!("the sign-in store call: {e}"))))
     }
 
-    /// The caller a grant stands for: its person's key, opened, and their limits.
+    /// The caller a grant stands for: its person's key, opened, their limits and their confirm
+    /// threshold.
     fn caller(&self, grant: &store::Grant) -> Option<Caller> {
         let key = self.0.seal.open(&grant.sealed_key, &grant.grant_id)?;
         let key = crate::runcomfy::ApiToken::new(String::from_utf8(key).ok()?)?;
-        Some(self.0.owners.caller(key).with_limits(grant.limits))
+        Some(
+            self.0
+                .owners
+                .caller(key)
+                .with_limits(grant.limits)
+                .with_confirm_above_usd(grant.confirm_above_usd),
+        )
     }
 }
 

@@ -66,6 +66,9 @@ pub(super) fn problem(status: StatusCode, message: &str) -> Response {
 pub(super) struct Entered {
     pub spend: String,
     pub jobs: String,
+    /// "Ask me before spending more than": blank by default, which is the server's setting
+    /// (never the operator's value copied in, so that their later changes reach the person).
+    pub confirm: String,
 }
 
 /// The consent page for `pending`, with `error` above the form when an answer was refused.
@@ -88,6 +91,7 @@ pub(super) fn consent(
     let defaults = Entered {
         spend: limits.max_spend_usd_per_day.map(|v| v.to_string()).unwrap_or_default(),
         jobs: limits.max_jobs_per_hour.map(|v| v.to_string()).unwrap_or_default(),
+        confirm: String::new(),
     };
     let entered = entered.unwrap_or(&defaults);
     let error = error
@@ -110,6 +114,8 @@ pub(super) fn consent(
 <input id="max_spend" name="max_spend_usd_per_day" inputmode="decimal" value="{spend}">
 <label for="max_jobs">Jobs per hour <span class="hint">({jobs_hint})</span></label>
 <input id="max_jobs" name="max_jobs_per_hour" inputmode="numeric" value="{jobs}">
+<label for="confirm_above">Ask me before spending more than, US dollars per call <span class="hint">(your app shows the estimated cost and starts only on your yes; an app that cannot ask is refused such calls; 0: every paid call; {confirm_hint})</span></label>
+<input id="confirm_above" name="confirm_above_usd" inputmode="decimal" value="{confirm}">
 <div class="buttons"><button type="submit" name="decision" value="allow">Allow</button>
 <button type="submit" name="decision" value="deny" formnovalidate>Deny</button></div>
 </form>
@@ -120,9 +126,14 @@ pub(super) fn consent(
         csrf = escape(&pending.csrf),
         spend = escape(&entered.spend),
         jobs = escape(&entered.jobs),
+        confirm = escape(&entered.confirm),
         spend_hint = match limits.max_spend_usd_per_day {
             Some(v) => format!("; at most {} on this server; blank: that", crate::money::usd(v)),
             None => "; blank: no limit".to_owned(),
+        },
+        confirm_hint = match oauth.0.operator_confirm_above_usd {
+            Some(v) => format!("at most {} on this server; blank: that", crate::money::usd(v)),
+            None => "blank: never ask".to_owned(),
         },
         jobs_hint = match limits.max_jobs_per_hour {
             Some(v) => format!("at most {v} on this server; blank: that"),
@@ -174,6 +185,27 @@ pub(super) fn chosen_limits(operator: Limits, entered: &Entered) -> Result<Limit
     })
 }
 
+/// The person's own confirm threshold from the form: blank is the server's (`None`); more than
+/// the operator's is refused, saying the ceiling (a person may be asked sooner, not later).
+pub(super) fn chosen_confirm(operator: Option<f64>, entered: &str) -> Result<Option<f64>, String> {
+    match entered.trim().trim_start_matches('$').trim() {
+        "" => Ok(None),
+        raw => match raw.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => match operator {
+                Some(ceiling) if v > ceiling => Err(format!(
+                    "\"Ask me before spending more than\" can be at most {} on this server (its operator asks for a confirmation above that), or blank for that.",
+                    crate::money::usd(ceiling)
+                )),
+                _ => Ok(Some(v)),
+            },
+            _ => Err(
+                "\"Ask me before spending more than\" must be an amount of US dollars, 0 or more, such as 1 or 0.50, or blank for this server's setting."
+                    .to_owned(),
+            ),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +227,7 @@ mod tests {
         let entered = |spend: &str, jobs: &str| Entered {
             spend: spend.into(),
             jobs: jobs.into(),
+            confirm: String::new(),
         };
         assert_eq!(chosen_limits(operator, &entered("", "")).unwrap(), operator);
         let own = chosen_limits(operator, &entered("$2.50", "6")).unwrap();
@@ -205,5 +238,23 @@ mod tests {
             .contains("$10.00"));
         assert!(chosen_limits(operator, &entered("-1", "")).is_err());
         assert!(chosen_limits(operator, &entered("", "0")).is_err());
+    }
+
+    #[test]
+    fn a_confirm_threshold_is_blank_or_a_non_negative_amount_within_the_operators() {
+        assert_eq!(chosen_confirm(None, " "), Ok(None), "blank: the server's");
+        assert_eq!(chosen_confirm(None, "$0.50"), Ok(Some(0.5)));
+        assert_eq!(chosen_confirm(None, "0"), Ok(Some(0.0)), "0: every paid call");
+        assert_eq!(
+            chosen_confirm(None, "1e6"),
+            Ok(Some(1e6)),
+            "no ceiling without the operator's"
+        );
+        assert_eq!(chosen_confirm(Some(2.0), "2"), Ok(Some(2.0)));
+        assert!(chosen_confirm(Some(2.0), "2.01").unwrap_err().contains("at most $2.00"));
+        for bad in ["-1", "NaN", "inf", "-0.01", "1,5", "five", "1e999"] {
+            let why = chosen_confirm(None, bad).unwrap_err();
+            assert!(why.contains("0 or more"), "{bad}: {why}");
+        }
     }
 }

@@ -96,6 +96,7 @@ fn grant(tx: &mut impl GenericClient, grant_id: &str) -> Result<Option<Grant>, p
         resource: r.get(3),
         sealed_key: r.get(4),
         limits: store::limits_from(r.get(5), r.get(6)),
+        confirm_above_usd: r.get(7),
     }))
 }
 
@@ -182,6 +183,7 @@ impl GrantStore for PgGrants {
                     &grant.limits.max_spend_usd_per_day,
                     &grant.limits.max_jobs_per_hour.map(i64::from),
                     &now,
+                    &grant.confirm_above_usd,
                 ],
             )?;
             tx.execute(

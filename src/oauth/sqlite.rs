@@ -55,6 +55,7 @@ fn grant(tx: &Connection, grant_id: &str) -> rusqlite::Result<Option<Grant>> {
             resource: r.get(3)?,
             sealed_key: r.get(4)?,
             limits: store::limits_from(r.get(5)?, r.get(6)?),
+            confirm_above_usd: r.get(7)?,
         })
     })
     .optional()
@@ -129,7 +130,8 @@ impl GrantStore for SqliteGrants {
                     grant.sealed_key,
                     grant.limits.max_spend_usd_per_day,
                     grant.limits.max_jobs_per_hour.map(i64::from),
-                    now
+                    now,
+                    grant.confirm_above_usd
                 ],
             )?;
             tx.execute(
@@ -283,6 +285,7 @@ mod tests {
                 max_spend_usd_per_day: Some(2.5),
                 max_jobs_per_hour: Some(4),
             },
+            confirm_above_usd: Some(0.25),
         }
     }
 
@@ -316,7 +319,11 @@ mod tests {
             panic!("a fresh code")
         };
         assert_eq!(found.redirect_uri, "http://127.0.0.1:9/cb");
-        assert_eq!(g, grant("g1", "alice"), "the grant and its limits read back");
+        assert_eq!(
+            g,
+            grant("g1", "alice"),
+            "the grant, its limits and its confirm threshold read back"
+        );
         store.issue("g1", &tokens(1, 150)).unwrap();
         assert!(store.grant_for_access("a1", 160).unwrap().is_some());
         assert_eq!(store.redeem_code("c1", 160).unwrap(), Redeemed::Reused);

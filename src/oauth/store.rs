@@ -1,12 +1,12 @@
-//! What sign-in keeps: registered clients, grants (a person's sealed RunComfy key, their limits,
-//! the client and resource it was given to), one-time authorization codes, and access and
+//! What sign-in keeps: registered clients, grants (a person's sealed RunComfy key, their limits
+//! and confirm threshold, the client and resource it was given to), one-time authorization codes, and access and
 //! refresh tokens, all by digest ([`super::secrets::stored`]). Kept in the journal's database
 //! (the SQLite file, or the PostgreSQL database replicas share), so that every replica honours a
 //! grant another one made, and a revocation anywhere is a revocation everywhere.
 //!
 //! [`GrantStore`] is the interface; the statements are shared by both databases, written as the
 //! journal's migrations are (`{prefix}` and `?N`, for [`crate::journal::Dialect::render`]), and
-//! the tables are the journal's migration 5. Calls block: the caller runs them off the async
+//! the tables are the journal's migration 5 (and 6, the grant's confirm threshold). Calls block: the caller runs them off the async
 //! runtime.
 
 use crate::journal::{Limits, Owner, StoreError};
@@ -17,14 +17,14 @@ pub(crate) const SELECT_CLIENT: &str =
     "SELECT client_id, client_name, redirect_uris FROM {prefix}oauth_clients WHERE client_id = ?1";
 pub(crate) const INSERT_GRANT: &str =
     "INSERT INTO {prefix}oauth_grants (grant_id, owner, client_id, resource, sealed_key, \
-     max_spend_usd_per_day, max_jobs_per_hour, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     max_spend_usd_per_day, max_jobs_per_hour, created_at, confirm_above_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 pub(crate) const INSERT_CODE: &str = "INSERT INTO {prefix}oauth_codes (code_hash, grant_id, client_id, redirect_uri, \
      code_challenge, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 pub(crate) const SELECT_CODE: &str = "SELECT grant_id, client_id, redirect_uri, code_challenge, expires_at, used_at \
      FROM {prefix}oauth_codes WHERE code_hash = ?1";
 pub(crate) const USE_CODE: &str = "UPDATE {prefix}oauth_codes SET used_at = ?1 WHERE code_hash = ?2";
 pub(crate) const SELECT_GRANT: &str = "SELECT grant_id, owner, client_id, resource, sealed_key, \
-     max_spend_usd_per_day, max_jobs_per_hour FROM {prefix}oauth_grants WHERE grant_id = ?1";
+     max_spend_usd_per_day, max_jobs_per_hour, confirm_above_usd FROM {prefix}oauth_grants WHERE grant_id = ?1";
 pub(crate) const INSERT_TOKEN: &str =
     "INSERT INTO {prefix}oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES (?1, ?2, ?3, ?4)";
 pub(crate) const SELECT_TOKEN: &str =
@@ -55,7 +55,7 @@ pub(crate) struct RegisteredClient {
 }
 
 /// What a person allowed one client: their RunComfy key (sealed), the resource the tokens are
-/// for, and their limits.
+/// for, their limits, and the spend above which they want to be asked first.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Grant {
     pub grant_id: String,
@@ -64,6 +64,8 @@ pub(crate) struct Grant {
     pub resource: String,
     pub sealed_key: String,
     pub limits: Limits,
+    /// Their own `--confirm-above-usd` (journal migration 6); `None`: the server's.
+    pub confirm_above_usd: Option<f64>,
 }
 
 /// An authorization code, as stored.

@@ -30,6 +30,7 @@ mod media;
 mod memory;
 mod money;
 mod oauth;
+mod oauth_confirm;
 mod per_user_keys;
 mod replicas;
 mod requests_from_schema;

@@ -57,7 +57,7 @@ fn pkce() -> (String, String) {
 }
 
 /// One client's sign-in, step by step, as a browser and a client would do it.
-struct Flow<'a> {
+pub(crate) struct Flow<'a> {
     server: &'a HttpServer,
     /// The server's public URL: its issuer, and with `/mcp` the resource.
     public: String,
@@ -80,7 +80,7 @@ fn hidden(page: &str, name: &str) -> String {
 }
 
 impl<'a> Flow<'a> {
-    async fn register(server: &'a HttpServer) -> Self {
+    pub(crate) async fn register(server: &'a HttpServer) -> Self {
         let http = no_redirects();
         let registered: Value = http
             .post(server.url("/oauth/register"))
@@ -116,7 +116,7 @@ impl<'a> Flow<'a> {
         format!("{}/mcp", self.public)
     }
 
-    async fn authorize(&self, redirect: &str, resource: &str) -> reqwest::Response {
+    pub(crate) async fn authorize(&self, redirect: &str, resource: &str) -> reqwest::Response {
         self.http
             .get(self.server.url("/oauth/authorize"))
             .query(&[
@@ -159,20 +159,27 @@ impl<'a> Flow<'a> {
         post.send().await.unwrap()
     }
 
+    /// Allows with `key` and the other fields `more` on a fresh consent page; the answer.
+    pub(crate) async fn allow(&self, key: &str, more: &[(&str, &str)]) -> reqwest::Response {
+        let form = self.form().await;
+        let mut fields = vec![
+            ("request", form.request.as_str()),
+            ("csrf", form.csrf.as_str()),
+            ("api_key", key),
+            ("decision", "allow"),
+        ];
+        fields.extend_from_slice(more);
+        self.answer(&fields, Some(&form.cookie)).await
+    }
+
     /// Consents with `key`; the code from the redirect.
     async fn code(&self, key: &str) -> String {
-        let form = self.form().await;
-        let answer = self
-            .answer(
-                &[
-                    ("request", &form.request),
-                    ("csrf", &form.csrf),
-                    ("api_key", key),
-                    ("decision", "allow"),
-                ],
-                Some(&form.cookie),
-            )
-            .await;
+        self.code_with(key, &[]).await
+    }
+
+    /// Consents with `key` and the fields `more`; the code from the redirect.
+    async fn code_with(&self, key: &str, more: &[(&str, &str)]) -> String {
+        let answer = self.allow(key, more).await;
         assert_eq!(answer.status(), StatusCode::SEE_OTHER);
         let location = reqwest::Url::parse(answer.headers()[header::LOCATION].to_str().unwrap()).unwrap();
         let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
@@ -211,7 +218,12 @@ impl<'a> Flow<'a> {
 
     /// Signs in with `key` on the consent page; the tokens.
     async fn tokens_for(&self, key: &str) -> Value {
-        let code = self.code(key).await;
+        self.tokens_with(key, &[]).await
+    }
+
+    /// Signs in with `key` and the fields `more` on the consent page; the tokens.
+    pub(crate) async fn tokens_with(&self, key: &str, more: &[(&str, &str)]) -> Value {
+        let code = self.code_with(key, more).await;
         let (status, tokens) = self.exchange(&code, &self.verifier, REDIRECT).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         tokens
@@ -518,7 +530,7 @@ async fn call(server: &HttpServer, token: &str, id: u64, method: &str, params: V
 }
 
 /// A tool call on a stateless server with an access token.
-async fn tool(server: &HttpServer, token: &str, id: u64, name: &str, arguments: Value) -> Value {
+pub(crate) async fn tool(server: &HttpServer, token: &str, id: u64, name: &str, arguments: Value) -> Value {
     call(
         server,
         token,
@@ -531,7 +543,7 @@ async fn tool(server: &HttpServer, token: &str, id: u64, name: &str, arguments: 
 }
 
 /// The text of a tool's error answer.
-fn error_text(result: &Value) -> String {
+pub(crate) fn error_text(result: &Value) -> String {
     assert_eq!(result["isError"], json!(true), "{result}");
     result["content"][0]["text"].as_str().unwrap().to_owned()
 }

@@ -3,7 +3,9 @@ SDK's OAuth client (`mcp.client.auth.OAuthClientProvider`): discovery from the 4
 registration, authorization with PKCE, the consent page filled in by a person in headless
 Chromium (with JavaScript off: the page needs none), the token, a `tools/call` that runs a job on
 the simulator with the key given on the consent page, a refresh, and a revocation after which the
-next call gets 401. The database is read raw: the key is nowhere in it in plaintext."""
+next call gets 401. The person also asks, on the consent page, to be asked before any call above
+$0.25: a $0.45 call is asked about through the client's elicitation_callback and runs on accept.
+The database is read raw: the key is nowhere in it in plaintext."""
 
 import http.server
 import os
@@ -20,6 +22,7 @@ import pytest
 from cdp import Browser, chromium_path
 from conftest import BIN, env_for
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
@@ -118,7 +121,18 @@ def consent(browser, url, seen):
     browser.type_into("#api_key", PERSONS_KEY)
     browser.type_into("#max_spend", "3")
     browser.type_into("#max_jobs", "10")
+    browser.type_into("#confirm_above", "0.25")
     browser.click("button[value=allow]")
+
+
+def accepting(asked):
+    """The person's answer to every spend question: yes (each question kept)."""
+
+    async def callback(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={})
+
+    return callback
 
 
 def raw_rows(state):
@@ -140,6 +154,7 @@ async def test_the_official_oauth_client_signs_in_runs_a_job_with_the_consent_pa
     await set_sim(simulator, record_tokens=True)
     callback = Callback()
     pages = []
+    asked = []
     storage = MemoryStorage()
     provider = OAuthClientProvider(
         server_url=f"{base}/mcp",
@@ -156,13 +171,14 @@ async def test_the_official_oauth_client_signs_in_runs_a_job_with_the_consent_pa
     )
     async with httpx.AsyncClient(auth=provider, timeout=httpx.Timeout(30, read=60)) as http:
         async with streamable_http_client(f"{base}/mcp", http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, elicitation_callback=accepting(asked)) as session:
                 await session.initialize()
                 submitted = await session.call_tool(
                     "generate_image", {"prompt": "a lighthouse at dusk", "size": "1024x1024", "force_single": True}
                 )
                 assert not submitted.is_error, text_of(submitted)
                 request_id = submitted.structured_content["request_id"]
+                assert asked == [], "$0.03 at most: within the person's $0.25, not asked"
 
                 # The consent page said who asks and what it can do, and had JavaScript off.
                 assert len(pages) == 1
@@ -181,10 +197,15 @@ async def test_the_official_oauth_client_signs_in_runs_a_job_with_the_consent_pa
                 rows, on_disk = raw_rows(state)
                 assert len(rows["oauth_grants"]) == 1 and len(rows["oauth_tokens"]) == 2, rows
                 grant = rows["oauth_grants"][0]
-                assert 3.0 in grant and 10 in grant, grant
+                assert 3.0 in grant and 10 in grant and 0.25 in grant, grant
                 assert PERSONS_KEY not in repr(rows) and PERSONS_KEY.encode() not in on_disk
                 first = storage.tokens
                 assert first.access_token not in repr(rows) and first.refresh_token not in repr(rows)
+
+                # Up to 15 images at $0.03: above the person's own $0.25, so they are asked first.
+                big = await session.call_tool("generate_image", {"prompt": "a lighthouse at dawn", "size": "1024x1024"})
+                assert not big.is_error, text_of(big)
+                assert len(asked) == 1 and asked[0].startswith("This will cost up to $0.45"), asked
 
                 # Refresh: the client takes its token to be expired, refreshes, and goes on.
                 provider.context.token_expiry_time = time.time() - 1
