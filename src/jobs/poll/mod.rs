@@ -170,7 +170,44 @@ pub async fn wait(
     let mut failures = 0;
     let mut last_event = started;
     let mut first_delay = true;
+    let mut next_poll = started + planner.first(options.submitted_ago);
+    // A first poll right away goes outside the pacer (each wait's start, as without history);
+    // any later one takes its slot.
+    let mut paced = options.pacer.is_none() || next_poll == started;
     loop {
+        // Sleep until the next poll, with heartbeats in between; stop early at the deadline or
+        // on cancellation.
+        loop {
+            let heartbeat_at = last_event + options.heartbeat;
+            let wake = next_poll.min(heartbeat_at).min(options.deadline);
+            if wake > Instant::now() {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Ok(cancel_upstream(source, id, last).await),
+                    _ = sleep_until(wake) => {}
+                }
+            }
+            let now = Instant::now();
+            if now >= options.deadline {
+                return Ok(WaitOutcome::DeadlinePassed { last });
+            }
+            if now >= heartbeat_at {
+                on_event(&event(last.as_ref(), started, false));
+                last_event = now;
+            }
+            if now >= next_poll {
+                // The poll is due: take its slot among every wait's polls (once).
+                if let (false, Some(pacer)) = (paced, &options.pacer) {
+                    paced = true;
+                    let slot = pacer.slot(now);
+                    if slot > now {
+                        next_poll = slot;
+                        continue;
+                    }
+                }
+                break;
+            }
+        }
         let running = last.as_ref().is_some_and(|l| l.status == JobStatus::InProgress);
         let polled = tokio::select! {
             biased;
@@ -213,41 +250,10 @@ pub async fn wait(
         let at = options.submitted_ago + started.elapsed();
         let delay = planner.next(at, last.as_ref());
         let stretched = first_delay && options.spread_first_delay && options.history.is_none();
-        let mut next_poll = Instant::now() + if stretched { spread(delay) } else { delay };
+        next_poll = Instant::now() + if stretched { spread(delay) } else { delay };
         next_poll = not_before.map_or(next_poll, |n| next_poll.max(n));
         first_delay = false;
-        let mut paced = options.pacer.is_none();
-        // Sleep until the next poll, with heartbeats in between; stop early at the deadline or
-        // on cancellation.
-        loop {
-            let heartbeat_at = last_event + options.heartbeat;
-            let wake = next_poll.min(heartbeat_at).min(options.deadline);
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Ok(cancel_upstream(source, id, last).await),
-                _ = sleep_until(wake) => {}
-            }
-            let now = Instant::now();
-            if now >= options.deadline {
-                return Ok(WaitOutcome::DeadlinePassed { last });
-            }
-            if now >= heartbeat_at {
-                on_event(&event(last.as_ref(), started, false));
-                last_event = now;
-            }
-            if now >= next_poll {
-                // The poll is due: take its slot among every wait's polls (once).
-                if let (false, Some(pacer)) = (paced, &options.pacer) {
-                    paced = true;
-                    let slot = pacer.slot(now);
-                    if slot > now {
-                        next_poll = slot;
-                        continue;
-                    }
-                }
-                break;
-            }
-        }
+        paced = options.pacer.is_none();
     }
 }
 

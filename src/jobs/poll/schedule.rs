@@ -54,6 +54,9 @@ pub const MIN_HISTORY: usize = 5;
 const WINDOW: (f64, f64) = (0.10, 0.95);
 /// The longest wait for the window to open, and between polls of a queued job.
 const SPARSE: Duration = Duration::from_secs(2);
+/// The first poll of a wait with history, at most this long after submit (a request saved per
+/// job: the first answer would only say "queued").
+const FIRST_WITH_HISTORY: Duration = Duration::from_secs(1);
 /// A queued job is polled this often per place ahead of it (at most [`SPARSE`]).
 const PER_QUEUE_PLACE: Duration = Duration::from_millis(500);
 
@@ -107,17 +110,19 @@ impl Window {
         }
     }
 
-    /// The delay after a poll at `at`, inside the window or past it. `dense` at the median,
-    /// growing as the square root of the time since submit: before the median a bit shorter
-    /// (never under [`MIN_INTERVAL`]), after it longer, since past the middle of a long-tailed
-    /// spread of lengths a job's chance to end in the next moment falls, and a poll there buys
-    /// less. Past the window the delay grows in proportion to the time (a job that ran twice
-    /// as long as nearly every earlier one is polled half as often as at the window's end), up
-    /// to `max`, instead of backing off at once: in a short history the window's end is only
-    /// the longest run seen, and many jobs still end past it.
+    /// The delay after a poll at `at`, inside the window or past it. `dense` up to the median,
+    /// then growing as the square root of the time since submit, since past the middle of a
+    /// long-tailed spread of lengths a job's chance to end in the next moment falls, and a poll
+    /// there buys less. Not denser before the median: that chance is lower there than at the
+    /// median too, and every job that runs on pays for those polls (replaying the bench's
+    /// seeded mix, 250 ms polls at the window's opening cost ~2.5 requests a job for 0.01 s of
+    /// median wait). Past the window the delay grows in proportion to the time (a job that ran
+    /// twice as long as nearly every earlier one is polled half as often as at the window's
+    /// end), up to `max`, instead of backing off at once: in a short history the window's end
+    /// is only the longest run seen, and many jobs still end past it.
     fn delay(self, at: Duration, dense: Duration, max: Duration) -> Duration {
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-3);
-        let inside = |t: Duration| dense.mul_f64(ratio(t, self.median).sqrt());
+        let inside = |t: Duration| dense.mul_f64(ratio(t.max(self.median), self.median).sqrt());
         let delay = if at < self.close {
             inside(at)
         } else {
@@ -146,6 +151,14 @@ impl Planner {
             window: options.history.as_ref().map(History::window),
             running_since: None,
         }
+    }
+
+    /// The delay before the first poll of a wait that begins `at` after submit: with history,
+    /// up to [`FIRST_WITH_HISTORY`] while the window is still far, since no past run ended
+    /// that soon and the submit's answer already said the job was queued; else none.
+    pub(super) fn first(&self, at: Duration) -> Duration {
+        self.window
+            .map_or(Duration::ZERO, |w| w.open.saturating_sub(at).min(FIRST_WITH_HISTORY))
     }
 
     /// The delay after a poll at `at` (since submit) that saw `last`.

@@ -104,6 +104,30 @@ async fn a_job_that_finishes_when_its_history_says_is_noticed_within_the_dense_i
 }
 
 #[tokio::test(start_paused = true)]
+async fn with_history_the_first_poll_waits_a_second_and_none_before_the_median_is_denser_than_dense() {
+    // The window opens at 9 s, half the past runs ended by 12 s; this job ends at 15 s.
+    let source = Timed::new(1_500, 15_000);
+    wait(&source, &id(), &with_history(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let polls: Vec<u64> = source.polls.lock().unwrap().iter().map(|(at, _)| *at).collect();
+    assert_eq!(polls[0], 1_000, "no poll at submit, where no past run ended: {polls:?}");
+    let gaps: Vec<(u64, u64)> = polls.windows(2).map(|w| (w[0], w[1] - w[0])).collect();
+    assert!(
+        gaps.iter()
+            .filter(|(at, _)| (9_000..12_000).contains(at))
+            .all(|(_, gap)| *gap == 300),
+        "dense (300 ms) from the window's opening to its median, not 250 ms: {gaps:?}"
+    );
+    assert!(
+        gaps.iter().filter(|(at, _)| *at >= 12_000).all(|(_, gap)| *gap >= 300),
+        "{gaps:?}"
+    );
+    let seen = *polls.last().unwrap();
+    assert!((15_000..15_400).contains(&seen), "seen at {seen} ms: {polls:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_job_that_starts_late_moves_the_window_with_it() {
     // Queued for 15 s: the window's opening (9 s) came while it was still queued. Its window
     // moves by 6 s: it ends at its moved median (18 s).
@@ -200,6 +224,32 @@ async fn a_thousand_waits_poll_at_a_bounded_rate() {
         "the bound is used, not starved: {}",
         paced.len()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_waits_whose_first_poll_waits_for_the_window_take_their_slots_too() {
+    // The window opens at 9 s: every wait's first poll is due together a second after submit,
+    // and goes through the pacer with all the others.
+    let rate = 100;
+    let source = Timed::new(0, u64::MAX);
+    let options = WaitOptions {
+        pacer: Some(std::sync::Arc::new(Pacer::per_second(rate))),
+        deadline: Instant::now() + Duration::from_secs(20),
+        ..with_history()
+    };
+    let (job, never) = (id(), CancellationToken::new());
+    let waits = (0..1000).map(|_| wait(&source, &job, &options, &never, |_| {}));
+    futures::future::join_all(waits).await;
+    let polls: Vec<u64> = source.polls.lock().unwrap().iter().map(|(at, _)| *at).collect();
+    let burst = (rate / 4) as usize;
+    assert!(polls.iter().all(|at| *at >= 1_000), "none at submit");
+    for second in 0..20u64 {
+        let in_it = polls
+            .iter()
+            .filter(|at| (second * 1000..(second + 1) * 1000).contains(*at))
+            .count();
+        assert!(in_it <= rate as usize + burst, "{in_it} polls in second {second}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
