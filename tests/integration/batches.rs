@@ -34,6 +34,19 @@ async fn a_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuses_3() {
             "{failure}"
         );
     }
+    // What was started and its estimated range come first, before the ids: five jobs at $0.03,
+    // not the eight asked for.
+    let said = text(&batch);
+    let first = said.lines().next().unwrap();
+    let listed: Vec<&str> = ids.iter().map(|id| id.as_str().unwrap()).collect();
+    assert!(
+        first.starts_with("Submitted 5 Dreamina 4.0 text-to-image jobs (")
+            && first.ends_with(&format!(
+                "), estimated $0.15 in all: jobs {}. Status: in_queue.",
+                listed.join(", ")
+            )),
+        "{first}"
+    );
     assert_eq!(sim.stats().submissions, 5, "the refused three were not sent");
     let control = Control::new(&sim);
     for id in ids {

@@ -56,6 +56,14 @@ async fn variations_of_a_dreamina_job_and_of_a_model_job_carry_the_parents_recip
         assert_eq!(body(&control, id).await, parent_body, "job {id}: the parent's recipe");
     }
     assert_eq!(structured(&varied)["varied"], json!(parent_id));
+    // What was started and its estimated range first, then the ids.
+    assert_eq!(
+        text(&varied).lines().next().unwrap(),
+        format!(
+            "Submitted 3 variations of job {parent_id} (bytedance/dreamina-4-0/text-to-image, \"a red kite over hills\"), estimated $0.09 in all: jobs {}. Status: in_queue.",
+            new.join(", ")
+        )
+    );
 
     // A job run_model started, on a model that is not Dreamina, nudged.
     let model = "google/nano-banana-2-lite/text-to-image";

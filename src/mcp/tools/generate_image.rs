@@ -168,21 +168,19 @@ impl Submitted {
     }
 
     pub(super) fn render(&self, references: usize) -> CallToolResult {
-        let what = match references {
+        let from = match references {
             0 => String::new(),
             1 => ", editing 1 reference image".to_owned(),
             n => format!(", from {n} reference images"),
         };
-        let jobs = if self.request_ids.len() == 1 {
-            format!("job {}", self.request_id)
-        } else {
-            let ids: Vec<String> = self.request_ids.iter().map(RequestId::to_string).collect();
-            format!("{} jobs: {}", self.request_ids.len(), ids.join(", "))
-        };
-        let mut text = format!(
-            "Submitted Dreamina 4.0 {} {jobs} ({}{what}). Status: {}.",
-            self.endpoint, self.size, self.status
+        let n = self.request_ids.len();
+        let what = format!(
+            "{n} Dreamina 4.0 {} job{} ({}{from})",
+            self.endpoint,
+            if n == 1 { "" } else { "s" },
+            self.size
         );
+        let mut text = first_line(&what, self.estimated_cost_usd.as_ref(), &self.request_ids, &self.status);
         for failure in &self.failures {
             text.push_str(&format!("\nFailed submit: {failure}"));
         }
@@ -195,6 +193,22 @@ impl Submitted {
         text.push_str(&format!("\nNext: {}", self.next_step));
         success(self, text)
     }
+}
+
+/// The first line of a submit's answer: what was started and its estimated range, before the
+/// jobs' ids (a person or model reading only the first line knows what it costs).
+pub(super) fn first_line(what: &str, estimate: Option<&CostEstimate>, ids: &[RequestId], status: &JobStatus) -> String {
+    let cost = match estimate {
+        Some(estimate) if ids.len() > 1 => format!("estimated {} in all", estimate.range_text()),
+        Some(estimate) => format!("estimated {}", estimate.range_text()),
+        None => "cost not estimated".to_owned(),
+    };
+    let list: Vec<String> = ids.iter().map(RequestId::to_string).collect();
+    let jobs = if ids.len() == 1 { "job" } else { "jobs" };
+    format!(
+        "Submitted {what}, {cost}: {jobs} {}. Status: {status}.",
+        list.join(", ")
+    )
 }
 
 /// A task of `generate_image`: the images to make; results come as the defaults say.

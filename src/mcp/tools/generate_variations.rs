@@ -20,7 +20,7 @@ use super::{
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
-    generate_image::Submitted,
+    generate_image::{first_line, Submitted},
     Audience, ToolUnit,
 };
 use crate::{
@@ -172,17 +172,15 @@ impl RunComfyServer {
 
 impl Variations {
     fn render(&self) -> rmcp::model::CallToolResult {
-        let ids: Vec<String> = self.request_ids.iter().map(RequestId::to_string).collect();
-        let jobs = match ids.len() {
-            1 => format!("1 variation of job {}: job {}", self.varied, ids[0]),
-            n => format!("{n} variations of job {}: jobs {}", self.varied, ids.join(", ")),
-        };
-        let mut text = format!(
-            "Submitted {jobs} ({}, \"{}\"). Status: {}.",
+        let n = self.request_ids.len();
+        let what = format!(
+            "{n} variation{} of job {} ({}, \"{}\")",
+            if n == 1 { "" } else { "s" },
+            self.varied,
             self.model,
             ellipsis(&self.prompt, 160),
-            self.status
         );
+        let mut text = first_line(&what, self.estimated_cost_usd.as_ref(), &self.request_ids, &self.status);
         for failure in &self.failures {
             text.push_str(&format!("\nFailed submit: {failure}"));
         }
