@@ -22,14 +22,13 @@ pub mod location;
 #[cfg(test)]
 mod migration_tests;
 mod migrations;
-pub(crate) use sql::Dialect;
 pub mod postgres;
 mod queries;
 mod recent;
 mod record;
 mod settings;
 mod spend;
-mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 #[cfg(test)]
 pub(super) mod store_tests;

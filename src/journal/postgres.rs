@@ -29,7 +29,7 @@ use super::{
     migrations::{self, Refused, LATEST},
     queries::SqlStore,
     recent::Recent,
-    sql::{values, Dialect, Row, Session, Tx, Value},
+    sql::{values, Database, Dialect, Row, Session, Tx, Value},
     StoreError,
 };
 
@@ -86,6 +86,22 @@ impl PgStore {
     /// a store opened while it is down works once it is back. `Err` only for a URL that cannot be
     /// one, or a database a newer version migrated.
     pub fn open(url: &str) -> Result<Self, OpenError> {
+        let store = Self::lazily(url, "runcomfy-mcp", POOL_SIZE)?;
+        match store.connection() {
+            Ok(_) => {}
+            Err(StoreError::Newer(version)) => return Err(OpenError::Newer(version)),
+            Err(e) => {
+                tracing::warn!(database = %store.place, error = %e, "job journal: the database cannot be reached now; \
+                     every journal call fails (and limits refuse every submit) until it can");
+            }
+        }
+        Ok(store)
+    }
+
+    /// A store on `url` with a pool of its own (`pool_size` connections, named
+    /// `application_name` in the database's views) that connects, and brings the schema up to
+    /// date, at its first call only: the sign-in store beside the journal's.
+    pub(crate) fn lazily(url: &str, application_name: &str, pool_size: u32) -> Result<Self, OpenError> {
         if !is_postgres_url(url) {
             return Err(OpenError::BadUrl(
                 "it must start with postgres:// or postgresql://".into(),
@@ -97,30 +113,21 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        config.application_name("runcomfy-mcp");
+        config.application_name(application_name);
         let place = describe(&config);
         let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
+            .max_size(pool_size)
             // No connection at start: a replica may start before its database.
             .min_idle(Some(0))
             .connection_timeout(CONNECT_TIMEOUT)
             .error_handler(Box::new(LogConnectError))
             .build_unchecked(PostgresConnectionManager::new(config, NoTls));
-        let store = Self {
+        Ok(Self {
             pool: Some(pool),
             place,
             migrated: AtomicBool::new(false),
             recent: Recent::default(),
-        };
-        match store.connection() {
-            Ok(_) => {}
-            Err(StoreError::Newer(version)) => return Err(OpenError::Newer(version)),
-            Err(e) => {
-                tracing::warn!(database = %store.place, error = %e, "job journal: the database cannot be reached now; \
-                     every journal call fails (and limits refuse every submit) until it can");
-            }
-        }
-        Ok(store)
+        })
     }
 
     /// Where the database is, without the password.
@@ -218,11 +225,9 @@ impl r2d2::HandleError<postgres::Error> for LogConnectError {
     }
 }
 
-impl SqlStore for PgStore {
+impl Database for PgStore {
     type Reads<'a> = Reads<'a>;
     type Write<'a> = Write<'a>;
-
-    const SHARED: bool = true;
 
     fn read<T>(&self, f: impl FnOnce(&mut Reads<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.connection()?;
@@ -237,6 +242,10 @@ impl SqlStore for PgStore {
         let tx = conn.transaction().map_err(|e| query_error(&self.place, e))?;
         f(Write { tx, place: &self.place })
     }
+}
+
+impl SqlStore for PgStore {
+    const SHARED: bool = true;
 
     fn recent(&self) -> &Recent {
         &self.recent
@@ -249,13 +258,13 @@ impl SqlStore for PgStore {
 }
 
 /// A connection, for reads and single statements.
-pub(super) struct Reads<'a> {
+pub(crate) struct Reads<'a> {
     client: &'a mut Client,
     place: &'a str,
 }
 
 /// A transaction (read committed: each statement sees what was committed before it).
-pub(super) struct Write<'a> {
+pub(crate) struct Write<'a> {
     tx: Transaction<'a>,
     place: &'a str,
 }

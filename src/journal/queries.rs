@@ -10,25 +10,15 @@ use super::{
     columns::{self, apply, json_list, millis, parse_list, read_row},
     recent::Recent,
     spend::{self, Admission, Counted, DayUsage, Limits, SpendTotals},
-    sql::{values, Row, Session, Tx},
+    sql::{values, Database, Row, Session, Tx},
     JobKey, JobQuery, JobRecord, JobStore, JobUpdate, NewJob, Owner, RecordedStatus, Retention, StoreError,
     SubmitOutcome, TaskRecord,
 };
 
-/// What a SQL store supplies: its connection and its transactions.
-pub(super) trait SqlStore: Send + Sync + 'static {
-    /// The connection, for reads and single statements.
-    type Reads<'a>: Session;
-    /// A write transaction: no other process's write transaction interleaves with one that
-    /// [`Tx::serialize_submits`]; a row read `{lock_row}` stays this one's to the commit.
-    type Write<'a>: Tx;
-
+/// What a SQL store supplies beyond its connection and its transactions ([`Database`]).
+pub(super) trait SqlStore: Database {
     /// Shared between servers: it keeps their tasks, and it can be out of reach.
     const SHARED: bool;
-
-    fn read<T>(&self, f: impl FnOnce(&mut Self::Reads<'_>) -> Result<T, StoreError>) -> Result<T, StoreError>;
-
-    fn write<T>(&self, f: impl FnOnce(Self::Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError>;
 
     /// Each job's status as last written or read here.
     fn recent(&self) -> &Recent;

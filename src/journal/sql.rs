@@ -66,7 +66,7 @@ fn numbered_dollars(sql: &str) -> String {
 /// A parameter or a column value. Each store converts it to its driver's type, PostgreSQL by
 /// the type the statement expects there (an `INTEGER` column takes 32 bits).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Value {
+pub(crate) enum Value {
     Null,
     Int(i64),
     Real(f64),
@@ -128,21 +128,21 @@ macro_rules! values {
         &[$($crate::journal::sql::Value::from($value)),*]
     };
 }
-pub(super) use values;
+pub(crate) use values;
 
 /// A row of a result, its values in the order the statement selected them.
 #[derive(Debug)]
-pub(super) struct Row(pub(super) Vec<Value>);
+pub(crate) struct Row(pub(crate) Vec<Value>);
 
 impl Row {
     /// Its values in order, each read as the type the query knows the column has.
-    pub(super) fn cells(self) -> Cells {
+    pub(crate) fn cells(self) -> Cells {
         Cells(self.0.into_iter())
     }
 }
 
 /// A row being read, left to right.
-pub(super) struct Cells(std::vec::IntoIter<Value>);
+pub(crate) struct Cells(std::vec::IntoIter<Value>);
 
 impl Cells {
     fn next(&mut self, wanted: &str) -> Result<Value, StoreError> {
@@ -151,7 +151,7 @@ impl Cells {
             .ok_or_else(|| StoreError::Decode(format!("a row has fewer columns than the query selected ({wanted})")))
     }
 
-    pub(super) fn opt_int(&mut self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn opt_int(&mut self) -> Result<Option<i64>, StoreError> {
         match self.next("an integer")? {
             Value::Null => Ok(None),
             Value::Int(v) => Ok(Some(v)),
@@ -159,11 +159,11 @@ impl Cells {
         }
     }
 
-    pub(super) fn int(&mut self) -> Result<i64, StoreError> {
+    pub(crate) fn int(&mut self) -> Result<i64, StoreError> {
         self.opt_int()?.ok_or_else(|| unexpected("an integer", &Value::Null))
     }
 
-    pub(super) fn opt_real(&mut self) -> Result<Option<f64>, StoreError> {
+    pub(crate) fn opt_real(&mut self) -> Result<Option<f64>, StoreError> {
         match self.next("a number")? {
             Value::Null => Ok(None),
             Value::Real(v) => Ok(Some(v)),
@@ -173,7 +173,7 @@ impl Cells {
         }
     }
 
-    pub(super) fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
+    pub(crate) fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
         match self.next("text")? {
             Value::Null => Ok(None),
             Value::Text(v) => Ok(Some(v)),
@@ -181,11 +181,11 @@ impl Cells {
         }
     }
 
-    pub(super) fn text(&mut self) -> Result<String, StoreError> {
+    pub(crate) fn text(&mut self) -> Result<String, StoreError> {
         self.opt_text()?.ok_or_else(|| unexpected("text", &Value::Null))
     }
 
-    pub(super) fn flag(&mut self) -> Result<bool, StoreError> {
+    pub(crate) fn flag(&mut self) -> Result<bool, StoreError> {
         match self.next("a flag")? {
             Value::Bool(v) => Ok(v),
             // SQLite keeps a BOOLEAN as 0 or 1.
@@ -201,7 +201,7 @@ fn unexpected(wanted: &str, found: &Value) -> StoreError {
 
 /// Statements on a store's connection or in one of its transactions, written as templates for
 /// [`Dialect::render`].
-pub(super) trait Session {
+pub(crate) trait Session {
     /// The rows `template` selects (or returns).
     fn query(&mut self, template: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
 
@@ -210,7 +210,7 @@ pub(super) trait Session {
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
-pub(super) trait Tx: Session {
+pub(crate) trait Tx: Session {
     /// Makes the next statements wait for any other submit of `owner`'s being recorded, up to
     /// the commit, so that two never pass a limit together. SQLite's write transaction already
     /// holds the whole file: nothing to do there.
@@ -219,6 +219,20 @@ pub(super) trait Tx: Session {
     }
 
     fn commit(self) -> Result<(), StoreError>;
+}
+
+/// A SQL database's plumbing: its connection for reads and its write transactions. The
+/// journal's queries and the sign-in store's are written once over it.
+pub(crate) trait Database: Send + Sync + 'static {
+    /// The connection, for reads and single statements.
+    type Reads<'a>: Session;
+    /// A write transaction: no other process's write transaction interleaves with one that
+    /// [`Tx::serialize_submits`]; a row read `{lock_row}` stays this one's to the commit.
+    type Write<'a>: Tx;
+
+    fn read<T>(&self, f: impl FnOnce(&mut Self::Reads<'_>) -> Result<T, StoreError>) -> Result<T, StoreError>;
+
+    fn write<T>(&self, f: impl FnOnce(Self::Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError>;
 }
 
 #[cfg(test)]

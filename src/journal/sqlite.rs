@@ -18,7 +18,7 @@ use super::{
     migrations::{self, Refused, LATEST},
     queries::SqlStore,
     recent::Recent,
-    sql::{Dialect, Row, Session, Tx, Value},
+    sql::{Database, Dialect, Row, Session, Tx, Value},
     StoreError,
 };
 
@@ -116,12 +116,9 @@ impl SqliteStore {
     }
 }
 
-impl SqlStore for SqliteStore {
+impl Database for SqliteStore {
     type Reads<'a> = Reads<'a>;
     type Write<'a> = Write<'a>;
-
-    /// A file on this machine: its tasks live in the server's memory.
-    const SHARED: bool = false;
 
     fn read<T>(&self, f: impl FnOnce(&mut Reads<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.with(|conn| f(&mut Reads(conn)))
@@ -133,6 +130,11 @@ impl SqlStore for SqliteStore {
     fn write<T>(&self, f: impl FnOnce(Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.with(|conn| f(Write(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)))
     }
+}
+
+impl SqlStore for SqliteStore {
+    /// A file on this machine: its tasks live in the server's memory.
+    const SHARED: bool = false;
 
     fn recent(&self) -> &Recent {
         &self.recent
@@ -140,10 +142,10 @@ impl SqlStore for SqliteStore {
 }
 
 /// The connection, for reads.
-pub(super) struct Reads<'c>(&'c Connection);
+pub(crate) struct Reads<'c>(&'c Connection);
 
 /// A write transaction.
-pub(super) struct Write<'c>(rusqlite::Transaction<'c>);
+pub(crate) struct Write<'c>(rusqlite::Transaction<'c>);
 
 impl Session for Reads<'_> {
     fn query(&mut self, template: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {

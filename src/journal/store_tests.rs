@@ -15,7 +15,7 @@ use super::{
 use crate::runcomfy::JobStatus;
 
 #[path = "../../tests/integration/common/pg.rs"]
-pub(super) mod pg;
+pub(crate) mod pg;
 
 pub(super) trait Backend: Sync {
     /// A new handle on this test's journal.

@@ -25,13 +25,12 @@ mod jwt;
 mod metadata;
 mod page;
 mod pending;
-mod postgres;
+mod queries;
 mod register;
 mod revoke;
 mod seal;
 mod secrets;
 pub mod settings;
-mod sqlite;
 mod store;
 mod token;
 
@@ -54,6 +53,8 @@ use crate::{
     runcomfy::Client,
 };
 
+/// Connections of the sign-in store's own pool on a shared PostgreSQL database.
+const POOL_SIZE: u32 = 4;
 /// How long a code may wait to be redeemed.
 const CODE_TTL: Duration = Duration::from_secs(300);
 /// How long the consent page may stay open before its form is too old to take.
@@ -105,15 +106,20 @@ pub struct OAuthParts {
 
 impl OAuth {
     /// Sign-in with its grants in the journal's SQLite file `file_name` in `dir`.
+    /// The journal opens the file first (and migrates, or repairs, it); this store is its own
+    /// connection to it (WAL lets the journal's and this one share the file).
     pub fn with_sqlite(parts: OAuthParts, dir: &std::path::Path, file_name: &str) -> Result<Self, String> {
-        let store = sqlite::SqliteGrants::open(dir, file_name).map_err(|e| e.to_string())?;
+        let (store, _path) = crate::journal::location::open_in(dir, file_name)?;
         Self::new(parts, Arc::new(store))
     }
 
     /// Sign-in with its grants in the journal's PostgreSQL database at `url`, which replicas
     /// share: a grant made through one is honoured by all.
+    /// This store is a small pool of its own on the journal's database, which it needs only
+    /// when called.
     pub fn with_postgres(parts: OAuthParts, url: &str) -> Result<Self, String> {
-        let store = postgres::PgGrants::open(url).map_err(|e| e.to_string())?;
+        let store = crate::journal::postgres::PgStore::lazily(url, "runcomfy-mcp oauth", POOL_SIZE)
+            .map_err(|e| e.to_string())?;
         Self::new(parts, Arc::new(store))
     }
 

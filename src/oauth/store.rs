@@ -1,13 +1,15 @@
 //! What sign-in keeps: registered clients, grants (a person's sealed RunComfy key, their limits
-//! and confirm threshold, the client and resource it was given to), one-time authorization codes, and access and
-//! refresh tokens, all by digest ([`super::secrets::stored`]). Kept in the journal's database
-//! (the SQLite file, or the PostgreSQL database replicas share), so that every replica honours a
-//! grant another one made, and a revocation anywhere is a revocation everywhere.
+//! and confirm threshold, the client and resource it was given to), one-time authorization
+//! codes, and access and refresh tokens, all by digest ([`super::secrets::stored`]). Kept in
+//! the journal's database (the SQLite file, or the PostgreSQL database replicas share), so that
+//! every replica honours a grant another one made, and a revocation anywhere is a revocation
+//! everywhere.
 //!
 //! [`GrantStore`] is the interface; the statements are shared by both databases, written as the
-//! journal's migrations are (`{prefix}` and `?N`, for [`crate::journal::Dialect::render`]), and
-//! the tables are the journal's migration 5 (and 6, the grant's confirm threshold). Calls block: the caller runs them off the async
-//! runtime.
+//! journal's migrations are (`{prefix}` and `?N`, for [`crate::journal::sql::Dialect::render`]),
+//! and the tables are the journal's migration 5 (and 6, the grant's confirm threshold). The
+//! logic around them is written once too, in [`super::queries`], over the journal's own
+//! connections and transactions. Calls block: the caller runs them off the async runtime.
 
 use crate::journal::{Limits, Owner, StoreError};
 
@@ -20,8 +22,9 @@ pub(crate) const INSERT_GRANT: &str =
      max_spend_usd_per_day, max_jobs_per_hour, created_at, confirm_above_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 pub(crate) const INSERT_CODE: &str = "INSERT INTO {prefix}oauth_codes (code_hash, grant_id, client_id, redirect_uri, \
      code_challenge, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Read locked (`{lock_row}`): two replicas never redeem one code twice.
 pub(crate) const SELECT_CODE: &str = "SELECT grant_id, client_id, redirect_uri, code_challenge, expires_at, used_at \
-     FROM {prefix}oauth_codes WHERE code_hash = ?1";
+     FROM {prefix}oauth_codes WHERE code_hash = ?1{lock_row}";
 pub(crate) const USE_CODE: &str = "UPDATE {prefix}oauth_codes SET used_at = ?1 WHERE code_hash = ?2";
 pub(crate) const SELECT_GRANT: &str = "SELECT grant_id, owner, client_id, resource, sealed_key, \
      max_spend_usd_per_day, max_jobs_per_hour, confirm_above_usd FROM {prefix}oauth_grants WHERE grant_id = ?1";
@@ -29,6 +32,9 @@ pub(crate) const INSERT_TOKEN: &str =
     "INSERT INTO {prefix}oauth_tokens (token_hash, grant_id, kind, expires_at) VALUES (?1, ?2, ?3, ?4)";
 pub(crate) const SELECT_TOKEN: &str =
     "SELECT grant_id, kind, expires_at, used_at FROM {prefix}oauth_tokens WHERE token_hash = ?1";
+/// [`SELECT_TOKEN`] read locked, for a write: two replicas never rotate one refresh token twice.
+pub(crate) const SELECT_TOKEN_LOCKED: &str =
+    "SELECT grant_id, kind, expires_at, used_at FROM {prefix}oauth_tokens WHERE token_hash = ?1{lock_row}";
 pub(crate) const USE_TOKEN: &str = "UPDATE {prefix}oauth_tokens SET used_at = ?1 WHERE token_hash = ?2";
 pub(crate) const DELETE_GRANT: [&str; 3] = [
     "DELETE FROM {prefix}oauth_tokens WHERE grant_id = ?1",
