@@ -93,6 +93,19 @@ pub struct CostEstimate {
 }
 
 impl CostEstimate {
+    /// The same estimate for `jobs` jobs (an estimate made for the call's count, said of the
+    /// jobs that were submitted: a refused job costs nothing).
+    pub fn for_jobs(&self, jobs: u32) -> Self {
+        let [low, high] = self.units_per_job;
+        let of = |units: u32| round_usd(self.per_unit_usd * f64::from(units) * f64::from(jobs));
+        Self {
+            min_usd: of(low),
+            max_usd: of(high),
+            jobs,
+            ..self.clone()
+        }
+    }
+
     /// `$0.03` or `$0.03–$0.45`.
     pub fn range_text(&self) -> String {
         if (self.max_usd - self.min_usd).abs() < 1e-12 {
@@ -394,6 +407,9 @@ mod tests {
             estimate.text(),
             "Estimated cost $0.06–$0.90 ($0.03 per image × 1 to 15 images × 2 jobs; RunComfy's price list)"
         );
+        let five = estimate.for_jobs(5);
+        assert_eq!((five.min_usd, five.max_usd, five.jobs), (0.15, 2.25, 5));
+        assert_eq!(estimate.for_jobs(1).range_text(), "$0.03–$0.45");
         let video = CostEstimate {
             min_usd: 0.5,
             max_usd: 0.5,

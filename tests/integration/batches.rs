@@ -94,12 +94,11 @@ async fn a_run_model_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuse
         assert!(said.contains(id), "every request_id is in the answer: {said}");
     }
     assert!(said.contains("Do not call run_model again"), "{said}");
-    // The batch's estimated range for all eight, on the answer's first line.
+    // The batch's estimated range on the answer's first line: of the five submitted, not eight.
     let first = said.lines().next().unwrap();
-    assert!(
-        first.starts_with("8 jobs: ") && first.ends_with("Estimated $0.24 in all."),
-        "{first}"
-    );
+    assert_eq!(first, "8 jobs: 5 in_queue, 3 not_submitted. Estimated $0.15 in all.");
+    assert_eq!(out["estimated_cost_usd"]["jobs"], json!(5), "{out}");
+    assert_eq!(out["estimated_cost_usd"]["max_usd"], json!(0.15), "{out}");
     assert_eq!(sim.stats().submissions, 5, "the refused three were not sent");
     let control = Control::new(&sim);
     for id in ids {

@@ -157,6 +157,12 @@ impl Delivered {
             estimate,
         } = answer;
         let request_ids = if started { jobs.request_ids() } else { Vec::new() };
+        // Said of the jobs that were submitted: one refused by a limit costs nothing.
+        let submitted = jobs.jobs.iter().filter(|job| job.id().is_some()).count();
+        let estimated_cost_usd = estimate
+            .as_ref()
+            .and_then(|e| e.as_ref().ok())
+            .map(|e| e.for_jobs(u32::try_from(submitted).unwrap_or(u32::MAX)));
         let summary = match <[JobOutcome; 1]>::try_from(jobs.jobs) {
             Ok([job]) => Summary::one(job, origin.as_ref(), estimate.as_ref())?,
             Err(jobs) => Summary::batch(Batch { jobs }, origin.as_ref())?,
@@ -193,7 +199,7 @@ impl Delivered {
             request_ids,
             jobs,
             cost_usd,
-            estimated_cost_usd: estimate.and_then(Result::ok),
+            estimated_cost_usd,
         };
         Ok(Self {
             result,

@@ -137,15 +137,7 @@ impl Submitted {
         // The estimate of the jobs that were made, not of those refused.
         let jobs = ids.len() as u32;
         let (estimated_cost_usd, cost_note) = match estimate {
-            Ok(one) => (
-                Some(CostEstimate {
-                    min_usd: crate::money::round_usd(one.min_usd * f64::from(jobs)),
-                    max_usd: crate::money::round_usd(one.max_usd * f64::from(jobs)),
-                    jobs,
-                    ..one
-                }),
-                None,
-            ),
+            Ok(one) => (Some(one.for_jobs(jobs)), None),
             Err(reason) => (None, Some(format!("No cost estimate: {reason}."))),
         };
         Ok(Self {
