@@ -53,6 +53,32 @@ async fn a_batch_of_8_under_a_limit_that_admits_5_submits_5_and_refuses_3() {
         let job = control.job(id.as_str().unwrap()).await;
         assert_eq!(job["request"]["prompt"], "a paper boat", "{job}");
     }
+    // Nothing lost from the five: each is journaled, and each finishes with its image.
+    let journal = call(&client, "list_jobs", json!({})).await;
+    let mut journaled: Vec<&str> = structured(&journal)["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["request_id"].as_str().unwrap())
+        .collect();
+    journaled.sort_unstable();
+    let mut sent = listed.clone();
+    sent.sort_unstable();
+    assert_eq!(journaled, sent, "{}", text(&journal));
+    for id in &listed {
+        eventually(
+            async || {
+                let result = call(&client, "get_result", json!({ "request_id": id })).await;
+                let out = structured(&result).clone();
+                match out["status"] == json!("succeeded") && out["images"].as_array().is_some_and(|i| i.len() == 1) {
+                    true => Ok(()),
+                    false => Err(out),
+                }
+            },
+            "each of the five to finish with its image",
+        )
+        .await;
+    }
     client.cancel().await.unwrap();
 }
 
