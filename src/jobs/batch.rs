@@ -79,6 +79,48 @@ impl JobService {
     /// A call's runs as their outcomes, in order, with the outputs of every job that succeeded
     /// collected together (see [`JobService::collect_all`]).
     pub async fn outcomes(&self, caller: &Caller, runs: Vec<Result<Run, RunError>>, full_size: bool) -> Batch {
+        self.outcomes_with(&self.media, caller, runs, full_size).await
+    }
+
+    /// A call's runs as their outcomes, in order, answered as soon as their output URLs are
+    /// known: every output listed as [`JobService::outcomes`] lists it, but nothing downloaded,
+    /// previewed or saved. Each image's preview is made in the background meanwhile, for the
+    /// reads of the app view that shows them (see [`media::on_demand::prefetch_preview`]).
+    /// Only for a server that saves nothing ([`JobService::saves_outputs`]).
+    pub async fn outcomes_listed(&self, caller: &Caller, runs: Vec<Result<Run, RunError>>) -> Batch {
+        // Nothing needs the bytes now: the listing only (no preview, no save) fetches none.
+        let listing_only = media::MediaOptions {
+            previews: false,
+            output_dir: None,
+            ..(*self.media).clone()
+        };
+        let batch = self.outcomes_with(&listing_only, caller, runs, false).await;
+        if self.media.previews {
+            let listed = batch.jobs.iter().filter_map(|job| match job {
+                JobOutcome::Answered { media: Some(media), .. } => Some(&media.outputs),
+                _ => None,
+            });
+            // As many as a full answer would have previewed (a hostile listing costs no more).
+            let images = listed.flat_map(|outputs| {
+                outputs
+                    .iter()
+                    .filter(|o| o.kind == media::OutputKind::Image)
+                    .take(media::MAX_PROCESSED)
+            });
+            for output in images.filter(|o| o.not_a_link.is_none()) {
+                media::on_demand::prefetch_preview(&self.downloader, &self.media, &output.url);
+            }
+        }
+        batch
+    }
+
+    async fn outcomes_with(
+        &self,
+        options: &media::MediaOptions,
+        caller: &Caller,
+        runs: Vec<Result<Run, RunError>>,
+        full_size: bool,
+    ) -> Batch {
         let mut jobs: Vec<JobOutcome> = runs.into_iter().map(JobOutcome::of_run).collect();
         let found: Vec<(usize, RequestId, OutputUrls)> = jobs
             .iter()
@@ -86,13 +128,19 @@ impl JobService {
             .filter_map(|(i, job)| job.to_collect().map(|(id, urls)| (i, id.clone(), urls)))
             .collect();
         let outputs: Vec<Outputs<'_>> = found.iter().map(|(_, id, urls)| Outputs { id, urls }).collect();
-        let collected = self.collect_all(caller, &outputs, full_size).await;
+        let collected = self.collect_with(options, caller, &outputs, full_size).await;
         for ((i, ..), media) in found.iter().zip(collected) {
             if let JobOutcome::Answered { media: slot, .. } = &mut jobs[*i] {
                 *slot = Some(media);
             }
         }
         Batch { jobs }
+    }
+
+    /// Whether this server saves results' outputs (`--output-dir`): then an answer waits for
+    /// the saves, and says where the files went.
+    pub fn saves_outputs(&self) -> bool {
+        self.media.output_dir.is_some()
     }
 
     /// RunComfy's result for job `id`, looked up, as its outcome: its outputs collected when it
@@ -131,6 +179,17 @@ impl JobService {
     /// [`JobService::collect`] for several jobs answered together (see [`media::collect_all`]):
     /// one [`Collected`] per job, in order, each image with its reference (`<request_id>#<n>`).
     pub async fn collect_all(&self, caller: &Caller, jobs: &[Outputs<'_>], full_size: bool) -> Vec<Collected> {
+        self.collect_with(&self.media, caller, jobs, full_size).await
+    }
+
+    /// [`JobService::collect_all`] with these media options.
+    async fn collect_with(
+        &self,
+        options: &media::MediaOptions,
+        caller: &Caller,
+        jobs: &[Outputs<'_>],
+        full_size: bool,
+    ) -> Vec<Collected> {
         if jobs.is_empty() {
             return Vec::new();
         }
@@ -142,7 +201,7 @@ impl JobService {
                 full_size,
             })
             .collect();
-        let mut all = media::collect_all(&self.downloader, &self.media, &requests).await;
+        let mut all = media::collect_all(&self.downloader, options, &requests).await;
         for (job, collected) in jobs.iter().zip(&mut all) {
             for output in &mut collected.outputs {
                 if output.kind == media::OutputKind::Image {

@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use rmcp::{
-    model::{ListResourcesResult, ReadResourceResult, Resource, ResourceContents, ResourceTemplate},
+    model::{ContentBlock, ListResourcesResult, ReadResourceResult, Resource, ResourceContents, ResourceTemplate},
     ErrorData,
 };
 use serde_json::json;
@@ -53,9 +53,16 @@ fn image_uri(id: &str, index: usize) -> String {
     format!("{SCHEME}{id}/{}/{index}", Kind::Image.segment())
 }
 
-#[cfg(test)]
-fn preview_uri(id: &str, index: usize) -> String {
+fn preview_uri(id: &str, index: impl std::fmt::Display) -> String {
     format!("{SCHEME}{id}/{}/{index}", Kind::Preview.segment())
+}
+
+/// A `resource_link` to image `index` of job `id`'s preview (for an answer that carries none).
+pub(super) fn preview_link(id: &str, index: &str) -> ContentBlock {
+    let resource = Resource::new(preview_uri(id, index), format!("{id}-{index}-preview"))
+        .with_title(format!("Preview of image {index} of job {id}"))
+        .with_mime_type("image/jpeg");
+    ContentBlock::resource_link(resource)
 }
 
 pub fn templates() -> Vec<ResourceTemplate> {

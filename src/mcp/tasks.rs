@@ -29,7 +29,7 @@ use super::{
     confirm::Consent,
     shared_tasks::SharedTask,
     tools::TaskJob,
-    waiting::progress_message,
+    waiting::{progress_message, Answered},
     RunComfyServer,
 };
 use crate::{jobs::Caller, journal::Owner};
@@ -141,9 +141,14 @@ impl RunComfyServer {
                     }
                     return Err(TaskExit::Cancelled);
                 }
-                let answer = server
-                    .answer_runs(&task_caller, runs, prepared.origin(), estimate, &delivery, &peer)
-                    .await;
+                // A task's result is read later (tasks/result), when nothing is gained by
+                // answering before the previews: the full answer.
+                let answered = Answered {
+                    origin: prepared.origin(),
+                    estimate,
+                    early: false,
+                };
+                let answer = server.answer_runs(&task_caller, runs, answered, &delivery, &peer).await;
                 let result = settle(answer);
                 if let Some(shared) = &shared {
                     let object = match serde_json::to_value(&result) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rmcp::{
     handler::server::{common::FromContextPart, tool::ToolCallContext},
-    model::{CallToolResponse, CallToolResult, RequestMetaObject},
+    model::{CallToolResponse, CallToolResult, ContentBlock, RequestMetaObject},
     ErrorData, Peer, RoleServer,
 };
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     jobs::{Caller, CostEstimate, Origin, Prepared, Run, RunError, Step},
+    media::{OutputKind, OutputReport},
     text::capitalised,
 };
 
@@ -34,6 +35,8 @@ pub(super) struct Waiting {
     cancel: CancellationToken,
     /// How to ask the person before a spend above `--confirm-above-usd`.
     pub consent: Consent,
+    /// The client renders the app view (see [`super::app`]): it may be answered early.
+    renders: bool,
 }
 
 impl FromContextPart<ToolCallContext<'_, RunComfyServer>> for Waiting {
@@ -44,6 +47,7 @@ impl FromContextPart<ToolCallContext<'_, RunComfyServer>> for Waiting {
             peer: Peer::from_context_part(context)?,
             cancel: CancellationToken::from_context_part(context)?,
             consent: Consent::from_context_part(context)?,
+            renders: super::app::client_renders(context.request_context.client_capabilities().as_ref()),
         })
     }
 }
@@ -107,29 +111,86 @@ impl RunComfyServer {
         if let Some(progress) = progress {
             progress.finish().await;
         }
-        self.answer_runs(&call.caller, runs, prepared.origin(), estimate, delivery, &call.peer)
+        let early = call.renders && !delivery.inline_full_size && !self.jobs.saves_outputs();
+        let answer = Answered {
+            origin: prepared.origin(),
+            estimate,
+            early,
+        };
+        self.answer_runs(&call.caller, runs, answer, delivery, &call.peer)
             .await
             .map(Into::into)
     }
 
     /// The answer for the runs of one call (one job, or a batch), for the waiting tools and the
-    /// tasks path alike. `estimate`: what the jobs were expected to cost.
+    /// tasks path alike.
+    ///
+    /// Early ([`Answered::early`]: a client that shows the app view, when the server saves
+    /// nothing and the call did not ask for full-size images): the answer goes as soon as the
+    /// output URLs are known, without waiting for downloads and previews (a second or more for
+    /// a large image over a real network). The view shows the pictures: it reads each preview as
+    /// a resource, whose making started with the answer (a read that comes first waits for it,
+    /// never downloads twice). The model gets every fact in text and structure (URLs,
+    /// references, the recipe), a link to each image's preview resource, and a note that the
+    /// view shows the images and how to look at one itself (that resource, or get_result), but
+    /// no inline preview: it would hold the answer back by exactly the time saved.
     pub(super) async fn answer_runs(
         &self,
         caller: &Caller,
         runs: Vec<Result<Run, RunError>>,
-        origin: Origin,
-        estimate: Result<CostEstimate, String>,
+        answered: Answered,
         delivery: &DeliveryArgs,
         peer: &Peer<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
-        let jobs = self.jobs.outcomes(caller, runs, delivery.inline_full_size).await;
-        let delivered = Delivered::new(Answer {
+        let Answered {
+            origin,
+            estimate,
+            early,
+        } = answered;
+        let jobs = if early {
+            self.jobs.outcomes_listed(caller, runs).await
+        } else {
+            self.jobs.outcomes(caller, runs, delivery.inline_full_size).await
+        };
+        let mut delivered = Delivered::new(Answer {
             jobs,
             started: true,
             origin: Some(origin),
             estimate: Some(estimate),
         })?;
-        Ok(self.shaped(&delivered, peer))
+        if !early {
+            return Ok(self.shaped(&delivered, peer));
+        }
+        let previews = preview_links(&delivered.result.outputs);
+        if !previews.is_empty() {
+            delivered.result.notes.push(VIEW_SHOWS_IMAGES.to_owned());
+        }
+        let mut result = self.shaped(&delivered, peer);
+        result.content.extend(previews);
+        Ok(result)
     }
+}
+
+/// How a call's jobs came to be, and how to answer for them.
+pub(super) struct Answered {
+    pub origin: Origin,
+    /// What the jobs were expected to cost.
+    pub estimate: Result<CostEstimate, String>,
+    /// Answer as soon as the output URLs are known (see [`RunComfyServer::answer_runs`]).
+    pub early: bool,
+}
+
+/// The note of an early answer, for the model.
+const VIEW_SHOWS_IMAGES: &str = "The app view shows these images to the person; no preview is attached to this answer. To look at an image yourself, read its preview resource (linked: runcomfy://jobs/<request_id>/previews/<n>) or call get_result with its request_id.";
+
+/// A link to each image's preview resource, which the app view reads too.
+fn preview_links(outputs: &[OutputReport]) -> Vec<ContentBlock> {
+    outputs
+        .iter()
+        .filter(|o| o.kind == OutputKind::Image)
+        .filter_map(|o| {
+            let (id, index) = o.reference.as_deref()?.split_once('#')?;
+            Some(super::resources::preview_link(id, index))
+        })
+        .collect()
 }

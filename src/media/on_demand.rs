@@ -3,8 +3,12 @@
 //! app view. Same bounds as [`super::collect`]: the address policy (the [`Downloader`]), the
 //! download cap and timeout, the process-wide download slots and the one decode at a time.
 
-use std::{collections::VecDeque, sync::Mutex};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{LazyLock, Mutex},
+};
 
+use futures::future::{BoxFuture, FutureExt, Shared};
 use tempfile::NamedTempFile;
 
 use super::{
@@ -14,7 +18,7 @@ use super::{
 };
 
 /// Which form of an output to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Form {
     /// The file as RunComfy made it, if it is at most this many bytes.
     Original { max_bytes: u64 },
@@ -50,13 +54,55 @@ fn keep_preview(url: &str, file: &File) {
     previews.push_back((url.to_owned(), file.clone()));
 }
 
-/// Downloads `url` and returns it in `form`. `Err` says what went wrong, for the person.
+/// A fetch under way, which any number of readers await.
+type Pending = Shared<BoxFuture<'static, Result<File, String>>>;
+
+/// Fetches under way, by URL and form: a read that comes while the same file is being fetched
+/// (a result's previews made ahead for the app view, or another read) waits for that fetch
+/// instead of downloading the file again. Each runs in a task of its own, to its end whoever
+/// still waits, and leaves this map when done (a preview after it went into the cache).
+static IN_FLIGHT: LazyLock<Mutex<HashMap<(String, Form), Pending>>> = LazyLock::new(Mutex::default);
+
+/// Downloads `url` and returns it in `form`, or joins the fetch of it already under way. `Err`
+/// says what went wrong, for the person.
 pub async fn fetch(downloader: &Downloader, options: &MediaOptions, url: &str, form: Form) -> Result<File, String> {
     if form == Form::Preview {
         if let Some(file) = cached_preview(url) {
             return Ok(file);
         }
     }
+    start(downloader, options, url, form).await
+}
+
+/// Makes the preview of `url` now, in the background, so that a read of it soon (the app
+/// view's) finds it made or joins its making.
+pub fn prefetch_preview(downloader: &Downloader, options: &MediaOptions, url: &str) {
+    if cached_preview(url).is_none() {
+        drop(start(downloader, options, url, Form::Preview));
+    }
+}
+
+/// The fetch of `url` in `form` under way, started if there is none.
+fn start(downloader: &Downloader, options: &MediaOptions, url: &str, form: Form) -> Pending {
+    let key = (url.to_owned(), form);
+    let mut in_flight = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pending) = in_flight.get(&key) {
+        return pending.clone();
+    }
+    let (downloader, options, done) = (downloader.clone(), options.clone(), key.clone());
+    let pending = async move {
+        let fetched = fetch_now(&downloader, &options, &done.0, done.1).await;
+        IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner()).remove(&done);
+        fetched
+    }
+    .boxed()
+    .shared();
+    in_flight.insert(key, pending.clone());
+    tokio::spawn(pending.clone());
+    pending
+}
+
+async fn fetch_now(downloader: &Downloader, options: &MediaOptions, url: &str, form: Form) -> Result<File, String> {
     let max_bytes = match form {
         Form::Original { max_bytes } => max_bytes.min(options.download_max_bytes),
         Form::Preview => options.download_max_bytes,

@@ -286,16 +286,17 @@ fn without_kilobytes(text: &str) -> String {
     parts.join(" KB")
 }
 
+/// The waiting tool answers an app host early (see the test above); what it looks up later is
+/// the same for everyone.
 #[tokio::test]
-async fn results_are_the_same_for_app_hosts_and_other_clients() {
+async fn results_looked_up_are_the_same_for_app_hosts_and_other_clients() {
     let sim = simulator(fast_config()).await;
     let plain = connect(&sim.base_url(), &[]).await;
     let host = connect_with(app_host_config(), &sim.base_url(), &[]).await;
     let generate = json!({ "prompt": "a quiet harbour", "size": "1024x1024", "force_single": true });
-    let (plain_id, plain_answer) = normalised(&plain, "generate_image_and_wait", generate.clone()).await;
-    let (host_id, host_answer) = normalised(&host, "generate_image_and_wait", generate).await;
+    let (plain_id, _) = normalised(&plain, "generate_image_and_wait", generate.clone()).await;
+    let (host_id, _) = normalised(&host, "generate_image_and_wait", generate).await;
     assert_ne!(plain_id, host_id);
-    assert_eq!(plain_answer, host_answer, "the waiting tool's result");
     for tool in ["get_result", "check_status"] {
         let (_, plain_answer) = normalised(&plain, tool, json!({ "request_id": plain_id })).await;
         let (_, host_answer) = normalised(&host, tool, json!({ "request_id": host_id })).await;
@@ -440,4 +441,73 @@ async fn an_upload_from_the_view_is_edited_by_its_reference() {
     );
     assert_eq!(control.jobs().await.len(), 1, "nothing more was submitted");
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_app_host_is_answered_once_the_urls_are_known_and_reads_the_image_its_view_shows() {
+    let sim = simulator(fast_config()).await;
+    // The image is slow to download: the answer must not wait for it.
+    Control::new(&sim)
+        .fault(json!({ "endpoint": "image", "delay_ms": 1500 }))
+        .await;
+    let state = tempfile::tempdir().unwrap();
+    let bin = Bin::serve().upstream(&sim.base_url()).journal_in(state.path());
+    let client = start_stdio(app_host_config(), bin).await.client;
+    let result = kite(&client).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let data = structured(&result);
+    let id = data["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(data["status"], "succeeded");
+    assert_eq!(
+        data["outputs"][0]["reference"],
+        format!("{id}#1"),
+        "what the view shows"
+    );
+    assert!(data["outputs"][0].get("inline").is_none(), "{data}");
+    assert!(
+        result.content.iter().all(|c| c.as_image().is_none()),
+        "no inline preview: the answer went before it was made"
+    );
+    let preview = format!("runcomfy://jobs/{id}/previews/1");
+    assert!(
+        result
+            .content
+            .iter()
+            .any(|c| c.as_resource_link().is_some_and(|r| r.uri == preview)),
+        "the model gets a link to the preview the view shows"
+    );
+    assert!(text(&result).contains("app view shows"), "{}", text(&result));
+
+    // The view's read: served once made, by the one download the answer started.
+    let (mime, jpeg) = read_blob(&client, &preview).await;
+    assert_eq!(mime, "image/jpeg");
+    assert!(image::load_from_memory(&jpeg).is_ok());
+    assert_eq!(sim.stats().image_calls, 1, "the read joined the download under way");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_without_the_view_still_gets_the_previews_inline() {
+    let sim = simulator(fast_config()).await;
+    let state = tempfile::tempdir().unwrap();
+    let bin = Bin::serve().upstream(&sim.base_url()).journal_in(state.path());
+    let client = start_stdio((), bin).await.client;
+    let result = kite(&client).await;
+    assert!(
+        result.content.iter().any(|c| c.as_image().is_some()),
+        "{}",
+        text(&result)
+    );
+    assert!(!text(&result).contains("app view shows"));
+    client.cancel().await.unwrap();
+}
+
+async fn kite<H: rmcp::ClientHandler>(client: &RunningService<RoleClient, H>) -> rmcp::model::CallToolResult {
+    client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("generate_image_and_wait")
+                .with_arguments(args(json!({ "prompt": "a kite over dunes", "size": "1024x1024" }))),
+        )
+        .await
+        .unwrap()
 }
