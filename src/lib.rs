@@ -41,6 +41,7 @@ pub(crate) mod money;
 pub(crate) mod oauth;
 pub mod runcomfy;
 pub mod runtime;
+pub(crate) mod schema_check;
 pub mod simulator;
 pub(crate) mod text;
 pub mod transport;

@@ -23,8 +23,12 @@ mod wire;
 pub use builtin::builtin_entry;
 pub use size::Size;
 
+use std::sync::LazyLock;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::schema_check::Rules;
 
 pub const MAX_PROMPT_CHARS: usize = 800;
 /// The most reference images one edit takes.
@@ -95,7 +99,11 @@ impl Models {
 /// The arguments of a Dreamina 4.0 generation: text-to-image, or an edit of reference images.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ImageRequest {
-    #[schemars(length(min = 1, max = MAX_PROMPT_CHARS), description = prompt_description())]
+    #[schemars(
+        length(min = 1, max = MAX_PROMPT_CHARS),
+        regex(pattern = crate::schema_check::NOT_BLANK),
+        description = prompt_description()
+    )]
     pub prompt: String,
 
     /// Output size in pixels with its aspect ratio, WIDTHxHEIGHT(ratio). Pick the aspect ratio the user wants; larger sizes take longer. The bare form (e.g. 2560x1440) or a ratio alone (e.g. 16:9) is accepted too. Leave it out for the model's default: 2048x2048(1:1) from text, and for an edit whatever the edit model makes of its references.
@@ -148,43 +156,17 @@ impl InputError {
 }
 
 impl ImageRequest {
-    /// The rules serde cannot express. Called after deserialising, before any HTTP call.
+    /// Checks the request against its own schema, where its rules are stated (the schemars
+    /// attributes above: the tools' schemas carry the same ones). Called before any HTTP call,
+    /// for the CLI's requests and the variations' as for the tools'.
     pub fn validate(&self) -> Result<(), InputError> {
-        let chars = self.prompt.chars().count();
-        if self.prompt.trim().is_empty() {
-            return Err(InputError::new(
-                "prompt",
-                format!("must not be empty: describe the image to generate (1 to {MAX_PROMPT_CHARS} characters)"),
-            ));
-        }
-        if chars > MAX_PROMPT_CHARS {
-            return Err(InputError::new(
-                "prompt",
-                format!("is {chars} characters long; the limit is {MAX_PROMPT_CHARS} characters. Shorten it and call again."),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.scale) {
-            return Err(InputError::new(
-                "scale",
-                format!("is {}; it must be a number from 0 to 1 (default 0.5)", self.scale),
-            ));
-        }
-        if self.images.len() > MAX_IMAGES {
-            return Err(InputError::new(
-                "images",
-                format!(
-                    "has {} entries; an edit takes at most {MAX_IMAGES} reference images. Pass fewer.",
-                    self.images.len()
-                ),
-            ));
-        }
-        if let Some(i) = self.images.iter().position(|entry| entry.trim().is_empty()) {
-            return Err(InputError::new(
-                format!("images[{i}]"),
-                "is empty: give a request_id, an https:// URL, an absolute file path or a data URI, or leave the entry out",
-            ));
-        }
-        Ok(())
+        static RULES: LazyLock<Rules> = LazyLock::new(Rules::of::<ImageRequest>);
+        // A plain struct of strings and numbers: only a non-finite scale (null here) is not JSON,
+        // and the schema refuses that.
+        let value = serde_json::to_value(self).unwrap_or_default();
+        RULES
+            .check(&value)
+            .map_err(|broken| InputError::new(broken.field, broken.message))
     }
 
     /// Text-to-image without reference images, edit with them.

@@ -1,16 +1,22 @@
-//! Turning a tool call's JSON arguments into a typed, validated request, or into an error that
-//! names the field, the rule and what would be accepted. rmcp's `Parameters<T>` only runs serde:
-//! it would silently drop an argument the tool does not know, and its message names no field.
-//! So the tools take the raw object and parse it here: unknown names refused, the failing field
-//! named, then the rules serde cannot express.
+//! A tool call's JSON arguments: checked against the tool's published input schema before any
+//! work ([`ArgumentRules::check`], called by the server for every `tools/call`), then read into
+//! the tool's typed arguments ([`parse`]). Each single-field rule is stated once, in the schema the
+//! client sees (schemars attributes on the argument types), and checked by `jsonschema`; a tool's
+//! [`Validate`] keeps only what a schema cannot say (rules that span fields, ids safe in a URL).
+//! rmcp's `Parameters<T>` only runs serde: it would silently drop an argument the tool does not
+//! know, and its message names no field.
+
+use std::sync::{Arc, OnceLock};
 
 use rmcp::model::JsonObject;
-use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::schema::{property_names, schema_for};
-use crate::dreamina::InputError;
+use super::schema::property_names;
+use crate::{
+    dreamina::{InputError, Size},
+    schema_check::{Broken, Rules, REQUEST_ID},
+};
 
 /// An argument that broke a rule: which one, and what would be accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -35,78 +41,141 @@ impl From<InputError> for InvalidArgument {
     }
 }
 
-/// Rules beyond what serde checks (lengths, ranges).
-pub trait Validate {
-    fn validate(&self) -> Result<(), InvalidArgument>;
-
-    /// For arguments made of flattened parts: serde reports a part's failure without the field's
-    /// name, so this finds it by reading each part on its own (see [`part`]). `None`: no part
-    /// failed on its own.
-    fn locate(_args: &JsonObject) -> Option<InvalidArgument> {
-        None
+impl From<Broken> for InvalidArgument {
+    fn from(e: Broken) -> Self {
+        let field = if e.field.is_empty() {
+            "arguments".to_owned()
+        } else {
+            e.field
+        };
+        Self::new(field, e.message)
     }
 }
 
-pub fn parse<T: DeserializeOwned + JsonSchema + Validate + 'static>(args: JsonObject) -> Result<T, InvalidArgument> {
-    reject_unknown::<T>(&args)?;
-    let args = lists_of_one::<T>(args);
-    let parsed: T = deserialize(&args)?;
+/// The rules a schema cannot say, checked once the arguments are read: those that span fields.
+pub trait Validate {
+    fn validate(&self) -> Result<(), InvalidArgument> {
+        Ok(())
+    }
+}
+
+/// One tool's published input schema (exactly what `tools/list` gives the client), compiled on
+/// the tool's first call and kept.
+pub(crate) struct ArgumentRules {
+    schema: Arc<JsonObject>,
+    compiled: OnceLock<Option<Rules>>,
+}
+
+impl ArgumentRules {
+    pub(crate) fn new(schema: Arc<JsonObject>) -> Self {
+        Self {
+            schema,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    /// The compiled schema; `None` (logged) if it does not compile, which a unit test rules out.
+    fn compiled(&self) -> Option<&Rules> {
+        self.compiled
+            .get_or_init(|| match Rules::compile(Value::Object((*self.schema).clone())) {
+                Ok(rules) => Some(rules),
+                Err(e) => {
+                    tracing::error!(
+                        "a tool's input schema does not compile, so its arguments are read by serde alone: {e}"
+                    );
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Checks a call's `args` against the schema, after rewriting the spellings the tools accept
+    /// beyond it (see [`spell`]); the first broken rule is the error.
+    pub(crate) fn check(&self, args: &mut JsonObject) -> Result<(), InvalidArgument> {
+        spell(&self.schema, args);
+        reject_unknown(&self.schema, args)?;
+        let Some(rules) = self.compiled() else {
+            return Ok(());
+        };
+        // The validator reads a `Value`: the map is moved in and back out, not copied.
+        let value = Value::Object(std::mem::take(args));
+        let checked = rules.check(&value);
+        if let Value::Object(map) = value {
+            *args = map;
+        }
+        Ok(checked?)
+    }
+}
+
+/// Reads checked arguments into the tool's type, then its cross-field rules.
+pub fn parse<T: DeserializeOwned + Validate>(args: JsonObject) -> Result<T, InvalidArgument> {
+    // Read in place: serde_json deserializes from a borrowed map as from an owned one. After the
+    // schema check this fails only where the schema is wider than the type (a number past u32).
+    let parsed: T = serde_path_to_error::deserialize(&args).map_err(|e| {
+        let field = match e.path().to_string() {
+            // Inside flattened arguments serde loses the path.
+            path if path == "." => "arguments".to_owned(),
+            path => path,
+        };
+        InvalidArgument::new(field, e.into_inner().to_string())
+    })?;
     parsed.validate()?;
     Ok(parsed)
 }
 
-/// The failure of the flattened part `U` of some arguments, read from its own properties alone,
-/// with the failing field named.
-pub fn part<U: DeserializeOwned + JsonSchema + Validate + 'static>(args: &JsonObject) -> Option<InvalidArgument> {
-    let own = property_names(&schema_for::<U>());
-    let args: JsonObject = args
-        .iter()
-        .filter(|(k, _)| own.contains(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    deserialize::<U>(&args).err()
-}
-
-fn deserialize<T: DeserializeOwned + Validate>(args: &JsonObject) -> Result<T, InvalidArgument> {
-    // Read in place: serde_json deserializes from a borrowed map as from an owned one.
-    serde_path_to_error::deserialize(args).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if field != "." {
-            return InvalidArgument::new(field, inner);
-        }
-        if let Some(located) = T::locate(args) {
-            return located;
-        }
-        // A missing field: serde names it in the message ("missing field `prompt`").
-        let missing = inner.split('`').nth(1).unwrap_or("arguments").to_owned();
-        InvalidArgument::new(missing, format!("{inner}; it is required"))
-    })
-}
-
-/// A list argument given as one string (`"images": "a.png"`) is the list of that one: a model
-/// often sends the single item it means that way, and refusing it only costs a second call.
-fn lists_of_one<T: JsonSchema + 'static>(mut args: JsonObject) -> JsonObject {
-    let schema = schema_for::<T>();
+/// The spellings the tools accept beyond their schema, rewritten to the schema's before the
+/// check, because refusing them would only cost the model a second call:
+/// - `null` for an optional argument means it was left out;
+/// - one string for a list argument (`"images": "a.png"`) is the list of that one;
+/// - a whole number written as `3.0` is `3`;
+/// - a `size` in any spelling [`Size`] reads (`2560x1440`, `16:9`) is its documented spelling;
+/// - a request_id with spaces around it is the id (as [`crate::runcomfy::RequestId`] reads it).
+fn spell(schema: &JsonObject, args: &mut JsonObject) {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
-        return args;
+        return;
     };
-    for (name, value) in args.iter_mut().filter(|(_, v)| v.is_string()) {
-        let is_list = properties
-            .get(name)
-            .and_then(|p| p.get("type"))
-            .is_some_and(|t| t == "array" || t.as_array().is_some_and(|ts| ts.iter().any(|t| t == "array")));
-        if is_list {
-            *value = Value::Array(vec![value.take()]);
+    let required = |name: &str| {
+        schema
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|n| n == name))
+    };
+    args.retain(|name, value| !(value.is_null() && properties.contains_key(name) && !required(name)));
+    for (name, value) in args.iter_mut() {
+        let Some(property) = properties.get(name) else {
+            continue;
+        };
+        let takes = |t: &str| {
+            property
+                .get("type")
+                .is_some_and(|ty| ty == t || ty.as_array().is_some_and(|ts| ts.iter().any(|x| x == t)))
+        };
+        match value {
+            Value::String(_) if takes("array") => *value = Value::Array(vec![value.take()]),
+            Value::String(s) if name == "size" => {
+                if let Some(size) = Size::parse(s) {
+                    *s = size.as_str().to_owned();
+                }
+            }
+            Value::String(s) if property.get("pattern").is_some_and(|p| p == REQUEST_ID) => {
+                *s = s.trim().to_owned();
+            }
+            Value::Number(n) if takes("integer") => {
+                if let Some(whole) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(53)) {
+                    *value = Value::from(whole as i64);
+                }
+            }
+            _ => {}
         }
     }
-    args
 }
 
 /// An argument the tool does not know is an error, not something to drop silently: the user
 /// asked for something (`seed`, `negative_prompt`, a misspelt `scale`) and would not get it.
-fn reject_unknown<T: JsonSchema + 'static>(args: &JsonObject) -> Result<(), InvalidArgument> {
-    let known = property_names(&schema_for::<T>());
+/// The published schemas do not say `additionalProperties: false` (Gemini rejects it), so the
+/// names come from their `properties`.
+fn reject_unknown(schema: &JsonObject, args: &JsonObject) -> Result<(), InvalidArgument> {
+    let known = property_names(schema);
     match args.keys().find(|k| !known.contains(k)) {
         None => Ok(()),
         Some(unknown) => Err(InvalidArgument::new(
@@ -143,24 +212,14 @@ fn hint(unknown: &str, known: &[String]) -> &'static str {
     }
 }
 
-impl Validate for crate::dreamina::ImageRequest {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        Ok(crate::dreamina::ImageRequest::validate(self)?)
-    }
-}
-
 /// The argument of the tools that act on an existing job.
-#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 pub struct JobArgs {
     /// The request_id that generate_image returned.
     pub request_id: crate::runcomfy::RequestId,
 }
 
-impl Validate for JobArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        Ok(()) // RequestId checks itself while deserialising.
-    }
-}
+impl Validate for JobArgs {}
 
 #[cfg(test)]
 mod tests {
@@ -169,16 +228,40 @@ mod tests {
 
     use super::*;
     use crate::{
-        dreamina::{ImageRequest, Size, MAX_PROMPT_CHARS},
-        mcp::tools::generate_image_and_wait::WaitArgs,
+        dreamina::{Size, MAX_PROMPT_CHARS},
+        mcp::tools::{generate_image::GenerateArgs, generate_image_and_wait::WaitArgs, TOOLS},
     };
 
     const CASES: u32 = 2000;
 
+    /// A call of `tool` as the server makes it: checked against the tool's listed schema, then read.
+    fn called<T: DeserializeOwned + Validate>(tool: &str, args: Value) -> Result<T, InvalidArgument> {
+        let Value::Object(mut args) = args else {
+            panic!("arguments are an object")
+        };
+        TOOLS.check(tool, &mut args)?;
+        parse(args)
+    }
+
+    fn generate(args: Value) -> Result<GenerateArgs, InvalidArgument> {
+        called("generate_image", args)
+    }
+
+    fn wait(args: Value) -> Result<WaitArgs, InvalidArgument> {
+        called("generate_image_and_wait", args)
+    }
+
+    #[test]
+    fn every_tools_listed_schema_compiles() {
+        for tool in TOOLS.router.list_all() {
+            let rules = ArgumentRules::new(tool.input_schema.clone());
+            assert!(rules.compiled().is_some(), "{}", tool.name);
+        }
+    }
+
     #[test]
     fn a_failure_inside_flattened_arguments_names_its_field() {
-        use crate::mcp::tools::generate_image::GenerateArgs;
-        let field = |args: Value| parse::<WaitArgs>(args.as_object().unwrap().clone()).unwrap_err().field;
+        let field = |args: Value| wait(args).unwrap_err().field;
         assert_eq!(field(json!({"prompt": "x", "size": "3000x3000"})), "size");
         assert_eq!(field(json!({"prompt": "x", "images": 7})), "images");
         assert_eq!(field(json!({"prompt": "x", "count": "three"})), "count");
@@ -191,36 +274,51 @@ mod tests {
             field(json!({"prompt": "x", "max_wait_seconds": -1})),
             "max_wait_seconds"
         );
-        let generate = parse::<GenerateArgs>(json!({"prompt": "x", "scale": "high"}).as_object().unwrap().clone());
-        assert_eq!(generate.unwrap_err().field, "scale");
+        assert_eq!(
+            generate(json!({"prompt": "x", "scale": "high"})).unwrap_err().field,
+            "scale"
+        );
     }
 
     #[test]
     fn width_and_height_are_pointed_to_size() {
         for name in ["width", "height", "aspect_ratio"] {
-            let args = json!({"prompt": "x", name: 1024});
-            let err = parse::<ImageRequest>(args.as_object().unwrap().clone()).unwrap_err();
+            let err = generate(json!({"prompt": "x", name: 1024})).unwrap_err();
             assert_eq!(err.field, name);
             assert!(err.message.contains("as `size` instead"), "{}", err.message);
         }
-        let err = parse::<ImageRequest>(json!({"prompt": "x", "seed": 1}).as_object().unwrap().clone()).unwrap_err();
+        let err = generate(json!({"prompt": "x", "seed": 1})).unwrap_err();
         assert!(!err.message.contains("`size`"), "{}", err.message);
-        let ratio = parse::<ImageRequest>(json!({"prompt": "x", "size": "16:9"}).as_object().unwrap().clone());
-        assert_eq!(ratio.unwrap().size.map(Size::as_str), Some("2560x1440(16:9)"));
+    }
+
+    /// The spellings a model sends beyond the schema's own are read as what they mean.
+    #[test]
+    fn other_spellings_are_read_before_the_check() {
+        let size = |raw: &str| {
+            generate(json!({"prompt": "x", "size": raw}))
+                .unwrap()
+                .request
+                .size
+                .map(Size::as_str)
+        };
+        assert_eq!(size("16:9"), Some("2560x1440(16:9)"));
+        assert_eq!(size(" 2560 × 1440 "), Some("2560x1440(16:9)"));
+        let counted = generate(json!({"prompt": "x", "count": 3.0, "scale": null})).unwrap();
+        assert_eq!((counted.count, counted.request.scale), (3, 0.5));
+        let id: JobArgs = called("check_status", json!({"request_id": " abc-1 "})).unwrap();
+        assert_eq!(id.request_id.as_str(), "abc-1");
+        // Null for a required argument is not a way to leave it out.
+        assert_eq!(generate(json!({"prompt": null})).unwrap_err().field, "prompt");
     }
 
     /// One reference image given as a string, not a list of one, is read as that list.
     #[test]
     fn a_single_string_for_a_list_is_a_list_of_one() {
-        use crate::mcp::tools::generate_image::GenerateArgs;
         let args = json!({"prompt": "x", "images": "abc#1"});
-        let parsed = parse::<GenerateArgs>(args.as_object().unwrap().clone()).unwrap();
-        assert_eq!(parsed.request.images, ["abc#1"]);
-        let waited = parse::<WaitArgs>(args.as_object().unwrap().clone()).unwrap();
-        assert_eq!(waited.generate.request.images, ["abc#1"]);
+        assert_eq!(generate(args.clone()).unwrap().request.images, ["abc#1"]);
+        assert_eq!(wait(args).unwrap().generate.request.images, ["abc#1"]);
         // Only where a list is expected: a string stays a string elsewhere.
-        let prompt = parse::<ImageRequest>(json!({"prompt": "abc"}).as_object().unwrap().clone()).unwrap();
-        assert_eq!(prompt.prompt, "abc");
+        assert_eq!(generate(json!({"prompt": "abc"})).unwrap().request.prompt, "abc");
     }
 
     /// Any JSON at all: scalars, arrays and objects a few levels deep.
@@ -242,22 +340,22 @@ mod tests {
         })
     }
 
-    fn object_of(keys: &'static [&'static str]) -> impl Strategy<Value = JsonObject> {
+    fn object_of(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
         prop::collection::hash_map(prop::sample::select(keys), any_json(), 0..6)
-            .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(CASES))]
 
-        /// Whatever arrives, parsing answers Ok or a named-field error; it never panics, and
-        /// what it accepts meets every rule.
+        /// Whatever arrives, checking and parsing answer Ok or a named-field error; they never
+        /// panic, and what they accept meets every rule.
         #[test]
         fn image_arguments_never_panic_and_accepted_ones_are_valid(
             args in object_of(&["prompt", "size", "scale", "force_single", "seed", "width×height", ""]),
         ) {
-            match parse::<ImageRequest>(args) {
-                Ok(request) => {
+            match generate(args) {
+                Ok(GenerateArgs { request, .. }) => {
                     prop_assert!(!request.prompt.trim().is_empty());
                     prop_assert!(request.prompt.chars().count() <= MAX_PROMPT_CHARS);
                     prop_assert!((0.0..=1.0).contains(&request.scale));
@@ -271,10 +369,11 @@ mod tests {
         fn wait_arguments_never_panic(
             args in object_of(&["prompt", "size", "max_wait_seconds", "scale", "images", "count", "inline_full_size"]),
         ) {
-            match parse::<WaitArgs>(args) {
+            match wait(args) {
                 Ok(parsed) => {
                     prop_assert!((1..=crate::jobs::MAX_COUNT).contains(&parsed.generate.count));
                     prop_assert!(parsed.generate.request.images.len() <= crate::dreamina::MAX_IMAGES);
+                    prop_assert!(parsed.max_wait_seconds.is_none_or(|s| s >= 1));
                 }
                 Err(e) => prop_assert!(!e.field.is_empty() && e.field != "arguments" && !e.message.is_empty()),
             }
@@ -289,13 +388,13 @@ mod tests {
             force_single in any::<bool>(),
         ) {
             let args = json!({"prompt": prompt, "size": size.as_str(), "scale": scale, "force_single": force_single});
-            let parsed = parse::<ImageRequest>(args.as_object().unwrap().clone());
+            let parsed = generate(args);
             prop_assert!(parsed.is_ok(), "{:?}", parsed);
         }
 
         #[test]
         fn overlong_prompts_are_refused(prompt in "\\PC{801,1200}") {
-            let err = parse::<ImageRequest>(json!({"prompt": prompt}).as_object().unwrap().clone()).unwrap_err();
+            let err = generate(json!({"prompt": prompt})).unwrap_err();
             prop_assert_eq!(err.field, "prompt");
         }
 

@@ -18,6 +18,7 @@ use rmcp::{
 };
 
 use super::{
+    answer::ToolError,
     app,
     caller::SessionOwner,
     confirm::{Consent, OpenApprovals},
@@ -140,7 +141,7 @@ impl ServerHandler for RunComfyServer {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if self.tools.audience(&request.name) == Some(Audience::ViewOnly) && !renders(&context) {
@@ -149,6 +150,12 @@ impl ServerHandler for RunComfyServer {
         }
         // Resolved once here; every tool takes it as a parameter (see `caller`).
         let caller = self.caller(&context.extensions)?;
+        // Every call, a task's too, meets the tool's listed schema before any work; bad
+        // arguments are an `isError` result the model reads, not a JSON-RPC error.
+        let arguments = request.arguments.get_or_insert_with(Default::default);
+        if let Err(invalid) = self.tools.check(&request.name, arguments) {
+            return Ok(ToolError::from(invalid).into_result().into());
+        }
         // What the paid tools need to ask the person, only where a threshold applies.
         let consent = match self.confirm_threshold(&caller) {
             Some(_) => Consent::of(&request, &context, &caller),

@@ -84,7 +84,7 @@ pub fn entries_schema(_: &mut SchemaGenerator) -> Schema {
         "type": "array",
         "items": {
             "anyOf": [
-                { "type": "string" },
+                { "type": "string", "pattern": crate::schema_check::NOT_BLANK },
                 {
                     "type": "object",
                     "description": "A file the person attached, as ChatGPT passes it (filled in by ChatGPT).",

@@ -75,7 +75,7 @@ impl schemars::JsonSchema for RequestId {
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_REQUEST_ID_LEN,
-            "pattern": "^[A-Za-z0-9_-]+$",
+            "pattern": crate::schema_check::REQUEST_ID,
         })
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{
     super::{
         answer::{success, ToolError},
-        args::{self, InvalidArgument, Validate},
+        args::{self, Validate},
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
@@ -24,30 +24,12 @@ use crate::{jobs::Caller, models::safe_schema::provider_safe, runcomfy::MAX_ID_C
 #[serde(deny_unknown_fields)]
 pub struct DescribeModelArgs {
     /// The model's id, as list_models gives it, e.g. bytedance/seedream-4-0/edit.
+    // Bounded before any work: the closest-id search compares the id with every model's.
+    #[schemars(length(max = MAX_ID_CHARS), regex(pattern = crate::schema_check::NOT_BLANK))]
     pub model_id: String,
 }
 
-impl Validate for DescribeModelArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if self.model_id.trim().is_empty() {
-            return Err(InvalidArgument::new(
-                "model_id",
-                "must not be empty: list_models lists the ids",
-            ));
-        }
-        // Checked before any work: the closest-id search compares the id with every model's.
-        if self.model_id.trim().chars().nth(MAX_ID_CHARS).is_some() {
-            return Err(InvalidArgument::new(
-                "model_id",
-                format!(
-                    "is longer than any model id ({} characters; at most {MAX_ID_CHARS}): list_models lists the ids",
-                    self.model_id.len()
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
+impl Validate for DescribeModelArgs {}
 
 /// A key of the schema renamed to be provider-safe.
 #[derive(Debug, Serialize, JsonSchema)]

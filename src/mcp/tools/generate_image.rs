@@ -44,24 +44,7 @@ fn count_description() -> String {
     format!("How many images to make of this request, 1 to {MAX_COUNT} (default 1): that many separate jobs run side by side, for alternatives to choose from ('give me four options'). Each job is paid for separately: ask for more than 1 only when the user wants options.")
 }
 
-impl Validate for GenerateArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if !(1..=MAX_COUNT).contains(&self.count) {
-            return Err(InvalidArgument::new(
-                "count",
-                format!(
-                    "is {}; it must be from 1 to {MAX_COUNT} (default 1). Each job is a separate paid image.",
-                    self.count
-                ),
-            ));
-        }
-        Ok(self.request.validate()?)
-    }
-
-    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
-        args::part::<ImageRequest>(args)
-    }
-}
+impl Validate for GenerateArgs {}
 
 /// `generate_image`'s answer: the handles to everything that follows.
 #[derive(Debug, Serialize, JsonSchema)]

@@ -55,18 +55,7 @@ fn description() -> String {
     format!("Make images with ByteDance Dreamina 4.0 (Seedream 4.0) on RunComfy and wait for them, reporting progress, then return the image URLs as get_result does: text-to-image from a prompt, or, with images (1 to {MAX_IMAGES} reference images: an earlier result's request_id#n, an https URL, an allowed local file), an edit, a restyle or a combination of them. count (1 to {MAX_COUNT}) makes that many alternatives side by side. If the images are not ready within max_wait_seconds (default {DEFAULT_WAIT_SECS} s), it returns the request_ids and status instead, not an error: then call get_result with each request_id a few seconds later. Every job is paid for: do not call this tool again for the same image. The answer gives the actual cost_usd and the estimate made before submitting; a server spending or job limit may refuse the submit, with an error that says when the next job fits. Cancelling the call cancels the jobs still queued. Only Dreamina 4.0: for video, audio or another image model, find it with list_models and run it with run_model.")
 }
 
-impl Validate for WaitArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if self.max_wait_seconds == Some(0) {
-            return Err(InvalidArgument::new("max_wait_seconds", "must be at least 1 second"));
-        }
-        self.generate.validate()
-    }
-
-    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
-        args::part::<GenerateArgs>(args).or_else(|| args::part::<DeliveryArgs>(args))
-    }
-}
+impl Validate for WaitArgs {}
 
 /// A task of `generate_image_and_wait`: its jobs, followed for as long as they take.
 fn task_run(arguments: JsonObject) -> Result<TaskRun, InvalidArgument> {

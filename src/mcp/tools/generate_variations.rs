@@ -73,16 +73,8 @@ impl VariationArgs {
 }
 
 impl Validate for VariationArgs {
+    /// The id is read as [`RequestId`] reads it (safe in a URL path), past an image's `#n`.
     fn validate(&self) -> Result<(), InvalidArgument> {
-        if !(1..=MAX_COUNT).contains(&self.count) {
-            return Err(InvalidArgument::new(
-                "count",
-                format!(
-                    "is {}; it must be from 1 to {MAX_COUNT} (default 1). Each variation is a separate paid job.",
-                    self.count
-                ),
-            ));
-        }
         self.job().map(|_| ())
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{
     super::{
         answer::ToolError,
-        args::{self, InvalidArgument, Validate},
+        args::{self, Validate},
         job_result::{Answer, Delivered, JobResult},
         schema::{output_schema_for, schema_for},
         RunComfyServer,
@@ -32,11 +32,7 @@ pub struct DeliveryArgs {
     pub inline_full_size: bool,
 }
 
-impl Validate for DeliveryArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        Ok(())
-    }
-}
+impl Validate for DeliveryArgs {}
 
 /// `get_result`'s arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,15 +43,7 @@ pub struct ResultArgs {
     pub delivery: DeliveryArgs,
 }
 
-impl Validate for ResultArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        Ok(()) // RequestId checks itself while deserialising.
-    }
-
-    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
-        args::part::<DeliveryArgs>(args)
-    }
-}
+impl Validate for ResultArgs {}
 
 impl RunComfyServer {
     /// The result as this client should get it (see [`crate::mcp::settings::StructuredMode`]).

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     super::{
         answer::{success, ToolError},
-        args::{self, InvalidArgument, Validate},
+        args::{self, Validate},
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
@@ -86,20 +86,7 @@ fn limit_description() -> String {
     format!("How many jobs to return, newest first (1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}).")
 }
 
-impl Validate for ListJobsArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if !(1..=MAX_LIMIT).contains(&self.limit) {
-            return Err(InvalidArgument::new(
-                "limit",
-                format!(
-                    "is {}; it must be from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})",
-                    self.limit
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
+impl Validate for ListJobsArgs {}
 
 impl ListJobsArgs {
     fn query(&self, caller: &Caller) -> JobQuery {

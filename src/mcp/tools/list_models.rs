@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     super::{
         answer::{success, ToolError},
-        args::{self, InvalidArgument, Validate},
+        args::{self, Validate},
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
@@ -33,16 +33,19 @@ const MAX_FILTER_CHARS: usize = 500;
 pub struct ListModelsArgs {
     /// Words that must each appear in a model's id, name or description, e.g. "seedream edit" or "video".
     #[serde(default)]
+    #[schemars(length(max = MAX_FILTER_CHARS))]
     pub search: Option<String>,
     /// Only models of this category, e.g. text-to-image, image-to-image, text-to-video, text-to-audio.
     #[serde(default)]
+    #[schemars(length(max = MAX_FILTER_CHARS))]
     pub category: Option<String>,
     /// Only models of this kind: image, video or audio.
     #[serde(default)]
+    #[schemars(length(max = MAX_FILTER_CHARS))]
     pub kind: Option<String>,
     /// Models to list, 1 to 100 (default 20).
     #[serde(default)]
-    #[schemars(with = "u32", range(min = 1, max = 100))]
+    #[schemars(with = "u32", range(min = 1, max = MAX_LIMIT))]
     pub limit: Option<u32>,
     /// Models to skip, to page on (default 0).
     #[serde(default)]
@@ -50,29 +53,7 @@ pub struct ListModelsArgs {
     pub offset: Option<u32>,
 }
 
-impl Validate for ListModelsArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        for (name, given) in [
-            ("search", &self.search),
-            ("category", &self.category),
-            ("kind", &self.kind),
-        ] {
-            if given
-                .as_deref()
-                .is_some_and(|s| s.chars().nth(MAX_FILTER_CHARS).is_some())
-            {
-                return Err(InvalidArgument::new(
-                    name,
-                    format!("is longer than {MAX_FILTER_CHARS} characters: give a few words"),
-                ));
-            }
-        }
-        match self.limit {
-            Some(n) if n == 0 || n > MAX_LIMIT => Err(InvalidArgument::new("limit", "must be from 1 to 100")),
-            _ => Ok(()),
-        }
-    }
-}
+impl Validate for ListModelsArgs {}
 
 /// One model, in brief.
 #[derive(Debug, Serialize, JsonSchema)]

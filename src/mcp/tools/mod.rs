@@ -27,7 +27,10 @@ use std::{
 
 use rmcp::{handler::server::router::tool::ToolRouter, model::JsonObject};
 
-use super::{args::InvalidArgument, RunComfyServer};
+use super::{
+    args::{ArgumentRules, InvalidArgument},
+    RunComfyServer,
+};
 use generate_image::GenerateArgs;
 use get_result::DeliveryArgs;
 
@@ -82,24 +85,42 @@ pub(super) enum TaskJob {
 /// A task's jobs, and how its result is delivered.
 pub(super) type TaskRun = (TaskJob, DeliveryArgs);
 
-/// Every tool: the router made of their routes, and each one's unit by its name.
+/// Every tool: the router made of their routes, and each one's unit and argument rules by its
+/// name.
 pub(super) struct Tools {
     pub router: ToolRouter<RunComfyServer>,
     units: HashMap<Cow<'static, str>, &'static ToolUnit>,
+    arguments: HashMap<Cow<'static, str>, ArgumentRules>,
 }
 
 impl Tools {
     fn new() -> Self {
         let mut router = ToolRouter::new();
         let mut units = HashMap::new();
+        let mut arguments = HashMap::new();
         for unit in UNITS {
             let route = (unit.router)();
             for tool in route.list_all() {
+                // The input schema as listed: the one the client sees is the one checked.
+                arguments.insert(tool.name.clone(), ArgumentRules::new(tool.input_schema));
                 units.insert(tool.name, unit);
             }
             router += route;
         }
-        Self { router, units }
+        Self {
+            router,
+            units,
+            arguments,
+        }
+    }
+
+    /// Checks a call of the tool called `name` against its listed input schema, before any work
+    /// (a name that is no tool's is the router's to answer).
+    pub fn check(&self, name: &str, arguments: &mut JsonObject) -> Result<(), InvalidArgument> {
+        match self.arguments.get(name) {
+            Some(rules) => rules.check(arguments),
+            None => Ok(()),
+        }
     }
 
     /// The unit of the tool called `name`, if there is one.

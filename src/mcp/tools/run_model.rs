@@ -26,11 +26,13 @@ use crate::jobs::{
     settings::{DEFAULT_WAIT_SECS, MAX_WAIT_SECS},
     Batch, JobOutcome, Prepared, MAX_COUNT,
 };
+use crate::runcomfy::MAX_ID_CHARS;
 
 /// The arguments of `run_model`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct RunModelArgs {
     /// The model's id, as list_models gives it, e.g. bytedance/seedance-2.5/text-to-video/1080p.
+    #[schemars(length(max = MAX_ID_CHARS), regex(pattern = crate::schema_check::NOT_BLANK))]
     pub model_id: String,
 
     /// The model's input: an object that meets the input_schema describe_model gives for it. Media inputs (an image, video or audio field) take https:// URLs; image inputs also take an earlier result's request_id#n, an allowed local file or a data URI.
@@ -69,33 +71,7 @@ fn max_wait_description() -> String {
     format!("With wait: seconds to wait for the result before returning the request_id to poll with instead. Leave it out for the server's default ({DEFAULT_WAIT_SECS} s); the server caps it ({MAX_WAIT_SECS} s by default). A video can take minutes: the job goes on after the wait ends.")
 }
 
-impl Validate for RunModelArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if self.model_id.trim().is_empty() {
-            return Err(InvalidArgument::new(
-                "model_id",
-                "must not be empty: list_models lists the ids",
-            ));
-        }
-        if !(1..=MAX_COUNT).contains(&self.count) {
-            return Err(InvalidArgument::new(
-                "count",
-                format!(
-                    "is {}; it must be from 1 to {MAX_COUNT} (default 1). Each job is paid for separately.",
-                    self.count
-                ),
-            ));
-        }
-        if self.max_wait_seconds == Some(0) {
-            return Err(InvalidArgument::new("max_wait_seconds", "must be at least 1 second"));
-        }
-        Ok(())
-    }
-
-    fn locate(args: &JsonObject) -> Option<InvalidArgument> {
-        args::part::<DeliveryArgs>(args)
-    }
-}
+impl Validate for RunModelArgs {}
 
 /// A task of `run_model`: its job, waited for as long as it takes.
 fn task_run(arguments: JsonObject) -> Result<TaskRun, InvalidArgument> {

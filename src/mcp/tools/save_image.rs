@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     super::{
         answer::{success, ToolError},
-        args::{self, InvalidArgument, Validate},
+        args::{self, Validate},
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
@@ -32,14 +32,7 @@ pub struct SaveArgs {
     pub index: usize,
 }
 
-impl Validate for SaveArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if self.index == 0 {
-            return Err(InvalidArgument::new("index", "images are numbered from 1"));
-        }
-        Ok(())
-    }
-}
+impl Validate for SaveArgs {}
 
 /// `save_image`'s answer.
 #[derive(Debug, Serialize, JsonSchema)]

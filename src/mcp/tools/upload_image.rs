@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     super::{
         answer::{success, ToolError},
-        args::{self, InvalidArgument, Validate},
+        args::{self, Validate},
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
@@ -30,6 +30,7 @@ use crate::{
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct UploadArgs {
     /// The image as a data:image/png, image/jpeg or image/webp;base64, URI.
+    #[schemars(regex(pattern = crate::schema_check::DATA_URI))]
     pub image: String,
     /// The file's own name, only to say it back (never used as a path).
     #[serde(default)]
@@ -37,17 +38,7 @@ pub struct UploadArgs {
     pub name: Option<String>,
 }
 
-impl Validate for UploadArgs {
-    fn validate(&self) -> Result<(), InvalidArgument> {
-        if !self.image.trim_start().to_ascii_lowercase().starts_with("data:") {
-            return Err(InvalidArgument::new(
-                "image",
-                "must be a data:image/...;base64, URI of the image",
-            ));
-        }
-        Ok(())
-    }
-}
+impl Validate for UploadArgs {}
 
 /// `upload_image`'s answer.
 #[derive(Debug, Serialize, JsonSchema)]
