@@ -101,7 +101,9 @@ impl Rules {
             ValidationErrorKind::Minimum { .. }
             | ValidationErrorKind::Maximum { .. }
             | ValidationErrorKind::ExclusiveMinimum { .. }
-            | ValidationErrorKind::ExclusiveMaximum { .. } => format!("is {value}; it must be {}", range(here)),
+            | ValidationErrorKind::ExclusiveMaximum { .. } => {
+                format!("is {}; it must be {}", plain(value), range(here))
+            }
             ValidationErrorKind::MaxLength { limit } => format!(
                 "has {}; at most {limit} are taken. Shorten it",
                 of(chars(value), "character", "characters")
@@ -198,6 +200,7 @@ fn names(schema: &Value) -> Vec<String> {
 /// The bounds a number must be within, with the default when there is one.
 fn range(schema: &Value) -> String {
     let bound = |key: &str| schema.get(key).filter(|v| v.is_number());
+    let bound = |key: &str| bound(key).map(plain);
     let mut said = match (bound("minimum"), bound("maximum")) {
         (Some(min), Some(max)) => format!("from {min} to {max}"),
         (Some(min), None) => format!("at least {min}"),
@@ -247,7 +250,7 @@ fn shown(value: &Value) -> String {
     match value {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => format!("{b}"),
-        Value::Number(n) => format!("the number {n}"),
+        Value::Number(_) => format!("the number {}", plain(value)),
         Value::String(s) if s.chars().count() <= SHOWN_CHARS => format!("the string {s:?}"),
         Value::String(s) => format!("a string of {} characters", s.chars().count()),
         Value::Array(items) => format!("a list of {}", of(items.len(), "entry", "entries")),
@@ -255,10 +258,14 @@ fn shown(value: &Value) -> String {
     }
 }
 
-/// An enum option or a default as written in a message: strings without quotes.
+/// A value as written in a message: strings without quotes, whole numbers without a `.0`.
 fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }

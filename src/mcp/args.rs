@@ -321,6 +321,25 @@ mod tests {
         assert_eq!(generate(json!({"prompt": "abc"})).unwrap().request.prompt, "abc");
     }
 
+    /// The CPU cost of the check per call, for the record (not an assertion):
+    /// `cargo test --lib mcp::args::tests::check_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn check_cost() {
+        let args = json!({"prompt": "a lighthouse at dusk, oil painting", "size": "16:9", "count": 2,
+            "images": ["https://images.invalid/a.png", "abc#1"], "scale": 0.7, "max_wait_seconds": 40});
+        let Value::Object(args) = args else { unreachable!() };
+        let mut warm = args.clone();
+        TOOLS.check("generate_image_and_wait", &mut warm).unwrap();
+        let runs = 20_000u32;
+        let copies: Vec<JsonObject> = (0..runs).map(|_| args.clone()).collect();
+        let started = std::time::Instant::now();
+        for mut copy in copies {
+            TOOLS.check("generate_image_and_wait", &mut copy).unwrap();
+        }
+        eprintln!("check: {:?} per call", started.elapsed() / runs);
+    }
+
     /// Any JSON at all: scalars, arrays and objects a few levels deep.
     fn any_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

@@ -8,6 +8,7 @@ mod common;
 
 mod any_model_results;
 mod app;
+mod argument_schema;
 mod balance;
 mod batches;
 mod bounded_results;
