@@ -67,7 +67,8 @@ pub struct McpArgs {
     /// Ask the person to confirm, through their MCP client (elicitation), before starting jobs
     /// whose estimate may exceed this many US dollars (or whose price is not known); nothing is
     /// submitted unless they accept. A client that cannot ask is refused such a call, with how to
-    /// ask for less. Unset: no confirmation.
+    /// ask for less. Unset: no confirmation. With --oauth each person may choose a lower amount on
+    /// the consent page (this one is the most they can choose), or one of their own when unset.
     #[arg(long, env = "RUNCOMFY_CONFIRM_ABOVE_USD", value_name = "USD",
           value_parser = crate::jobs::limits::positive_usd)]
     pub confirm_above_usd: Option<f64>,
