@@ -1,7 +1,7 @@
 //! `generate_image`: submit a job (or `count` of them) and hand back the request_ids at once.
 
 use rmcp::{
-    model::{CallToolResponse, CallToolResult, JsonObject},
+    model::{CallToolResponse, JsonObject},
     tool, tool_router,
 };
 use schemars::JsonSchema;
@@ -9,20 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     super::{
-        answer::{success, ToolError},
+        answer::ToolError,
         args::{self, InvalidArgument, Validate},
         confirm::Consent,
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
     get_result::DeliveryArgs,
+    started::{About, Started},
     Audience, TaskJob, TaskRun, ToolUnit,
 };
 use crate::jobs::Caller;
 use crate::{
     dreamina::{Endpoint, ImageRequest, MAX_IMAGES},
-    jobs::{CostEstimate, Prepared, SubmitError, MAX_COUNT},
-    runcomfy::{JobStatus, RequestId},
+    jobs::{Prepared, MAX_COUNT},
 };
 
 fn one() -> u32 {
@@ -47,86 +47,23 @@ fn count_description() -> String {
 impl Validate for GenerateArgs {}
 
 /// `generate_image`'s answer: the handles to everything that follows.
+pub type Submitted = Started<DreaminaJobs>;
+
+/// What `generate_image` says of the jobs it started.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Submitted {
-    /// The (first) job's id: pass it to check_status, get_result and cancel_request.
-    #[schemars(with = "String")]
-    pub request_id: RequestId,
-    /// Every job this call started, in order: one, or `count` of them. Follow each one with its own request_id.
-    #[schemars(with = "Vec<String>")]
-    pub request_ids: Vec<RequestId>,
-    /// Always `in_queue` right after submitting.
-    #[schemars(with = "String")]
-    pub status: JobStatus,
+pub struct DreaminaJobs {
     /// The size that was requested, e.g. `2048x2048(1:1)`.
     pub size: String,
     /// `text-to-image`, or `edit` when reference images were given.
     pub endpoint: String,
-    /// Submits of this call that failed, when others succeeded (when all fail the call is an error).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failures: Vec<String>,
-    /// What the jobs submitted are expected to cost, from RunComfy's price list: exact with force_single, a range otherwise (a set may hold several images). get_result reports the actual cost. Missing when the price is not known (see cost_note).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub estimated_cost_usd: Option<CostEstimate>,
-    /// Why there is no estimate, when there is none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost_note: Option<String>,
-    /// What to call next.
-    pub next_step: String,
+    /// Reference images given, for the answer's text.
+    #[serde(skip)]
+    references: usize,
 }
 
-impl Submitted {
-    /// The answer for a call's submits, in order. `Err` when none got a job.
-    /// `estimate`: of one job of `prepared`.
-    pub(super) fn new(
-        outcomes: Vec<Result<RequestId, SubmitError>>,
-        prepared: &Prepared,
-        estimate: Result<CostEstimate, String>,
-    ) -> Result<Self, ToolError> {
-        let count = outcomes.len();
-        let mut ids = Vec::new();
-        let mut failures = Vec::new();
-        for outcome in outcomes {
-            match outcome {
-                Ok(id) => ids.push(id),
-                Err(e) => failures.push(ToolError::submit(&e)),
-            }
-        }
-        if ids.is_empty() {
-            return Err(match failures.len() {
-                1 => failures.remove(0),
-                n => ToolError::new(format!(
-                    "All {n} submits failed.\n{}",
-                    failures.iter().map(ToolError::text).collect::<Vec<_>>().join("\n")
-                )),
-            });
-        }
-        let list = ids.iter().map(|id| format!("\"{id}\"")).collect::<Vec<_>>().join(", ");
-        let mut next_step = if ids.len() == 1 {
-            format!(
-                "Call check_status with request_id {list} every few seconds until status is succeeded, then call get_result for the image URLs. cancel_request can stop it while it is still queued."
-            )
-        } else {
-            format!(
-                "Call check_status with each request_id ({list}) every few seconds until it is succeeded, then get_result for its image URLs. cancel_request can stop any of them while it is still queued."
-            )
-        };
-        if !failures.is_empty() {
-            next_step.push_str(&format!(
-                " {} of the {count} submits failed (see failures); do not submit them again without checking that no job was made.",
-                failures.len()
-            ));
-        }
-        // The estimate of the jobs that were made, not of those refused.
-        let jobs = ids.len() as u32;
-        let (estimated_cost_usd, cost_note) = match estimate {
-            Ok(one) => (Some(one.for_jobs(jobs)), None),
-            Err(reason) => (None, Some(format!("No cost estimate: {reason}."))),
-        };
-        Ok(Self {
-            request_id: ids[0].clone(),
-            request_ids: ids,
-            status: JobStatus::InQueue,
+impl DreaminaJobs {
+    fn of(prepared: &Prepared, references: usize) -> Self {
+        Self {
             size: prepared.size.clone(),
             // A Dreamina request is an edit exactly when it has reference images.
             endpoint: match prepared.recipe.as_ref().is_some_and(|r| !r.images.is_empty()) {
@@ -135,55 +72,30 @@ impl Submitted {
             }
             .as_str()
             .to_owned(),
-            failures: failures.iter().map(|f| f.text().replace('\n', " ")).collect(),
-            estimated_cost_usd,
-            cost_note,
-            next_step,
-        })
+            references,
+        }
     }
+}
 
-    pub(super) fn render(&self, references: usize) -> CallToolResult {
-        let from = match references {
+impl About for DreaminaJobs {
+    const REQUEST_ID: &'static str = "The (first) job's id: pass it to check_status, get_result and cancel_request.";
+    const REQUEST_IDS: &'static str =
+        "Every job this call started, in order: one, or `count` of them. Follow each one with its own request_id.";
+    const ESTIMATED_COST: &'static str = "What the jobs submitted are expected to cost, from RunComfy's price list: exact with force_single, a range otherwise (a set may hold several images). get_result reports the actual cost. Missing when the price is not known (see cost_note).";
+
+    fn what(&self, jobs: usize) -> String {
+        let from = match self.references {
             0 => String::new(),
             1 => ", editing 1 reference image".to_owned(),
             n => format!(", from {n} reference images"),
         };
-        let n = self.request_ids.len();
-        let what = format!(
-            "{n} Dreamina 4.0 {} job{} ({}{from})",
+        format!(
+            "{jobs} Dreamina 4.0 {} job{} ({}{from})",
             self.endpoint,
-            if n == 1 { "" } else { "s" },
+            if jobs == 1 { "" } else { "s" },
             self.size
-        );
-        let mut text = first_line(&what, self.estimated_cost_usd.as_ref(), &self.request_ids, &self.status);
-        for failure in &self.failures {
-            text.push_str(&format!("\nFailed submit: {failure}"));
-        }
-        if let Some(estimate) = &self.estimated_cost_usd {
-            text.push_str(&format!("\n{}; get_result reports the actual cost.", estimate.text()));
-        }
-        if let Some(note) = &self.cost_note {
-            text.push_str(&format!("\n{note}"));
-        }
-        text.push_str(&format!("\nNext: {}", self.next_step));
-        success(self, text)
+        )
     }
-}
-
-/// The first line of a submit's answer: what was started and its estimated range, before the
-/// jobs' ids (a person or model reading only the first line knows what it costs).
-pub(super) fn first_line(what: &str, estimate: Option<&CostEstimate>, ids: &[RequestId], status: &JobStatus) -> String {
-    let cost = match estimate {
-        Some(estimate) if ids.len() > 1 => format!("estimated {} in all", estimate.range_text()),
-        Some(estimate) => format!("estimated {}", estimate.range_text()),
-        None => "cost not estimated".to_owned(),
-    };
-    let list: Vec<String> = ids.iter().map(RequestId::to_string).collect();
-    let jobs = if ids.len() == 1 { "job" } else { "jobs" };
-    format!(
-        "Submitted {what}, {cost}: {jobs} {}. Status: {status}.",
-        list.join(", ")
-    )
 }
 
 /// A task of `generate_image`: the images to make; results come as the defaults say.
@@ -227,8 +139,7 @@ impl RunComfyServer {
             return Ok(question);
         }
         let outcomes = self.jobs.submit_batch(&caller, &prepared, count).await;
-        Ok(Submitted::new(outcomes, &prepared, estimate)?
-            .render(request.images.len())
-            .into())
+        let about = DreaminaJobs::of(&prepared, request.images.len());
+        Ok(Submitted::new(outcomes, estimate, about)?.render().into())
     }
 }

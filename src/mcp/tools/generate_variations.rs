@@ -14,18 +14,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     super::{
-        answer::{success, ToolError},
+        answer::ToolError,
         args::{self, InvalidArgument, Validate},
         confirm::Consent,
         schema::{output_schema_for, schema_for},
         RunComfyServer,
     },
-    generate_image::{first_line, Submitted},
+    started::{About, Started},
     Audience, ToolUnit,
 };
 use crate::{
-    jobs::{Caller, CostEstimate, MAX_COUNT},
-    runcomfy::{JobStatus, RequestId},
+    jobs::{Caller, MAX_COUNT},
+    runcomfy::RequestId,
     text::ellipsis,
 };
 
@@ -80,17 +80,11 @@ impl Validate for VariationArgs {
 }
 
 /// `generate_variations`' answer: the new jobs, and what they were made from.
+pub type Variations = Started<Varied>;
+
+/// What `generate_variations` says of the jobs it started: what they were made from.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Variations {
-    /// The first new job's id: pass it to check_status, get_result and cancel_request.
-    #[schemars(with = "String")]
-    pub request_id: RequestId,
-    /// Every job this call started, in order.
-    #[schemars(with = "Vec<String>")]
-    pub request_ids: Vec<RequestId>,
-    /// Always `in_queue` right after submitting.
-    #[schemars(with = "String")]
-    pub status: JobStatus,
+pub struct Varied {
     /// The job whose recipe was used.
     #[schemars(with = "String")]
     pub varied: RequestId,
@@ -98,17 +92,23 @@ pub struct Variations {
     pub model: String,
     /// The prompt they were made with: the varied job's, with the nudge if one was given.
     pub prompt: String,
-    /// Submits of this call that failed, when others succeeded (when all fail the call is an error).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failures: Vec<String>,
-    /// What the jobs submitted are expected to cost, from RunComfy's price list. get_result reports the actual cost.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub estimated_cost_usd: Option<CostEstimate>,
-    /// Why there is no estimate, when there is none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost_note: Option<String>,
-    /// What to call next.
-    pub next_step: String,
+}
+
+impl About for Varied {
+    const REQUEST_ID: &'static str = "The first new job's id: pass it to check_status, get_result and cancel_request.";
+    const REQUEST_IDS: &'static str = "Every job this call started, in order.";
+    const ESTIMATED_COST: &'static str =
+        "What the jobs submitted are expected to cost, from RunComfy's price list. get_result reports the actual cost.";
+
+    fn what(&self, jobs: usize) -> String {
+        format!(
+            "{jobs} variation{} of job {} ({}, \"{}\")",
+            if jobs == 1 { "" } else { "s" },
+            self.varied,
+            self.model,
+            ellipsis(&self.prompt, 160),
+        )
+    }
 }
 
 fn description() -> String {
@@ -145,44 +145,12 @@ impl RunComfyServer {
             return Ok(question);
         }
         let outcomes = self.jobs.submit_batch(&caller, &prepared, args.count).await;
-        let submitted = Submitted::new(outcomes, &prepared, estimate)?;
-        let answer = Variations {
-            request_id: submitted.request_id,
-            request_ids: submitted.request_ids,
-            status: submitted.status,
+        let about = Varied {
             varied,
             model: prepared.model,
             prompt: prepared.prompt,
-            failures: submitted.failures,
-            estimated_cost_usd: submitted.estimated_cost_usd,
-            cost_note: submitted.cost_note,
-            next_step: submitted.next_step,
         };
+        let answer = Variations::new(outcomes, estimate, about)?;
         Ok(answer.render().into())
-    }
-}
-
-impl Variations {
-    fn render(&self) -> rmcp::model::CallToolResult {
-        let n = self.request_ids.len();
-        let what = format!(
-            "{n} variation{} of job {} ({}, \"{}\")",
-            if n == 1 { "" } else { "s" },
-            self.varied,
-            self.model,
-            ellipsis(&self.prompt, 160),
-        );
-        let mut text = first_line(&what, self.estimated_cost_usd.as_ref(), &self.request_ids, &self.status);
-        for failure in &self.failures {
-            text.push_str(&format!("\nFailed submit: {failure}"));
-        }
-        if let Some(estimate) = &self.estimated_cost_usd {
-            text.push_str(&format!("\n{}; get_result reports the actual cost.", estimate.text()));
-        }
-        if let Some(note) = &self.cost_note {
-            text.push_str(&format!("\n{note}"));
-        }
-        text.push_str(&format!("\nNext: {}", self.next_step));
-        success(self, text)
     }
 }

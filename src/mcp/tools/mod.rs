@@ -17,6 +17,7 @@ pub mod list_jobs;
 pub mod list_models;
 pub mod run_model;
 pub mod save_image;
+mod started;
 pub mod upload_image;
 
 use std::{
