@@ -3,12 +3,10 @@
 //! expired legacy session, and too many sessions; CORS for allowed browser origins only; and the
 //! refusal to listen on a public address without authentication.
 
-use std::time::Duration;
-
 use crate::common::{
     eventually,
-    http::{answer, initialize, open_sse, post_mcp, rpc, HttpServer},
-    simulator, Bin,
+    http::{answer, initialize, open_sse, post_mcp, rpc, Events, HttpServer},
+    simulator, within, Bin,
 };
 use reqwest::{header, StatusCode};
 use runcomfy_mcp::simulator::SimConfig;
@@ -350,7 +348,7 @@ async fn idle_sessions_expire_on_both_transports() {
     let server = HttpServer::start(&sim.base_url(), &["--session-idle-secs", "1"], &[]).await;
     let http = reqwest::Client::new();
 
-    let (_events, endpoint) = open_sse(&http, &server).await;
+    let (mut legacy_events, endpoint) = open_sse(&http, &server).await;
     let init = post_mcp(&http, &server, &initialize(1)).send().await.unwrap();
     let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     answer(init, 1).await;
@@ -361,10 +359,31 @@ async fn idle_sessions_expire_on_both_transports() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // The Streamable HTTP session's own event stream (GET /mcp), which ends with the session.
+    let stream = http
+        .get(server.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK, "GET /mcp");
+    let mut streamable_events = Events::new(stream);
 
-    // Well past the idle limit, with no traffic in between. This sleep is the test: idle time
-    // passing is what should end both sessions, so there is nothing to wait on instead.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // No traffic on either session from here (a request would restart its idle clock): each one
+    // ends by itself, and the server then ends its event stream. That end is what is waited for,
+    // so the test takes as long as the expiry and no longer (a session that never expires fails
+    // the wait).
+    within(
+        async { while legacy_events.next().await.is_some() {} },
+        "the idle legacy SSE session's stream to end",
+    )
+    .await;
+    within(
+        async { while streamable_events.next().await.is_some() {} },
+        "the idle Streamable HTTP session's stream to end",
+    )
+    .await;
     let legacy = http
         .post(server.url(&endpoint))
         .json(&rpc(2, "ping", json!({})))
