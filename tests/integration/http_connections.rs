@@ -249,11 +249,9 @@ async fn a_trickling_body_gets_408_and_the_connection_is_closed() {
             answer.to_ascii_lowercase().contains("connection: close"),
             "{path}: {answer}"
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "{path}: cut off after {:?}",
-            started.elapsed()
-        );
+        // When exactly it is cut off (its grace, then each byte due at the floor rate) is
+        // transport::connections::body_floor's paused-clock unit test; here, that it is cut off
+        // at all while the trickle is far from done (100 000 bytes at 100 a second).
     }
     assert!(server.stop().await.success());
 }
