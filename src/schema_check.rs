@@ -105,7 +105,7 @@ impl Rules {
                 format!("is {}; it must be {}", plain(value), range(here))
             }
             ValidationErrorKind::MaxLength { limit } => format!(
-                "has {}; at most {limit} are taken. Shorten it",
+                "has {}; at most {limit} are taken",
                 of(chars(value), "character", "characters")
             ),
             ValidationErrorKind::MinLength { limit } if chars(value) == 0 => {
@@ -122,7 +122,7 @@ impl Rules {
             }
             ValidationErrorKind::MaxItems { limit } => {
                 format!(
-                    "has {}; at most {limit} are taken. Pass fewer",
+                    "has {}; at most {limit} are taken",
                     of(entries(value), "entry", "entries")
                 )
             }
@@ -138,6 +138,10 @@ impl Rules {
                     .map(|o| o.iter().map(plain).collect())
                     .unwrap_or_default();
                 format!("is {}; it must be one of: {}", shown(value), options.join(", "))
+            }
+            // An entry of a list may also go.
+            ValidationErrorKind::Pattern { pattern } if pattern == NOT_BLANK && field.ends_with(']') => {
+                "is blank: give a value, or leave the entry out".to_owned()
             }
             ValidationErrorKind::Pattern { pattern } => match PATTERNS.iter().find(|(p, _)| p == pattern) {
                 Some((_, meaning)) => (*meaning).to_owned(),
@@ -332,7 +336,7 @@ mod tests {
         case(
             json!({"prompt": "abcdef"}),
             "prompt",
-            "has 6 characters; at most 5 are taken. Shorten it",
+            "has 6 characters; at most 5 are taken",
         );
         case(
             json!({"prompt": ""}),
@@ -363,12 +367,12 @@ mod tests {
         case(
             json!({"prompt": "x", "images": ["a", "b", "c"]}),
             "images",
-            "has 3 entries; at most 2 are taken. Pass fewer",
+            "has 3 entries; at most 2 are taken",
         );
         case(
             json!({"prompt": "x", "images": ["a", " "]}),
             "images[1]",
-            "is blank; it must hold some text",
+            "is blank: give a value, or leave the entry out",
         );
         case(
             json!({"prompt": "x", "images": [7]}),

@@ -18,6 +18,9 @@ use crate::{
     schema_check::{Broken, Rules, REQUEST_ID},
 };
 
+/// The spellings of a size read beyond the documented ones the schema lists.
+const SIZE_FORMS: &str = "WIDTHxHEIGHT such as 2560x1440, or a ratio such as 16:9";
+
 /// An argument that broke a rule: which one, and what would be accepted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("Invalid argument `{field}`: {message}")]
@@ -103,7 +106,14 @@ impl ArgumentRules {
         if let Value::Object(map) = value {
             *args = map;
         }
-        Ok(checked?)
+        checked.map_err(|broken| {
+            let mut invalid = InvalidArgument::from(broken);
+            // The schema lists the documented spellings; the others are read too.
+            if invalid.field == "size" {
+                invalid.message.push_str(&format!(". {SIZE_FORMS}, is accepted too"));
+            }
+            invalid
+        })
     }
 }
 
@@ -195,7 +205,7 @@ fn reject_unknown(schema: &JsonObject, args: &JsonObject) -> Result<(), InvalidA
 
 /// Where the tool takes what an unknown argument seems to mean: a size given as `width` and
 /// `height` (or an `aspect_ratio`, a `resolution`) goes in `size`.
-fn hint(unknown: &str, known: &[String]) -> &'static str {
+fn hint(unknown: &str, known: &[String]) -> String {
     let sizeish = [
         "width",
         "height",
@@ -206,9 +216,9 @@ fn hint(unknown: &str, known: &[String]) -> &'static str {
         "width×height",
     ];
     if known.iter().any(|k| k == "size") && sizeish.contains(&unknown.to_ascii_lowercase().as_str()) {
-        " Give the output size as `size` instead: WIDTHxHEIGHT such as 2560x1440, or a ratio such as 16:9."
+        format!(" Give the output size as `size` instead: {SIZE_FORMS}.")
     } else {
-        ""
+        String::new()
     }
 }
 
