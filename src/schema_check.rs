@@ -20,7 +20,7 @@ pub(crate) const REQUEST_ID: &str = "^[A-Za-z0-9_-]+$";
 pub(crate) const DATA_URI: &str = r"^\s*[Dd][Aa][Tt][Aa]:";
 
 /// What the patterns our schemas use mean, for the messages: a regex says nothing to a model.
-const PATTERNS: [(&str, &str); 3] = [
+pub(crate) const PATTERNS: [(&str, &str); 3] = [
     (NOT_BLANK, "is blank; it must hold some text"),
     (
         REQUEST_ID,

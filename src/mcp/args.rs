@@ -269,6 +269,32 @@ mod tests {
         }
     }
 
+    /// A regex says nothing to a model: each pattern a tool's schema uses has its sentence.
+    #[test]
+    fn every_pattern_in_a_listed_schema_is_said_in_words() {
+        fn patterns(value: &Value, found: &mut Vec<String>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(p)) = map.get("pattern") {
+                        found.push(p.clone());
+                    }
+                    map.values().for_each(|v| patterns(v, found));
+                }
+                Value::Array(items) => items.iter().for_each(|v| patterns(v, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        for tool in TOOLS.router.list_all() {
+            patterns(&Value::Object((*tool.input_schema).clone()), &mut found);
+        }
+        assert!(found.len() >= 4, "{found:?}");
+        for pattern in found {
+            let said = crate::schema_check::PATTERNS.iter().any(|(p, _)| *p == pattern);
+            assert!(said, "no sentence for the pattern {pattern}");
+        }
+    }
+
     #[test]
     fn a_failure_inside_flattened_arguments_names_its_field() {
         let field = |args: Value| wait(args).unwrap_err().field;
