@@ -30,7 +30,8 @@ Our server's journal starts empty: `TTI_WARMUP` jobs (default 8, not measured) r
 the same path, so that the journal holds the model's history, as it does for anyone who has
 generated a few images. Sizes: `TTI_JOBS` (default 24), `TTI_CONCURRENCY` (3), `TTI_SEED` (37),
 `TTI_PATHS` (default `mcp,cli,runcomfy,floor`), `TTI_BIN` (default: the release binary under
-CARGO_TARGET_DIR or target/), `TTI_SERVER_ENV` ("K=V,…" added to our server's environment).
+CARGO_TARGET_DIR or target/), `TTI_SERVER_ENV` ("K=V,…" added to our server's environment),
+`TTI_JSON` (a file to write each path's figures to, as JSON).
 """
 
 import asyncio
@@ -471,8 +472,9 @@ def report(key, name, answers, cpu, jobs_by_index, network):
         if key in TARGET_CPU_S:
             line += f"    ≤ the baseline's {TARGET_CPU_S[key] * 1000:.0f} ms: {verdict(cpu <= TARGET_CPU_S[key])}"
         print(line)
-    return {"key": key, "path": name, "median": med, "p10": p10, "p90": p90, "requests": per_job, "cpu": cpu,
-            "phases": {k: statistics.median(v) for k, v in parts.items()}}
+    return {"key": key, "path": name, "median": med, "p10": p10, "p90": p90, "requests": per_job,
+            "max_requests": max(requests), "min_gap": min(gaps) if gaps else None, "cpu": cpu,
+            "transfer_s": network["transfer_s"], "phases": {k: statistics.median(v) for k, v in parts.items()}}
 
 
 async def main():
