@@ -58,7 +58,7 @@ impl JobService {
             max_bytes: self.media.inputs.max_bytes,
             timeout: self.media.download_timeout,
         };
-        let got = download(&downloader, &file.download_url, limits, spool)
+        let got = download(&downloader, &file.download_url, limits, spool, Default::default())
             .await
             .map_err(|e| failed(e.to_string()))?;
         let bytes = tokio::fs::read(got.file.path())

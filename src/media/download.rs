@@ -18,6 +18,7 @@ use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 
 use super::address::{self, AddressPolicy, Refusal, Resolver, SystemResolver};
+use super::streamed::Tap;
 
 /// The HTTP client for result files. Its own, not the API client's: it resolves names through
 /// the address policy, checks every redirect, never goes through a proxy (a proxy would resolve
@@ -167,12 +168,14 @@ pub enum DownloadError {
 /// Bytes needed to recognise every supported signature (WebP: `RIFF....WEBP`).
 const SNIFF_LEN: usize = 16;
 
-/// Downloads the image at `url` into `spool` (an empty temporary file), within `limits`.
+/// Downloads the image at `url` into `spool` (an empty temporary file), within `limits`, handing
+/// each chunk of the body to `tap` as well (a decode while it streams; `Tap::default()`: none).
 pub async fn download(
     downloader: &Downloader,
     url: &str,
     limits: Limits,
     spool: NamedTempFile,
+    tap: Tap,
 ) -> Result<Downloaded, DownloadError> {
     let want = Want {
         accept: "image/png, image/jpeg, image/webp, image/*;q=0.8",
@@ -180,7 +183,7 @@ pub async fn download(
         // Stop at once on an HTML page or anything else that is not an image.
         head: |head| sniff(head).map(drop),
     };
-    let body = within(limits, fetch(downloader, url, limits, spool, want)).await?;
+    let body = within(limits, fetch(downloader, url, limits, spool, want, tap)).await?;
     Ok(Downloaded {
         format: sniff(&body.head)?,
         file: body.file,
@@ -216,7 +219,7 @@ pub async fn download_media(
             _ => Ok(()),
         },
     };
-    let body = within(limits, fetch(downloader, url, limits, spool, want)).await?;
+    let body = within(limits, fetch(downloader, url, limits, spool, want, Tap::default())).await?;
     let essence = body.content_type.as_deref().map(essence).unwrap_or_default();
     let (mime_type, extension) = match media_extension_of_type(&essence) {
         Some(extension) => (essence, extension),
@@ -247,7 +250,8 @@ pub async fn download_json(downloader: &Downloader, url: &str, limits: Limits) -
             _ => Err(DownloadError::NotJson),
         },
     };
-    let body = within(limits, fetch(downloader, url, limits, NamedTempFile::new()?, want)).await?;
+    let (spool, tap) = (NamedTempFile::new()?, Tap::default());
+    let body = within(limits, fetch(downloader, url, limits, spool, want, tap)).await?;
     Ok(tokio::fs::read(body.file.path()).await?)
 }
 
@@ -284,6 +288,7 @@ async fn fetch(
     limits: Limits,
     spool: NamedTempFile,
     want: Want,
+    mut tap: Tap,
 ) -> Result<Body, DownloadError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| DownloadError::BadUrl)?;
     if parsed.host().is_none() {
@@ -338,6 +343,7 @@ async fn fetch(
             }
         }
         file.write_all(&chunk).await?;
+        tap.send(&chunk).await;
     }
     file.flush().await?;
     if !checked {

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use image::DynamicImage;
 use tempfile::NamedTempFile;
 use tokio::sync::Semaphore;
 
@@ -13,7 +14,7 @@ use super::{
     download::{self, Downloaded, Limits},
     inline_budget::{Budget, Made},
     preview::{self, PreviewLimits},
-    save, Collected, Downloader, Listing, ListingRoom, MediaOptions, OutputKind, OutputReport, OutputUrls,
+    save, streamed, Collected, Downloader, Listing, ListingRoom, MediaOptions, OutputKind, OutputReport, OutputUrls,
 };
 
 /// Outputs of one result that are downloaded, previewed or saved, in the upstream's order. A
@@ -116,9 +117,16 @@ async fn one_image(
     if !options.previews && options.output_dir.is_none() {
         return (report, None); // Nothing needs the bytes: do not fetch them.
     }
+    // A preview's decode runs while the body streams, when a decode slot is free now.
+    let mut decoding = None;
     let downloaded = {
         let _slot = downloads.acquire().await;
         let _process_slot = PROCESS_DOWNLOADS.acquire().await;
+        let tap = options.previews.then(|| streamed::open(&DECODES)).flatten();
+        let tap = tap.map_or_else(streamed::Tap::default, |(tap, decode)| {
+            decoding = Some(decode);
+            tap
+        });
         let spool = match &options.output_dir {
             Some(dir) => dir.spool(),
             None => NamedTempFile::new(),
@@ -134,7 +142,7 @@ async fn one_image(
             max_bytes: options.download_max_bytes,
             timeout: options.download_timeout,
         };
-        download::download(downloader, url, limits, spool).await
+        download::download(downloader, url, limits, spool, tap).await
     };
     let downloaded = match downloaded {
         Ok(d) => d,
@@ -147,11 +155,27 @@ async fn one_image(
     report.bytes = Some(downloaded.bytes);
     report.mime_type = Some(downloaded.mime_type().to_owned());
 
-    let _slot = decodes.acquire().await;
+    // The streamed decode's image comes with the decode slot it holds; without one (not a PNG,
+    // no slot was free), the file is decoded under a slot as it waits.
+    let streamed = match decoding {
+        Some(decoding) => match decoding.await {
+            Ok((slot, Ok(image))) => Some((slot, image)),
+            Ok((_, Err(e))) => {
+                tracing::debug!(url, error = %e, "streamed decode gave up; decoding the file");
+                None
+            }
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let (_slot, decoded) = match streamed {
+        Some((slot, image)) => (Some(slot), Some(image)),
+        None => (decodes.acquire().await.ok(), None),
+    };
     let options = options.clone();
     let name = save::file_name(request.name_stem, index, downloaded.extension());
     let full_size = request.full_size;
-    let processed = tokio::task::spawn_blocking(move || process(downloaded, &options, &name, full_size)).await;
+    let processed = tokio::task::spawn_blocking(move || process(downloaded, decoded, &options, &name, full_size)).await;
     match processed {
         Ok(p) => {
             report.width = p.dimensions.map(|d| d.0);
@@ -239,8 +263,14 @@ struct Processed {
     problems: Vec<String>,
 }
 
-/// The blocking part: decode, preview, read for full size, save.
-fn process(downloaded: Downloaded, options: &MediaOptions, name: &str, full_size: bool) -> Processed {
+/// The blocking part: decode (unless `decoded` already is), preview, read for full size, save.
+fn process(
+    downloaded: Downloaded,
+    decoded: Option<DynamicImage>,
+    options: &MediaOptions,
+    name: &str,
+    full_size: bool,
+) -> Processed {
     let mut problems = Vec::new();
     let path = downloaded.file.path().to_owned();
     let (preview, dimensions) = if options.previews {
@@ -248,7 +278,11 @@ fn process(downloaded: Downloaded, options: &MediaOptions, name: &str, full_size
             max_side: options.preview_max_side,
             max_bytes: options.preview_max_bytes,
         };
-        match preview::make(&path, downloaded.format, limits) {
+        let made = match decoded {
+            Some(image) => preview::from_image(&image, limits).map(|p| (p, (image.width(), image.height()))),
+            None => preview::make(&path, downloaded.format, limits),
+        };
+        match made {
             Ok((preview, dims)) => (Some(preview), Some(dims)),
             Err(e) => {
                 problems.push(format!("no preview: {e}"));

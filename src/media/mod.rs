@@ -36,6 +36,7 @@ pub mod preview;
 mod report;
 pub mod save;
 pub(crate) mod settings;
+mod streamed;
 pub(crate) mod uploads;
 
 pub use address::AddressPolicy;

@@ -176,7 +176,7 @@ async fn bounded_download(
         max_bytes,
         timeout: options.download_timeout,
     };
-    download::download(downloader, url, limits, spool)
+    download::download(downloader, url, limits, spool, Default::default())
         .await
         .map_err(|e| format!("the image could not be downloaded: {e}"))
 }
