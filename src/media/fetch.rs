@@ -32,6 +32,10 @@ pub(super) static PROCESS_DOWNLOADS: Semaphore = Semaphore::const_new(16);
 /// Decoding a 6K image takes ~100 MB. One decode at a time in the whole process, not per call:
 /// a thousand results finishing together must not hold a thousand decoded images at once.
 pub(super) static DECODES: Semaphore = Semaphore::const_new(1);
+/// Decodes running while their download streams (media/streamed.rs) have a slot of their own:
+/// one held for a slow download's whole length must not keep a downloaded image from its
+/// decode. So at most two decoded images at once in the whole process.
+static STREAMED_DECODES: Semaphore = Semaphore::const_new(1);
 
 /// One result's outputs to collect.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +126,7 @@ async fn one_image(
     let downloaded = {
         let _slot = downloads.acquire().await;
         let _process_slot = PROCESS_DOWNLOADS.acquire().await;
-        let tap = options.previews.then(|| streamed::open(&DECODES)).flatten();
+        let tap = options.previews.then(|| streamed::open(&STREAMED_DECODES)).flatten();
         let tap = tap.map_or_else(streamed::Tap::default, |(tap, decode)| {
             decoding = Some(decode);
             tap

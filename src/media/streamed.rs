@@ -5,8 +5,8 @@
 //! ([`Tap`]); a blocking thread decodes from that channel under the same pixel and allocation
 //! limits as any decode ([`super::pixels`]). The spool file is written exactly as without a tap;
 //! when the stream is not a PNG, breaks off, or is refused, the decode says so and the caller
-//! decodes the finished file as before. A tap holds one of the process's decode slots for its
-//! whole life, and is only opened when one is free at once: a download never waits for a decode.
+//! decodes the finished file as before. A tap holds a streamed-decode slot for its whole life,
+//! and is only opened when one is free at once: a download never waits for a decode.
 
 use std::io::{BufRead, Read, Seek, SeekFrom};
 
