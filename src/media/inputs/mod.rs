@@ -128,27 +128,21 @@ pub struct Resolved {
 
 /// An `https://` URL, passed through unchanged.
 pub fn url(url: String) -> Resolved {
-    Resolved {
-        record: InputRecord {
-            kind: InputKind::Url,
-            given: url.clone(),
-            url: Some(url.clone()),
-            path: None,
-            bytes: None,
-            mime_type: None,
-            sent_as: None,
-        },
-        wire: url,
-    }
+    passed_through(InputKind::Url, url.clone(), url)
 }
 
 /// An earlier job's output: its URL exactly as RunComfy gave it (an `http://127.0.0.1` URL of
 /// the simulator's stays as it is).
 pub fn job_output(given: &str, url: String) -> Resolved {
+    passed_through(InputKind::Job, given.trim().to_owned(), url)
+}
+
+/// A reference sent to RunComfy as the URL it is, with nothing read or converted.
+fn passed_through(kind: InputKind, given: String, url: String) -> Resolved {
     Resolved {
         record: InputRecord {
-            kind: InputKind::Job,
-            given: given.trim().to_owned(),
+            kind,
+            given,
             url: Some(url.clone()),
             path: None,
             bytes: None,
