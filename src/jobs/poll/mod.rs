@@ -209,6 +209,7 @@ pub async fn wait(
             }
         }
         let running = last.as_ref().is_some_and(|l| l.status == JobStatus::InProgress);
+        let sent = Instant::now();
         let polled = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Ok(cancel_upstream(source, id, last).await),
@@ -250,11 +251,23 @@ pub async fn wait(
         let at = options.submitted_ago + started.elapsed();
         let delay = planner.next(at, last.as_ref());
         let stretched = first_delay && options.spread_first_delay && options.history.is_none();
-        next_poll = Instant::now() + if stretched { spread(delay) } else { delay };
+        let delay = if stretched { spread(delay) } else { delay };
+        next_poll = after(sent, Instant::now(), delay);
         next_poll = not_before.map_or(next_poll, |n| next_poll.max(n));
         first_delay = false;
         paced = options.pacer.is_none();
     }
+}
+
+/// When the next poll goes, for a poll sent at `sent` and answered at `answered`: `delay` after
+/// the last one went, as the schedule means it, not after its answer. Counting from the answer
+/// would add every round trip to every interval, and on a distant link a finished job would be
+/// seen that much later (50 ms of latency made the 300 ms dense interval 350 ms). The gap
+/// between two of a job's requests is still at least `delay`. An answer slower than the delay
+/// still leaves half a delay before the next request, so a struggling upstream is not polled
+/// back to back.
+fn after(sent: Instant, answered: Instant, delay: Duration) -> Instant {
+    (sent + delay).max(answered + delay / 2)
 }
 
 /// The first delay, stretched by up to as much again at random. Waits that started together (a

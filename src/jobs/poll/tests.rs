@@ -19,6 +19,8 @@ struct Script {
     /// Which endpoint each poll asked, in order.
     kinds: Mutex<Vec<&'static str>>,
     cancels: Mutex<Vec<u64>>,
+    /// How long each status or result answer takes (a round trip to a distant upstream).
+    latency: Duration,
 }
 
 impl Script {
@@ -34,6 +36,7 @@ impl Script {
             polls: Mutex::default(),
             kinds: Mutex::default(),
             cancels: Mutex::default(),
+            latency: Duration::ZERO,
         }
     }
 
@@ -70,11 +73,15 @@ fn as_result(state: StatusResponse) -> ResultResponse {
 
 impl StatusSource for Script {
     async fn status(&self, _: &RequestId) -> Result<StatusResponse, ApiError> {
-        self.next("status")
+        let answer = self.next("status");
+        tokio::time::sleep(self.latency).await;
+        answer
     }
 
     async fn result(&self, _: &RequestId) -> Result<ResultResponse, ApiError> {
-        self.next("result").map(as_result)
+        let answer = self.next("result").map(as_result);
+        tokio::time::sleep(self.latency).await;
+        answer
     }
 
     async fn cancel(&self, _: &RequestId) -> Result<CancelResponse, ApiError> {
@@ -150,6 +157,52 @@ async fn polls_follow_the_backoff_and_events_mark_each_change() {
     );
     // However long a job runs, it never costs more polls than the schedule allows.
     assert!(source.polls().len() <= options().backoff.polls_within(Duration::from_millis(1500)));
+}
+
+/// The same job as above behind a 40 ms round trip: its requests go when the schedule says, not
+/// a round trip later each time, so the end is seen as soon as on loopback.
+#[tokio::test(start_paused = true)]
+async fn a_round_trip_does_not_stretch_the_schedule() {
+    let source = Script {
+        latency: Duration::from_millis(40),
+        ..Script::new(&[
+            ("in_queue", Some(1)),
+            ("in_progress", None),
+            ("in_progress", None),
+            ("completed", None),
+        ])
+    };
+    let outcome = wait(&source, &id(), &options(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    assert!(matches!(outcome, WaitOutcome::Finished { .. }));
+    assert_eq!(
+        source.polls(),
+        [0, 100, 300, 700],
+        "as without the round trip, not [0, 140, 380, 820]"
+    );
+}
+
+/// An upstream slower to answer than the schedule's delay is not polled back to back: half a
+/// delay passes between an answer and the next request, and never less than the delay between
+/// two requests.
+#[tokio::test(start_paused = true)]
+async fn an_answer_slower_than_the_delay_leaves_half_a_delay_before_the_next_request() {
+    let source = Script {
+        latency: Duration::from_millis(500),
+        ..Script::new(&[
+            ("in_progress", None),
+            ("in_progress", None),
+            ("in_progress", None),
+            ("completed", None),
+        ])
+    };
+    wait(&source, &id(), &options(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    // Sent at 0, answered at 500: the next at max(0 + 100, 500 + 50); then max(550 + 200, 1050 +
+    // 100); then max(1150 + 400, 1650 + 200).
+    assert_eq!(source.polls(), [0, 550, 1150, 1850]);
 }
 
 #[tokio::test(start_paused = true)]
