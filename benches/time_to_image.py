@@ -9,6 +9,9 @@ durations: queue uniform 0–3 s, run lognormal with median 12 s and p90 30 s, a
 2048×2048 PNG per job. The same seeded jobs go, a few at a time, through each waiting path:
 
 - ours, `generate_image_and_wait` through the official Python MCP client (stdio, defaults);
+- ours, `generate_image_and_wait` to a host that shows the app view (path `app`, not in the
+  default set): the client declares the MCP Apps extension, the server answers once the URLs are
+  known, and the time is taken when the view's read of each preview resource is answered;
 - ours, the `generate` CLI (one process per job, as a shell user runs it);
 - RunComfy's own MCP server's wait loop, where it can be installed (it cannot: see the note it
   prints), else that loop replayed from its public code (`status` every 3 s, then `result`; it
@@ -24,7 +27,8 @@ asserts anything.
 
 The network variant: `TTI_LATENCY_MS=50 TTI_MBITS=100` makes the fake RunComfy answer every
 request 50 ms late and send files at 100 Mbit/s; its target is an added wait within the file's
-transfer time plus 0.3 s.
+transfer time plus 0.3 s, the transfer time measured first on the same network (a plain GET of
+the file, from its request to its last byte: its 50 ms included, which no client can avoid).
 
 Our server's journal starts empty: `TTI_WARMUP` jobs (default 8, not measured) run first through
 the same path, so that the journal holds the model's history, as it does for anyone who has
@@ -194,6 +198,9 @@ class Upstream:
             return 200, self.png, job
         if method == "GET" and path == "/__bench/jobs":
             return 200, self.jobs
+        if method == "GET" and path == "/__bench/file":
+            # The same file through the same network, outside any job: its transfer time.
+            return 200, self.png, {}
         return 404, {"error_code": 404001, "error_message": "request not found"}
 
     async def connection(self, reader, writer):
@@ -225,7 +232,7 @@ class Upstream:
                 else:
                     writer.write(head.encode() + data)
                     await writer.drain()
-                for job in file_of:
+                for job in filter(None, file_of):
                     job["file_sent_at"] = time.monotonic()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
@@ -318,14 +325,23 @@ async def run_jobs(indices, concurrency, one):
     return done
 
 
-async def path_mcp(base, bin_path, warmup, measured, concurrency):
+# A host that shows the MCP Apps view declares this (src/mcp/app.rs).
+APP_EXTENSION = {"io.modelcontextprotocol/ui": {"mimeTypes": ["text/html;profile=mcp-app"]}}
+
+
+async def path_mcp(base, bin_path, warmup, measured, concurrency, app=False, answered=None):
+    """`generate_image_and_wait` through the official client. With `app`, the client declares the
+    MCP Apps extension, as a host that shows the view does: the server then answers once the URLs
+    are known, and the view reads each image's preview resource; the image reaches the person when
+    the last of those reads is answered, and that is the time taken (`answered` collects when the
+    tool's answer itself came)."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     state = tempfile.mkdtemp(prefix="tti-mcp-")
     params = StdioServerParameters(command=bin_path, args=["serve"], env=server_env(base, state))
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, extensions=APP_EXTENSION if app else None) as session:
             await session.initialize()
             pid = (child_server_pids(bin_path) or [None])[0]
 
@@ -335,6 +351,16 @@ async def path_mcp(base, bin_path, warmup, measured, concurrency):
                 if result.is_error or (result.structured_content or {}).get("status") != "succeeded":
                     print(f"  job {index}: not succeeded, left out: {str(result)[:300]}", file=sys.stderr)
                     return None
+                if app:
+                    links = [c.uri for c in result.content if getattr(c, "type", None) == "resource_link"]
+                    if not links:
+                        print(f"  job {index}: the app host's answer links no image, left out", file=sys.stderr)
+                        return None
+                    if answered is not None:
+                        answered[index] = at
+                    for uri in links:
+                        await session.read_resource(str(uri))
+                    at = time.monotonic()
                 return at
 
             await run_jobs(warmup, concurrency, one)
@@ -403,6 +429,21 @@ async def poller(base, measured, concurrency, interval, download):
             return time.monotonic()
 
         return await run_jobs(measured, concurrency, one), None
+
+
+async def transfer_time(base, tries=3):
+    """The file's transfer time on the bench's network: a plain GET of it, from the request to its
+    last byte, outside any job (the median of a few). It is what fetching the file costs anyone on
+    that link, latency included: the bound the network target adds its 0.3 s to."""
+    import httpx2 as httpx
+
+    times = []
+    async with httpx.AsyncClient(timeout=60) as http:
+        for _ in range(tries):
+            started = time.monotonic()
+            (await http.get(f"{base}/__bench/file")).raise_for_status()
+            times.append(time.monotonic() - started)
+    return statistics.median(times)
 
 
 def percentile(values, p):
@@ -497,13 +538,14 @@ async def main():
     )
     base = upstream.stdout.readline().strip()
     size = len(png_file(seed))
-    network = {"transfer_s": size * 8 / (mbits * 1_000_000) if mbits else None}
+    network = {"transfer_s": await transfer_time(base) if latency_ms or mbits else None}
     print(f"time to image: {jobs} seeded jobs per path, {concurrency} at a time, seed {seed}; fake RunComfy at {base}")
     print(f"our server: {bin_path}")
-    if latency_ms or mbits:
+    if network["transfer_s"] is not None:
         print(
-            f"network: {latency_ms} ms before every answer, files at {mbits or 'unbounded'} Mbit/s"
-            + (f" (the {size / 1e6:.1f} MB file takes {network['transfer_s']:.2f} s)" if mbits else "")
+            f"network: {latency_ms} ms before every answer, files at {mbits or 'unbounded'} Mbit/s: the"
+            f" {size / 1e6:.1f} MB file takes {network['transfer_s']:.3f} s from its request to its last byte"
+            + (f" ({size * 8 / (mbits * 1_000_000):.3f} s of it at the bandwidth)" if mbits else "")
         )
     measured = list(range(jobs))
     warmup = list(range(10_000, 10_000 + warmups))
@@ -514,6 +556,10 @@ async def main():
             if path == "mcp":
                 name = "ours, generate_image_and_wait (defaults, official Python client)"
                 answers, cpu = await path_mcp(base, bin_path, warmup, measured, concurrency)
+            elif path == "app":
+                name = "ours, generate_image_and_wait to an app-view host (answer, then the preview read)"
+                answered = {}
+                answers, cpu = await path_mcp(base, bin_path, warmup, measured, concurrency, app=True, answered=answered)
             elif path == "cli":
                 name = "ours, generate CLI"
                 answers, cpu = await path_cli(base, bin_path, warmup, measured, concurrency)
@@ -538,6 +584,9 @@ async def main():
             # Every path submits the same indices: this path's jobs are those submitted since it began.
             by_index = {j["index"]: j for j in all_jobs.values() if j["submitted_at"] >= started and j["index"] in answers}
             rows.append(report(path, name, answers, cpu, by_index, network))
+            if path == "app":
+                early = [answered[i] - by_index[i]["finish_at"] for i in answered if i in by_index]
+                print(f"  the tool's answer itself: median {statistics.median(early):.2f} s after the job finished")
             print(f"  (path took {time.monotonic() - started:.0f} s)")
     finally:
         upstream.terminate()
