@@ -128,7 +128,10 @@ fn main() -> std::process::ExitCode {
     let flavor = match &command {
         Command::Serve(args) if args.transport.transport == TransportKind::Stdio => Flavor::CurrentThread,
         Command::Serve(args) => Flavor::Workers(args.transport.worker_threads.into()),
-        _ => Flavor::MultiThread,
+        // A shell command waits on a few jobs: on one thread, every poll's answer is read where
+        // it is awaited, instead of a worker waking the main thread for it.
+        Command::Generate(_) | Command::Usage(_) => Flavor::CurrentThread,
+        Command::Simulate(_) => Flavor::MultiThread,
     };
     let outcome = match runtime::build(flavor) {
         Ok(runtime) => runtime.block_on(async {

@@ -4,7 +4,8 @@
 //! holds one thread instead of one per core, and answers a message without handing it between
 //! threads (a futex wake-up and an eventfd write each time). The HTTP server runs on the
 //! multi-thread runtime with as many workers as `--worker-threads` (one per core and at least two
-//! by default: see its help), the CLI with one per core.
+//! by default: see its help), `simulate` with one per core, and the shell commands (`generate`,
+//! `usage`) on one thread, for the stdio server's reasons.
 
 use tokio::runtime::{Builder, Runtime};
 
