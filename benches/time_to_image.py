@@ -170,6 +170,7 @@ class Upstream:
                     gap = now - job["last_poll_at"]
                     job["min_gap"] = gap if job["min_gap"] is None else min(job["min_gap"], gap)
                 job["last_poll_at"] = now
+                job.setdefault("polls", []).append(now)
             if parts[3] == "status":
                 job["status_calls"] += 1
                 answer = {"request_id": parts[2], "status": status}
@@ -352,14 +353,18 @@ async def path_mcp(base, bin_path, warmup, measured, concurrency, app=False, ans
                     print(f"  job {index}: not succeeded, left out: {str(result)[:300]}", file=sys.stderr)
                     return None
                 if app:
-                    links = [c.uri for c in result.content if getattr(c, "type", None) == "resource_link"]
+                    links = [
+                        str(c.uri)
+                        for c in result.content
+                        if getattr(c, "type", None) == "resource_link" and "/previews/" in str(c.uri)
+                    ]
                     if not links:
                         print(f"  job {index}: the app host's answer links no image, left out", file=sys.stderr)
                         return None
                     if answered is not None:
                         answered[index] = at
                     for uri in links:
-                        await session.read_resource(str(uri))
+                        await session.read_resource(uri)
                     at = time.monotonic()
                 return at
 

@@ -92,11 +92,14 @@ async fn a_job_that_finishes_when_its_history_says_is_noticed_within_the_dense_i
         (12_000..=12_000 + 300).contains(&seen),
         "the end at 12 s was seen at {seen} ms: {polls:?}"
     );
-    // Sparse before the window (queue polls, then one at its opening), dense inside it.
+    // Sparse before the window (queue polls, then steps that shrink toward its opening), one
+    // at its opening (within the least interval), dense inside it.
     let before_window = polls.iter().filter(|(at, _)| *at < 9_000).count();
     assert!(before_window <= 8, "{polls:?}");
     assert!(
-        polls.iter().any(|&(at, kind)| at == 9_000 && kind == "result"),
+        polls
+            .iter()
+            .any(|&(at, kind)| (9_000..9_250).contains(&at) && kind == "result"),
         "{polls:?}"
     );
     assert!(polls.windows(2).all(|w| w[1].0 - w[0].0 >= 250), "{polls:?}");
@@ -125,6 +128,23 @@ async fn with_history_the_first_poll_waits_a_second_and_none_before_the_median_i
     );
     let seen = *polls.last().unwrap();
     assert!((15_000..15_400).contains(&seen), "seen at {seen} ms: {polls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_ends_just_before_its_window_opens_is_seen_before_the_opening() {
+    // The window opens at 9 s; this job ends at 8 s. One jump from 7.5 s to the opening saw it
+    // at 9 s; steps that shrink toward the opening see it at 8.4 s.
+    let source = Timed::new(1_500, 8_000);
+    wait(&source, &id(), &with_history(), &CancellationToken::new(), |_| {})
+        .await
+        .unwrap();
+    let polls: Vec<u64> = source.polls.lock().unwrap().iter().map(|(at, _)| *at).collect();
+    let seen = *polls.last().unwrap();
+    assert!((8_000..8_500).contains(&seen), "seen at {seen} ms: {polls:?}");
+    assert!(
+        polls.windows(2).all(|w| (250..=2_000).contains(&(w[1] - w[0]))),
+        "between a quarter second and two seconds apart: {polls:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
