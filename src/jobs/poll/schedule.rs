@@ -58,10 +58,11 @@ const SPARSE: Duration = Duration::from_secs(2);
 /// [`SPARSE`], at least [`MIN_INTERVAL`]): the steps shrink as it nears. One job in ten ends
 /// before the opening by its definition, and more where a short history's tenth percentile is
 /// its shortest run; a single jump to the opening kept such a job waiting up to two seconds, and
-/// made these jobs the slowest tenth. Replaying the bench's seeded mix over 30 seeds: the 90th
-/// percentile of the time to notice the end fell from 0.69 to 0.49 s and the median from 0.21
-/// to 0.18 s, for 2 more requests a job (33.7 to 35.8).
-const TOWARD_OPEN: f64 = 0.6;
+/// made these jobs the slowest tenth. `python3 benches/poll_replay.py` (the bench's seeded mix,
+/// 30 seeds; `--toward-open 1.0` is the single jump): the 90th percentile of the time to notice
+/// the end falls from 0.67 to 0.50 s for 1.5 more requests a job (33.9 to 35.4); the median
+/// stays at 0.20 s, which only a denser `dense` moves (0.25 s: 0.17 s, at about 40 requests).
+const TOWARD_OPEN: f64 = 0.7;
 /// The first poll of a wait with history, at most this long after submit (a request saved per
 /// job: the first answer would only say "queued").
 const FIRST_WITH_HISTORY: Duration = Duration::from_secs(1);

@@ -133,14 +133,14 @@ async fn with_history_the_first_poll_waits_a_second_and_none_before_the_median_i
 #[tokio::test(start_paused = true)]
 async fn a_job_that_ends_just_before_its_window_opens_is_seen_before_the_opening() {
     // The window opens at 9 s; this job ends at 8 s. One jump from 7.5 s to the opening saw it
-    // at 9 s; steps that shrink toward the opening see it at 8.4 s.
+    // at 9 s; steps that shrink toward the opening see it at 8.55 s.
     let source = Timed::new(1_500, 8_000);
     wait(&source, &id(), &with_history(), &CancellationToken::new(), |_| {})
         .await
         .unwrap();
     let polls: Vec<u64> = source.polls.lock().unwrap().iter().map(|(at, _)| *at).collect();
     let seen = *polls.last().unwrap();
-    assert!((8_000..8_500).contains(&seen), "seen at {seen} ms: {polls:?}");
+    assert!((8_000..8_600).contains(&seen), "seen at {seen} ms: {polls:?}");
     assert!(
         polls.windows(2).all(|w| (250..=2_000).contains(&(w[1] - w[0]))),
         "between a quarter second and two seconds apart: {polls:?}"
