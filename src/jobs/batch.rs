@@ -127,6 +127,9 @@ impl JobService {
             .enumerate()
             .filter_map(|(i, job)| job.to_collect().map(|(id, urls)| (i, id.clone(), urls)))
             .collect();
+        for (_, id, urls) in &found {
+            self.answered.keep(caller.owner(), id, &urls.images);
+        }
         let outputs: Vec<Outputs<'_>> = found.iter().map(|(_, id, urls)| Outputs { id, urls }).collect();
         let collected = self.collect_with(options, caller, &outputs, full_size).await;
         for ((i, ..), media) in found.iter().zip(collected) {

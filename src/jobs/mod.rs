@@ -12,6 +12,7 @@
 //! ([`owners`] names a per-user key's owner). `uploads` keeps the images uploaded from the app view.
 
 mod again;
+mod answered;
 mod batch;
 mod caller;
 mod follow;

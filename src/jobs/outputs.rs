@@ -1,7 +1,7 @@
 //! A finished job's output images one at a time, on demand: what the result resources carry
 //! (the original or a preview) and the save a person chose in the app view. The image is found
 //! as an edit's reference is (`request_id#n`: RunComfy's result, asked afresh; a saved copy when
-//! RunComfy no longer has the job).
+//! RunComfy no longer has the job), or is the URL an answer of this process listed moments ago.
 
 use std::path::PathBuf;
 
@@ -36,6 +36,13 @@ impl JobService {
     async fn output_url(&self, caller: &Caller, id: &RequestId, index: usize) -> Result<String, String> {
         if index == 0 {
             return Err(format!("images are numbered from 1: use {id}#1"));
+        }
+        // The view reads what an answer just listed: its URL, without asking RunComfy again.
+        if let Some(images) = self.answered.images(caller.owner(), id) {
+            return pick(id, &images, index).map_err(|e| match e {
+                OutputError::Unusable(why) => why,
+                OutputError::Lookup(e) => e.to_string(),
+            });
         }
         let image = self.job_output(caller, id, index).await.map_err(|e| match e {
             OutputError::Unusable(why) => why,

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    answered::Answered,
     caller::{Caller, CallerClient},
     follow::Follower,
     history::Histories,
@@ -53,6 +54,8 @@ pub struct JobService {
     pacer: Arc<Pacer>,
     /// Past run lengths per model, for where to poll.
     histories: Arc<Histories>,
+    /// The images of jobs just answered for, for the view's reads that follow.
+    pub(super) answered: Arc<Answered>,
     /// The account balance shown beside spending and estimates; `None`: not read.
     balance: Option<Arc<BalanceReader>>,
 }
@@ -160,6 +163,7 @@ impl JobService {
             prices: Arc::default(),
             pacer: Arc::new(Pacer::per_second(policy.max_rate)),
             histories: Arc::default(),
+            answered: Arc::default(),
             balance: None,
         }
     }

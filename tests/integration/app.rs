@@ -477,12 +477,18 @@ async fn an_app_host_is_answered_once_the_urls_are_known_and_reads_the_image_its
         "the model gets a link to the preview the view shows"
     );
     assert!(text(&result).contains("app view shows"), "{}", text(&result));
+    let results_before_the_read = sim.stats().result_calls;
 
     // The view's read: served once made, by the one download the answer started.
     let (mime, jpeg) = read_blob(&client, &preview).await;
     assert_eq!(mime, "image/jpeg");
     assert!(image::load_from_memory(&jpeg).is_ok());
     assert_eq!(sim.stats().image_calls, 1, "the read joined the download under way");
+    assert_eq!(
+        sim.stats().result_calls,
+        results_before_the_read,
+        "the read used the URL the answer listed, without asking RunComfy again"
+    );
     client.cancel().await.unwrap();
 }
 
