@@ -170,7 +170,6 @@ class Upstream:
                     gap = now - job["last_poll_at"]
                     job["min_gap"] = gap if job["min_gap"] is None else min(job["min_gap"], gap)
                 job["last_poll_at"] = now
-                job.setdefault("polls", []).append(now)
             if parts[3] == "status":
                 job["status_calls"] += 1
                 answer = {"request_id": parts[2], "status": status}

@@ -38,13 +38,11 @@ impl JobService {
             return Err(format!("images are numbered from 1: use {id}#1"));
         }
         // The view reads what an answer just listed: its URL, without asking RunComfy again.
-        if let Some(images) = self.answered.images(caller.owner(), id) {
-            return pick(id, &images, index).map_err(|e| match e {
-                OutputError::Unusable(why) => why,
-                OutputError::Lookup(e) => e.to_string(),
-            });
-        }
-        let image = self.job_output(caller, id, index).await.map_err(|e| match e {
+        let image = match self.answered.images(caller.owner(), id) {
+            Some(images) => pick(id, &images, index).map(JobImage::Url),
+            None => self.job_output(caller, id, index).await,
+        };
+        let image = image.map_err(|e| match e {
             OutputError::Unusable(why) => why,
             OutputError::Lookup(e) => format!("looking up job {id} at RunComfy failed: {e} Try again in a moment."),
         })?;
